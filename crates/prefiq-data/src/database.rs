@@ -1,0 +1,236 @@
+//! Connections: SQLite (a writer and a reader pool) or a PostgreSQL pool.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use prefiq::config::{DatabaseConfig, redact_url_password};
+use prefiq::{Backend, BootMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::DataError;
+
+/// A parsed `database.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file, resolved against the config root.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH`, `sqlite:PATH` or `postgres(ql)://...`; a relative SQLite path
+    /// is taken relative to `root`.
+    pub fn parse(url: &str, root: &Path) -> Result<Self, DataError> {
+        let invalid = |message: &str| DataError::InvalidUrl {
+            url: redact_url_password(url),
+            message: message.to_owned(),
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| invalid("use sqlite://PATH or postgres://..."))?;
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err(invalid(
+                "an in-memory or empty path cannot be shared by the writer and the readers; name a file",
+            ));
+        }
+        Ok(DatabaseUrl::Sqlite(root.join(path)))
+    }
+
+    /// The backend this URL selects.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL for messages, password hidden.
+    pub fn display(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => redact_url_password(url),
+        }
+    }
+}
+
+/// SQLite as the platform uses it: every write through one connection, reads from a pool.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    /// The single writer connection. SQLite allows one writer at a time; queuing writers
+    /// here instead of in `busy_timeout` keeps write latency predictable.
+    pub writer: SqlitePool,
+    /// Read-only connections.
+    pub readers: SqlitePool,
+    /// The database file.
+    pub path: PathBuf,
+}
+
+/// A connected database.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// Embedded SQLite.
+    Sqlite(SqliteDatabase),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Connects as `config` says. In `DryRun`, a SQLite file that does not exist yet is not
+    /// created: the result is `Ok(None)`, and the file is opened read-only if it exists.
+    pub async fn connect(
+        config: &DatabaseConfig,
+        root: &Path,
+        mode: BootMode,
+    ) -> Result<Option<Database>, DataError> {
+        let url = DatabaseUrl::parse(&config.url, root)?;
+        let connect_error = |e: sqlx::Error| DataError::Connect {
+            url: url.display(),
+            message: e.to_string(),
+        };
+        let acquire_timeout = Duration::from_millis(config.acquire_timeout_ms);
+        match &url {
+            DatabaseUrl::Sqlite(path) => {
+                let dry_run = mode == BootMode::DryRun;
+                if dry_run && !path.exists() {
+                    return Ok(None);
+                }
+                if let Some(parent) = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty() && !dry_run)
+                {
+                    std::fs::create_dir_all(parent).map_err(|e| DataError::Connect {
+                        url: url.display(),
+                        message: format!("cannot create {}: {e}", parent.display()),
+                    })?;
+                }
+                let base = SqliteConnectOptions::new()
+                    .filename(path)
+                    .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
+                    .foreign_keys(true)
+                    .synchronous(SqliteSynchronous::Normal);
+                let writer_options = base
+                    .clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal);
+                // In a dry run nothing may write, so the "writer" is read-only too.
+                let writer_options = if dry_run {
+                    base.clone().read_only(true)
+                } else {
+                    writer_options
+                };
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(writer_options)
+                    .await
+                    .map_err(connect_error)?;
+                let readers = SqlitePoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .min_connections(0)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(base.read_only(true))
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Some(Database::Sqlite(SqliteDatabase {
+                    writer,
+                    readers,
+                    path: path.clone(),
+                })))
+            }
+            DatabaseUrl::Postgres(raw) => {
+                let options = PgConnectOptions::from_str(raw).map_err(connect_error)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.max_connections)
+                    .acquire_timeout(acquire_timeout)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Some(Database::Postgres(pool)))
+            }
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs `SELECT 1` on a reading connection.
+    pub async fn ping(&self) -> Result<(), DataError> {
+        match self {
+            Database::Sqlite(db) => drop(sqlx::query("SELECT 1").execute(&db.readers).await?),
+            Database::Postgres(pool) => drop(sqlx::query("SELECT 1").execute(pool).await?),
+        }
+        Ok(())
+    }
+
+    /// Closes every connection, letting in-flight statements finish.
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(db) => {
+                db.readers.close().await;
+                db.writer.close().await;
+            }
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// The database as a service: bound at register (no I/O), connected at boot.
+#[derive(Debug)]
+pub struct DatabaseHandle {
+    url: DatabaseUrl,
+    database: OnceLock<Database>,
+}
+
+impl DatabaseHandle {
+    /// A handle for `url`, not yet connected.
+    pub fn new(url: DatabaseUrl) -> Self {
+        DatabaseHandle {
+            url,
+            database: OnceLock::new(),
+        }
+    }
+
+    /// A handle for a database that is already connected.
+    pub fn connected(url: DatabaseUrl, database: Database) -> Self {
+        let handle = Self::new(url);
+        let _ = handle.database.set(database);
+        handle
+    }
+
+    /// The configured backend, known before connecting.
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The configured URL.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// The connected database.
+    pub fn get(&self) -> Result<&Database, DataError> {
+        self.database.get().ok_or(DataError::NotConnected)
+    }
+
+    /// Stores the connection made at boot. A second call keeps the first connection.
+    pub fn set(&self, database: Database) {
+        let _ = self.database.set(database);
+    }
+}

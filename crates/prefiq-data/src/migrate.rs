@@ -1,0 +1,300 @@
+//! Ordered, checksummed migrations recorded in `prefiq_migrations`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use prefiq::{
+    Backend, KernelError, Migration, MigrationPlan, MigrationRunner, ModuleMigrations,
+    ModuleUpgrade, PendingMigration, async_trait,
+};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::DataError;
+use crate::database::{Database, DatabaseHandle};
+
+/// The pseudo-module that owns the data layer's own tables.
+pub const SYSTEM_MODULE: &str = "prefiq";
+
+/// Serialises migrations across replicas booting at once on PostgreSQL.
+const PG_MIGRATION_LOCK: i64 = 0x7072_6566_6971; // "prefiq"
+
+/// The data layer's own migrations; they run before every module's.
+pub fn system_migrations() -> Vec<Migration> {
+    vec![
+        Migration::per_backend(
+            "0000_migrations",
+            "CREATE TABLE prefiq_migrations (\n    module TEXT NOT NULL,\n    id TEXT NOT NULL,\n    checksum TEXT NOT NULL,\n    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n    PRIMARY KEY (module, id)\n);\nCREATE TABLE prefiq_modules (\n    name TEXT PRIMARY KEY,\n    version TEXT NOT NULL,\n    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))\n);",
+            "CREATE TABLE prefiq_migrations (\n    module TEXT NOT NULL,\n    id TEXT NOT NULL,\n    checksum TEXT NOT NULL,\n    applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    PRIMARY KEY (module, id)\n);\nCREATE TABLE prefiq_modules (\n    name TEXT PRIMARY KEY,\n    version TEXT NOT NULL,\n    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()\n);",
+        ),
+        Migration::per_backend(
+            "0001_tenant_config",
+            "CREATE TABLE prefiq_tenant_config (\n    tenant_id TEXT NOT NULL,\n    key TEXT NOT NULL,\n    value TEXT NOT NULL,\n    modified_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n    PRIMARY KEY (tenant_id, key)\n);",
+            "CREATE TABLE prefiq_tenant_config (\n    tenant_id TEXT NOT NULL,\n    key TEXT NOT NULL,\n    value JSONB NOT NULL,\n    modified_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    PRIMARY KEY (tenant_id, key)\n);",
+        ),
+    ]
+}
+
+/// The checksum recorded for a migration: SHA-256 of its SQL on the backend, in hex.
+pub fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Plans and applies migrations on the configured database.
+pub struct SqlMigrationRunner {
+    handle: Arc<DatabaseHandle>,
+}
+
+impl SqlMigrationRunner {
+    /// A runner over `handle`.
+    pub fn new(handle: Arc<DatabaseHandle>) -> Self {
+        SqlMigrationRunner { handle }
+    }
+
+    fn with_system(modules: &[ModuleMigrations]) -> Vec<ModuleMigrations> {
+        let mut all = vec![ModuleMigrations {
+            module: SYSTEM_MODULE.to_owned(),
+            version: semver::Version::new(0, 0, 0),
+            migrations: system_migrations(),
+        }];
+        all.extend(modules.iter().cloned());
+        all
+    }
+}
+
+fn migration_error(message: String) -> KernelError {
+    KernelError::Migration(message)
+}
+
+/// What the database records: applied checksums and module versions. Empty when the
+/// database (or its migrations table) does not exist yet.
+async fn recorded(
+    database: Option<&Database>,
+) -> Result<(HashMap<(String, String), String>, HashMap<String, String>), DataError> {
+    let Some(database) = database else {
+        return Ok(Default::default());
+    };
+    let (exists_sql, rows_sql, versions_sql) = (
+        match database.backend() {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'prefiq_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM pg_catalog.pg_tables WHERE tablename = 'prefiq_migrations' AND schemaname = ANY (current_schemas(false))"
+            }
+        },
+        "SELECT module, id, checksum FROM prefiq_migrations",
+        "SELECT name, version FROM prefiq_modules",
+    );
+    let mut applied = HashMap::new();
+    let mut versions = HashMap::new();
+    macro_rules! read {
+        ($pool:expr) => {{
+            let exists: i64 = sqlx::query(exists_sql)
+                .fetch_one($pool)
+                .await?
+                .try_get("n")?;
+            if exists > 0 {
+                for row in sqlx::query(rows_sql).fetch_all($pool).await? {
+                    applied.insert(
+                        (row.try_get("module")?, row.try_get("id")?),
+                        row.try_get("checksum")?,
+                    );
+                }
+                for row in sqlx::query(versions_sql).fetch_all($pool).await? {
+                    versions.insert(row.try_get("name")?, row.try_get("version")?);
+                }
+            }
+        }};
+    }
+    match database {
+        Database::Sqlite(db) => read!(&db.readers),
+        Database::Postgres(pool) => read!(pool),
+    }
+    Ok((applied, versions))
+}
+
+#[async_trait]
+impl MigrationRunner for SqlMigrationRunner {
+    async fn plan(&self, modules: &[ModuleMigrations]) -> Result<MigrationPlan, KernelError> {
+        let backend = self.handle.backend();
+        let (applied, versions) = recorded(self.handle.get().ok())
+            .await
+            .map_err(|e| migration_error(e.to_string()))?;
+        let mut plan = MigrationPlan {
+            backend: Some(backend),
+            ..Default::default()
+        };
+        for module in Self::with_system(modules) {
+            let mut seen = std::collections::HashSet::new();
+            for migration in &module.migrations {
+                if !seen.insert(migration.id) {
+                    return Err(migration_error(format!(
+                        "module `{}` declares migration `{}` twice",
+                        module.module, migration.id
+                    )));
+                }
+                let sql = migration.sql(backend);
+                let sum = checksum(sql);
+                match applied.get(&(module.module.clone(), migration.id.to_owned())) {
+                    Some(recorded) if *recorded != sum => {
+                        return Err(migration_error(format!(
+                            "migration `{}/{}` was changed after it was applied (recorded checksum {}, now {}); restore it and add a new migration instead",
+                            module.module,
+                            migration.id,
+                            short(recorded),
+                            short(&sum)
+                        )));
+                    }
+                    Some(_) => {}
+                    None => plan.pending.push(PendingMigration {
+                        module: module.module.clone(),
+                        id: migration.id.to_owned(),
+                        sql: sql.to_owned(),
+                    }),
+                }
+            }
+            if module.module != SYSTEM_MODULE {
+                let from = versions
+                    .get(&module.module)
+                    .and_then(|v| semver::Version::parse(v).ok());
+                if from.as_ref() != Some(&module.version) {
+                    plan.upgrades.push(ModuleUpgrade {
+                        module: module.module.clone(),
+                        from,
+                        to: module.version.clone(),
+                    });
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        plan: &MigrationPlan,
+        modules: &[ModuleMigrations],
+    ) -> Result<(), KernelError> {
+        let database = self.handle.get()?;
+        let fail = |m: &PendingMigration, e: sqlx::Error| {
+            migration_error(format!("migration `{}/{}` failed: {e}", m.module, m.id))
+        };
+        for pending in &plan.pending {
+            let started = std::time::Instant::now();
+            let sum = checksum(&pending.sql);
+            let ran = match database {
+                Database::Sqlite(db) => {
+                    let mut tx = db.writer.begin().await.map_err(|e| fail(pending, e))?;
+                    let ran = apply_sqlite(&mut tx, pending, &sum)
+                        .await
+                        .map_err(|e| fail(pending, e))?;
+                    tx.commit().await.map_err(|e| fail(pending, e))?;
+                    ran
+                }
+                Database::Postgres(pool) => {
+                    let mut tx = pool.begin().await.map_err(|e| fail(pending, e))?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(PG_MIGRATION_LOCK)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| fail(pending, e))?;
+                    let ran = apply_postgres(&mut tx, pending, &sum)
+                        .await
+                        .map_err(|e| fail(pending, e))?;
+                    tx.commit().await.map_err(|e| fail(pending, e))?;
+                    ran
+                }
+            };
+            if ran {
+                tracing::info!(
+                    target: "prefiq::migrate",
+                    module = %pending.module,
+                    id = %pending.id,
+                    duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "migration applied"
+                );
+            }
+        }
+        for module in modules {
+            let sql = "INSERT INTO prefiq_modules (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version";
+            let version = module.version.to_string();
+            let result = match database {
+                Database::Sqlite(db) => sqlx::query(sql)
+                    .bind(&module.module)
+                    .bind(&version)
+                    .execute(&db.writer)
+                    .await
+                    .map(|_| ()),
+                Database::Postgres(pool) => sqlx::query(sql)
+                    .bind(&module.module)
+                    .bind(&version)
+                    .execute(pool)
+                    .await
+                    .map(|_| ()),
+            };
+            result.map_err(|e| {
+                migration_error(format!(
+                    "cannot record the version of module `{}`: {e}",
+                    module.module
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs one migration and records it, inside the caller's transaction.
+async fn apply_sqlite(
+    tx: &mut sqlx::SqliteConnection,
+    pending: &PendingMigration,
+    sum: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::Executor::execute(&mut *tx, pending.sql.as_str()).await?;
+    sqlx::query("INSERT INTO prefiq_migrations (module, id, checksum) VALUES ($1, $2, $3)")
+        .bind(pending.module.as_str())
+        .bind(pending.id.as_str())
+        .bind(sum)
+        .execute(&mut *tx)
+        .await?;
+    Ok(true)
+}
+
+/// Runs one migration and records it, inside the caller's transaction, which holds the
+/// migration lock. Another replica may have applied it before we got the lock; then this
+/// runs nothing and returns `false`.
+async fn apply_postgres(
+    tx: &mut sqlx::PgConnection,
+    pending: &PendingMigration,
+    sum: &str,
+) -> Result<bool, sqlx::Error> {
+    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('prefiq_migrations')::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    if table.is_some() {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM prefiq_migrations WHERE module = $1 AND id = $2",
+        )
+        .bind(pending.module.as_str())
+        .bind(pending.id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if count > 0 {
+            return Ok(false);
+        }
+    }
+    sqlx::Executor::execute(&mut *tx, pending.sql.as_str()).await?;
+    sqlx::query("INSERT INTO prefiq_migrations (module, id, checksum) VALUES ($1, $2, $3)")
+        .bind(pending.module.as_str())
+        .bind(pending.id.as_str())
+        .bind(sum)
+        .execute(&mut *tx)
+        .await?;
+    Ok(true)
+}
+
+fn short(sum: &str) -> &str {
+    sum.get(..12).unwrap_or(sum)
+}

@@ -1,0 +1,76 @@
+//! Binds the database, the migration runner, the tenant config store and the readiness check.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prefiq::{
+    BootContext, KernelError, MigrationRunner, ReadinessCheck, RegisterContext, ServiceProvider,
+    TenantConfigStore, async_trait,
+};
+
+use crate::database::{Database, DatabaseHandle, DatabaseUrl};
+use crate::migrate::SqlMigrationRunner;
+use crate::tenant_config::SqlTenantConfigStore;
+
+/// The data layer's provider. Register binds `DatabaseHandle`, `dyn MigrationRunner` and
+/// `dyn TenantConfigStore` and contributes a `database` readiness check; boot connects.
+pub struct DatabaseProvider;
+
+struct DatabaseReadiness {
+    handle: Arc<DatabaseHandle>,
+}
+
+#[async_trait]
+impl ReadinessCheck for DatabaseReadiness {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let database = self.handle.get().map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(2), database.ping()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("no answer within 2 s".into()),
+        }
+    }
+}
+
+#[async_trait]
+impl ServiceProvider for DatabaseProvider {
+    fn name(&self) -> &'static str {
+        "prefiq_data::DatabaseProvider"
+    }
+
+    fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
+        let url = DatabaseUrl::parse(&cx.config.database.url, &cx.config.root)?;
+        let handle = Arc::new(DatabaseHandle::new(url));
+        cx.services.singleton(handle.clone())?;
+        cx.services
+            .singleton::<dyn MigrationRunner>(Arc::new(SqlMigrationRunner::new(handle.clone())))?;
+        cx.services
+            .singleton::<dyn TenantConfigStore>(Arc::new(SqlTenantConfigStore::new(
+                handle.clone(),
+            )))?;
+        cx.services
+            .contribute::<dyn ReadinessCheck>(Arc::new(DatabaseReadiness { handle }));
+        Ok(())
+    }
+
+    async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        let handle = cx.services.get::<DatabaseHandle>()?;
+        if let Some(database) =
+            Database::connect(&cx.config.database, &cx.config.root, cx.mode).await?
+        {
+            tracing::info!(target: "prefiq::data", trace_id = %cx.context.trace_id, url = %handle.url().display(), backend = ?database.backend(), "database connected");
+            handle.set(database);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        if let Ok(database) = cx.services.get::<DatabaseHandle>()?.get() {
+            database.close().await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! Test helpers: a database per test, on SQLite always and on PostgreSQL when
+//! `PREFIQ_TEST_POSTGRES_URL` names a server.
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+
+/// The variable that names the PostgreSQL server tests may use.
+pub const POSTGRES_URL_VAR: &str = "PREFIQ_TEST_POSTGRES_URL";
+
+/// A database that exists for one test; dropped (PostgreSQL) or deleted (SQLite) after.
+pub struct TestDatabase {
+    /// The `database.url` to configure.
+    pub url: String,
+    /// A directory for the test's files (the SQLite file lives here).
+    pub dir: tempfile::TempDir,
+    admin_url: Option<String>,
+    name: Option<String>,
+}
+
+impl TestDatabase {
+    /// A fresh SQLite file in a temporary directory.
+    pub fn sqlite() -> std::io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        Ok(TestDatabase {
+            url,
+            dir,
+            admin_url: None,
+            name: None,
+        })
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with the reason printed) when the variable is
+    /// unset. A set variable whose server cannot be reached is a failure, not a skip.
+    pub async fn postgres(suite: &str) -> Option<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
+            skipped(suite, &format!("{POSTGRES_URL_VAR} is not set"));
+            return None;
+        };
+        let name = format!("prefiq_t_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = match sqlx::PgConnection::connect(&admin_url).await {
+            Ok(conn) => conn,
+            Err(e) => panic!("{POSTGRES_URL_VAR} is set but PostgreSQL is unreachable: {e}"),
+        };
+        if let Err(e) = sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+        {
+            panic!("cannot create test database {name}: {e}");
+        }
+        let _ = conn.close().await;
+        let url = match admin_url.rfind('/') {
+            Some(slash) if admin_url[..slash].ends_with(|c: char| c != '/') => {
+                format!("{}/{name}", &admin_url[..slash])
+            }
+            _ => format!("{}/{name}", admin_url.trim_end_matches('/')),
+        };
+        let dir = tempfile::tempdir().ok()?;
+        Some(TestDatabase {
+            url,
+            dir,
+            admin_url: Some(admin_url),
+            name: Some(name),
+        })
+    }
+
+    /// The test's directory.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Drops the PostgreSQL database (SQLite files go with the directory).
+    pub async fn cleanup(self) {
+        if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name)
+            && let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await
+        {
+            let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// Every backend available to this test run: SQLite, plus PostgreSQL when configured.
+pub async fn databases(suite: &str) -> Vec<TestDatabase> {
+    let mut out = vec![TestDatabase::sqlite().expect("a temporary directory")];
+    if let Some(pg) = TestDatabase::postgres(suite).await {
+        out.push(pg);
+    }
+    out
+}
+
+/// Says on stderr (which test runners show) that a suite was skipped, and why.
+pub fn skipped(suite: &str, why: &str) {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("SKIPPED {suite} on PostgreSQL: {why}");
+    }
+}
