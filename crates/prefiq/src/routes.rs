@@ -1,6 +1,5 @@
 //! Route descriptions: what the HTTP layer assembled, as data the kernel can show.
 
-use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::KernelError;
@@ -19,7 +18,6 @@ pub struct RouteInfo {
 
 /// Builds the router in the boot's routes step. The HTTP layer binds one as
 /// `dyn RouteAssembler`; without it the routes step has nothing to do.
-#[async_trait]
 pub trait RouteAssembler: Send + Sync {
     /// Collects every module's routes, refuses conflicts, and returns what was assembled.
     fn assemble(&self, services: &Services) -> Result<Vec<RouteInfo>, KernelError>;

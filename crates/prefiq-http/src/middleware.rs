@@ -1,0 +1,204 @@
+//! The middleware every request passes through, outermost first: observe (correlation id,
+//! context, access log, metrics) → problem details for bare error responses → panic
+//! catcher → request timeout → body limit → the route.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prefiq::{Context, TraceId};
+use tracing::Instrument;
+
+use crate::HttpState;
+use crate::problem::{PROBLEM_JSON, Problem};
+
+/// The header that carries the correlation id in and out.
+pub const CORRELATION_ID: &str = "x-correlation-id";
+/// The header that may name the tenant (checked against the token by the identity layer).
+pub const TENANT_HEADER: &str = "x-tenant";
+
+/// A correlation id we accept from a client: 1 to 128 visible, unambiguous characters.
+fn accept_correlation_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    ok.then(|| text.to_owned())
+}
+
+fn accept_tenant(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-');
+    ok.then(|| text.to_owned())
+}
+
+/// Sets up the request's context and span, then logs and measures the response.
+pub async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let given = request
+        .headers()
+        .get(CORRELATION_ID)
+        .and_then(accept_correlation_id);
+    let trace_id = given
+        .as_deref()
+        .and_then(TraceId::parse)
+        .unwrap_or_else(TraceId::generate);
+    let correlation_id = given.unwrap_or_else(|| trace_id.to_string());
+    let context = Context {
+        correlation_id: correlation_id.clone(),
+        trace_id,
+        tenant: request.headers().get(TENANT_HEADER).and_then(accept_tenant),
+        user: None,
+        locale: state.config.app.locale.clone(),
+    };
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    request.extensions_mut().insert(context.clone());
+    let span =
+        tracing::info_span!("request", trace_id = %trace_id, correlation_id = %correlation_id);
+    let mut response = next.run(request).instrument(span).await;
+
+    let status = response.status().as_u16();
+    if let Ok(value) = HeaderValue::from_str(&correlation_id) {
+        response.headers_mut().insert(CORRELATION_ID, value);
+    }
+    let elapsed = started.elapsed();
+    tracing::info!(
+        target: "prefiq::access",
+        trace_id = %trace_id,
+        correlation_id = %correlation_id,
+        method = %method,
+        route = %route,
+        status,
+        duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        tenant = context.tenant.as_deref().unwrap_or("-"),
+        user = context.user.as_deref().unwrap_or("-"),
+        "request"
+    );
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    response
+}
+
+/// Turns error responses that are not problem details (axum's rejections, 404, 405, 413)
+/// into problem details, keeping a short plain-text reason as the detail.
+pub async fn problem_details(request: Request, next: Next) -> Response {
+    let trace_id = request
+        .extensions()
+        .get::<Context>()
+        .map(|c| c.trace_id.to_string());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let is_other_json = !is_problem
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // A handler that answers an error with its own JSON (`/readyz`) means it.
+    if !(status.is_client_error() || status.is_server_error()) || is_other_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let mut problem = if is_problem {
+        match axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Problem>(&b).ok())
+        {
+            Some(problem) => problem,
+            None => Problem::new(status),
+        }
+    } else {
+        let detail = axum::body::to_bytes(body, 4096)
+            .await
+            .ok()
+            .and_then(|b| String::from_utf8(b.to_vec()).ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let mut problem = Problem::new(status);
+        problem.detail = detail;
+        problem
+    };
+    if problem.trace_id.is_none() {
+        problem.trace_id = trace_id;
+    }
+    let mut out = problem.into_response();
+    // Keep headers such as `Allow` on a 405 and `Retry-After` on a 503.
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Answers with a problem when the handler takes longer than `server.request_timeout_ms`.
+pub async fn request_timeout(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limit = Duration::from_millis(state.config.server.request_timeout_ms);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+            .with_detail(format!(
+                "the request did not complete within {} ms",
+                limit.as_millis()
+            ))
+            .into_response(),
+    }
+}
+
+/// Refuses a declared body larger than `server.body_limit_bytes` before reading it; bodies
+/// without a length are cut off at the same limit by axum's extractors.
+pub async fn body_limit(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let limit = state.config.server.body_limit_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_detail(format!("the request body is larger than {limit} bytes"))
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// What a panicking handler answers: a 500 problem; the panic message goes to the log only.
+pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    tracing::error!(target: "prefiq::http", panic = message, "handler panicked");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+        .with_detail("an internal error occurred")
+        .into_response()
+}
