@@ -91,6 +91,10 @@ pub struct ModuleSummary {
     pub hooks: Vec<String>,
 }
 
+/// The modules of this installation in boot order, bound by the kernel for listings.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstalledModules(pub Vec<ModuleSummary>);
+
 /// What a boot did or, in dry-run, would do.
 #[derive(Debug, Clone, Serialize)]
 pub struct BootPlan {
@@ -254,6 +258,7 @@ impl App {
         {
             let mut kernel = Registrar::new(&mut services, KERNEL);
             kernel.singleton(config.clone())?;
+            kernel.singleton(Arc::new(InstalledModules(summaries.clone())))?;
         }
         for (_, provider) in &providers {
             let mut cx = RegisterContext {

@@ -21,7 +21,7 @@ pub mod services;
 pub mod tenant_config;
 
 pub use async_trait::async_trait;
-pub use boot::{App, BootMode, BootOptions, BootPlan, BootedApp, ModuleSummary};
+pub use boot::{App, BootMode, BootOptions, BootPlan, BootedApp, InstalledModules, ModuleSummary};
 pub use config::{Config, ConfigError, ConfigOptions};
 pub use context::{Context, TraceId};
 pub use error::{ErrorKind, KernelError};
