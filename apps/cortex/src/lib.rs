@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use prefiq::{Hook, InstalledModules, KernelError, LifecycleHooks, Manifest, Module, ModuleSummary, RegisterContext, ServiceProvider, async_trait};
+use prefiq::{
+    Hook, InstalledModules, KernelError, LifecycleHooks, Manifest, Module, ModuleSummary,
+    RegisterContext, ServiceProvider, async_trait,
+};
 use prefiq_http::{HttpState, Problem, RouteSet};
 use serde::Serialize;
 
@@ -24,7 +27,9 @@ pub struct Cortex {
 impl Cortex {
     /// The module with its embedded manifest.
     pub fn new() -> Result<Self, prefiq::ManifestError> {
-        Ok(Cortex { manifest: Manifest::from_yaml(MANIFEST)? })
+        Ok(Cortex {
+            manifest: Manifest::from_yaml(MANIFEST)?,
+        })
     }
 }
 
@@ -37,7 +42,9 @@ impl ServiceProvider for CortexProvider {
     }
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
-        cx.services.contribute(Arc::new(RouteSet::new("cortex").get("/api/v1/system/info", system_info)));
+        cx.services.contribute(Arc::new(
+            RouteSet::new("cortex").get("/api/v1/system/info", system_info),
+        ));
         Ok(())
     }
 }
@@ -56,12 +63,15 @@ pub struct SystemInfo {
 }
 
 async fn system_info(State(state): State<HttpState>) -> Result<Json<SystemInfo>, Problem> {
-    let modules = state.services.get::<InstalledModules>("cortex system_info").map_err(Problem::from)?;
+    let modules = state
+        .services
+        .get::<InstalledModules>("cortex system_info")
+        .map_err(Problem::from)?;
     Ok(Json(SystemInfo {
         name: state.config.app.name.clone(),
         env: state.config.env.clone(),
         version: env!("CARGO_PKG_VERSION"),
-        modules: modules.0.clone(),
+        modules: modules.list().to_vec(),
     }))
 }
 

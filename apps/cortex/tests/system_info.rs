@@ -15,7 +15,10 @@ use tower::ServiceExt;
 #[tokio::test]
 async fn system_info_lists_the_installed_modules() {
     let db = TestDatabase::sqlite().unwrap();
-    let app = App::new().provider(DatabaseProvider).provider(HttpProvider).module(cortex::Cortex::new().unwrap());
+    let app = App::new()
+        .provider(DatabaseProvider)
+        .provider(HttpProvider)
+        .module(cortex::Cortex::new().unwrap());
     let mut options = BootOptions::new(BootMode::Serve);
     options.config = ConfigOptions {
         root: Some(db.root()),
@@ -24,13 +27,28 @@ async fn system_info_lists_the_installed_modules() {
     };
     let app = app.boot(options).await.unwrap();
     let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
-    let response = router.oneshot(Request::get("/api/v1/system/info").body(Body::empty()).unwrap()).await.unwrap();
+    let response = router
+        .oneshot(
+            Request::get("/api/v1/system/info")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(body["name"], "Codexion");
     assert_eq!(body["env"], "development");
     assert_eq!(body["modules"][0]["name"], "cortex");
     assert_eq!(body["modules"][0]["permissions"][0], "cortex.system.read");
-    assert_eq!(body["modules"][0]["hooks"], serde_json::json!(["on_ready:announce", "on_upgrade:record"]));
+    assert_eq!(
+        body["modules"][0]["hooks"],
+        serde_json::json!(["on_ready:announce", "on_upgrade:record"])
+    );
     app.shutdown().await.unwrap();
 }

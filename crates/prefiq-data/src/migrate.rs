@@ -213,7 +213,7 @@ impl MigrationRunner for SqlMigrationRunner {
                     target: "prefiq::migrate",
                     module = %pending.module,
                     id = %pending.id,
-                    duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
                     "migration applied"
                 );
             }

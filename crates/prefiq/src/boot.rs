@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::config::{Config, ConfigOptions};
 use crate::context::{Context, TraceId};
@@ -92,8 +93,18 @@ pub struct ModuleSummary {
 }
 
 /// The modules of this installation in boot order, bound by the kernel for listings.
-#[derive(Debug, Clone, Serialize)]
-pub struct InstalledModules(pub Vec<ModuleSummary>);
+#[derive(Debug)]
+pub struct InstalledModules {
+    registered: Vec<ModuleSummary>,
+    booted: std::sync::OnceLock<Vec<ModuleSummary>>,
+}
+
+impl InstalledModules {
+    /// The modules, with their routes once the routes step has run.
+    pub fn list(&self) -> &[ModuleSummary] {
+        self.booted.get().unwrap_or(&self.registered)
+    }
+}
 
 /// What a boot did or, in dry-run, would do.
 #[derive(Debug, Clone, Serialize)]
@@ -172,10 +183,20 @@ impl App {
             .collect()
     }
 
-    /// Runs the boot sequence up to (not including) ready.
+    /// Runs the boot sequence up to (not including) ready. Every log line of the boot,
+    /// including those of providers and hooks, carries the boot's trace id.
     pub async fn boot(self, options: BootOptions) -> Result<BootedApp, KernelError> {
+        let context = Context::system("en");
+        let span = tracing::info_span!("boot", trace_id = %context.trace_id);
+        self.boot_in(options, context).instrument(span).await
+    }
+
+    async fn boot_in(
+        self,
+        options: BootOptions,
+        mut context: Context,
+    ) -> Result<BootedApp, KernelError> {
         let started_at = Instant::now();
-        let mut context = Context::system("en");
         let trace_id = context.trace_id;
 
         // Step 1: config, and the module graph the config sections depend on.
@@ -258,7 +279,10 @@ impl App {
         {
             let mut kernel = Registrar::new(&mut services, KERNEL);
             kernel.singleton(config.clone())?;
-            kernel.singleton(Arc::new(InstalledModules(summaries.clone())))?;
+            kernel.singleton(Arc::new(InstalledModules {
+                registered: summaries.clone(),
+                booted: std::sync::OnceLock::new(),
+            }))?;
         }
         for (_, provider) in &providers {
             let mut cx = RegisterContext {
@@ -417,6 +441,9 @@ impl App {
             .await?;
         }
 
+        if let Some(installed) = Resolver::new(&services, KERNEL).try_get::<InstalledModules>() {
+            let _ = installed.booted.set(summaries.clone());
+        }
         let plan = BootPlan {
             trace_id: trace_id.to_string(),
             env: config.env.clone(),

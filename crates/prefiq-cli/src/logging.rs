@@ -1,0 +1,71 @@
+//! Log output on stderr: JSON lines by default, text if `log.format` says so, at the level
+//! `log.level` says once the config is loaded (`RUST_LOG` wins when set).
+
+use prefiq::config::LogFormat;
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry, fmt, reload};
+
+type Filtered = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+type Format = Box<dyn Layer<Filtered> + Send + Sync>;
+
+/// Switches the log level and format once the config is known.
+#[derive(Clone)]
+pub struct LogControl {
+    handles: Option<(
+        reload::Handle<EnvFilter, Registry>,
+        reload::Handle<Format, Filtered>,
+    )>,
+}
+
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
+}
+
+fn format(format: LogFormat) -> Format {
+    // Neither layer carries its own filter: a per-layer filter cannot be swapped by reload.
+    match format {
+        LogFormat::Json => Box::new(
+            fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .with_span_list(false)
+                .with_writer(std::io::stderr),
+        ),
+        LogFormat::Text => Box::new(fmt::layer().with_writer(std::io::stderr)),
+    }
+}
+
+/// Installs the subscriber: JSON at `initial_level` until [`LogControl::apply`].
+pub fn init(initial_level: &str) -> LogControl {
+    let (filter_layer, filter_handle) = reload::Layer::new(filter(initial_level));
+    let (format_layer, format_handle) = reload::Layer::new(format(LogFormat::Json));
+    let installed = tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(format_layer)
+        .try_init()
+        .is_ok();
+    LogControl {
+        handles: installed.then_some((filter_handle, format_handle)),
+    }
+}
+
+impl LogControl {
+    /// Applies `log.level` and `log.format`; `quiet` caps the level at `warn` for commands
+    /// whose own output is the point.
+    pub fn apply(&self, config: &prefiq::Config, quiet: bool) {
+        let level = if quiet && !matches!(config.log.level.as_str(), "warn" | "error" | "off") {
+            "warn"
+        } else {
+            config.log.level.as_str()
+        };
+        if let Some((filter_handle, format_handle)) = &self.handles {
+            let _ = filter_handle.reload(filter(level));
+            if config.log.format != LogFormat::Json {
+                let _ = format_handle.reload(format(config.log.format));
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! The `prefiq` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use prefiq_cli::{Cli, Command, installation, logging, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Commands whose output is the point log only warnings until the config says otherwise.
+    let initial = match cli.command {
+        Command::Serve { .. } | Command::Boot { .. } => "info",
+        _ => "warn",
+    };
+    let logs = logging::init(initial);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let app = installation()?;
+        run(cli, app, &logs).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&anyhow::Error::new(e)),
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}

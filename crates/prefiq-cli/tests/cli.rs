@@ -1,0 +1,431 @@
+//! The `prefiq` binary, run as a user runs it: in a directory, with files and variables.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_prefiq");
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn prefiq(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("PREFIQ_ENV");
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PREFIQ__")) {
+        command.env_remove(key);
+    }
+    command.envs(vars.iter().copied());
+    let out = command.output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    dir
+}
+
+/// Runs `args` in a directory holding `files` and compares the exit code and the first line
+/// of stderr (for failures) or whether stdout contains `expected` (for successes).
+fn check(
+    files: &[(&str, &str)],
+    vars: &[(&str, &str)],
+    args: &[&str],
+    expected_code: i32,
+    expected: &str,
+) {
+    let dir = dir_with(files);
+    let out = prefiq(dir.path(), args, vars);
+    assert_eq!(
+        out.code, expected_code,
+        "{args:?}\nstdout: {}\nstderr: {}",
+        out.stdout, out.stderr
+    );
+    if expected_code == 0 {
+        assert!(
+            squeeze(&out.stdout).contains(expected),
+            "{args:?}: stdout lacks {expected:?}:\n{}",
+            out.stdout
+        );
+    } else {
+        assert_eq!(
+            out.stderr.lines().last().unwrap_or_default(),
+            expected,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gives_one_line_and_a_non_zero_exit() {
+    check(
+        &[("config/base.yaml", "server:\n  port: lots\n")],
+        &[],
+        &["boot", "--dry-run"],
+        1,
+        "error: invalid config value `server.port` from config/base.yaml (key `server.port`): invalid type: found string \"lots\", expected u16",
+    );
+    check(
+        &[],
+        &[("PREFIQ__SERVER__PORT", "99999")],
+        &["serve"],
+        1,
+        "error: invalid config value `server.port` from environment variable `PREFIQ__SERVER__PORT`: invalid value unsigned int `99999`, expected u16",
+    );
+    check(
+        &[(".env", "PREFIQ__DATABASE__URL=mysql://db\n")],
+        &[],
+        &["doctor"],
+        1,
+        "error: doctor found problems",
+    );
+    check(
+        &[],
+        &[],
+        &["--env", "../x", "boot", "--dry-run"],
+        1,
+        "error: invalid environment name `../x`: use a-z, 0-9, `-` and `_` (at most 32)",
+    );
+    check(
+        &[],
+        &[],
+        &["make:module", "Bad-Name"],
+        1,
+        "error: invalid module name `Bad-Name`: use snake_case: a-z, 0-9 and _, starting with a letter, at most 64",
+    );
+    check(
+        &[],
+        &[],
+        &[
+            "config",
+            "set",
+            "--tenant",
+            "acme",
+            "database.url",
+            "sqlite://x.db",
+        ],
+        1,
+        "error: config key `database.url` cannot be overridden per tenant",
+    );
+    check(
+        &[],
+        &[],
+        &["config", "show", "--tenant", "acme"],
+        1,
+        "error: the database does not exist yet; run `prefiq migrate` first",
+    );
+    check(
+        &[],
+        &[
+            (
+                "PREFIQ__DATABASE__URL",
+                "postgres://nobody@127.0.0.1:1/none",
+            ),
+            ("PREFIQ__DATABASE__ACQUIRE_TIMEOUT_MS", "300"),
+        ],
+        &["migrate"],
+        1,
+        "error: provider `prefiq_data::DatabaseProvider` failed to boot: cannot connect to postgres://nobody@127.0.0.1:1/none: pool timed out while waiting for an open connection",
+    );
+}
+
+#[test]
+fn boot_dry_run_prints_the_plan_and_writes_nothing() {
+    let dir = dir_with(&[]);
+    let out = prefiq(dir.path(), &["boot", "--dry-run"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for needle in [
+        "modules, in boot order:\n  1. cortex 0.1.0",
+        "prefiq: prefiq_data::DatabaseProvider",
+        "GET     /healthz",
+        "pending migrations (sqlite):\n  prefiq/0000_migrations",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle:?} in\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the dry run wrote something"
+    );
+    let steps: Vec<String> = boot_steps(&out.stderr)
+        .into_iter()
+        .map(|(step, _)| step)
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "config", "register", "boot", "modules", "routes", "ready", "shutdown"
+        ]
+    );
+
+    let out = prefiq(dir.path(), &["migrate", "--dry-run"], &[]);
+    assert!(
+        out.stdout
+            .contains("-- prefiq/0001_tenant_config\nCREATE TABLE prefiq_tenant_config"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "migrate --dry-run wrote something"
+    );
+}
+
+/// The (step, trace_id) of every boot-step JSON line.
+fn boot_steps(stderr: &str) -> Vec<(String, String)> {
+    stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["message"] == "boot step" && v["step"] != "hook")
+        .map(|v| {
+            assert!(
+                v["duration_ms"].is_number() && v["timestamp"].is_string(),
+                "{v}"
+            );
+            (
+                v["step"].as_str().unwrap().to_owned(),
+                v["trace_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn migrate_then_doctor_then_tenant_config() {
+    let dir = dir_with(&[("config/base.yaml", "app:\n  locale: en\n")]);
+    check_in(dir.path(), &["doctor"], 0, "database warn");
+    check_in(
+        dir.path(),
+        &["migrate"],
+        0,
+        "applied prefiq/0001_tenant_config",
+    );
+    check_in(dir.path(), &["migrate"], 0, "nothing to migrate (sqlite)");
+    check_in(dir.path(), &["doctor"], 0, "migrations ok all applied");
+    check_in(
+        dir.path(),
+        &["config", "set", "--tenant", "acme", "app.locale", "de-CH"],
+        0,
+        "acme: app.locale = \"de-CH\"",
+    );
+    check_in(
+        dir.path(),
+        &["config", "show", "--tenant", "acme"],
+        0,
+        "app.locale = \"de-CH\"",
+    );
+    check_in(
+        dir.path(),
+        &["config", "show", "--tenant", "acme"],
+        0,
+        "# tenant override (acme)",
+    );
+    check_in(
+        dir.path(),
+        &["config", "show", "--tenant", "globex"],
+        0,
+        "app.locale = \"en\"",
+    );
+    check_in(
+        dir.path(),
+        &["config", "show"],
+        0,
+        "# config/base.yaml (key `app.locale`)",
+    );
+    let out = prefiq(
+        dir.path(),
+        &[
+            "config",
+            "set",
+            "--tenant",
+            "acme",
+            "app.locale",
+            "not a locale",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr.trim(),
+        "error: invalid config value `app.locale` from tenant override (acme): `not a locale` is not a BCP 47 locale such as `en` or `de-CH`"
+    );
+    check_in(
+        dir.path(),
+        &["config", "show", "--tenant", "acme"],
+        0,
+        "\"de-CH\"",
+    );
+    check_in(
+        dir.path(),
+        &["config", "unset", "--tenant", "acme", "app.locale"],
+        0,
+        "acme: app.locale removed",
+    );
+    check_in(dir.path(), &["modules"], 0, "1. cortex 0.1.0 depends: -");
+    check_in(dir.path(), &["routes"], 0, "GET /api/v1/system/info cortex");
+}
+
+fn check_in(dir: &Path, args: &[&str], code: i32, expected: &str) {
+    let out = prefiq(dir, args, &[]);
+    assert_eq!(out.code, code, "{args:?}\n{}\n{}", out.stdout, out.stderr);
+    assert!(
+        squeeze(&out.stdout).contains(expected),
+        "{args:?}: stdout lacks {expected:?}:\n{}",
+        out.stdout
+    );
+}
+
+/// Output with every run of spaces made one, so column widths do not matter.
+fn squeeze(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn config_show_redacts_secrets_and_names_sources() {
+    check(
+        &[],
+        &[("PREFIQ__DATABASE__URL", "postgres://app:hunter2@db/erp")],
+        &["config", "show"],
+        0,
+        "\"postgres://app:***@db/erp\" # environment variable `PREFIQ__DATABASE__URL`",
+    );
+    check(&[], &[], &["config", "show"], 0, "server.port = 4949");
+    check(
+        &[],
+        &[],
+        &["config", "show", "--json"],
+        0,
+        "\"source\": \"built-in default\"",
+    );
+}
+
+#[test]
+fn serve_answers_and_exits_cleanly_on_sigterm() {
+    let dir = dir_with(&[]);
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let started = Instant::now();
+    let address = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited early:\n{log}"
+        );
+        log.push_str(&line);
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["message"] == "listening"
+        {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no listening line:\n{log}"
+        );
+    };
+    assert!(get(&address, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(get(&address, "/readyz").starts_with("HTTP/1.1 200"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap();
+    stderr.read_to_string(&mut log).unwrap();
+    assert_eq!(code.code(), Some(0), "{log}");
+    assert!(
+        dir.path().join("data/codexion.db").exists(),
+        "serve creates the SQLite file"
+    );
+
+    let steps = boot_steps(&log);
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "config", "register", "boot", "modules", "routes", "ready", "shutdown"
+        ],
+        "{log}"
+    );
+    assert!(
+        steps.iter().all(|(_, t)| *t == steps[0].1),
+        "one trace id for the whole boot"
+    );
+    let access: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "prefiq::access")
+        .collect();
+    assert_eq!(access.len(), 2);
+    assert_eq!(access[0]["route"], "/healthz");
+    assert_eq!(access[0]["status"], 200);
+}
+
+fn get(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn make_module_writes_a_crate() {
+    let dir = dir_with(&[]);
+    let out = prefiq(dir.path(), &["make:module", "demo"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for file in [
+        "Cargo.toml",
+        "module.yaml",
+        "schema/demo_item.yaml",
+        "migrations/0001_create_demo_items.sql",
+        "src/lib.rs",
+        "tests/module.rs",
+    ] {
+        assert!(
+            dir.path().join("apps/demo").join(file).exists(),
+            "missing {file}"
+        );
+    }
+    let again = prefiq(dir.path(), &["make:module", "demo"], &[]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+}
