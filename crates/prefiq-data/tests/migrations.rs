@@ -69,7 +69,7 @@ async fn pending(
 }
 
 #[tokio::test]
-async fn migrations_apply_once_in_order_and_detect_edits() {
+async fn migrations_apply_once_in_order_and_detect_edits_on_backends() {
     for db in databases("prefiq-data migrations").await {
         let handle = connect(&db, BootMode::Command).await;
         let runner = SqlMigrationRunner::new(handle.clone());
@@ -192,7 +192,7 @@ async fn dry_run_on_a_missing_sqlite_file_creates_nothing() {
 }
 
 #[tokio::test]
-async fn tenant_overrides_round_trip() {
+async fn tenant_overrides_round_trip_on_backends() {
     for db in databases("prefiq-data tenant config").await {
         let handle = connect(&db, BootMode::Command).await;
         let runner = SqlMigrationRunner::new(handle.clone());
