@@ -173,8 +173,12 @@ impl Database {
     /// Runs `SELECT 1` on a reading connection.
     pub async fn ping(&self) -> Result<(), DataError> {
         match self {
-            Database::Sqlite(db) => drop(sqlx::query("SELECT 1").execute(&db.readers).await?),
-            Database::Postgres(pool) => drop(sqlx::query("SELECT 1").execute(pool).await?),
+            Database::Sqlite(db) => {
+                sqlx::query("SELECT 1").execute(&db.readers).await?;
+            }
+            Database::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
         }
         Ok(())
     }

@@ -35,6 +35,9 @@ pub enum BootMode {
 /// The name the kernel binds its own services under.
 pub const KERNEL: &str = "prefiq";
 
+/// A callback run once the config is loaded.
+pub type OnConfig = Box<dyn FnOnce(&Config) + Send>;
+
 /// How to boot.
 pub struct BootOptions {
     /// Where configuration comes from.
@@ -45,7 +48,7 @@ pub struct BootOptions {
     pub migrate: bool,
     /// Called once the config is loaded, before anything is logged by later steps; the CLI
     /// uses it to apply `log.level`.
-    pub on_config: Option<Box<dyn FnOnce(&Config) + Send>>,
+    pub on_config: Option<OnConfig>,
 }
 
 impl BootOptions {

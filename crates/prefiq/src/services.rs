@@ -229,12 +229,14 @@ impl<'a> Registrar<'a> {
 
     /// Adds one contribution to the multi-binding of `T` (routes, readiness checks, ...).
     pub fn contribute<T: ?Sized + Send + Sync + 'static>(&mut self, value: Arc<T>) {
-        self.services
+        let list = self
+            .services
             .contributions
             .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(Vec::<Arc<T>>::new()))
-            .downcast_mut::<Vec<Arc<T>>>()
-            .map(|list| list.push(value));
+            .or_insert_with(|| Box::new(Vec::<Arc<T>>::new()));
+        if let Some(list) = list.downcast_mut::<Vec<Arc<T>>>() {
+            list.push(value);
+        }
     }
 
     /// The name bindings are recorded under.
