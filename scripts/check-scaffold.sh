@@ -9,5 +9,5 @@ trap 'rm -rf "$work"' EXIT
 (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work")
 cd "$work"
 "$bin" make:module demo
-CARGO_TARGET_DIR="$root/target" cargo test -p demo --locked
+CARGO_TARGET_DIR="$root/target" cargo test -p demo
 echo "scaffold check: apps/demo builds and its test passes"

@@ -399,3 +399,37 @@ async fn the_drain_timeout_bounds_shutdown() {
         "shutdown waited for the slow request"
     );
 }
+
+#[tokio::test]
+async fn boot_migrate_and_readiness_on_backends() {
+    for db in prefiq_data::testing::databases("prefiq-http readiness").await {
+        let app = boot_with(&db, vec![module("demo", demo_routes)], &[])
+            .await
+            .unwrap();
+        let pending: Vec<String> = app
+            .plan()
+            .migrations
+            .pending
+            .iter()
+            .map(|m| format!("{}/{}", m.module, m.id))
+            .collect();
+        assert_eq!(
+            pending,
+            ["prefiq/0000_migrations", "prefiq/0001_tenant_config"],
+            "{}",
+            db.url
+        );
+        let r = router(&app);
+        let (status, response) = send(&r, get("/readyz")).await;
+        assert_eq!(status, StatusCode::OK, "{}", db.url);
+        assert_eq!(body_json(response).await["checks"][0]["status"], "ok");
+        app.shutdown().await.unwrap();
+        // A second boot on the same database has nothing left to migrate.
+        let again = boot_with(&db, vec![module("demo", demo_routes)], &[])
+            .await
+            .unwrap();
+        assert!(again.plan().migrations.pending.is_empty(), "{}", db.url);
+        again.shutdown().await.unwrap();
+        db.cleanup().await;
+    }
+}
