@@ -391,7 +391,7 @@ async fn set_override(
     key: &str,
     value: Option<serde_json::Value>,
 ) -> Result<(), CliError> {
-    if !is_tenant_name(tenant) {
+    if !prefiq::context::is_tenant_name(tenant) {
         return Err(CliError::Message(format!(
             "invalid tenant `{tenant}`: use a-z, 0-9 and `-`, at most 63"
         )));
@@ -411,15 +411,6 @@ async fn set_override(
         None => print_out(&format!("{tenant}: {key} removed\n")),
     }
     Ok(())
-}
-
-fn is_tenant_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 fn show_config(config: &Config, json: bool) -> Result<(), CliError> {

@@ -32,14 +32,11 @@ fn accept_correlation_id(value: &HeaderValue) -> Option<String> {
 }
 
 fn accept_tenant(value: &HeaderValue) -> Option<String> {
-    let text = value.to_str().ok()?;
-    let ok = !text.is_empty()
-        && text.len() <= 63
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !text.starts_with('-');
-    ok.then(|| text.to_owned())
+    value
+        .to_str()
+        .ok()
+        .filter(|t| prefiq::context::is_tenant_name(t))
+        .map(str::to_owned)
 }
 
 /// Sets up the request's context and span, then logs and measures the response.

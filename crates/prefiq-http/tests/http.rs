@@ -336,13 +336,21 @@ async fn raw_get(address: std::net::SocketAddr, path: &str) -> std::io::Result<S
     Ok(out)
 }
 
-#[tokio::test]
-async fn a_request_in_flight_at_shutdown_completes() {
+/// A server on a free port with the given drain timeout: its address, the sender that
+/// stops it, and its task. The database directory lives as long as the returned guard.
+type Running = (
+    TestDatabase,
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), prefiq_http::HttpError>>,
+);
+
+async fn start_server(drain_timeout_ms: &str) -> Running {
     let db = TestDatabase::sqlite().unwrap();
     let app = boot_with(
         &db,
         vec![module("demo", demo_routes)],
-        &[("PREFIQ__SERVER__DRAIN_TIMEOUT_MS", "5000")],
+        &[("PREFIQ__SERVER__DRAIN_TIMEOUT_MS", drain_timeout_ms)],
     )
     .await
     .unwrap();
@@ -352,6 +360,12 @@ async fn a_request_in_flight_at_shutdown_completes() {
     let server = tokio::spawn(prefiq_http::serve(app, listener, async move {
         let _ = stopped.await;
     }));
+    (db, address, stop, server)
+}
+
+#[tokio::test]
+async fn a_request_in_flight_at_shutdown_completes() {
+    let (_db, address, stop, server) = start_server("5000").await;
     let in_flight = tokio::spawn(async move { raw_get(address, "/demo/slow").await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.send(()).unwrap();
@@ -371,20 +385,7 @@ async fn a_request_in_flight_at_shutdown_completes() {
 
 #[tokio::test]
 async fn the_drain_timeout_bounds_shutdown() {
-    let db = TestDatabase::sqlite().unwrap();
-    let app = boot_with(
-        &db,
-        vec![module("demo", demo_routes)],
-        &[("PREFIQ__SERVER__DRAIN_TIMEOUT_MS", "50")],
-    )
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(prefiq_http::serve(app, listener, async move {
-        let _ = stopped.await;
-    }));
+    let (_db, address, stop, server) = start_server("50").await;
     let _in_flight = tokio::spawn(async move { raw_get(address, "/demo/slow").await });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = std::time::Instant::now();

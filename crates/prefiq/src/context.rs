@@ -45,6 +45,17 @@ impl fmt::Debug for TraceId {
     }
 }
 
+/// Whether `name` can name a tenant: 1 to 63 of a-z, 0-9 and `-`, not starting with `-`
+/// (it becomes a host name label and a database name).
+pub fn is_tenant_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// Who and what an operation runs for: a request, a job, a hook or a CLI command.
 ///
 /// It is cheap to clone and carries no connections, so it can cross task boundaries.
@@ -116,6 +127,25 @@ mod tests {
         check("zzf7651916cd43dd8448eb211c80319c", None);
         check("", None);
         check("ééf7651916cd43dd8448eb211c8031", None);
+    }
+
+    #[test]
+    fn tenant_names() {
+        for (name, ok) in [
+            ("acme", true),
+            ("acme-2", true),
+            ("a", true),
+            ("", false),
+            ("-acme", false),
+            ("Acme", false),
+            ("acme_co", false),
+            ("a.b", false),
+            ("../x", false),
+        ] {
+            assert_eq!(is_tenant_name(name), ok, "{name:?}");
+        }
+        assert!(is_tenant_name(&"a".repeat(63)));
+        assert!(!is_tenant_name(&"a".repeat(64)));
     }
 
     #[test]
