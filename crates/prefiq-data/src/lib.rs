@@ -6,6 +6,7 @@
 //! configuration overrides. [`DatabaseProvider`] binds all of it into the kernel.
 
 mod database;
+pub mod entity;
 mod migrate;
 mod provider;
 mod tenant_config;

@@ -12,6 +12,7 @@ use sqlx::Row;
 
 use crate::DataError;
 use crate::database::{Database, DatabaseHandle};
+use crate::entity::{Entities, EntitySchema};
 
 /// The pseudo-module that owns the data layer's own tables.
 pub const SYSTEM_MODULE: &str = "prefiq";
@@ -32,6 +33,11 @@ pub fn system_migrations() -> Vec<Migration> {
             "CREATE TABLE prefiq_tenant_config (\n    tenant_id TEXT NOT NULL,\n    key TEXT NOT NULL,\n    value TEXT NOT NULL,\n    modified_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),\n    PRIMARY KEY (tenant_id, key)\n);",
             "CREATE TABLE prefiq_tenant_config (\n    tenant_id TEXT NOT NULL,\n    key TEXT NOT NULL,\n    value JSONB NOT NULL,\n    modified_at TIMESTAMPTZ NOT NULL DEFAULT now(),\n    PRIMARY KEY (tenant_id, key)\n);",
         ),
+        Migration::per_backend(
+            "0002_entities",
+            "CREATE TABLE prefiq_entities (\n    name TEXT PRIMARY KEY,\n    module TEXT NOT NULL,\n    schema TEXT NOT NULL\n);\nCREATE TABLE prefiq_outbox (\n    id TEXT PRIMARY KEY,\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    record_id TEXT NOT NULL,\n    event TEXT NOT NULL,\n    payload TEXT NOT NULL,\n    trace_id TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    published_at TEXT\n);\nCREATE INDEX prefiq_outbox_unpublished ON prefiq_outbox (created_at) WHERE published_at IS NULL;\nCREATE TABLE prefiq_series (\n    tenant_id TEXT NOT NULL,\n    prefix TEXT NOT NULL,\n    current INTEGER NOT NULL,\n    PRIMARY KEY (tenant_id, prefix)\n);",
+            "CREATE TABLE prefiq_entities (\n    name TEXT PRIMARY KEY,\n    module TEXT NOT NULL,\n    schema JSONB NOT NULL\n);\nCREATE TABLE prefiq_outbox (\n    id TEXT PRIMARY KEY,\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    record_id TEXT NOT NULL,\n    event TEXT NOT NULL,\n    payload JSONB NOT NULL,\n    trace_id TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    published_at TEXT\n);\nCREATE INDEX prefiq_outbox_unpublished ON prefiq_outbox (created_at) WHERE published_at IS NULL;\nCREATE TABLE prefiq_series (\n    tenant_id TEXT NOT NULL,\n    prefix TEXT NOT NULL,\n    current BIGINT NOT NULL,\n    PRIMARY KEY (tenant_id, prefix)\n);",
+        ),
     ]
 }
 
@@ -46,12 +52,13 @@ pub fn checksum(sql: &str) -> String {
 /// Plans and applies migrations on the configured database.
 pub struct SqlMigrationRunner {
     handle: Arc<DatabaseHandle>,
+    entities: Arc<Entities>,
 }
 
 impl SqlMigrationRunner {
-    /// A runner over `handle`.
-    pub fn new(handle: Arc<DatabaseHandle>) -> Self {
-        SqlMigrationRunner { handle }
+    /// A runner over `handle` that also creates and alters the tables of `entities`.
+    pub fn new(handle: Arc<DatabaseHandle>, entities: Arc<Entities>) -> Self {
+        SqlMigrationRunner { handle, entities }
     }
 
     fn with_system(modules: &[ModuleMigrations]) -> Vec<ModuleMigrations> {
@@ -71,9 +78,13 @@ fn migration_error(message: String) -> KernelError {
 
 /// What the database records: applied checksums and module versions. Empty when the
 /// database (or its migrations table) does not exist yet.
-async fn recorded(
-    database: Option<&Database>,
-) -> Result<(HashMap<(String, String), String>, HashMap<String, String>), DataError> {
+type Recorded = (
+    HashMap<(String, String), String>,
+    HashMap<String, String>,
+    HashMap<String, EntitySchema>,
+);
+
+async fn recorded(database: Option<&Database>) -> Result<Recorded, DataError> {
     let Some(database) = database else {
         return Ok(Default::default());
     };
@@ -91,6 +102,12 @@ async fn recorded(
     );
     let mut applied = HashMap::new();
     let mut versions = HashMap::new();
+    let mut snapshots = HashMap::new();
+    let entities_exist_sql = exists_sql.replace("prefiq_migrations", "prefiq_entities");
+    let snapshots_sql = match database.backend() {
+        Backend::Sqlite => "SELECT name, schema FROM prefiq_entities",
+        Backend::Postgres => "SELECT name, schema::text AS schema FROM prefiq_entities",
+    };
     macro_rules! read {
         ($pool:expr) => {{
             let exists: i64 = sqlx::query(exists_sql)
@@ -108,22 +125,37 @@ async fn recorded(
                     versions.insert(row.try_get("name")?, row.try_get("version")?);
                 }
             }
+            let entities: i64 = sqlx::query(&entities_exist_sql)
+                .fetch_one($pool)
+                .await?
+                .try_get("n")?;
+            if entities > 0 {
+                for row in sqlx::query(snapshots_sql).fetch_all($pool).await? {
+                    let text: String = row.try_get("schema")?;
+                    // A snapshot that no longer parses is treated as absent: its table is
+                    // then re-created, which fails loudly rather than silently.
+                    if let Ok(schema) = serde_json::from_str::<EntitySchema>(&text) {
+                        snapshots.insert(row.try_get("name")?, schema);
+                    }
+                }
+            }
         }};
     }
     match database {
         Database::Sqlite(db) => read!(&db.readers),
         Database::Postgres(pool) => read!(pool),
     }
-    Ok((applied, versions))
+    Ok((applied, versions, snapshots))
 }
 
 #[async_trait]
 impl MigrationRunner for SqlMigrationRunner {
     async fn plan(&self, modules: &[ModuleMigrations]) -> Result<MigrationPlan, KernelError> {
         let backend = self.handle.backend();
-        let (applied, versions) = recorded(self.handle.get().ok())
+        let (applied, versions, snapshots) = recorded(self.handle.get().ok())
             .await
             .map_err(|e| migration_error(e.to_string()))?;
+        let registry = self.entities.registry();
         let mut plan = MigrationPlan {
             backend: Some(backend),
             ..Default::default()
@@ -155,6 +187,16 @@ impl MigrationRunner for SqlMigrationRunner {
                         id: migration.id.to_owned(),
                         sql: sql.to_owned(),
                     }),
+                }
+            }
+            for schema in registry.all().filter(|s| s.module == module.module) {
+                let planned =
+                    crate::entity::ddl::plan_entity(schema, snapshots.get(&schema.name), backend)
+                        .map_err(|e| migration_error(e.to_string()))?;
+                if let Some(pending) = planned
+                    && !applied.contains_key(&(pending.module.clone(), pending.id.clone()))
+                {
+                    plan.pending.push(pending);
                 }
             }
             if module.module != SYSTEM_MODULE {

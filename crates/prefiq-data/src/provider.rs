@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prefiq::{
-    BootContext, KernelError, MigrationRunner, ReadinessCheck, RegisterContext, ServiceProvider,
-    TenantConfigStore, async_trait,
+    BootContext, EntitySources, KernelError, MigrationRunner, ReadinessCheck, RegisterContext,
+    ServiceProvider, TenantConfigStore, async_trait,
 };
 
 use crate::database::{Database, DatabaseHandle, DatabaseUrl};
+use crate::entity::{Entities, EntityRegistry};
 use crate::migrate::SqlMigrationRunner;
 use crate::tenant_config::SqlTenantConfigStore;
 
@@ -44,9 +45,14 @@ impl ServiceProvider for DatabaseProvider {
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         let url = DatabaseUrl::parse(&cx.config.database.url, &cx.config.root)?;
         let handle = Arc::new(DatabaseHandle::new(url));
+        let entities = Arc::new(Entities::default());
         cx.services.singleton(handle.clone())?;
+        cx.services.singleton(entities.clone())?;
         cx.services
-            .singleton::<dyn MigrationRunner>(Arc::new(SqlMigrationRunner::new(handle.clone())))?;
+            .singleton::<dyn MigrationRunner>(Arc::new(SqlMigrationRunner::new(
+                handle.clone(),
+                entities,
+            )))?;
         cx.services
             .singleton::<dyn TenantConfigStore>(Arc::new(SqlTenantConfigStore::new(
                 handle.clone(),
@@ -58,6 +64,11 @@ impl ServiceProvider for DatabaseProvider {
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
         let handle = cx.services.get::<DatabaseHandle>()?;
+        // Schemas first: an invalid one stops boot before any connection is made.
+        let sources = cx.services.get::<EntitySources>()?;
+        let registry = EntityRegistry::load(&sources)
+            .map_err(|e| KernelError::service(prefiq::ErrorKind::Invalid, e))?;
+        cx.services.get::<Entities>()?.set(registry);
         if let Some(database) =
             Database::connect(&cx.config.database, &cx.config.root, cx.mode).await?
         {

@@ -72,13 +72,14 @@ async fn pending(
 async fn migrations_apply_once_in_order_and_detect_edits_on_backends() {
     for db in databases("prefiq-data migrations").await {
         let handle = connect(&db, BootMode::Command).await;
-        let runner = SqlMigrationRunner::new(handle.clone());
+        let runner = SqlMigrationRunner::new(handle.clone(), Default::default());
         let v1 = vec![module("notes", "0.1.0", vec![NOTES])];
         assert_eq!(
             pending(&runner, &v1).await.unwrap(),
             [
                 "prefiq/0000_migrations",
                 "prefiq/0001_tenant_config",
+                "prefiq/0002_entities",
                 "notes/0001_notes"
             ]
         );
@@ -181,9 +182,9 @@ async fn dry_run_on_a_missing_sqlite_file_creates_nothing() {
     let db = TestDatabase::sqlite().unwrap();
     let handle = connect(&db, BootMode::DryRun).await;
     assert!(handle.get().is_err());
-    let runner = SqlMigrationRunner::new(handle);
+    let runner = SqlMigrationRunner::new(handle, Default::default());
     let modules = vec![module("notes", "0.1.0", vec![NOTES])];
-    assert_eq!(pending(&runner, &modules).await.unwrap().len(), 3);
+    assert_eq!(pending(&runner, &modules).await.unwrap().len(), 4);
     assert_eq!(
         std::fs::read_dir(db.dir.path()).unwrap().count(),
         0,
@@ -195,7 +196,7 @@ async fn dry_run_on_a_missing_sqlite_file_creates_nothing() {
 async fn tenant_overrides_round_trip_on_backends() {
     for db in databases("prefiq-data tenant config").await {
         let handle = connect(&db, BootMode::Command).await;
-        let runner = SqlMigrationRunner::new(handle.clone());
+        let runner = SqlMigrationRunner::new(handle.clone(), Default::default());
         let plan = runner.plan(&[]).await.unwrap();
         runner.apply(&plan, &[]).await.unwrap();
         let store = SqlTenantConfigStore::new(handle.clone());

@@ -416,7 +416,11 @@ async fn boot_migrate_and_readiness_on_backends() {
             .collect();
         assert_eq!(
             pending,
-            ["prefiq/0000_migrations", "prefiq/0001_tenant_config"],
+            [
+                "prefiq/0000_migrations",
+                "prefiq/0001_tenant_config",
+                "prefiq/0002_entities"
+            ],
             "{}",
             db.url
         );

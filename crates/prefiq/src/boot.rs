@@ -14,7 +14,7 @@ use crate::context::{Context, TraceId};
 use crate::error::KernelError;
 use crate::lifecycle::{Hook, HookContext, LifecycleHooks};
 use crate::migration::{MigrationPlan, MigrationRunner, ModuleMigrations};
-use crate::module::{Module, order_modules};
+use crate::module::{EntitySources, Module, order_modules};
 use crate::provider::{BootContext, RegisterContext, ServiceProvider};
 use crate::routes::{RouteAssembler, RouteInfo};
 use crate::services::{Registrar, Resolver, Services};
@@ -282,6 +282,15 @@ impl App {
         {
             let mut kernel = Registrar::new(&mut services, KERNEL);
             kernel.singleton(config.clone())?;
+            let sources = modules
+                .iter()
+                .flat_map(|m| {
+                    m.entities()
+                        .into_iter()
+                        .map(|e| (m.manifest().name.clone(), e))
+                })
+                .collect();
+            kernel.singleton(Arc::new(EntitySources(sources)))?;
             kernel.singleton(Arc::new(InstalledModules {
                 registered: summaries.clone(),
                 booted: std::sync::OnceLock::new(),

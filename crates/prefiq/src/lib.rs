@@ -30,7 +30,7 @@ pub use migration::{
     Backend, Migration, MigrationPlan, MigrationRunner, ModuleMigrations, ModuleUpgrade,
     PendingMigration,
 };
-pub use module::{Manifest, ManifestError, Module, ModuleGraphError};
+pub use module::{EntitySource, EntitySources, Manifest, ManifestError, Module, ModuleGraphError};
 pub use provider::{BootContext, RegisterContext, ServiceProvider};
 pub use readiness::ReadinessCheck;
 pub use routes::{RouteAssembler, RouteInfo};

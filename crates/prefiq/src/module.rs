@@ -93,7 +93,26 @@ pub trait Module: Send + Sync + 'static {
 
     /// Registers lifecycle hooks.
     fn hooks(&self, _hooks: &mut LifecycleHooks) {}
+
+    /// The module's entity schemas (YAML), usually embedded from its `schema/` folder. The
+    /// entity engine parses them at boot; an invalid one stops boot naming file and field.
+    fn entities(&self) -> Vec<EntitySource> {
+        Vec::new()
+    }
 }
+
+/// One entity schema file as a module ships it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitySource {
+    /// The file, for messages, such as `schema/todo.yaml`.
+    pub file: &'static str,
+    /// The YAML text.
+    pub yaml: &'static str,
+}
+
+/// Every module's entity schema sources, in module order; bound by the kernel.
+#[derive(Debug, Clone, Default)]
+pub struct EntitySources(pub Vec<(String, EntitySource)>);
 
 /// Why the module graph cannot be booted. Every variant names the modules involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,379 @@
+//! Tables for entities: generated DDL for both backends, and the migrations a schema change
+//! produces (compared with the snapshot recorded in `prefiq_entities`).
+
+use std::fmt::Write as _;
+
+use prefiq::{Backend, PendingMigration};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::schema::{EntitySchema, FieldDef, FieldKind};
+
+/// Quotes an identifier. Names are checked to be `[a-z][a-z0-9_]*` before they get here,
+/// and quoting keeps SQL keywords (`order`, `user`) usable as names.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The column type of a field on `backend` (money: of its minor-units column).
+pub fn column_type(field: &FieldDef, backend: Backend) -> &'static str {
+    match (&field.kind, backend) {
+        (FieldKind::Int | FieldKind::Decimal { .. } | FieldKind::Money, Backend::Sqlite) => {
+            "INTEGER"
+        }
+        (FieldKind::Int | FieldKind::Decimal { .. } | FieldKind::Money, Backend::Postgres) => {
+            "BIGINT"
+        }
+        (FieldKind::Bool, Backend::Sqlite) => "INTEGER",
+        (FieldKind::Bool, Backend::Postgres) => "BOOLEAN",
+        (FieldKind::Json, Backend::Postgres) => "JSONB",
+        _ => "TEXT",
+    }
+}
+
+fn field_columns(field: &FieldDef, backend: Backend) -> Vec<String> {
+    let mut out = Vec::new();
+    if field.kind.has_column() {
+        out.push(format!(
+            "{} {}",
+            quote(&field.name),
+            column_type(field, backend)
+        ));
+    }
+    if matches!(field.kind, FieldKind::Money) {
+        out.push(format!(
+            "{} TEXT",
+            quote(&format!("{}_currency", field.name))
+        ));
+    }
+    out
+}
+
+fn field_indexes(entity: &str, field: &FieldDef) -> Vec<String> {
+    let mut out = Vec::new();
+    if field.unique {
+        out.push(format!(
+            "CREATE UNIQUE INDEX {} ON {} (tenant_id, {}) WHERE deleted_at IS NULL;",
+            quote(&format!("{entity}__u_{}", field.name)),
+            quote(entity),
+            quote(&field.name)
+        ));
+    }
+    if field.indexed && !field.unique {
+        out.push(format!(
+            "CREATE INDEX {} ON {} (tenant_id, {});",
+            quote(&format!("{entity}__i_{}", field.name)),
+            quote(entity),
+            quote(&field.name)
+        ));
+    }
+    out
+}
+
+/// The `CREATE TABLE` and indexes of an entity.
+pub fn create_table(schema: &EntitySchema, backend: Backend) -> String {
+    let json = if backend == Backend::Postgres {
+        "JSONB"
+    } else {
+        "TEXT"
+    };
+    let int = if backend == Backend::Postgres {
+        "BIGINT"
+    } else {
+        "INTEGER"
+    };
+    let mut columns = vec![
+        "tenant_id TEXT NOT NULL".to_owned(),
+        "id TEXT NOT NULL".to_owned(),
+        "name TEXT NOT NULL".to_owned(),
+        "created_at TEXT NOT NULL".to_owned(),
+        "created_by TEXT".to_owned(),
+        "modified_at TEXT NOT NULL".to_owned(),
+        "modified_by TEXT".to_owned(),
+        format!("version {int} NOT NULL DEFAULT 1"),
+        format!("docstatus {int} NOT NULL DEFAULT 0"),
+        "deleted_at TEXT".to_owned(),
+        format!("custom {json} NOT NULL DEFAULT '{{}}'"),
+    ];
+    if schema.child {
+        columns.extend([
+            "parent_id TEXT NOT NULL".to_owned(),
+            "parent_field TEXT NOT NULL".to_owned(),
+            format!("idx {int} NOT NULL"),
+        ]);
+    } else {
+        columns.push("amended_from TEXT".to_owned());
+    }
+    for field in &schema.fields {
+        columns.extend(field_columns(field, backend));
+    }
+    columns.push("PRIMARY KEY (tenant_id, id)".to_owned());
+    let table = quote(&schema.name);
+    let mut sql = format!(
+        "CREATE TABLE {table} (\n    {}\n);\n",
+        columns.join(",\n    ")
+    );
+    let _ = writeln!(
+        sql,
+        "CREATE UNIQUE INDEX {} ON {table} (tenant_id, name);",
+        quote(&format!("{}__name", schema.name))
+    );
+    let _ = writeln!(
+        sql,
+        "CREATE INDEX {} ON {table} (tenant_id, modified_at, id);",
+        quote(&format!("{}__modified", schema.name))
+    );
+    if schema.child {
+        let _ = writeln!(
+            sql,
+            "CREATE INDEX {} ON {table} (tenant_id, parent_id, parent_field, idx);",
+            quote(&format!("{}__parent", schema.name))
+        );
+    }
+    for field in &schema.fields {
+        for index in field_indexes(&schema.name, field) {
+            let _ = writeln!(sql, "{index}");
+        }
+    }
+    sql
+}
+
+/// What of a field decides its storage; a change here is destructive.
+#[derive(Serialize, PartialEq, Eq)]
+struct StorageShape<'a> {
+    name: &'a str,
+    kind: &'a str,
+    scale: Option<u8>,
+    unique: bool,
+    indexed: bool,
+}
+
+fn shape(field: &FieldDef) -> StorageShape<'_> {
+    StorageShape {
+        name: &field.name,
+        kind: field.kind.type_name(),
+        scale: match field.kind {
+            FieldKind::Decimal { scale } => Some(scale),
+            _ => None,
+        },
+        unique: field.unique,
+        indexed: field.indexed,
+    }
+}
+
+fn shape_hash(schema: &EntitySchema) -> String {
+    let shapes: Vec<StorageShape<'_>> = schema.fields.iter().map(shape).collect();
+    let text = serde_json::to_string(&(schema.child, shapes)).unwrap_or_default();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Why a schema change cannot be applied by the engine alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entity `{entity}` ({file}): {message}; a destructive change needs an explicit migration")]
+pub struct DestructiveChange {
+    /// The entity.
+    pub entity: String,
+    /// Its schema file.
+    pub file: String,
+    /// What changed.
+    pub message: String,
+}
+
+fn snapshot_upsert(schema: &EntitySchema, backend: Backend) -> String {
+    let json = serde_json::to_string(schema).unwrap_or_default();
+    let cast = if backend == Backend::Postgres {
+        "::jsonb"
+    } else {
+        ""
+    };
+    format!(
+        "INSERT INTO prefiq_entities (name, module, schema) VALUES ({}, {}, {}{cast}) ON CONFLICT (name) DO UPDATE SET module = excluded.module, schema = excluded.schema;\n",
+        literal(&schema.name),
+        literal(&schema.module),
+        literal(&json)
+    )
+}
+
+/// The migration that brings the table of `schema` from `recorded` (the last applied
+/// schema, `None` if the table does not exist) to `schema`; `None` if storage is unchanged.
+pub fn plan_entity(
+    schema: &EntitySchema,
+    recorded: Option<&EntitySchema>,
+    backend: Backend,
+) -> Result<Option<PendingMigration>, DestructiveChange> {
+    let id = format!("entity_{}_{}", schema.name, shape_hash(schema));
+    let Some(old) = recorded else {
+        let sql = create_table(schema, backend) + &snapshot_upsert(schema, backend);
+        return Ok(Some(PendingMigration {
+            module: schema.module.clone(),
+            id,
+            sql,
+        }));
+    };
+    let destructive = |message: String| DestructiveChange {
+        entity: schema.name.clone(),
+        file: schema.file.clone(),
+        message,
+    };
+    if old.child != schema.child {
+        return Err(destructive("`child` changed".into()));
+    }
+    let mut sql = String::new();
+    for before in &old.fields {
+        match schema.field(&before.name) {
+            None => return Err(destructive(format!("field `{}` was removed", before.name))),
+            Some(now)
+                if now.kind.type_name() != before.kind.type_name()
+                    || shape(now).scale != shape(before).scale =>
+            {
+                return Err(destructive(format!(
+                    "field `{}` changed type from {} to {}",
+                    now.name,
+                    before.kind.type_name(),
+                    now.kind.type_name()
+                )));
+            }
+            Some(now) => {
+                if (before.unique, before.indexed) != (now.unique, now.indexed) {
+                    for name in [
+                        format!("{}__u_{}", schema.name, now.name),
+                        format!("{}__i_{}", schema.name, now.name),
+                    ] {
+                        let _ = writeln!(sql, "DROP INDEX IF EXISTS {};", quote(&name));
+                    }
+                    for index in field_indexes(&schema.name, now) {
+                        let _ = writeln!(sql, "{index}");
+                    }
+                }
+            }
+        }
+    }
+    for field in schema
+        .fields
+        .iter()
+        .filter(|f| old.field(&f.name).is_none())
+    {
+        for column in field_columns(field, backend) {
+            let _ = writeln!(
+                sql,
+                "ALTER TABLE {} ADD COLUMN {column};",
+                quote(&schema.name)
+            );
+        }
+        for index in field_indexes(&schema.name, field) {
+            let _ = writeln!(sql, "{index}");
+        }
+    }
+    if sql.is_empty() && shape_hash(old) == shape_hash(schema) {
+        return Ok(None);
+    }
+    sql.push_str(&snapshot_upsert(schema, backend));
+    Ok(Some(PendingMigration {
+        module: schema.module.clone(),
+        id,
+        sql,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity::schema::parse_schema;
+
+    fn schema(yaml: &str) -> EntitySchema {
+        parse_schema("m", "schema/t.yaml", yaml).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const V1: &str = "name: todo\nfields:\n  - {name: description, type: text}\n  - {name: status, type: select, options: [Open, Closed], indexed: true}\n  - {name: amount, type: money}\n";
+
+    #[test]
+    fn create_table_sqlite() {
+        let sql = create_table(&schema(V1), Backend::Sqlite);
+        insta_like(
+            &sql,
+            &[
+                "CREATE TABLE \"todo\" (",
+                "    custom TEXT NOT NULL DEFAULT '{}',",
+                "    \"amount\" INTEGER,\n    \"amount_currency\" TEXT,",
+                "    PRIMARY KEY (tenant_id, id)\n);",
+                "CREATE UNIQUE INDEX \"todo__name\" ON \"todo\" (tenant_id, name);",
+                "CREATE INDEX \"todo__i_status\" ON \"todo\" (tenant_id, \"status\");",
+            ],
+        );
+        let pg = create_table(&schema(V1), Backend::Postgres);
+        insta_like(
+            &pg,
+            &["custom JSONB NOT NULL DEFAULT '{}'", "\"amount\" BIGINT"],
+        );
+    }
+
+    fn insta_like(sql: &str, needles: &[&str]) {
+        for needle in needles {
+            assert!(sql.contains(needle), "missing {needle:?} in\n{sql}");
+        }
+    }
+
+    fn check(old: Option<&str>, new: &str, expected: &str) {
+        let got = match plan_entity(&schema(new), old.map(schema).as_ref(), Backend::Sqlite) {
+            Ok(None) => "unchanged".to_owned(),
+            Ok(Some(m)) => m
+                .sql
+                .lines()
+                .filter(|l| !l.starts_with("INSERT INTO prefiq_entities"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            got.starts_with(expected),
+            "got:\n{got}\nexpected start:\n{expected}"
+        );
+    }
+
+    #[test]
+    fn schema_changes() {
+        check(None, V1, "CREATE TABLE \"todo\"");
+        check(Some(V1), V1, "unchanged");
+        let relabelled = V1.replace(
+            "{name: description, type: text}",
+            "{name: description, type: text, label: Details}",
+        );
+        check(Some(V1), &relabelled, "unchanged");
+        let added = format!("{V1}  - {{name: due, type: date, indexed: true}}\n");
+        check(
+            Some(V1),
+            &added,
+            "ALTER TABLE \"todo\" ADD COLUMN \"due\" TEXT;\nCREATE INDEX \"todo__i_due\" ON \"todo\" (tenant_id, \"due\");",
+        );
+        let unique = V1.replace(
+            "{name: description, type: text}",
+            "{name: description, type: data, unique: true}",
+        );
+        check(
+            Some(V1),
+            &unique,
+            "entity `todo` (schema/t.yaml): field `description` changed type from text to data; a destructive change needs an explicit migration",
+        );
+        let removed = V1.replace("  - {name: amount, type: money}\n", "");
+        check(
+            Some(V1),
+            &removed,
+            "entity `todo` (schema/t.yaml): field `amount` was removed; a destructive change needs an explicit migration",
+        );
+        let unindexed = V1.replace(", indexed: true", "");
+        check(
+            Some(V1),
+            &unindexed,
+            "DROP INDEX IF EXISTS \"todo__u_status\";\nDROP INDEX IF EXISTS \"todo__i_status\";",
+        );
+    }
+}

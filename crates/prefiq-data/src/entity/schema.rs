@@ -1,0 +1,710 @@
+//! Entity schemas: YAML in an app's `schema/` folder, parsed and checked at boot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Columns every entity table has; no field may take these names.
+pub const SYSTEM_COLUMNS: &[&str] = &[
+    "tenant_id",
+    "id",
+    "name",
+    "created_at",
+    "created_by",
+    "modified_at",
+    "modified_by",
+    "version",
+    "docstatus",
+    "deleted_at",
+    "custom",
+    "parent_id",
+    "parent_field",
+    "idx",
+    "amended_from",
+];
+
+/// Longest accepted `text` value, in characters.
+pub const TEXT_MAX_CHARS: u32 = 1_000_000;
+
+/// How an entity's `name` is made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Naming {
+    /// The name is the id (a UUIDv7).
+    Uuid,
+    /// A naming series such as `JE-.YYYY.-.#####`: literal parts, `.YYYY.`/`.YY.`/`.MM.`/`.DD.`
+    /// date parts and a run of `#` for the counter.
+    Series(String),
+}
+
+/// How a tree entity stores its hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TreeKind {
+    /// `lft`/`rgt` columns.
+    NestedSet,
+    /// A closure table of ancestor/descendant pairs.
+    Closure,
+}
+
+/// The type of a field, with what each type needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FieldKind {
+    /// A short string (default at most 140 characters).
+    Data,
+    /// A long string.
+    Text,
+    /// A 64-bit integer.
+    Int,
+    /// A fixed-scale decimal, carried as a string, stored as a scaled integer.
+    Decimal {
+        /// Digits after the point, 0 to 12.
+        scale: u8,
+    },
+    /// An amount in integer minor units with its currency, carried as
+    /// `{"amount": "12.34", "currency": "EUR"}`.
+    Money,
+    /// True or false.
+    Bool,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339, stored in UTC.
+    Datetime,
+    /// One of `options`.
+    Select {
+        /// The allowed values.
+        options: Vec<String>,
+    },
+    /// The id of a row of `target` in the same tenant.
+    Link {
+        /// The linked entity.
+        target: String,
+    },
+    /// Child rows of the `entity` child entity.
+    Table {
+        /// The child entity.
+        entity: String,
+    },
+    /// Any JSON value.
+    Json,
+    /// An email address.
+    Email,
+}
+
+impl FieldKind {
+    /// The type's name as written in YAML.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldKind::Data => "data",
+            FieldKind::Text => "text",
+            FieldKind::Int => "int",
+            FieldKind::Decimal { .. } => "decimal",
+            FieldKind::Money => "money",
+            FieldKind::Bool => "bool",
+            FieldKind::Date => "date",
+            FieldKind::Datetime => "datetime",
+            FieldKind::Select { .. } => "select",
+            FieldKind::Link { .. } => "link",
+            FieldKind::Table { .. } => "table",
+            FieldKind::Json => "json",
+            FieldKind::Email => "email",
+        }
+    }
+
+    /// Whether values of this type are stored in a column of the entity's own table.
+    pub fn has_column(&self) -> bool {
+        !matches!(self, FieldKind::Table { .. })
+    }
+}
+
+/// One field of an entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDef {
+    /// snake_case name; also the column name.
+    pub name: String,
+    /// Human label.
+    pub label: String,
+    /// The type.
+    #[serde(flatten)]
+    pub kind: FieldKind,
+    /// A value must be given (or defaulted) on create.
+    pub required: bool,
+    /// No two live rows of a tenant share a value.
+    pub unique: bool,
+    /// The value used on create when none is given.
+    pub default: Option<serde_json::Value>,
+    /// Longest value in characters (data, email, text).
+    pub max_length: Option<u32>,
+    /// Clients may not set it.
+    pub read_only: bool,
+    /// Has an index.
+    pub indexed: bool,
+    /// Personal data: hashed in the audit log.
+    pub pii: bool,
+    /// What the field means.
+    pub description: String,
+}
+
+impl FieldDef {
+    /// The effective maximum length for string types.
+    pub fn max_chars(&self) -> Option<u32> {
+        match self.kind {
+            FieldKind::Data => Some(self.max_length.unwrap_or(140)),
+            FieldKind::Email => Some(self.max_length.unwrap_or(254)),
+            FieldKind::Text => Some(self.max_length.unwrap_or(TEXT_MAX_CHARS)),
+            _ => None,
+        }
+    }
+}
+
+/// A validated entity schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntitySchema {
+    /// snake_case, unique across modules; also the table name.
+    pub name: String,
+    /// Human label.
+    pub label: String,
+    /// The module that declares it.
+    pub module: String,
+    /// The file it came from.
+    pub file: String,
+    /// How names are made.
+    pub naming: Naming,
+    /// Has the draft → submitted → cancelled lifecycle.
+    pub submittable: bool,
+    /// Rows form a tree.
+    pub tree: Option<TreeKind>,
+    /// Changes are recorded field by field.
+    pub track_changes: bool,
+    /// Rows only exist inside a parent's `table` field.
+    pub child: bool,
+    /// The fields, in declared order.
+    pub fields: Vec<FieldDef>,
+    /// Role → actions, enforced by the authorization layer.
+    pub permissions: BTreeMap<String, Vec<String>>,
+}
+
+impl EntitySchema {
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// Why a schema is invalid: names the file and, where there is one, the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid entity schema {file}{}: {message}", field.as_ref().map(|f| format!(", field `{f}`")).unwrap_or_default())]
+pub struct SchemaError {
+    /// The file.
+    pub file: String,
+    /// The field, if the problem is in one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchema {
+    name: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    naming: Option<String>,
+    #[serde(default)]
+    submittable: bool,
+    #[serde(default)]
+    tree: Option<TreeKind>,
+    #[serde(default)]
+    track_changes: bool,
+    #[serde(default)]
+    child: bool,
+    fields: Vec<RawField>,
+    #[serde(default)]
+    permissions: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    name: String,
+    #[serde(rename = "type")]
+    field_type: String,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    required: bool,
+    #[serde(default)]
+    unique: bool,
+    #[serde(default)]
+    default: Option<serde_json::Value>,
+    #[serde(default)]
+    max_length: Option<u32>,
+    #[serde(default)]
+    options: Option<Vec<String>>,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    entity: Option<String>,
+    #[serde(default)]
+    scale: Option<u8>,
+    #[serde(default)]
+    read_only: bool,
+    #[serde(default)]
+    indexed: bool,
+    #[serde(default)]
+    pii: bool,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+/// Whether `name` is a usable entity or field name: `[a-z][a-z0-9_]*`, at most 48 bytes.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 48
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn label_of(name: &str) -> String {
+    let text = name.replace('_', " ");
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// Actions a permissions block may grant (custom actions are `app.action` names).
+pub const ACTIONS: &[&str] = &[
+    "read", "create", "update", "delete", "submit", "cancel", "amend", "export",
+];
+
+/// Checks a naming series such as `JE-.YYYY.-.#####`.
+pub fn check_series(series: &str) -> Result<(), String> {
+    let hashes = series.matches('#').count();
+    if !(1..=10).contains(&hashes) {
+        return Err("a naming series needs a run of 1 to 10 `#` for its counter".into());
+    }
+    let run = "#".repeat(hashes);
+    if !series.contains(&run) {
+        return Err("the `#` of a naming series must form one run".into());
+    }
+    if series.len() > 64
+        || !series
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./#".contains(c))
+    {
+        return Err("a naming series uses letters, digits and `-_./#`, at most 64".into());
+    }
+    Ok(())
+}
+
+/// Parses one schema file of `module` without cross-entity checks (see [`check_links`]).
+pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema, SchemaError> {
+    let error = |field: Option<&str>, message: String| SchemaError {
+        file: file.to_owned(),
+        field: field.map(str::to_owned),
+        message,
+    };
+    let raw: RawSchema = serde_yaml::from_str(yaml).map_err(|e| {
+        let message = e.to_string();
+        // serde names a bad field by its index; name it by its `name` too when it has one.
+        let index = message
+            .strip_prefix("fields[")
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|n| n.parse::<usize>().ok());
+        let field_name = index.and_then(|i| {
+            let value: serde_yaml::Value = serde_yaml::from_str(yaml).ok()?;
+            value
+                .get("fields")?
+                .get(i)?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+        error(field_name.as_deref(), message)
+    })?;
+    if !is_identifier(&raw.name) || raw.name.starts_with("prefiq") {
+        return Err(error(
+            None,
+            format!(
+                "entity name `{}` must be snake_case (a-z, 0-9, _), at most 48, and not start with `prefiq`",
+                raw.name
+            ),
+        ));
+    }
+    let naming = match raw.naming.as_deref() {
+        None | Some("uuid") => Naming::Uuid,
+        Some(series) => {
+            check_series(series).map_err(|m| error(None, m))?;
+            Naming::Series(series.to_owned())
+        }
+    };
+    if raw.child && (raw.submittable || raw.tree.is_some()) {
+        return Err(error(
+            None,
+            "a child entity cannot be submittable or a tree".into(),
+        ));
+    }
+    if raw.fields.is_empty() {
+        return Err(error(None, "an entity needs at least one field".into()));
+    }
+    if raw.fields.len() > 1000 {
+        return Err(error(None, "an entity has at most 1000 fields".into()));
+    }
+    let mut seen = BTreeSet::new();
+    let mut fields = Vec::with_capacity(raw.fields.len());
+    for f in raw.fields {
+        let name = f.name.clone();
+        let bad = |message: String| error(Some(&name), message);
+        if !is_identifier(&f.name) {
+            return Err(bad(
+                "a field name is snake_case (a-z, 0-9, _), at most 48".into()
+            ));
+        }
+        if SYSTEM_COLUMNS.contains(&f.name.as_str()) || f.name.ends_with("_currency") {
+            return Err(bad("the name is reserved for a system column".into()));
+        }
+        if !seen.insert(f.name.clone()) {
+            return Err(bad("the field is declared twice".into()));
+        }
+        let only = |what: &str, present: bool, allowed: bool| {
+            if present && !allowed {
+                Err(bad(format!(
+                    "`{what}` does not apply to a {} field",
+                    f.field_type
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let kind = match f.field_type.as_str() {
+            "data" => FieldKind::Data,
+            "text" => FieldKind::Text,
+            "int" => FieldKind::Int,
+            "decimal" => {
+                let scale = f.scale.unwrap_or(2);
+                if scale > 12 {
+                    return Err(bad("`scale` is at most 12".into()));
+                }
+                FieldKind::Decimal { scale }
+            }
+            "money" => FieldKind::Money,
+            "bool" => FieldKind::Bool,
+            "date" => FieldKind::Date,
+            "datetime" => FieldKind::Datetime,
+            "select" => {
+                let options = f.options.clone().unwrap_or_default();
+                if options.is_empty() || options.iter().any(|o| o.is_empty() || o.len() > 140) {
+                    return Err(bad(
+                        "a select field needs `options`: non-empty strings of at most 140".into(),
+                    ));
+                }
+                if options.iter().collect::<BTreeSet<_>>().len() != options.len() {
+                    return Err(bad("`options` repeat a value".into()));
+                }
+                FieldKind::Select { options }
+            }
+            "link" => match &f.target {
+                Some(target) if is_identifier(target) => FieldKind::Link {
+                    target: target.clone(),
+                },
+                _ => {
+                    return Err(bad(
+                        "a link field needs `target`: the linked entity's name".into()
+                    ));
+                }
+            },
+            "table" => match &f.entity {
+                Some(entity) if is_identifier(entity) => FieldKind::Table {
+                    entity: entity.clone(),
+                },
+                _ => {
+                    return Err(bad(
+                        "a table field needs `entity`: the child entity's name".into()
+                    ));
+                }
+            },
+            "json" => FieldKind::Json,
+            "email" => FieldKind::Email,
+            other => {
+                return Err(bad(format!(
+                    "unknown type `{other}`; use data, text, int, decimal, money, bool, date, datetime, select, link, table, json or email"
+                )));
+            }
+        };
+        only(
+            "options",
+            f.options.is_some(),
+            matches!(kind, FieldKind::Select { .. }),
+        )?;
+        only(
+            "target",
+            f.target.is_some(),
+            matches!(kind, FieldKind::Link { .. }),
+        )?;
+        only(
+            "entity",
+            f.entity.is_some(),
+            matches!(kind, FieldKind::Table { .. }),
+        )?;
+        only(
+            "scale",
+            f.scale.is_some(),
+            matches!(kind, FieldKind::Decimal { .. }),
+        )?;
+        only(
+            "max_length",
+            f.max_length.is_some(),
+            matches!(kind, FieldKind::Data | FieldKind::Email | FieldKind::Text),
+        )?;
+        only(
+            "unique",
+            f.unique,
+            !matches!(
+                kind,
+                FieldKind::Table { .. } | FieldKind::Json | FieldKind::Text | FieldKind::Money
+            ),
+        )?;
+        only(
+            "indexed",
+            f.indexed,
+            kind.has_column() && !matches!(kind, FieldKind::Json),
+        )?;
+        only("default", f.default.is_some(), kind.has_column())?;
+        if let Some(max) = f.max_length
+            && (max == 0 || max > TEXT_MAX_CHARS)
+        {
+            return Err(bad(format!(
+                "`max_length` is between 1 and {TEXT_MAX_CHARS}"
+            )));
+        }
+        let field = FieldDef {
+            label: f.label.unwrap_or_else(|| label_of(&f.name)),
+            name: f.name,
+            kind,
+            required: f.required,
+            unique: f.unique,
+            default: None,
+            max_length: f.max_length,
+            read_only: f.read_only,
+            indexed: f.indexed,
+            pii: f.pii,
+            description: f.description.unwrap_or_default(),
+        };
+        let default = match f.default {
+            Some(value) => Some(
+                crate::entity::value::coerce(&field, &value)
+                    .map(|_| value)
+                    .map_err(|e| bad(format!("`default` is invalid: {}", e.message)))?,
+            ),
+            None => None,
+        };
+        fields.push(FieldDef { default, ..field });
+    }
+    for (role, actions) in &raw.permissions {
+        if role.trim().is_empty() {
+            return Err(error(None, "a permissions role name is empty".into()));
+        }
+        if let Some(action) = actions
+            .iter()
+            .find(|a| !ACTIONS.contains(&a.as_str()) && !is_custom_action(a))
+        {
+            return Err(error(
+                None,
+                format!(
+                    "role `{role}` is granted unknown action `{action}`; use {} or `app.action`",
+                    ACTIONS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(EntitySchema {
+        label: raw.label.unwrap_or_else(|| label_of(&raw.name)),
+        name: raw.name,
+        module: module.to_owned(),
+        file: file.to_owned(),
+        naming,
+        submittable: raw.submittable,
+        tree: raw.tree,
+        track_changes: raw.track_changes,
+        child: raw.child,
+        fields,
+        permissions: raw.permissions,
+    })
+}
+
+fn is_custom_action(action: &str) -> bool {
+    action
+        .split_once('.')
+        .is_some_and(|(app, name)| is_identifier(app) && is_identifier(name))
+}
+
+/// Checks what needs every schema: unique names, link targets and child tables.
+pub fn check_links(schemas: &[EntitySchema]) -> Result<(), SchemaError> {
+    let mut by_name: BTreeMap<&str, &EntitySchema> = BTreeMap::new();
+    for schema in schemas {
+        if let Some(first) = by_name.insert(&schema.name, schema) {
+            return Err(SchemaError {
+                file: schema.file.clone(),
+                field: None,
+                message: format!(
+                    "entity `{}` is also declared by module `{}` in {}",
+                    schema.name, first.module, first.file
+                ),
+            });
+        }
+    }
+    for schema in schemas {
+        for field in &schema.fields {
+            let bad = |message: String| SchemaError {
+                file: schema.file.clone(),
+                field: Some(field.name.clone()),
+                message,
+            };
+            match &field.kind {
+                FieldKind::Link { target } => match by_name.get(target.as_str()) {
+                    None => {
+                        return Err(bad(format!(
+                            "links to `{target}`, which no module declares"
+                        )));
+                    }
+                    Some(t) if t.child => {
+                        return Err(bad(format!("links to `{target}`, a child entity")));
+                    }
+                    Some(_) => {}
+                },
+                FieldKind::Table { entity } => match by_name.get(entity.as_str()) {
+                    None => {
+                        return Err(bad(format!(
+                            "holds rows of `{entity}`, which no module declares"
+                        )));
+                    }
+                    Some(c) if !c.child => {
+                        return Err(bad(format!(
+                            "holds rows of `{entity}`, which is not declared `child: true`"
+                        )));
+                    }
+                    Some(_) if schema.child => {
+                        return Err(bad("a child entity cannot hold child rows".into()));
+                    }
+                    Some(_) => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(yaml: &str, expected: &str) {
+        let got = match parse_schema("m", "schema/x.yaml", yaml) {
+            Ok(s) => format!("ok {} fields", s.fields.len()),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(got, expected, "{yaml}");
+    }
+
+    #[test]
+    fn schemas() {
+        check(
+            "name: todo\nfields:\n  - {name: description, type: text, required: true}\n",
+            "ok 1 fields",
+        );
+        check(
+            "name: Todo\nfields:\n  - {name: a, type: data}\n",
+            "invalid entity schema schema/x.yaml: entity name `Todo` must be snake_case (a-z, 0-9, _), at most 48, and not start with `prefiq`",
+        );
+        check(
+            "name: todo\nfields: []\n",
+            "invalid entity schema schema/x.yaml: an entity needs at least one field",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: a, type: string}\n",
+            "invalid entity schema schema/x.yaml, field `a`: unknown type `string`; use data, text, int, decimal, money, bool, date, datetime, select, link, table, json or email",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: version, type: int}\n",
+            "invalid entity schema schema/x.yaml, field `version`: the name is reserved for a system column",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: a, type: int}\n  - {name: a, type: int}\n",
+            "invalid entity schema schema/x.yaml, field `a`: the field is declared twice",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: s, type: select}\n",
+            "invalid entity schema schema/x.yaml, field `s`: a select field needs `options`: non-empty strings of at most 140",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: s, type: select, options: [A, B], default: C}\n",
+            "invalid entity schema schema/x.yaml, field `s`: `default` is invalid: `C` is not one of A, B",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: n, type: int, default: 'x'}\n",
+            "invalid entity schema schema/x.yaml, field `n`: `default` is invalid: expected an integer",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: n, type: int, options: [a]}\n",
+            "invalid entity schema schema/x.yaml, field `n`: `options` does not apply to a int field",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: l, type: link}\n",
+            "invalid entity schema schema/x.yaml, field `l`: a link field needs `target`: the linked entity's name",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: d, type: decimal, scale: 13}\n",
+            "invalid entity schema schema/x.yaml, field `d`: `scale` is at most 12",
+        );
+        check(
+            "name: todo\nnaming: 'T-.YYYY.-.##-##'\nfields:\n  - {name: a, type: data}\n",
+            "invalid entity schema schema/x.yaml: the `#` of a naming series must form one run",
+        );
+        check(
+            "name: todo\nnaming: 'T-.YYYY.-.#####'\nfields:\n  - {name: a, type: data}\n",
+            "ok 1 fields",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: a, type: data, colour: red}\n",
+            "invalid entity schema schema/x.yaml, field `a`: fields[0]: unknown field `colour`, expected one of `name`, `type`, `label`, `required`, `unique`, `default`, `max_length`, `options`, `target`, `entity`, `scale`, `read_only`, `indexed`, `pii`, `description` at line 3 column 27",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: a, type: data}\npermissions:\n  Clerk: [read, fly]\n",
+            "invalid entity schema schema/x.yaml: role `Clerk` is granted unknown action `fly`; use read, create, update, delete, submit, cancel, amend, export or `app.action`",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: a, type: data}\npermissions:\n  Clerk: [read, accounting.close_period]\n",
+            "ok 1 fields",
+        );
+    }
+
+    #[test]
+    fn cross_checks() {
+        let parse =
+            |file: &str, yaml: &str| parse_schema("m", file, yaml).map_err(|e| e.to_string());
+        let order = parse("a.yaml", "name: sales_order\nfields:\n  - {name: customer, type: link, target: customer}\n  - {name: items, type: table, entity: sales_order_item}\n").unwrap_or_else(|e| panic!("{e}"));
+        let item = parse(
+            "b.yaml",
+            "name: sales_order_item\nchild: true\nfields:\n  - {name: qty, type: int}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let customer = parse(
+            "c.yaml",
+            "name: customer\nfields:\n  - {name: title, type: data}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let all = |s: &[&EntitySchema]| {
+            check_links(&s.iter().map(|x| (*x).clone()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(all(&[&order, &item, &customer]), Ok(()));
+        assert_eq!(all(&[&order, &item]), Err("invalid entity schema a.yaml, field `customer`: links to `customer`, which no module declares".into()));
+        assert_eq!(all(&[&order, &customer]), Err("invalid entity schema a.yaml, field `items`: holds rows of `sales_order_item`, which no module declares".into()));
+        assert_eq!(all(&[&customer, &customer]), Err("invalid entity schema c.yaml: entity `customer` is also declared by module `m` in c.yaml".into()));
+    }
+}
