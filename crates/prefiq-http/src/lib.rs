@@ -7,6 +7,7 @@
 //! status codes.
 
 mod middleware;
+pub mod openapi;
 mod problem;
 mod routes;
 
