@@ -10,8 +10,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use prefiq::{
-    Hook, InstalledModules, KernelError, LifecycleHooks, Manifest, Module, ModuleSummary,
-    RegisterContext, ServiceProvider, async_trait,
+    EntitySource, Hook, InstalledModules, KernelError, LifecycleHooks, Manifest, Module,
+    ModuleSummary, RegisterContext, ServiceProvider, async_trait,
 };
 use prefiq_http::{HttpState, Problem, RouteSet};
 use serde::Serialize;
@@ -82,6 +82,13 @@ impl Module for Cortex {
 
     fn providers(&self) -> Vec<Box<dyn ServiceProvider>> {
         vec![Box::new(CortexProvider)]
+    }
+
+    fn entities(&self) -> Vec<EntitySource> {
+        vec![EntitySource {
+            file: "schema/todo.yaml",
+            yaml: include_str!("../schema/todo.yaml"),
+        }]
     }
 
     fn hooks(&self, hooks: &mut LifecycleHooks) {

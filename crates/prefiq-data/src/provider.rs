@@ -9,6 +9,7 @@ use prefiq::{
 };
 
 use crate::database::{Database, DatabaseHandle, DatabaseUrl};
+use crate::entity::repo::{EntityAuthorizer, EntityHook, Repository};
 use crate::entity::{Entities, EntityRegistry};
 use crate::migrate::SqlMigrationRunner;
 use crate::tenant_config::SqlTenantConfigStore;
@@ -57,6 +58,20 @@ impl ServiceProvider for DatabaseProvider {
             .singleton::<dyn TenantConfigStore>(Arc::new(SqlTenantConfigStore::new(
                 handle.clone(),
             )))?;
+        {
+            let handle = handle.clone();
+            cx.services.lazy_singleton::<Repository, _>(move |r| {
+                let entities = r.get::<Entities>()?;
+                let hooks = r.services().all::<EntityHook>();
+                let authorizer = r.try_get::<dyn EntityAuthorizer>();
+                Ok(Arc::new(Repository::new(
+                    handle.clone(),
+                    entities,
+                    hooks,
+                    authorizer,
+                )))
+            })?;
+        }
         cx.services
             .contribute::<dyn ReadinessCheck>(Arc::new(DatabaseReadiness { handle }));
         Ok(())

@@ -9,6 +9,7 @@
 mod middleware;
 pub mod openapi;
 mod problem;
+mod resources;
 mod routes;
 
 use std::future::Future;
@@ -123,6 +124,7 @@ impl ServiceProvider for HttpProvider {
                 .get("/readyz", readyz)
                 .get("/metrics", metrics_text),
         ));
+        cx.services.contribute(Arc::new(resources::routes()));
         Ok(())
     }
 }

@@ -24,6 +24,9 @@ pub struct Problem {
     /// The request's trace id, so a report can be matched with the logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// For invalid input: one `{pointer, code, message}` per problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<serde_json::Value>,
 }
 
 impl Problem {
@@ -35,6 +38,7 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             trace_id: None,
+            errors: None,
         }
     }
 

@@ -2,9 +2,10 @@
 //! tenant-scoped repository every write goes through.
 
 pub mod ddl;
-// pub mod filter;
-// pub mod repo;
+pub mod filter;
+pub mod repo;
 pub mod schema;
+pub mod sql;
 pub mod value;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,1707 @@
+//! The tenant-scoped repository. Every write goes through one pipeline:
+//! `before_validate` → `validate` hooks → field validation → authorize → before-hooks →
+//! row, child rows and outbox event in one transaction → after-hooks.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use prefiq::{Backend, Context, async_trait};
+use serde_json::{Map, Value, json};
+
+use super::ddl::quote;
+use super::filter::{self, Condition, DEFAULT_LIMIT, MAX_LIMIT, QueryError};
+use super::schema::{EntitySchema, FieldDef, FieldKind, Naming};
+use super::sql::{Arg, Cell, Conn, Sql, SqlType};
+use super::value::{Stored, ValueError, civil_now, coerce, to_json};
+use super::{Entities, EntityRegistry};
+use crate::DataError;
+use crate::database::{Database, DatabaseHandle};
+
+/// Longest accepted list of child rows in one table field.
+pub const MAX_CHILD_ROWS: usize = 1000;
+
+/// Who a repository call acts for. It cannot exist without a tenant: there is no way to
+/// call the repository unscoped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope {
+    tenant: String,
+    user: Option<String>,
+    trace_id: String,
+}
+
+impl TenantScope {
+    /// The scope of an operation's context; an error when the context has no tenant.
+    pub fn new(context: &Context) -> Result<Self, RepoError> {
+        let tenant = context.tenant.clone().ok_or(RepoError::NoTenant)?;
+        if !prefiq::context::is_tenant_name(&tenant) {
+            return Err(RepoError::NoTenant);
+        }
+        Ok(TenantScope {
+            tenant,
+            user: context.user.clone(),
+            trace_id: context.trace_id.to_string(),
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The acting user, if known.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+}
+
+/// One problem with one part of the input: a JSON pointer, a stable code, a sentence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// Such as `/status` or `/items/2/qty`.
+    pub pointer: String,
+    /// Such as `missing_required`.
+    pub code: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn field_error(
+    pointer: impl Into<String>,
+    code: &'static str,
+    message: impl Into<String>,
+) -> FieldError {
+    FieldError {
+        pointer: pointer.into(),
+        code,
+        message: message.into(),
+    }
+}
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// The call had no (valid) tenant scope.
+    #[error("the operation has no tenant scope")]
+    NoTenant,
+    /// No such entity (or not one that can be addressed directly).
+    #[error("unknown entity `{0}`")]
+    UnknownEntity(String),
+    /// No such live row in this tenant.
+    #[error("{entity} `{id}` does not exist")]
+    NotFound {
+        /// The entity.
+        entity: String,
+        /// The id asked for.
+        id: String,
+    },
+    /// The input is invalid; every problem is listed.
+    #[error("the input is invalid")]
+    Invalid(Vec<FieldError>),
+    /// A unique field already has this value in another row.
+    #[error("{}", .0.message)]
+    Unique(FieldError),
+    /// The row changed since the caller read it.
+    #[error("version conflict: the {entity} is at version {actual}, not {expected}")]
+    VersionConflict {
+        /// The entity.
+        entity: String,
+        /// The version the caller had.
+        expected: i64,
+        /// The version stored.
+        actual: i64,
+    },
+    /// A hook refused the write.
+    #[error("{message}")]
+    Rejected {
+        /// `module::hook`.
+        hook: String,
+        /// The hook's message, for the caller.
+        message: String,
+    },
+    /// The authorizer refused.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] DataError),
+}
+
+impl From<sqlx::Error> for RepoError {
+    fn from(e: sqlx::Error) -> Self {
+        RepoError::Database(DataError::Sql(e))
+    }
+}
+
+impl From<QueryError> for RepoError {
+    fn from(e: QueryError) -> Self {
+        RepoError::Invalid(vec![field_error(e.pointer, e.code, e.message)])
+    }
+}
+
+/// The points of the write pipeline a hook can attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityEvent {
+    /// Before field validation; may change the document.
+    BeforeValidate,
+    /// Validation by the module; may change the document or refuse.
+    Validate,
+    /// Before a new row is written.
+    BeforeInsert,
+    /// After a new row is committed.
+    AfterInsert,
+    /// Before a changed row is written.
+    BeforeUpdate,
+    /// After a change is committed.
+    AfterUpdate,
+    /// Before a document is submitted.
+    BeforeSubmit,
+    /// After a submit is committed.
+    OnSubmit,
+    /// After a cancel is committed.
+    OnCancel,
+    /// Before a row is (soft) deleted.
+    BeforeDelete,
+    /// After a delete is committed.
+    AfterDelete,
+}
+
+/// What a hook receives; it returns the (possibly changed) document.
+pub struct HookInput {
+    /// Who the write acts for.
+    pub scope: TenantScope,
+    /// The entity.
+    pub entity: Arc<EntitySchema>,
+    /// The point in the pipeline.
+    pub event: EntityEvent,
+    /// The document as it will be written (or was written, for after-hooks).
+    pub doc: Map<String, Value>,
+    /// The stored document before this write, for updates and deletes.
+    pub old: Option<Map<String, Value>>,
+}
+
+/// A hook's code.
+pub type EntityHookFn =
+    Arc<dyn Fn(HookInput) -> BoxFuture<'static, Result<Map<String, Value>, String>> + Send + Sync>;
+
+/// A hook that a module contributes (`cx.services.contribute(Arc::new(hook))`). Hooks run
+/// in module order; a before-hook's error aborts the write and its message reaches the
+/// caller; an after-hook's error is logged.
+#[derive(Clone)]
+pub struct EntityHook {
+    /// The module that registers it.
+    pub module: String,
+    /// A name for logs.
+    pub name: String,
+    /// The entity it applies to, or `*` for every entity.
+    pub entity: String,
+    /// When it runs.
+    pub event: EntityEvent,
+    /// What it does.
+    pub run: EntityHookFn,
+}
+
+/// The authorization point of the pipeline; the identity layer binds one as
+/// `dyn EntityAuthorizer`. Without one every call is allowed.
+#[async_trait]
+pub trait EntityAuthorizer: Send + Sync {
+    /// `Ok` to allow `action` (`read`, `create`, `update`, `delete`, `submit`, `cancel`,
+    /// `amend`) on `entity`; the error is the reason for the caller.
+    async fn authorize(
+        &self,
+        scope: &TenantScope,
+        entity: &EntitySchema,
+        action: &str,
+        doc: Option<&Map<String, Value>>,
+    ) -> Result<(), String>;
+}
+
+/// A list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// Fields to return (all when empty); `id` always comes back.
+    pub fields: Vec<String>,
+    /// The `filters` parameter as JSON.
+    pub filters: Option<Value>,
+    /// `field [asc|desc]`.
+    pub order_by: Option<String>,
+    /// Page size (default 20, at most 500).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page {
+    /// The records.
+    pub data: Vec<Value>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// How each selected column maps back to a record property.
+#[derive(Debug, Clone)]
+enum Slot {
+    System(&'static str, SqlType),
+    Custom,
+    Field(FieldDef),
+    MoneyCurrency,
+}
+
+const SYSTEM_SELECT: &[(&str, SqlType)] = &[
+    ("id", SqlType::Text),
+    ("name", SqlType::Text),
+    ("created_at", SqlType::Text),
+    ("created_by", SqlType::Text),
+    ("modified_at", SqlType::Text),
+    ("modified_by", SqlType::Text),
+    ("version", SqlType::Int),
+    ("docstatus", SqlType::Int),
+];
+
+/// Properties clients may send back unchanged (from a GET) and that are ignored on write.
+const SYSTEM_INPUT: &[&str] = &[
+    "id",
+    "name",
+    "created_at",
+    "created_by",
+    "modified_at",
+    "modified_by",
+    "version",
+    "docstatus",
+    "custom",
+    "amended_from",
+    "idx",
+];
+
+fn sql_type(field: &FieldDef) -> SqlType {
+    match field.kind {
+        FieldKind::Int | FieldKind::Decimal { .. } | FieldKind::Money => SqlType::Int,
+        FieldKind::Bool => SqlType::Bool,
+        _ => SqlType::Text,
+    }
+}
+
+fn select_list(schema: &EntitySchema, backend: Backend) -> (String, Vec<Slot>, Vec<SqlType>) {
+    let mut columns = Vec::new();
+    let mut slots = Vec::new();
+    for (name, ty) in SYSTEM_SELECT {
+        columns.push((*name).to_owned());
+        slots.push(Slot::System(name, *ty));
+    }
+    columns.push(if backend == Backend::Postgres {
+        "custom::text".into()
+    } else {
+        "custom".into()
+    });
+    slots.push(Slot::Custom);
+    if !schema.child {
+        columns.push("amended_from".into());
+        slots.push(Slot::System("amended_from", SqlType::Text));
+    } else {
+        columns.push("idx".into());
+        slots.push(Slot::System("idx", SqlType::Int));
+    }
+    for field in schema.fields.iter().filter(|f| f.kind.has_column()) {
+        let col = quote(&field.name);
+        columns.push(
+            if backend == Backend::Postgres && matches!(field.kind, FieldKind::Json) {
+                format!("{col}::text")
+            } else {
+                col
+            },
+        );
+        slots.push(Slot::Field(field.clone()));
+        if matches!(field.kind, FieldKind::Money) {
+            columns.push(quote(&format!("{}_currency", field.name)));
+            slots.push(Slot::MoneyCurrency);
+        }
+    }
+    let types = slots
+        .iter()
+        .map(|s| match s {
+            Slot::System(_, ty) => *ty,
+            Slot::Custom | Slot::MoneyCurrency => SqlType::Text,
+            Slot::Field(f) => sql_type(f),
+        })
+        .collect();
+    (columns.join(", "), slots, types)
+}
+
+fn cell_to_stored(cell: &Cell) -> Stored {
+    match cell {
+        Cell::Null => Stored::Null,
+        Cell::Text(t) => Stored::Text(t.clone()),
+        Cell::Int(i) => Stored::Int(*i),
+        Cell::Bool(b) => Stored::Bool(*b),
+    }
+}
+
+fn cell_json(cell: &Cell) -> Value {
+    match cell {
+        Cell::Null => Value::Null,
+        Cell::Text(t) => Value::String(t.clone()),
+        Cell::Int(i) => Value::from(*i),
+        Cell::Bool(b) => Value::Bool(*b),
+    }
+}
+
+fn row_to_record(slots: &[Slot], cells: &[Cell]) -> Map<String, Value> {
+    let mut record = Map::new();
+    let mut i = 0;
+    while i < slots.len() {
+        match &slots[i] {
+            Slot::System(name, _) => {
+                record.insert((*name).to_owned(), cell_json(&cells[i]));
+            }
+            Slot::Custom => {
+                let custom = match &cells[i] {
+                    Cell::Text(t) => serde_json::from_str(t).unwrap_or_else(|_| json!({})),
+                    _ => json!({}),
+                };
+                record.insert("custom".into(), custom);
+            }
+            Slot::Field(field) if matches!(field.kind, FieldKind::Money) => {
+                let stored = match (&cells[i], cells.get(i + 1)) {
+                    (Cell::Int(minor), Some(Cell::Text(currency))) => Stored::Money {
+                        minor: *minor,
+                        currency: currency.clone(),
+                    },
+                    _ => Stored::Null,
+                };
+                record.insert(field.name.clone(), to_json(field, &stored));
+                i += 1;
+            }
+            Slot::Field(field) => {
+                record.insert(
+                    field.name.clone(),
+                    to_json(field, &cell_to_stored(&cells[i])),
+                );
+            }
+            Slot::MoneyCurrency => {}
+        }
+        i += 1;
+    }
+    record
+}
+
+/// Values of one validated document: column values and child rows per table field.
+#[derive(Debug, Default)]
+struct Validated {
+    columns: Vec<(FieldDef, Stored)>,
+    children: Vec<(FieldDef, Arc<EntitySchema>, Vec<Validated>)>,
+}
+
+fn stored_args(field: &FieldDef, stored: &Stored) -> Vec<Arg> {
+    match (&field.kind, stored) {
+        (FieldKind::Money, Stored::Money { minor, currency }) => {
+            vec![Arg::Int(Some(*minor)), Arg::Text(Some(currency.clone()))]
+        }
+        (FieldKind::Money, _) => vec![Arg::Int(None), Arg::Text(None)],
+        (_, Stored::Null) => vec![match sql_type(field) {
+            SqlType::Text => Arg::Text(None),
+            SqlType::Int => Arg::Int(None),
+            SqlType::Bool => Arg::Bool(None),
+        }],
+        (_, Stored::Text(t)) => vec![Arg::Text(Some(t.clone()))],
+        (_, Stored::Int(i)) => vec![Arg::Int(Some(*i))],
+        (_, Stored::Bool(b)) => vec![Arg::Bool(Some(*b))],
+        (_, Stored::Money { .. }) => vec![Arg::Text(None)],
+    }
+}
+
+fn column_names(field: &FieldDef) -> Vec<String> {
+    let mut out = vec![quote(&field.name)];
+    if matches!(field.kind, FieldKind::Money) {
+        out.push(quote(&format!("{}_currency", field.name)));
+    }
+    out
+}
+
+fn placeholder(sql: &mut Sql, arg: Arg, field: &FieldDef, backend: Backend) -> String {
+    let p = sql.arg(arg);
+    if backend == Backend::Postgres && matches!(field.kind, FieldKind::Json) {
+        format!("{p}::jsonb")
+    } else {
+        p
+    }
+}
+
+fn object(value: Value, pointer: &str) -> Result<Map<String, Value>, RepoError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(RepoError::Invalid(vec![field_error(
+            pointer,
+            "wrong_type",
+            "expected a JSON object",
+        )])),
+    }
+}
+
+/// The repository: tenant-scoped reads and pipelined writes for every entity.
+pub struct Repository {
+    handle: Arc<DatabaseHandle>,
+    entities: Arc<Entities>,
+    hooks: Vec<Arc<EntityHook>>,
+    authorizer: Option<Arc<dyn EntityAuthorizer>>,
+}
+
+impl Repository {
+    /// A repository over `handle` for the entities of `entities`.
+    pub fn new(
+        handle: Arc<DatabaseHandle>,
+        entities: Arc<Entities>,
+        hooks: Vec<Arc<EntityHook>>,
+        authorizer: Option<Arc<dyn EntityAuthorizer>>,
+    ) -> Self {
+        Repository {
+            handle,
+            entities,
+            hooks,
+            authorizer,
+        }
+    }
+
+    /// The entity registry.
+    pub fn registry(&self) -> Arc<EntityRegistry> {
+        self.entities.registry()
+    }
+
+    fn schema(&self, entity: &str) -> Result<Arc<EntitySchema>, RepoError> {
+        match self.entities.registry().get(entity) {
+            Some(schema) if !schema.child => Ok(schema.clone()),
+            _ => Err(RepoError::UnknownEntity(entity.to_owned())),
+        }
+    }
+
+    fn database(&self) -> Result<&Database, RepoError> {
+        Ok(self.handle.get()?)
+    }
+
+    async fn authorize(
+        &self,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        action: &str,
+        doc: Option<&Map<String, Value>>,
+    ) -> Result<(), RepoError> {
+        match &self.authorizer {
+            Some(authorizer) => authorizer
+                .authorize(scope, schema, action, doc)
+                .await
+                .map_err(RepoError::Forbidden),
+            None => Ok(()),
+        }
+    }
+
+    async fn run_hooks(
+        &self,
+        event: EntityEvent,
+        scope: &TenantScope,
+        schema: &Arc<EntitySchema>,
+        mut doc: Map<String, Value>,
+        old: Option<&Map<String, Value>>,
+    ) -> Result<Map<String, Value>, RepoError> {
+        for hook in self
+            .hooks
+            .iter()
+            .filter(|h| h.event == event && (h.entity == "*" || h.entity == schema.name))
+        {
+            let input = HookInput {
+                scope: scope.clone(),
+                entity: schema.clone(),
+                event,
+                doc,
+                old: old.cloned(),
+            };
+            doc = (hook.run)(input)
+                .await
+                .map_err(|message| RepoError::Rejected {
+                    hook: format!("{}::{}", hook.module, hook.name),
+                    message,
+                })?;
+        }
+        Ok(doc)
+    }
+
+    async fn run_after_hooks(
+        &self,
+        event: EntityEvent,
+        scope: &TenantScope,
+        schema: &Arc<EntitySchema>,
+        doc: &Map<String, Value>,
+        old: Option<&Map<String, Value>>,
+    ) {
+        if let Err(e) = self.run_hooks(event, scope, schema, doc.clone(), old).await {
+            tracing::error!(target: "prefiq::entity", trace_id = %scope.trace_id, entity = %schema.name, error = %e, "after-hook failed; the write is committed");
+        }
+    }
+
+    /// Checks a whole document against `schema`. `current` holds stored values for fields the
+    /// document does not mention (updates); on create, missing fields take their default.
+    fn validate(
+        &self,
+        schema: &EntitySchema,
+        doc: &Map<String, Value>,
+        current: Option<&Map<String, Value>>,
+        prefix: &str,
+    ) -> Result<Validated, Vec<FieldError>> {
+        let registry = self.entities.registry();
+        let mut errors = Vec::new();
+        for key in doc.keys() {
+            if schema.field(key).is_none() && !SYSTEM_INPUT.contains(&key.as_str()) {
+                errors.push(field_error(
+                    format!("{prefix}/{key}"),
+                    "unknown_field",
+                    format!("`{key}` is not a field of `{}`", schema.name),
+                ));
+            }
+        }
+        let mut out = Validated::default();
+        for field in &schema.fields {
+            let pointer = format!("{prefix}/{}", field.name);
+            let given = doc.get(&field.name);
+            if given.is_some()
+                && field.read_only
+                && current.and_then(|c| c.get(&field.name)) != given
+            {
+                errors.push(field_error(&pointer, "read_only", "the field is read-only"));
+                continue;
+            }
+            let value = match (given, current) {
+                (Some(v), _) => v.clone(),
+                (None, Some(current)) => current.get(&field.name).cloned().unwrap_or(Value::Null),
+                (None, None) => field.default.clone().unwrap_or(Value::Null),
+            };
+            if let FieldKind::Table { entity } = &field.kind {
+                let Some(child) = registry.get(entity).cloned() else {
+                    continue;
+                };
+                let rows = match &value {
+                    Value::Null => Vec::new(),
+                    Value::Array(rows) if rows.len() <= MAX_CHILD_ROWS => rows.clone(),
+                    Value::Array(_) => {
+                        errors.push(field_error(
+                            &pointer,
+                            "too_many",
+                            format!("at most {MAX_CHILD_ROWS} rows"),
+                        ));
+                        continue;
+                    }
+                    _ => {
+                        errors.push(field_error(
+                            &pointer,
+                            "wrong_type",
+                            "expected an array of rows",
+                        ));
+                        continue;
+                    }
+                };
+                if field.required && rows.is_empty() {
+                    errors.push(field_error(
+                        &pointer,
+                        "missing_required",
+                        "at least one row is required",
+                    ));
+                }
+                let mut validated = Vec::with_capacity(rows.len());
+                for (i, row) in rows.iter().enumerate() {
+                    let row_pointer = format!("{pointer}/{i}");
+                    match row.as_object() {
+                        Some(map) => match self.validate(&child, map, None, &row_pointer) {
+                            Ok(v) => validated.push(v),
+                            Err(e) => errors.extend(e),
+                        },
+                        None => errors.push(field_error(
+                            row_pointer,
+                            "wrong_type",
+                            "a row is a JSON object",
+                        )),
+                    }
+                }
+                out.children.push((field.clone(), child, validated));
+                continue;
+            }
+            match coerce(field, &value) {
+                Ok(stored) => {
+                    let empty = matches!(&stored, Stored::Null)
+                        || matches!(&stored, Stored::Text(t) if t.is_empty());
+                    if field.required && empty {
+                        errors.push(field_error(
+                            &pointer,
+                            "missing_required",
+                            "the field is required",
+                        ));
+                    } else {
+                        out.columns.push((field.clone(), stored));
+                    }
+                }
+                Err(ValueError { code, message }) => {
+                    errors.push(field_error(&pointer, code, message))
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The document as the API shows it, from validated values.
+    fn document(validated: &Validated) -> Map<String, Value> {
+        let mut doc = Map::new();
+        for (field, stored) in &validated.columns {
+            doc.insert(field.name.clone(), to_json(field, stored));
+        }
+        for (field, _, rows) in &validated.children {
+            doc.insert(
+                field.name.clone(),
+                Value::Array(
+                    rows.iter()
+                        .map(|r| Value::Object(Self::document(r)))
+                        .collect(),
+                ),
+            );
+        }
+        doc
+    }
+
+    /// Creates a row. Returns the stored record.
+    pub async fn create(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        input: Value,
+    ) -> Result<Value, RepoError> {
+        let schema = self.schema(entity)?;
+        self.create_with(scope, &schema, object(input, "")?, None)
+            .await
+    }
+
+    async fn create_with(
+        &self,
+        scope: &TenantScope,
+        schema: &Arc<EntitySchema>,
+        doc: Map<String, Value>,
+        amended: Option<(String, String)>,
+    ) -> Result<Value, RepoError> {
+        let doc = self
+            .run_hooks(EntityEvent::BeforeValidate, scope, schema, doc, None)
+            .await?;
+        let doc = self
+            .run_hooks(EntityEvent::Validate, scope, schema, doc, None)
+            .await?;
+        let validated = self
+            .validate(schema, &doc, None, "")
+            .map_err(RepoError::Invalid)?;
+        let doc = Self::document(&validated);
+        self.authorize(scope, schema, "create", Some(&doc)).await?;
+        let doc = self
+            .run_hooks(EntityEvent::BeforeInsert, scope, schema, doc, None)
+            .await?;
+        // Before-hooks may have changed the document: what is written is validated again.
+        let validated = self
+            .validate(schema, &doc, None, "")
+            .map_err(RepoError::Invalid)?;
+
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = civil_now();
+        let database = self.database()?;
+        let backend = database.backend();
+        let record = match database {
+            Database::Sqlite(db) => {
+                let mut tx = db.writer.begin().await?;
+                let record = self
+                    .insert_tx(
+                        &mut Conn::Sqlite(&mut tx),
+                        scope,
+                        schema,
+                        &validated,
+                        &id,
+                        &now,
+                        amended.as_ref(),
+                        backend,
+                    )
+                    .await?;
+                tx.commit().await?;
+                record
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let record = self
+                    .insert_tx(
+                        &mut Conn::Postgres(&mut tx),
+                        scope,
+                        schema,
+                        &validated,
+                        &id,
+                        &now,
+                        amended.as_ref(),
+                        backend,
+                    )
+                    .await?;
+                tx.commit().await?;
+                record
+            }
+        };
+        self.run_after_hooks(EntityEvent::AfterInsert, scope, schema, &record, None)
+            .await;
+        Ok(Value::Object(record))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_tx(
+        &self,
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        validated: &Validated,
+        id: &str,
+        now: &str,
+        amended: Option<&(String, String)>,
+        backend: Backend,
+    ) -> Result<Map<String, Value>, RepoError> {
+        check_links(conn, scope, validated, "").await?;
+        let name = match (amended, &schema.naming) {
+            (Some((_, name)), _) => name.clone(),
+            (None, Naming::Uuid) => id.to_owned(),
+            (None, Naming::Series(series)) => next_in_series(conn, scope, series, now).await?,
+        };
+        let mut sql = Sql::default();
+        let mut columns = vec![
+            "tenant_id",
+            "id",
+            "name",
+            "created_at",
+            "created_by",
+            "modified_at",
+            "modified_by",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        let mut values = vec![
+            sql.arg(Arg::Text(Some(scope.tenant.clone()))),
+            sql.arg(Arg::Text(Some(id.to_owned()))),
+            sql.arg(Arg::Text(Some(name.clone()))),
+            sql.arg(Arg::Text(Some(now.to_owned()))),
+            sql.arg(Arg::Text(scope.user.clone())),
+            sql.arg(Arg::Text(Some(now.to_owned()))),
+            sql.arg(Arg::Text(scope.user.clone())),
+        ];
+        if let Some((from, _)) = amended {
+            columns.push("amended_from".into());
+            values.push(sql.arg(Arg::Text(Some(from.clone()))));
+        }
+        for (field, stored) in &validated.columns {
+            for (column, arg) in column_names(field)
+                .into_iter()
+                .zip(stored_args(field, stored))
+            {
+                columns.push(column);
+                values.push(placeholder(&mut sql, arg, field, backend));
+            }
+        }
+        sql.text = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(&schema.name),
+            columns.join(", "),
+            values.join(", ")
+        );
+        conn.execute(&sql)
+            .await
+            .map_err(|e| unique_error(e, schema))?;
+        insert_children(conn, scope, id, validated, now, backend).await?;
+
+        let mut record = Map::new();
+        record.insert("id".into(), json!(id));
+        record.insert("name".into(), json!(name));
+        record.insert("created_at".into(), json!(now));
+        record.insert("created_by".into(), json!(scope.user));
+        record.insert("modified_at".into(), json!(now));
+        record.insert("modified_by".into(), json!(scope.user));
+        record.insert("version".into(), json!(1));
+        record.insert("docstatus".into(), json!(0));
+        record.insert("custom".into(), json!({}));
+        record.insert("amended_from".into(), json!(amended.map(|(from, _)| from)));
+        record.extend(Self::document(validated));
+        write_outbox(conn, scope, &schema.name, id, "created", &record, now).await?;
+        Ok(record)
+    }
+
+    async fn load(
+        &self,
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        id: &str,
+    ) -> Result<Map<String, Value>, RepoError> {
+        let backend = conn.backend();
+        let (select, slots, types) = select_list(schema, backend);
+        let mut sql = Sql::default();
+        let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+        let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
+        sql.text = format!(
+            "SELECT {select} FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
+            quote(&schema.name)
+        );
+        let rows = conn.fetch(&sql, &types).await?;
+        let Some(cells) = rows.first() else {
+            return Err(RepoError::NotFound {
+                entity: schema.name.clone(),
+                id: id.to_owned(),
+            });
+        };
+        let mut record = row_to_record(&slots, cells);
+        let registry = self.entities.registry();
+        for field in &schema.fields {
+            if let FieldKind::Table { entity } = &field.kind
+                && let Some(child) = registry.get(entity)
+            {
+                let (select, slots, types) = select_list(child, backend);
+                let mut sql = Sql::default();
+                let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+                let parent = sql.arg(Arg::Text(Some(id.to_owned())));
+                let parent_field = sql.arg(Arg::Text(Some(field.name.clone())));
+                sql.text = format!(
+                    "SELECT {select} FROM {} WHERE tenant_id = {tenant} AND parent_id = {parent} AND parent_field = {parent_field} ORDER BY idx",
+                    quote(&child.name)
+                );
+                let rows = conn.fetch(&sql, &types).await?;
+                let children = rows
+                    .iter()
+                    .map(|cells| Value::Object(child_record(&slots, cells)))
+                    .collect();
+                record.insert(field.name.clone(), Value::Array(children));
+            }
+        }
+        Ok(record)
+    }
+
+    /// Reads one live row of this tenant.
+    pub async fn get(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+    ) -> Result<Value, RepoError> {
+        let schema = self.schema(entity)?;
+        let record = match self.database()? {
+            Database::Sqlite(db) => {
+                let mut conn = db.readers.acquire().await?;
+                self.load(&mut Conn::Sqlite(&mut conn), scope, &schema, id)
+                    .await?
+            }
+            Database::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                self.load(&mut Conn::Postgres(&mut conn), scope, &schema, id)
+                    .await?
+            }
+        };
+        self.authorize(scope, &schema, "read", Some(&record))
+            .await?;
+        Ok(Value::Object(record))
+    }
+
+    /// Lists live rows of this tenant: filters, order, keyset pagination.
+    pub async fn list(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        query: &ListQuery,
+    ) -> Result<Page, RepoError> {
+        let schema = self.schema(entity)?;
+        self.authorize(scope, &schema, "read", None).await?;
+        for (i, name) in query.fields.iter().enumerate() {
+            if schema.field(name).is_none() && !SYSTEM_INPUT.contains(&name.as_str()) {
+                return Err(RepoError::Invalid(vec![field_error(
+                    format!("/fields/{i}"),
+                    "unknown_field",
+                    format!("`{name}` is not a field of `{}`", schema.name),
+                )]));
+            }
+        }
+        let conditions: Vec<Condition> = match &query.filters {
+            Some(filters) => filter::parse_filters(&schema, filters)?,
+            None => Vec::new(),
+        };
+        let order = filter::parse_order(&schema, query.order_by.as_deref())?;
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(RepoError::Invalid(vec![field_error(
+                "/limit",
+                "out_of_range",
+                format!("limit is between 1 and {MAX_LIMIT}"),
+            )]));
+        }
+        let cursor = query
+            .cursor
+            .as_deref()
+            .map(|c| filter::decode_cursor(c, order.column.ty))
+            .transpose()?;
+        let database = self.database()?;
+        let backend = database.backend();
+        let (select, slots, mut types) = select_list(&schema, backend);
+        let mut sql = Sql::default();
+        let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+        let mut clauses = vec![
+            format!("tenant_id = {tenant}"),
+            "deleted_at IS NULL".to_owned(),
+        ];
+        for condition in &conditions {
+            clauses.push(filter::condition_sql(condition, backend, &mut sql));
+        }
+        if let Some((value, id)) = &cursor {
+            clauses.push(order.after_sql(backend, value, id, &mut sql));
+        }
+        // The sort column is selected again at the end so the cursor can be built from it.
+        let sort_select = quote(&order.column.name);
+        types.push(order.column.ty);
+        sql.text = format!(
+            "SELECT {select}, {sort_select} FROM {} WHERE {} {} LIMIT {}",
+            quote(&schema.name),
+            clauses.join(" AND "),
+            order.sql(backend),
+            limit + 1
+        );
+        let mut rows = match database {
+            Database::Sqlite(db) => {
+                let mut conn = db.readers.acquire().await?;
+                Conn::Sqlite(&mut conn).fetch(&sql, &types).await?
+            }
+            Database::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                Conn::Postgres(&mut conn).fetch(&sql, &types).await?
+            }
+        };
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_cursor = if more {
+            rows.last().map(|cells| {
+                let id = match &cells[0] {
+                    Cell::Text(id) => id.clone(),
+                    _ => String::new(),
+                };
+                filter::encode_cursor(&cells[cells.len() - 1], &id)
+            })
+        } else {
+            None
+        };
+        let data = rows
+            .iter()
+            .map(|cells| {
+                let mut record = row_to_record(&slots, &cells[..cells.len() - 1]);
+                if !query.fields.is_empty() {
+                    record.retain(|k, _| k == "id" || query.fields.iter().any(|f| f == k));
+                }
+                Value::Object(record)
+            })
+            .collect();
+        Ok(Page { data, next_cursor })
+    }
+
+    /// Changes a draft. `expected_version` (from `If-Match`) must match the stored version.
+    pub async fn update(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+        patch: Value,
+        expected_version: Option<i64>,
+    ) -> Result<Value, RepoError> {
+        let schema = self.schema(entity)?;
+        let patch = object(patch, "")?;
+        let current = self.read_current(scope, &schema, id).await?;
+        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(expected) = expected_version
+            && expected != version
+        {
+            return Err(RepoError::VersionConflict {
+                entity: schema.name.clone(),
+                expected,
+                actual: version,
+            });
+        }
+        if current.get("docstatus").and_then(Value::as_i64) != Some(0) {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "document_submitted",
+                format!(
+                    "this {} is submitted or cancelled and cannot be edited; amend it instead",
+                    schema.name
+                ),
+            )]));
+        }
+        let mut doc = current.clone();
+        doc.extend(patch.clone());
+        let doc = self
+            .run_hooks(
+                EntityEvent::BeforeValidate,
+                scope,
+                &schema,
+                doc,
+                Some(&current),
+            )
+            .await?;
+        let doc = self
+            .run_hooks(EntityEvent::Validate, scope, &schema, doc, Some(&current))
+            .await?;
+        // Unknown keys are reported against the patch, where the client wrote them.
+        self.validate(&schema, &patch, Some(&current), "")
+            .map_err(RepoError::Invalid)?;
+        let validated = self
+            .validate(&schema, &doc, Some(&current), "")
+            .map_err(RepoError::Invalid)?;
+        let doc = Self::document(&validated);
+        self.authorize(scope, &schema, "update", Some(&doc)).await?;
+        let doc = self
+            .run_hooks(
+                EntityEvent::BeforeUpdate,
+                scope,
+                &schema,
+                doc,
+                Some(&current),
+            )
+            .await?;
+        let validated = self
+            .validate(&schema, &doc, Some(&current), "")
+            .map_err(RepoError::Invalid)?;
+        let now = civil_now();
+        let database = self.database()?;
+        let backend = database.backend();
+        let record = match database {
+            Database::Sqlite(db) => {
+                let mut tx = db.writer.begin().await?;
+                let record = update_tx(
+                    &mut Conn::Sqlite(&mut tx),
+                    scope,
+                    &schema,
+                    id,
+                    version,
+                    &validated,
+                    &current,
+                    &now,
+                    backend,
+                )
+                .await?;
+                tx.commit().await?;
+                record
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let record = update_tx(
+                    &mut Conn::Postgres(&mut tx),
+                    scope,
+                    &schema,
+                    id,
+                    version,
+                    &validated,
+                    &current,
+                    &now,
+                    backend,
+                )
+                .await?;
+                tx.commit().await?;
+                record
+            }
+        };
+        self.run_after_hooks(
+            EntityEvent::AfterUpdate,
+            scope,
+            &schema,
+            &record,
+            Some(&current),
+        )
+        .await;
+        Ok(Value::Object(record))
+    }
+
+    async fn read_current(
+        &self,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        id: &str,
+    ) -> Result<Map<String, Value>, RepoError> {
+        // WAL readers see every committed write, so the current state comes from a reader.
+        match self.database()? {
+            Database::Sqlite(db) => {
+                let mut conn = db.readers.acquire().await?;
+                self.load(&mut Conn::Sqlite(&mut conn), scope, schema, id)
+                    .await
+            }
+            Database::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                self.load(&mut Conn::Postgres(&mut conn), scope, schema, id)
+                    .await
+            }
+        }
+    }
+
+    /// Soft-deletes a draft or cancelled document.
+    pub async fn delete(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+    ) -> Result<(), RepoError> {
+        let schema = self.schema(entity)?;
+        let current = self.read_current(scope, &schema, id).await?;
+        if current.get("docstatus").and_then(Value::as_i64) == Some(1) {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "document_submitted",
+                format!(
+                    "this {} is submitted; cancel it before deleting",
+                    schema.name
+                ),
+            )]));
+        }
+        self.authorize(scope, &schema, "delete", Some(&current))
+            .await?;
+        let doc = self
+            .run_hooks(
+                EntityEvent::BeforeDelete,
+                scope,
+                &schema,
+                current.clone(),
+                Some(&current),
+            )
+            .await?;
+        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        self.transition(
+            scope,
+            &schema,
+            id,
+            version,
+            "deleted_at = {now}",
+            "deleted",
+            &doc,
+        )
+        .await?;
+        self.run_after_hooks(
+            EntityEvent::AfterDelete,
+            scope,
+            &schema,
+            &doc,
+            Some(&current),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Submits a draft of a submittable entity.
+    pub async fn submit(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+    ) -> Result<Value, RepoError> {
+        let schema = self.submittable(entity)?;
+        let current = self.read_current(scope, &schema, id).await?;
+        expect_docstatus(&current, 0, "submit", "a draft")?;
+        self.validate(&schema, &current, Some(&current), "")
+            .map_err(RepoError::Invalid)?;
+        self.authorize(scope, &schema, "submit", Some(&current))
+            .await?;
+        let doc = self
+            .run_hooks(
+                EntityEvent::BeforeSubmit,
+                scope,
+                &schema,
+                current.clone(),
+                Some(&current),
+            )
+            .await?;
+        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let record = self
+            .transition(
+                scope,
+                &schema,
+                id,
+                version,
+                "docstatus = 1",
+                "submitted",
+                &doc,
+            )
+            .await?;
+        self.run_after_hooks(
+            EntityEvent::OnSubmit,
+            scope,
+            &schema,
+            &record,
+            Some(&current),
+        )
+        .await;
+        Ok(Value::Object(record))
+    }
+
+    /// Cancels a submitted document.
+    pub async fn cancel(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+    ) -> Result<Value, RepoError> {
+        let schema = self.submittable(entity)?;
+        let current = self.read_current(scope, &schema, id).await?;
+        expect_docstatus(&current, 1, "cancel", "submitted")?;
+        self.authorize(scope, &schema, "cancel", Some(&current))
+            .await?;
+        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let record = self
+            .transition(
+                scope,
+                &schema,
+                id,
+                version,
+                "docstatus = 2",
+                "cancelled",
+                &current,
+            )
+            .await?;
+        self.run_after_hooks(
+            EntityEvent::OnCancel,
+            scope,
+            &schema,
+            &record,
+            Some(&current),
+        )
+        .await;
+        Ok(Value::Object(record))
+    }
+
+    /// Makes a new draft from a cancelled document, named after it (`NAME-1`, `NAME-2`, ...).
+    pub async fn amend(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+    ) -> Result<Value, RepoError> {
+        let schema = self.submittable(entity)?;
+        let current = self.read_current(scope, &schema, id).await?;
+        expect_docstatus(&current, 2, "amend", "cancelled")?;
+        self.authorize(scope, &schema, "amend", Some(&current))
+            .await?;
+        let old_name = current
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = match old_name.rsplit_once('-') {
+            Some((base, n))
+                if current.get("amended_from").is_some_and(|v| !v.is_null())
+                    && n.parse::<u32>().is_ok() =>
+            {
+                format!("{base}-{}", n.parse::<u32>().unwrap_or(0) + 1)
+            }
+            _ => format!("{old_name}-1"),
+        };
+        let mut doc = current.clone();
+        doc.retain(|k, _| schema.field(k).is_some());
+        for rows in doc.values_mut() {
+            if let Value::Array(rows) = rows {
+                for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                    for system in SYSTEM_INPUT {
+                        row.remove(*system);
+                    }
+                }
+            }
+        }
+        self.create_with(scope, &schema, doc, Some((id.to_owned(), name)))
+            .await
+    }
+
+    fn submittable(&self, entity: &str) -> Result<Arc<EntitySchema>, RepoError> {
+        let schema = self.schema(entity)?;
+        if !schema.submittable {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "not_submittable",
+                format!("`{entity}` is not submittable"),
+            )]));
+        }
+        Ok(schema)
+    }
+
+    /// One status change (`set` is an SQL assignment, `{now}` replaced by the time) with its
+    /// outbox event, guarded by the version read before.
+    async fn transition(
+        &self,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        id: &str,
+        version: i64,
+        set: &str,
+        event: &str,
+        doc: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, RepoError> {
+        let now = civil_now();
+        let mut sql = Sql::default();
+        let now_arg = sql.arg(Arg::Text(Some(now.clone())));
+        let user = sql.arg(Arg::Text(scope.user.clone()));
+        let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+        let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
+        let version_arg = sql.arg(Arg::Int(Some(version)));
+        sql.text = format!(
+            "UPDATE {} SET {}, modified_at = {now_arg}, modified_by = {user}, version = version + 1 WHERE tenant_id = {tenant} AND id = {id_arg} AND version = {version_arg} AND deleted_at IS NULL",
+            quote(&schema.name),
+            set.replace("{now}", &now_arg)
+        );
+        let mut record = doc.clone();
+        record.insert("modified_at".into(), json!(now));
+        record.insert("modified_by".into(), json!(scope.user));
+        record.insert("version".into(), json!(version + 1));
+        if let Some(status) = set.strip_prefix("docstatus = ") {
+            record.insert(
+                "docstatus".into(),
+                json!(status.parse::<i64>().unwrap_or(0)),
+            );
+        }
+        let conflict = || RepoError::VersionConflict {
+            entity: schema.name.clone(),
+            expected: version,
+            actual: version + 1,
+        };
+        match self.database()? {
+            Database::Sqlite(db) => {
+                let mut tx = db.writer.begin().await?;
+                let mut conn = Conn::Sqlite(&mut tx);
+                if conn.execute(&sql).await? == 0 {
+                    return Err(conflict());
+                }
+                write_outbox(&mut conn, scope, &schema.name, id, event, &record, &now).await?;
+                tx.commit().await?;
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut conn = Conn::Postgres(&mut tx);
+                if conn.execute(&sql).await? == 0 {
+                    return Err(conflict());
+                }
+                write_outbox(&mut conn, scope, &schema.name, id, event, &record, &now).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(record)
+    }
+}
+
+fn expect_docstatus(
+    current: &Map<String, Value>,
+    expected: i64,
+    action: &str,
+    state: &str,
+) -> Result<(), RepoError> {
+    if current.get("docstatus").and_then(Value::as_i64) == Some(expected) {
+        Ok(())
+    } else {
+        Err(RepoError::Invalid(vec![field_error(
+            "",
+            "wrong_status",
+            format!("only {state} documents can be {action}ed"),
+        )]))
+    }
+}
+
+fn child_record(slots: &[Slot], cells: &[Cell]) -> Map<String, Value> {
+    let mut record = row_to_record(slots, cells);
+    for system in [
+        "name",
+        "created_at",
+        "created_by",
+        "modified_at",
+        "modified_by",
+        "version",
+        "docstatus",
+        "custom",
+    ] {
+        record.remove(system);
+    }
+    record
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update_tx(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    schema: &EntitySchema,
+    id: &str,
+    version: i64,
+    validated: &Validated,
+    current: &Map<String, Value>,
+    now: &str,
+    backend: Backend,
+) -> Result<Map<String, Value>, RepoError> {
+    check_links(conn, scope, validated, "").await?;
+    let mut sql = Sql::default();
+    let mut sets = Vec::new();
+    for (field, stored) in &validated.columns {
+        for (column, arg) in column_names(field)
+            .into_iter()
+            .zip(stored_args(field, stored))
+        {
+            let p = placeholder(&mut sql, arg, field, backend);
+            sets.push(format!("{column} = {p}"));
+        }
+    }
+    let now_arg = sql.arg(Arg::Text(Some(now.to_owned())));
+    let user = sql.arg(Arg::Text(scope.user.clone()));
+    let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+    let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
+    let version_arg = sql.arg(Arg::Int(Some(version)));
+    sets.push(format!("modified_at = {now_arg}"));
+    sets.push(format!("modified_by = {user}"));
+    sets.push("version = version + 1".into());
+    sql.text = format!(
+        "UPDATE {} SET {} WHERE tenant_id = {tenant} AND id = {id_arg} AND version = {version_arg} AND deleted_at IS NULL AND docstatus = 0",
+        quote(&schema.name),
+        sets.join(", ")
+    );
+    if conn
+        .execute(&sql)
+        .await
+        .map_err(|e| unique_error(e, schema))?
+        == 0
+    {
+        return Err(RepoError::VersionConflict {
+            entity: schema.name.clone(),
+            expected: version,
+            actual: version + 1,
+        });
+    }
+    for (field, child, _) in &validated.children {
+        let mut delete = Sql::default();
+        let tenant = delete.arg(Arg::Text(Some(scope.tenant.clone())));
+        let parent = delete.arg(Arg::Text(Some(id.to_owned())));
+        let parent_field = delete.arg(Arg::Text(Some(field.name.clone())));
+        delete.text = format!(
+            "DELETE FROM {} WHERE tenant_id = {tenant} AND parent_id = {parent} AND parent_field = {parent_field}",
+            quote(&child.name)
+        );
+        conn.execute(&delete).await?;
+    }
+    insert_children(conn, scope, id, validated, now, backend).await?;
+    let mut record = current.clone();
+    record.extend(Repository::document(validated));
+    record.insert("modified_at".into(), json!(now));
+    record.insert("modified_by".into(), json!(scope.user));
+    record.insert("version".into(), json!(version + 1));
+    write_outbox(conn, scope, &schema.name, id, "updated", &record, now).await?;
+    Ok(record)
+}
+
+async fn insert_children(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    parent_id: &str,
+    validated: &Validated,
+    now: &str,
+    backend: Backend,
+) -> Result<(), RepoError> {
+    for (field, child, rows) in &validated.children {
+        for (i, row) in rows.iter().enumerate() {
+            let child_id = uuid::Uuid::now_v7().to_string();
+            let mut sql = Sql::default();
+            let mut columns: Vec<String> = [
+                "tenant_id",
+                "id",
+                "name",
+                "created_at",
+                "modified_at",
+                "parent_id",
+                "parent_field",
+                "idx",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            let mut values = vec![
+                sql.arg(Arg::Text(Some(scope.tenant.clone()))),
+                sql.arg(Arg::Text(Some(child_id.clone()))),
+                sql.arg(Arg::Text(Some(child_id.clone()))),
+                sql.arg(Arg::Text(Some(now.to_owned()))),
+                sql.arg(Arg::Text(Some(now.to_owned()))),
+                sql.arg(Arg::Text(Some(parent_id.to_owned()))),
+                sql.arg(Arg::Text(Some(field.name.clone()))),
+                sql.arg(Arg::Int(Some(i as i64 + 1))),
+            ];
+            for (child_field, stored) in &row.columns {
+                for (column, arg) in column_names(child_field)
+                    .into_iter()
+                    .zip(stored_args(child_field, stored))
+                {
+                    columns.push(column);
+                    values.push(placeholder(&mut sql, arg, child_field, backend));
+                }
+            }
+            sql.text = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                quote(&child.name),
+                columns.join(", "),
+                values.join(", ")
+            );
+            conn.execute(&sql)
+                .await
+                .map_err(|e| unique_error(e, child))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every link must name a live row of the same tenant.
+async fn check_links(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    validated: &Validated,
+    prefix: &str,
+) -> Result<(), RepoError> {
+    let mut errors = Vec::new();
+    for (field, stored) in &validated.columns {
+        if let (FieldKind::Link { target }, Stored::Text(id)) = (&field.kind, stored) {
+            let mut sql = Sql::default();
+            let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+            let id_arg = sql.arg(Arg::Text(Some(id.clone())));
+            sql.text = format!(
+                "SELECT 1 FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
+                quote(target)
+            );
+            if conn.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
+                errors.push(field_error(
+                    format!("{prefix}/{}", field.name),
+                    "dangling_link",
+                    format!("no {target} `{id}` exists"),
+                ));
+            }
+        }
+    }
+    for (field, _, rows) in &validated.children {
+        for (i, row) in rows.iter().enumerate() {
+            if let Err(RepoError::Invalid(e)) = Box::pin(check_links(
+                conn,
+                scope,
+                row,
+                &format!("{prefix}/{}/{i}", field.name),
+            ))
+            .await
+            {
+                errors.extend(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(RepoError::Invalid(errors))
+    }
+}
+
+async fn write_outbox(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    entity: &str,
+    record_id: &str,
+    event: &str,
+    record: &Map<String, Value>,
+    now: &str,
+) -> Result<(), RepoError> {
+    let mut sql = Sql::default();
+    let values = [
+        sql.arg(Arg::Text(Some(uuid::Uuid::now_v7().to_string()))),
+        sql.arg(Arg::Text(Some(scope.tenant.clone()))),
+        sql.arg(Arg::Text(Some(entity.to_owned()))),
+        sql.arg(Arg::Text(Some(record_id.to_owned()))),
+        sql.arg(Arg::Text(Some(event.to_owned()))),
+        {
+            let p = sql.arg(Arg::Text(Some(Value::Object(record.clone()).to_string())));
+            if conn.backend() == Backend::Postgres {
+                format!("{p}::jsonb")
+            } else {
+                p
+            }
+        },
+        sql.arg(Arg::Text(Some(scope.trace_id.clone()))),
+        sql.arg(Arg::Text(Some(now.to_owned()))),
+    ];
+    sql.text = format!(
+        "INSERT INTO prefiq_outbox (id, tenant_id, entity, record_id, event, payload, trace_id, created_at) VALUES ({})",
+        values.join(", ")
+    );
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
+/// The next name of a naming series such as `JE-.YYYY.-.#####`, counted per tenant and
+/// per prefix (so the counter restarts each year when the prefix holds the year).
+async fn next_in_series(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    series: &str,
+    now: &str,
+) -> Result<String, RepoError> {
+    let (year, month, day) = (&now[0..4], &now[5..7], &now[8..10]);
+    let mut prefix = String::new();
+    let mut suffix = String::new();
+    let mut width = 0;
+    for part in series.split('.') {
+        let text = match part {
+            "YYYY" => year.to_owned(),
+            "YY" => year[2..].to_owned(),
+            "MM" => month.to_owned(),
+            "DD" => day.to_owned(),
+            hashes if !hashes.is_empty() && hashes.chars().all(|c| c == '#') => {
+                width = hashes.len();
+                continue;
+            }
+            literal => literal.to_owned(),
+        };
+        if width == 0 {
+            prefix.push_str(&text)
+        } else {
+            suffix.push_str(&text)
+        }
+    }
+    let mut sql = Sql::default();
+    let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+    let key = sql.arg(Arg::Text(Some(format!("{prefix}#{suffix}"))));
+    sql.text = format!(
+        "INSERT INTO prefiq_series (tenant_id, prefix, current) VALUES ({tenant}, {key}, 1) ON CONFLICT (tenant_id, prefix) DO UPDATE SET current = prefiq_series.current + 1 RETURNING current"
+    );
+    let rows = conn.fetch(&sql, &[SqlType::Int]).await?;
+    let current = match rows.first().and_then(|r| r.first()) {
+        Some(Cell::Int(n)) => *n,
+        _ => 1,
+    };
+    Ok(format!("{prefix}{current:0width$}{suffix}"))
+}
+
+/// Turns a unique-index violation into a field error naming the field.
+fn unique_error(error: DataError, schema: &EntitySchema) -> RepoError {
+    if let DataError::Sql(sqlx::Error::Database(db)) = &error
+        && db.is_unique_violation()
+    {
+        let message = db.message().to_owned();
+        let constraint = db.constraint().map(str::to_owned).unwrap_or_default();
+        let field = schema
+            .fields
+            .iter()
+            .find(|f| {
+                constraint == format!("{}__u_{}", schema.name, f.name)
+                    || message.ends_with(&format!(".{}", f.name))
+            })
+            .map(|f| f.name.clone());
+        return match field {
+            Some(field) => RepoError::Unique(field_error(
+                format!("/{field}"),
+                "unique",
+                format!("another {} already has this {field}", schema.name),
+            )),
+            None => RepoError::Unique(field_error(
+                "/name",
+                "unique",
+                format!("another {} already has this name", schema.name),
+            )),
+        };
+    }
+    RepoError::Database(error)
+}

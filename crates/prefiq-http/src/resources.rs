@@ -1,0 +1,269 @@
+//! The generated REST resources: `/api/v1/resources/{entity}` for every entity.
+
+use std::collections::HashMap;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prefiq::Context;
+use prefiq_data::DataError;
+use prefiq_data::entity::repo::{ListQuery, RepoError, Repository, TenantScope};
+use serde_json::{Value, json};
+
+use crate::{HttpState, Problem, RouteSet};
+
+/// Longest `fields` or `filters` parameter, in bytes.
+const MAX_PARAM_BYTES: usize = 64 * 1024;
+
+/// The routes of the generated resources.
+pub fn routes() -> RouteSet {
+    RouteSet::new(crate::BUILTIN)
+        .get("/api/v1/resources/{entity}", list)
+        .post("/api/v1/resources/{entity}", create)
+        .get("/api/v1/resources/{entity}/{id}", read)
+        .patch("/api/v1/resources/{entity}/{id}", update)
+        .delete("/api/v1/resources/{entity}/{id}", delete)
+        .post("/api/v1/resources/{entity}/{id}/{action}", act)
+}
+
+impl From<RepoError> for Problem {
+    fn from(error: RepoError) -> Self {
+        let errors = |items: Value| Some(items);
+        match error {
+            RepoError::NoTenant => Problem::new(StatusCode::BAD_REQUEST)
+                .with_detail("a tenant is required: send the X-Tenant header"),
+            e @ (RepoError::UnknownEntity(_) | RepoError::NotFound { .. }) => {
+                Problem::new(StatusCode::NOT_FOUND).with_detail(e.to_string())
+            }
+            RepoError::Invalid(items) => {
+                let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(match items
+                    .as_slice()
+                {
+                    [one] => one.message.clone(),
+                    _ => format!("{} problems with the input", items.len()),
+                });
+                p.errors = errors(json!(items));
+                p
+            }
+            RepoError::Unique(item) => {
+                let mut p = Problem::new(StatusCode::CONFLICT).with_detail(item.message.clone());
+                p.errors = errors(json!([item]));
+                p
+            }
+            e @ RepoError::VersionConflict { .. } => {
+                Problem::new(StatusCode::CONFLICT).with_detail(e.to_string())
+            }
+            RepoError::Rejected { message, .. } => {
+                let mut p =
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(message.clone());
+                p.errors = errors(json!([{"pointer": "", "code": "rejected", "message": message}]));
+                p
+            }
+            RepoError::Forbidden(reason) => Problem::new(StatusCode::FORBIDDEN).with_detail(reason),
+            RepoError::Database(DataError::NotConnected | DataError::Connect { .. }) => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_detail("the database is not available")
+            }
+            e => {
+                tracing::error!(target: "prefiq::http", error = %e, "repository failure");
+                Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+fn bad_request(pointer: &str, code: &str, message: impl Into<String>) -> Problem {
+    let message = message.into();
+    let mut p = Problem::new(StatusCode::BAD_REQUEST).with_detail(message.clone());
+    p.errors = Some(json!([{"pointer": pointer, "code": code, "message": message}]));
+    p
+}
+
+fn parts(
+    state: &HttpState,
+    context: &Context,
+) -> Result<(std::sync::Arc<Repository>, TenantScope), Problem> {
+    let repository = state
+        .services
+        .get::<Repository>("prefiq-http resources")
+        .map_err(Problem::from)?;
+    let scope = TenantScope::new(context).map_err(Problem::from)?;
+    Ok((repository, scope))
+}
+
+fn json_body(body: &Bytes) -> Result<Value, Problem> {
+    serde_json::from_slice(body)
+        .map_err(|e| bad_request("", "invalid_json", format!("the body is not JSON: {e}")))
+}
+
+fn json_param(params: &HashMap<String, String>, name: &str) -> Result<Option<Value>, Problem> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    if text.len() > MAX_PARAM_BYTES {
+        return Err(bad_request(
+            &format!("/{name}"),
+            "too_long",
+            format!("`{name}` is longer than {MAX_PARAM_BYTES} bytes"),
+        ));
+    }
+    serde_json::from_str(text).map(Some).map_err(|e| {
+        bad_request(
+            &format!("/{name}"),
+            "invalid_json",
+            format!("`{name}` is not JSON: {e}"),
+        )
+    })
+}
+
+async fn list(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path(entity): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let fields = match json_param(&params, "fields")? {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                bad_request(
+                    "/fields",
+                    "wrong_type",
+                    "`fields` is a JSON array of field names",
+                )
+            })?,
+        Some(_) => {
+            return Err(bad_request(
+                "/fields",
+                "wrong_type",
+                "`fields` is a JSON array of field names",
+            ));
+        }
+    };
+    let limit =
+        match params.get("limit") {
+            None => None,
+            Some(text) => Some(text.parse::<u32>().map_err(|_| {
+                bad_request("/limit", "wrong_type", "`limit` is a positive integer")
+            })?),
+        };
+    let query = ListQuery {
+        fields,
+        filters: json_param(&params, "filters")?,
+        order_by: params.get("order_by").cloned(),
+        limit,
+        cursor: params.get("cursor").cloned(),
+    };
+    let page = repository.list(&scope, &entity, &query).await?;
+    Ok(axum::Json(page).into_response())
+}
+
+async fn create(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path(entity): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let record = repository
+        .create(&scope, &entity, json_body(&body)?)
+        .await?;
+    let mut response = (StatusCode::CREATED, axum::Json(&record)).into_response();
+    if let Some(id) = record.get("id").and_then(Value::as_str)
+        && let Ok(location) = HeaderValue::from_str(&format!("/api/v1/resources/{entity}/{id}"))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(with_etag(response, &record))
+}
+
+fn with_etag(mut response: Response, record: &Value) -> Response {
+    if let Some(version) = record.get("version").and_then(Value::as_i64)
+        && let Ok(value) = HeaderValue::from_str(&format!("\"{version}\""))
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+async fn read(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let record = repository.get(&scope, &entity, &id).await?;
+    Ok(with_etag(axum::Json(&record).into_response(), &record))
+}
+
+/// `If-Match: "3"` (or `3`, or `W/"3"`) → 3.
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i64>().map(Some).map_err(|_| {
+        bad_request(
+            "",
+            "invalid_if_match",
+            "If-Match holds the record's version, such as \"3\"",
+        )
+    })
+}
+
+async fn update(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path((entity, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let expected = if_match(&headers)?;
+    let record = repository
+        .update(&scope, &entity, &id, json_body(&body)?, expected)
+        .await?;
+    Ok(with_etag(axum::Json(&record).into_response(), &record))
+}
+
+async fn delete(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    repository.delete(&scope, &entity, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn act(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path((entity, id, action)): Path<(String, String, String)>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let record = match action.as_str() {
+        "submit" => repository.submit(&scope, &entity, &id).await?,
+        "cancel" => repository.cancel(&scope, &entity, &id).await?,
+        "amend" => {
+            let record = repository.amend(&scope, &entity, &id).await?;
+            return Ok(with_etag(
+                (StatusCode::CREATED, axum::Json(&record)).into_response(),
+                &record,
+            ));
+        }
+        other => {
+            return Err(Problem::new(StatusCode::NOT_FOUND).with_detail(format!(
+                "unknown action `{other}`; use submit, cancel or amend"
+            )));
+        }
+    };
+    Ok(with_etag(axum::Json(&record).into_response(), &record))
+}
