@@ -423,6 +423,7 @@ fn json_content(schema: Value) -> Value {
 fn problem(status: u16) -> (String, Value) {
     let description = match status {
         400 => "Bad request: the body or a parameter is malformed.",
+        403 => "Forbidden: the caller may not do this.",
         404 => "Not found.",
         409 => "Conflict: the record changed, or its state or a unique value does not allow this.",
         413 => "The request body is too large.",
@@ -454,6 +455,17 @@ fn responses(success: &[(u16, Value)], errors: &[u16]) -> Value {
 
 fn record_response(description: &str, name: &str) -> Value {
     json!({"description": description, "content": json_content(schema_ref(name))})
+}
+
+/// Every resource call is scoped to the tenant this header names (until tokens carry it).
+fn tenant_parameter() -> Value {
+    json!({
+        "name": "X-Tenant",
+        "in": "header",
+        "required": true,
+        "description": "The tenant the call acts in.",
+        "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
+    })
 }
 
 fn id_parameter() -> Value {
@@ -538,7 +550,7 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
                         "required": ["data", "next_cursor"],
                     })),
                 }))],
-                &[400, 422],
+                &[400, 403, 422],
             ),
         }),
     );
@@ -546,14 +558,14 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
         operation("create", format!("Create {label}")),
         json!({
             "requestBody": body(format!("{name}_create")),
-            "responses": responses(&[(201, record("The created record."))], &[400, 409, 413, 422]),
+            "responses": responses(&[(201, record("The created record."))], &[400, 403, 409, 413, 422]),
         }),
     );
     let get = with(
         operation("get", format!("Get {label}")),
         json!({
             "parameters": [id_parameter()],
-            "responses": responses(&[(200, record("The record."))], &[404]),
+            "responses": responses(&[(200, record("The record."))], &[400, 403, 404]),
         }),
     );
     let update = with(
@@ -571,7 +583,7 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
                 },
             ],
             "requestBody": body(format!("{name}_update")),
-            "responses": responses(&[(200, record("The updated record."))], &[400, 404, 409, 413, 422]),
+            "responses": responses(&[(200, record("The updated record."))], &[400, 403, 404, 409, 413, 422]),
         }),
     );
     let delete = with(
@@ -579,31 +591,52 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
         json!({
             "description": "Soft-deletes the record.",
             "parameters": [id_parameter()],
-            "responses": responses(&[(204, json!({"description": "Deleted."}))], &[404, 409]),
+            "responses": responses(&[(204, json!({"description": "Deleted."}))], &[400, 403, 404, 409, 422]),
         }),
     );
 
     let mut paths = vec![
-        (collection.clone(), json!({"get": list, "post": create})),
+        (
+            collection.clone(),
+            json!({"parameters": [tenant_parameter()], "get": list, "post": create}),
+        ),
         (
             item.clone(),
-            json!({"get": get, "patch": update, "delete": delete}),
+            json!({"parameters": [tenant_parameter()], "get": get, "patch": update, "delete": delete}),
         ),
     ];
     if schema.submittable {
-        for (verb, summary, result) in [
-            ("submit", format!("Submit {label}"), "The submitted record."),
-            ("cancel", format!("Cancel {label}"), "The cancelled record."),
-            ("amend", format!("Amend {label}"), "The amended record."),
+        for (verb, summary, result, status) in [
+            (
+                "submit",
+                format!("Submit {label}"),
+                "The submitted record.",
+                200,
+            ),
+            (
+                "cancel",
+                format!("Cancel {label}"),
+                "The cancelled record.",
+                200,
+            ),
+            (
+                "amend",
+                format!("Amend {label}"),
+                "The new draft that amends the cancelled record.",
+                201,
+            ),
         ] {
             let op = with(
                 operation(verb, summary),
                 json!({
                     "parameters": [id_parameter()],
-                    "responses": responses(&[(200, record(result))], &[404, 409, 422]),
+                    "responses": responses(&[(status, record(result))], &[400, 403, 404, 409, 422]),
                 }),
             );
-            paths.push((format!("{item}/{verb}"), json!({"post": op})));
+            paths.push((
+                format!("{item}/{verb}"),
+                json!({"parameters": [tenant_parameter()], "post": op}),
+            ));
         }
     }
     paths

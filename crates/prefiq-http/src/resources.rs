@@ -1,5 +1,9 @@
 //! The generated REST resources: `/api/v1/resources/{entity}` for every entity.
 
+// Handlers answer errors with a `Problem` by value; the error path is the cold one and a
+// box would only move the allocation.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 
 use axum::Extension;
@@ -9,6 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prefiq::Context;
 use prefiq_data::DataError;
+use prefiq_data::entity::Entities;
+
+use crate::openapi::SchemaMode;
 use prefiq_data::entity::repo::{ListQuery, RepoError, Repository, TenantScope};
 use serde_json::{Value, json};
 
@@ -26,6 +33,53 @@ pub fn routes() -> RouteSet {
         .patch("/api/v1/resources/{entity}/{id}", update)
         .delete("/api/v1/resources/{entity}/{id}", delete)
         .post("/api/v1/resources/{entity}/{id}/{action}", act)
+        .get("/api/v1/openapi.json", openapi_json)
+        .get("/api/v1/schema/{entity}", entity_schema)
+}
+
+async fn openapi_json(State(state): State<HttpState>) -> Result<Response, Problem> {
+    let entities = state
+        .services
+        .get::<Entities>("prefiq-http openapi")
+        .map_err(Problem::from)?;
+    let document =
+        crate::openapi::openapi_document(&entities.registry(), env!("CARGO_PKG_VERSION"));
+    Ok(axum::Json(document).into_response())
+}
+
+async fn entity_schema(
+    State(state): State<HttpState>,
+    Path(entity): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, Problem> {
+    let entities = state
+        .services
+        .get::<Entities>("prefiq-http schema")
+        .map_err(Problem::from)?;
+    let registry = entities.registry();
+    let schema = registry
+        .get(&entity)
+        .filter(|s| !s.child)
+        .ok_or_else(|| Problem::from(RepoError::UnknownEntity(entity.clone())))?;
+    let mode = match params.get("mode").map(String::as_str) {
+        None | Some("read") => SchemaMode::Read,
+        Some("create") => SchemaMode::Create,
+        Some("update") => SchemaMode::Update,
+        Some(_) => {
+            return Err(bad_request(
+                "/mode",
+                "invalid_option",
+                "mode is read, create or update",
+            ));
+        }
+    };
+    let mut response =
+        axum::Json(crate::openapi::entity_json_schema(schema, &registry, mode)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/schema+json"),
+    );
+    Ok(response)
 }
 
 impl From<RepoError> for Problem {

@@ -500,7 +500,7 @@ pub fn decode_cursor(cursor: &str, ty: SqlType) -> Result<(Cell, String), QueryE
             "the cursor is not one this server gave out for this order",
         )
     };
-    if cursor.len() > 4096 || cursor.len() % 2 != 0 {
+    if cursor.len() > 4096 || !cursor.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..cursor.len())

@@ -1170,16 +1170,8 @@ impl Repository {
             )
             .await?;
         let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
-        self.transition(
-            scope,
-            &schema,
-            id,
-            version,
-            "deleted_at = {now}",
-            "deleted",
-            &doc,
-        )
-        .await?;
+        self.transition(scope, &schema, id, version, Transition::Delete, &doc)
+            .await?;
         self.run_after_hooks(
             EntityEvent::AfterDelete,
             scope,
@@ -1216,15 +1208,7 @@ impl Repository {
             .await?;
         let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
         let record = self
-            .transition(
-                scope,
-                &schema,
-                id,
-                version,
-                "docstatus = 1",
-                "submitted",
-                &doc,
-            )
+            .transition(scope, &schema, id, version, Transition::Submit, &doc)
             .await?;
         self.run_after_hooks(
             EntityEvent::OnSubmit,
@@ -1251,15 +1235,7 @@ impl Repository {
             .await?;
         let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
         let record = self
-            .transition(
-                scope,
-                &schema,
-                id,
-                version,
-                "docstatus = 2",
-                "cancelled",
-                &current,
-            )
+            .transition(scope, &schema, id, version, Transition::Cancel, &current)
             .await?;
         self.run_after_hooks(
             EntityEvent::OnCancel,
@@ -1332,10 +1308,14 @@ impl Repository {
         schema: &EntitySchema,
         id: &str,
         version: i64,
-        set: &str,
-        event: &str,
+        change: Transition,
         doc: &Map<String, Value>,
     ) -> Result<Map<String, Value>, RepoError> {
+        let (set, event) = match change {
+            Transition::Delete => ("deleted_at = {now}", "deleted"),
+            Transition::Submit => ("docstatus = 1", "submitted"),
+            Transition::Cancel => ("docstatus = 2", "cancelled"),
+        };
         let now = civil_now();
         let mut sql = Sql::default();
         let now_arg = sql.arg(Arg::Text(Some(now.clone())));
@@ -1385,6 +1365,14 @@ impl Repository {
         }
         Ok(record)
     }
+}
+
+/// A status change of a stored document.
+#[derive(Debug, Clone, Copy)]
+enum Transition {
+    Delete,
+    Submit,
+    Cancel,
 }
 
 fn expect_docstatus(
@@ -1563,7 +1551,7 @@ async fn check_links(
             let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
             let id_arg = sql.arg(Arg::Text(Some(id.clone())));
             sql.text = format!(
-                "SELECT 1 FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
+                "SELECT CAST(1 AS BIGINT) FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
                 quote(target)
             );
             if conn.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
