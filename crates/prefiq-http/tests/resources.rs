@@ -306,6 +306,7 @@ async fn rest_contract_on_backends() {
         let api = boot(&db).await;
         crud(&api).await;
         invalid_input(&api).await;
+        error_bodies(&api).await;
         lists(&api).await;
         documents(&api).await;
         db.cleanup().await;
@@ -415,6 +416,36 @@ async fn crud(api: &Api) {
         StatusCode::NOT_FOUND,
         "child entities are reached through their parent"
     );
+}
+
+/// Error bodies are part of the contract: snapshot them (the same on every backend).
+async fn error_bodies(api: &Api) {
+    let redact = |mut v: Value| {
+        v["trace_id"] = json!("[trace_id]");
+        v
+    };
+    let (_, body) = api
+        .post(
+            "/api/v1/resources/todo",
+            json!({"colour": "red", "status": "Done", "date": "2026-02-30", "estimate": 1.5}),
+        )
+        .await;
+    insta::assert_json_snapshot!("invalid_todo", redact(body));
+    let (_, body) = api
+        .post(
+            "/api/v1/resources/customer",
+            json!({"title": "Twin", "code": "C1"}),
+        )
+        .await;
+    insta::assert_json_snapshot!("unique_violation", redact(body));
+    let (_, body) = api
+        .call("GET", "/api/v1/resources/todo", None, None, None)
+        .await;
+    insta::assert_json_snapshot!("no_tenant", redact(body));
+    let (_, body) = api
+        .get("/api/v1/resources/todo/01900000-0000-7000-8000-000000000000")
+        .await;
+    insta::assert_json_snapshot!("not_found", redact(body));
 }
 
 async fn invalid_input(api: &Api) {

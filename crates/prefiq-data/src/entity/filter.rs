@@ -248,6 +248,13 @@ pub fn parse_filters(schema: &EntitySchema, filters: &Value) -> Result<Vec<Condi
             )
         })?;
         let args = match op {
+            Op::Like | Op::NotLike if column.ty != SqlType::Text => {
+                return Err(qerr(
+                    at(1),
+                    "wrong_type",
+                    format!("`{op_text}` applies to text fields, and `{name}` is not one"),
+                ));
+            }
             Op::Like | Op::NotLike => match value.as_str() {
                 Some(pattern) if pattern.len() <= 140 => vec![Arg::Text(Some(pattern.to_owned()))],
                 _ => {
