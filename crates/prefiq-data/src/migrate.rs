@@ -68,6 +68,12 @@ impl SqlMigrationRunner {
             migrations: system_migrations(),
         }];
         all.extend(modules.iter().cloned());
+        // The installation's own entities come last: they may link to any module's.
+        all.push(ModuleMigrations {
+            module: crate::entity::SITE_MODULE.to_owned(),
+            version: semver::Version::new(0, 0, 0),
+            migrations: Vec::new(),
+        });
         all
     }
 }
@@ -199,7 +205,7 @@ impl MigrationRunner for SqlMigrationRunner {
                     plan.pending.push(pending);
                 }
             }
-            if module.module != SYSTEM_MODULE {
+            if module.module != SYSTEM_MODULE && module.module != crate::entity::SITE_MODULE {
                 let from = versions
                     .get(&module.module)
                     .and_then(|v| semver::Version::parse(v).ok());

@@ -81,7 +81,8 @@ impl ServiceProvider for DatabaseProvider {
         let handle = cx.services.get::<DatabaseHandle>()?;
         // Schemas first: an invalid one stops boot before any connection is made.
         let sources = cx.services.get::<EntitySources>()?;
-        let registry = EntityRegistry::load(&sources)
+        let site_dir = cx.config.root.join("schema");
+        let registry = EntityRegistry::load_with_site(&sources, Some(&site_dir))
             .map_err(|e| KernelError::service(prefiq::ErrorKind::Invalid, e))?;
         cx.services.get::<Entities>()?.set(registry);
         if let Some(database) =
