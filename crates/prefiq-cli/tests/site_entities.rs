@@ -2,6 +2,8 @@
 //! resource and an OpenAPI schema at the next start, without a line of Rust; a new field
 //! is added by a generated migration; a destructive change stops boot.
 #![allow(clippy::unwrap_used)]
+// A server is waited for in `Server::stop`, and killed and reaped by `Drop` when a test fails.
+#![allow(clippy::zombie_processes)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -42,10 +44,10 @@ fn serve(dir: &Path) -> Server {
     let mut log = String::new();
     loop {
         let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve exited:\n{log}"
-        );
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            let _ = child.wait();
+            panic!("serve exited:\n{log}");
+        }
         log.push_str(&line);
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
             && v["message"] == "listening"
@@ -84,6 +86,15 @@ impl Server {
             .status()
             .unwrap();
         assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

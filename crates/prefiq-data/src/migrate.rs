@@ -38,6 +38,11 @@ pub fn system_migrations() -> Vec<Migration> {
             "CREATE TABLE prefiq_entities (\n    name TEXT PRIMARY KEY,\n    module TEXT NOT NULL,\n    schema TEXT NOT NULL\n);\nCREATE TABLE prefiq_outbox (\n    id TEXT PRIMARY KEY,\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    record_id TEXT NOT NULL,\n    event TEXT NOT NULL,\n    payload TEXT NOT NULL,\n    trace_id TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    published_at TEXT\n);\nCREATE INDEX prefiq_outbox_unpublished ON prefiq_outbox (created_at) WHERE published_at IS NULL;\nCREATE TABLE prefiq_series (\n    tenant_id TEXT NOT NULL,\n    prefix TEXT NOT NULL,\n    current INTEGER NOT NULL,\n    PRIMARY KEY (tenant_id, prefix)\n);",
             "CREATE TABLE prefiq_entities (\n    name TEXT PRIMARY KEY,\n    module TEXT NOT NULL,\n    schema JSONB NOT NULL\n);\nCREATE TABLE prefiq_outbox (\n    id TEXT PRIMARY KEY,\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    record_id TEXT NOT NULL,\n    event TEXT NOT NULL,\n    payload JSONB NOT NULL,\n    trace_id TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    published_at TEXT\n);\nCREATE INDEX prefiq_outbox_unpublished ON prefiq_outbox (created_at) WHERE published_at IS NULL;\nCREATE TABLE prefiq_series (\n    tenant_id TEXT NOT NULL,\n    prefix TEXT NOT NULL,\n    current BIGINT NOT NULL,\n    PRIMARY KEY (tenant_id, prefix)\n);",
         ),
+        Migration::per_backend(
+            "0003_custom_fields",
+            "CREATE TABLE prefiq_custom_fields (\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    name TEXT NOT NULL,\n    definition TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, entity, name)\n);",
+            "CREATE TABLE prefiq_custom_fields (\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    name TEXT NOT NULL,\n    definition JSONB NOT NULL,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, entity, name)\n);",
+        ),
     ]
 }
 

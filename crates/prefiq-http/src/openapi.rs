@@ -57,6 +57,11 @@ pub fn entity_json_schema(
     value
 }
 
+/// The JSON Schema of one field's value (used for a tenant's custom fields).
+pub fn field_json_schema(field: &FieldDef, registry: &EntityRegistry, mode: SchemaMode) -> Value {
+    field_schema(field, registry, mode)
+}
+
 /// The whole OpenAPI 3.1.0 document for every non-child entity in the registry.
 ///
 /// Each entity `E` gets the components `E` (a record), `E_create` and `E_update` (request

@@ -34,17 +34,112 @@ pub fn routes() -> RouteSet {
         .delete("/api/v1/resources/{entity}/{id}", delete)
         .post("/api/v1/resources/{entity}/{id}/{action}", act)
         .get("/api/v1/openapi.json", openapi_json)
+        .get("/api/v1/customize/{entity}/fields", list_custom_fields)
+        .post("/api/v1/customize/{entity}/fields", add_custom_field)
+        .delete(
+            "/api/v1/customize/{entity}/fields/{name}",
+            remove_custom_field,
+        )
         .get("/api/v1/schema/{entity}", entity_schema)
 }
 
-async fn openapi_json(State(state): State<HttpState>) -> Result<Response, Problem> {
+/// The OpenAPI document; with a tenant (`X-Tenant`), each entity's `custom` property lists
+/// that tenant's custom fields.
+async fn openapi_json(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+) -> Result<Response, Problem> {
     let entities = state
         .services
         .get::<Entities>("prefiq-http openapi")
         .map_err(Problem::from)?;
-    let document =
-        crate::openapi::openapi_document(&entities.registry(), env!("CARGO_PKG_VERSION"));
+    let registry = entities.registry();
+    let mut document = crate::openapi::openapi_document(&registry, env!("CARGO_PKG_VERSION"));
+    if context.tenant.is_some() {
+        let (repository, scope) = parts(&state, &context)?;
+        for schema in registry.all().filter(|s| !s.child) {
+            let fields = repository.custom_fields(&scope, &schema.name).await?;
+            if fields.is_empty() {
+                continue;
+            }
+            let components = &mut document["components"]["schemas"];
+            for (component, mode) in [
+                (schema.name.clone(), SchemaMode::Read),
+                (format!("{}_create", schema.name), SchemaMode::Create),
+                (format!("{}_update", schema.name), SchemaMode::Update),
+            ] {
+                let properties: serde_json::Map<String, Value> = fields
+                    .iter()
+                    .map(|f| {
+                        (
+                            f.name.clone(),
+                            crate::openapi::field_json_schema(f, &registry, mode),
+                        )
+                    })
+                    .collect();
+                let required: Vec<&str> = fields
+                    .iter()
+                    .filter(|f| mode == SchemaMode::Create && f.required && f.default.is_none())
+                    .map(|f| f.name.as_str())
+                    .collect();
+                let mut custom = json!({
+                    "type": "object",
+                    "description": "This tenant's custom fields.",
+                    "properties": properties,
+                    "additionalProperties": false,
+                });
+                if !required.is_empty() {
+                    custom["required"] = json!(required);
+                }
+                if let Some(object) = components
+                    .get_mut(&component)
+                    .and_then(|c| c.get_mut("properties"))
+                    .and_then(Value::as_object_mut)
+                {
+                    object.insert("custom".into(), custom);
+                }
+            }
+        }
+    }
     Ok(axum::Json(document).into_response())
+}
+
+async fn list_custom_fields(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path(entity): Path<String>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    if repository.registry().get(&entity).is_none_or(|s| s.child) {
+        return Err(RepoError::UnknownEntity(entity).into());
+    }
+    let fields = repository.custom_fields(&scope, &entity).await?;
+    Ok(axum::Json(json!({"data": fields})).into_response())
+}
+
+async fn add_custom_field(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path(entity): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let field = repository
+        .add_custom_field(&scope, &entity, &json_body(&body)?)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(field)).into_response())
+}
+
+async fn remove_custom_field(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path((entity, name)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    repository
+        .remove_custom_field(&scope, &entity, &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn entity_schema(

@@ -46,6 +46,8 @@ pub struct Column {
     pub ty: SqlType,
     /// The field, for schema fields.
     pub field: Option<FieldDef>,
+    /// A tenant custom field, stored in the `custom` JSON column.
+    pub custom: bool,
 }
 
 const SYSTEM_TEXT: &[&str] = &[
@@ -58,13 +60,30 @@ const SYSTEM_TEXT: &[&str] = &[
 ];
 const SYSTEM_INT: &[&str] = &["version", "docstatus"];
 
-/// The filterable, sortable column `name` of `schema`.
-pub fn column(schema: &EntitySchema, name: &str) -> Option<Column> {
+/// The filterable, sortable column `name` of `schema`; `custom.NAME` names one of the
+/// tenant's `custom` fields.
+pub fn column(schema: &EntitySchema, custom: &[FieldDef], name: &str) -> Option<Column> {
+    if let Some(custom_name) = name.strip_prefix("custom.") {
+        let field = custom.iter().find(|f| f.name == custom_name)?;
+        let ty = match field.kind {
+            FieldKind::Json => return None,
+            FieldKind::Int | FieldKind::Decimal { .. } => SqlType::Int,
+            FieldKind::Bool => SqlType::Bool,
+            _ => SqlType::Text,
+        };
+        return Some(Column {
+            name: field.name.clone(),
+            ty,
+            field: Some(field.clone()),
+            custom: true,
+        });
+    }
     if SYSTEM_TEXT.contains(&name) {
         return Some(Column {
             name: name.to_owned(),
             ty: SqlType::Text,
             field: None,
+            custom: false,
         });
     }
     if SYSTEM_INT.contains(&name) {
@@ -72,6 +91,7 @@ pub fn column(schema: &EntitySchema, name: &str) -> Option<Column> {
             name: name.to_owned(),
             ty: SqlType::Int,
             field: None,
+            custom: false,
         });
     }
     let field = schema.field(name)?;
@@ -85,6 +105,7 @@ pub fn column(schema: &EntitySchema, name: &str) -> Option<Column> {
         name: name.to_owned(),
         ty,
         field: Some(field.clone()),
+        custom: false,
     })
 }
 
@@ -93,8 +114,23 @@ impl Column {
     /// default), so sorting and cursors agree between them.
     pub fn expr(&self, backend: Backend) -> String {
         match (self.ty, backend) {
-            (SqlType::Text, Backend::Postgres) => format!("{} COLLATE \"C\"", quote(&self.name)),
-            _ => quote(&self.name),
+            (SqlType::Text, Backend::Postgres) => format!("{} COLLATE \"C\"", self.raw(backend)),
+            _ => self.raw(backend),
+        }
+    }
+
+    /// The column's value as an SQL expression, without a collation. A custom field is read
+    /// out of the `custom` JSON with its type; the same expression backs its index.
+    pub fn raw(&self, backend: Backend) -> String {
+        if !self.custom {
+            return quote(&self.name);
+        }
+        let key = self.name.replace('\'', "''");
+        match (backend, self.ty) {
+            (Backend::Sqlite, _) => format!("json_extract(custom, '$.\"{key}\"')"),
+            (Backend::Postgres, SqlType::Text) => format!("(custom ->> '{key}')"),
+            (Backend::Postgres, SqlType::Int) => format!("((custom ->> '{key}')::bigint)"),
+            (Backend::Postgres, SqlType::Bool) => format!("((custom ->> '{key}')::boolean)"),
         }
     }
 
@@ -197,7 +233,11 @@ pub struct Condition {
 }
 
 /// Parses `[["field", "op", value], ...]`.
-pub fn parse_filters(schema: &EntitySchema, filters: &Value) -> Result<Vec<Condition>, QueryError> {
+pub fn parse_filters(
+    schema: &EntitySchema,
+    custom: &[FieldDef],
+    filters: &Value,
+) -> Result<Vec<Condition>, QueryError> {
     let Some(list) = filters.as_array() else {
         return Err(qerr(
             "/filters",
@@ -228,7 +268,7 @@ pub fn parse_filters(schema: &EntitySchema, filters: &Value) -> Result<Vec<Condi
         let name = field
             .as_str()
             .ok_or_else(|| qerr(at(0), "wrong_type", "the field is a string"))?;
-        let column = column(schema, name).ok_or_else(|| {
+        let column = column(schema, custom, name).ok_or_else(|| {
             qerr(
                 at(0),
                 "unknown_field",
@@ -334,14 +374,14 @@ pub fn condition_sql(condition: &Condition, backend: Backend, sql: &mut Sql) -> 
         Op::Ge => compare(">=", sql, &mut next),
         Op::Like => format!(
             "LOWER({}) LIKE LOWER({})",
-            quote(&condition.column.name),
+            condition.column.raw(backend),
             next(sql)
         ),
         Op::NotLike => format!(
             "(LOWER({}) NOT LIKE LOWER({}) OR {} IS NULL)",
-            quote(&condition.column.name),
+            condition.column.raw(backend),
             next(sql),
-            quote(&condition.column.name)
+            condition.column.raw(backend)
         ),
         Op::In | Op::NotIn => {
             if condition.args.is_empty() {
@@ -364,7 +404,7 @@ pub fn condition_sql(condition: &Condition, backend: Backend, sql: &mut Sql) -> 
         }
         Op::Is => {
             let set = matches!(condition.args.first(), Some(Arg::Bool(Some(true))));
-            let name = quote(&condition.column.name);
+            let name = condition.column.raw(backend);
             match (set, condition.column.ty) {
                 (true, SqlType::Text) => format!("({name} IS NOT NULL AND {name} <> '')"),
                 (true, _) => format!("{name} IS NOT NULL"),
@@ -399,7 +439,11 @@ pub struct Order {
 }
 
 /// Parses `field [asc|desc]`; the default is `modified_at desc`.
-pub fn parse_order(schema: &EntitySchema, text: Option<&str>) -> Result<Order, QueryError> {
+pub fn parse_order(
+    schema: &EntitySchema,
+    custom: &[FieldDef],
+    text: Option<&str>,
+) -> Result<Order, QueryError> {
     let text = text.unwrap_or("modified_at desc").trim();
     let mut parts = text.split_whitespace();
     let name = parts.next().unwrap_or_default();
@@ -421,7 +465,7 @@ pub fn parse_order(schema: &EntitySchema, text: Option<&str>) -> Result<Order, Q
             "order_by is one `field [asc|desc]`",
         ));
     }
-    let column = column(schema, name).ok_or_else(|| {
+    let column = column(schema, custom, name).ok_or_else(|| {
         qerr(
             "/order_by",
             "unknown_field",
@@ -435,7 +479,7 @@ impl Order {
     /// `ORDER BY ...` for this order.
     pub fn sql(&self, backend: Backend) -> String {
         let col = self.column.expr(backend);
-        let name = quote(&self.column.name);
+        let name = self.column.raw(backend);
         match self.direction {
             Direction::Asc => format!("ORDER BY ({name} IS NULL) ASC, {col} ASC, id ASC"),
             Direction::Desc => format!("ORDER BY ({name} IS NULL) DESC, {col} DESC, id DESC"),
@@ -445,7 +489,7 @@ impl Order {
     /// The condition selecting rows after the cursor position `(value, id)`.
     pub fn after_sql(&self, backend: Backend, value: &Cell, id: &str, sql: &mut Sql) -> String {
         let col = self.column.expr(backend);
-        let name = quote(&self.column.name);
+        let name = self.column.raw(backend);
         let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
         let (cmp, id_cmp) = match self.direction {
             Direction::Asc => (">", ">"),

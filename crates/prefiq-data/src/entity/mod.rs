@@ -1,6 +1,7 @@
 //! The entity engine: schemas declared as data, their tables and migrations, and the
 //! tenant-scoped repository every write goes through.
 
+pub mod custom;
 pub mod ddl;
 pub mod filter;
 pub mod repo;

@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use prefiq::{Backend, Context, async_trait};
 use serde_json::{Map, Value, json};
 
+use super::custom;
 use super::ddl::quote;
 use super::filter::{self, Condition, DEFAULT_LIMIT, MAX_LIMIT, QueryError};
 use super::schema::{EntitySchema, FieldDef, FieldKind, Naming};
@@ -329,6 +330,50 @@ fn select_list(schema: &EntitySchema, backend: Backend) -> (String, Vec<Slot>, V
     (columns.join(", "), slots, types)
 }
 
+/// Records a custom field definition and creates its index, in the caller's transaction.
+async fn insert_custom_field(
+    conn: &mut Conn<'_>,
+    sql: &Sql,
+    index: Option<&str>,
+) -> Result<(), RepoError> {
+    conn.execute(sql).await.map_err(|e| match &e {
+        DataError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            RepoError::Unique(field_error(
+                "/name",
+                "unique",
+                "a custom field of that name already exists",
+            ))
+        }
+        _ => RepoError::Database(e),
+    })?;
+    if let Some(index) = index {
+        conn.execute(&Sql {
+            text: index.to_owned(),
+            args: vec![],
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Replaces the stored `custom` object of a record by what the API shows.
+fn show_custom(definitions: &[FieldDef], record: &mut Map<String, Value>) {
+    let shown = match record.get("custom") {
+        Some(Value::Object(stored)) if !stored.is_empty() => custom::show(definitions, stored),
+        _ => return,
+    };
+    record.insert("custom".into(), Value::Object(shown));
+}
+
+fn sha2_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .take(5)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn cell_to_stored(cell: &Cell) -> Stored {
     match cell {
         Cell::Null => Stored::Null,
@@ -391,6 +436,8 @@ fn row_to_record(slots: &[Slot], cells: &[Cell]) -> Map<String, Value> {
 struct Validated {
     columns: Vec<(FieldDef, Stored)>,
     children: Vec<(FieldDef, Arc<EntitySchema>, Vec<Validated>)>,
+    /// Custom field values: (storage form, API form); `None` for child rows.
+    custom: Option<custom::CustomValues>,
 }
 
 fn stored_args(field: &FieldDef, stored: &Stored) -> Vec<Arg> {
@@ -649,9 +696,206 @@ impl Repository {
         }
     }
 
+    /// Field validation plus the tenant's custom fields, with every problem reported.
+    async fn validate_all(
+        &self,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        doc: &Map<String, Value>,
+        current: Option<&Map<String, Value>>,
+    ) -> Result<Validated, RepoError> {
+        let base = self.validate(schema, doc, current, "");
+        let definitions = self.custom_fields(scope, &schema.name).await?;
+        let custom = custom::validate(
+            &definitions,
+            doc.get("custom"),
+            current.and_then(|c| c.get("custom")),
+            current.is_none(),
+        )
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|(pointer, code, message)| field_error(pointer, code, message))
+                .collect::<Vec<_>>()
+        });
+        match (base, custom) {
+            (Ok(mut validated), Ok(values)) => {
+                validated.custom = Some(values);
+                Ok(validated)
+            }
+            (Err(mut a), Err(b)) => {
+                a.extend(b);
+                Err(RepoError::Invalid(a))
+            }
+            (Err(errors), _) | (_, Err(errors)) => Err(RepoError::Invalid(errors)),
+        }
+    }
+
+    /// The tenant's custom fields of `entity`, by name.
+    pub async fn custom_fields(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+    ) -> Result<Vec<FieldDef>, RepoError> {
+        let mut sql = Sql::default();
+        let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+        let entity_arg = sql.arg(Arg::Text(Some(entity.to_owned())));
+        let definition = if self.database()?.backend() == Backend::Postgres {
+            "definition::text"
+        } else {
+            "definition"
+        };
+        sql.text = format!(
+            "SELECT {definition} FROM prefiq_custom_fields WHERE tenant_id = {tenant} AND entity = {entity_arg} ORDER BY name"
+        );
+        let rows = match self.database()? {
+            Database::Sqlite(db) => {
+                let mut conn = db.readers.acquire().await?;
+                Conn::Sqlite(&mut conn)
+                    .fetch(&sql, &[SqlType::Text])
+                    .await?
+            }
+            Database::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                Conn::Postgres(&mut conn)
+                    .fetch(&sql, &[SqlType::Text])
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|r| match r.first() {
+                Some(Cell::Text(t)) => serde_json::from_str::<FieldDef>(t).ok(),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Adds a custom field to `entity` for this tenant; with `indexed`, also a per-tenant
+    /// expression index on it.
+    pub async fn add_custom_field(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        body: &Value,
+    ) -> Result<FieldDef, RepoError> {
+        let schema = self.schema(entity)?;
+        self.authorize(scope, &schema, "customize", None).await?;
+        let field = custom::parse_definition(&schema, body).map_err(|message| {
+            RepoError::Invalid(vec![field_error("", "invalid_definition", message)])
+        })?;
+        let existing = self.custom_fields(scope, entity).await?;
+        if existing.len() >= custom::MAX_CUSTOM_FIELDS {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "too_many",
+                format!(
+                    "at most {} custom fields per entity",
+                    custom::MAX_CUSTOM_FIELDS
+                ),
+            )]));
+        }
+        if existing.iter().any(|f| f.name == field.name) {
+            return Err(RepoError::Unique(field_error(
+                "/name",
+                "unique",
+                format!("`{}` already has a custom field `{}`", entity, field.name),
+            )));
+        }
+        let database = self.database()?;
+        let backend = database.backend();
+        let definition = serde_json::to_string(&field).map_err(|e| {
+            RepoError::Invalid(vec![field_error("", "invalid_definition", e.to_string())])
+        })?;
+        let mut sql = Sql::default();
+        let values = [
+            sql.arg(Arg::Text(Some(scope.tenant.clone()))),
+            sql.arg(Arg::Text(Some(entity.to_owned()))),
+            sql.arg(Arg::Text(Some(field.name.clone()))),
+            {
+                let p = sql.arg(Arg::Text(Some(definition)));
+                if backend == Backend::Postgres {
+                    format!("{p}::jsonb")
+                } else {
+                    p
+                }
+            },
+            sql.arg(Arg::Text(Some(civil_now()))),
+        ];
+        sql.text = format!(
+            "INSERT INTO prefiq_custom_fields (tenant_id, entity, name, definition, created_at) VALUES ({})",
+            values.join(", ")
+        );
+        let index = field.indexed.then(|| {
+            let column = filter::column(&schema, std::slice::from_ref(&field), &format!("custom.{}", field.name));
+            let expression = column.map(|c| c.raw(backend)).unwrap_or_default();
+            let suffix: String = sha2_hex(&format!("{}:{}", scope.tenant, field.name));
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (tenant_id, {expression}) WHERE tenant_id = {}",
+                quote(&format!("{}__cf_{suffix}", schema.name)),
+                quote(&schema.name),
+                super::ddl::literal(&scope.tenant)
+            )
+        });
+        match database {
+            Database::Sqlite(db) => {
+                let mut tx = db.writer.begin().await?;
+                insert_custom_field(&mut Conn::Sqlite(&mut tx), &sql, index.as_deref()).await?;
+                tx.commit().await?;
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                insert_custom_field(&mut Conn::Postgres(&mut tx), &sql, index.as_deref()).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(field)
+    }
+
+    /// Removes a custom field definition of this tenant. Stored values stay in the rows (and
+    /// come back if the field is added again) but are no longer shown.
+    pub async fn remove_custom_field(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        name: &str,
+    ) -> Result<(), RepoError> {
+        let schema = self.schema(entity)?;
+        self.authorize(scope, &schema, "customize", None).await?;
+        let mut sql = Sql::default();
+        let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+        let entity_arg = sql.arg(Arg::Text(Some(entity.to_owned())));
+        let name_arg = sql.arg(Arg::Text(Some(name.to_owned())));
+        sql.text = format!(
+            "DELETE FROM prefiq_custom_fields WHERE tenant_id = {tenant} AND entity = {entity_arg} AND name = {name_arg}"
+        );
+        let removed = match self.database()? {
+            Database::Sqlite(db) => {
+                Conn::Sqlite(&mut *db.writer.acquire().await?)
+                    .execute(&sql)
+                    .await?
+            }
+            Database::Postgres(pool) => {
+                Conn::Postgres(&mut *pool.acquire().await?)
+                    .execute(&sql)
+                    .await?
+            }
+        };
+        if removed == 0 {
+            return Err(RepoError::NotFound {
+                entity: format!("custom field of {entity}"),
+                id: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// The document as the API shows it, from validated values.
     fn document(validated: &Validated) -> Map<String, Value> {
         let mut doc = Map::new();
+        if let Some((_, shown)) = &validated.custom {
+            doc.insert("custom".into(), Value::Object(shown.clone()));
+        }
         for (field, stored) in &validated.columns {
             doc.insert(field.name.clone(), to_json(field, stored));
         }
@@ -693,18 +937,14 @@ impl Repository {
         let doc = self
             .run_hooks(EntityEvent::Validate, scope, schema, doc, None)
             .await?;
-        let validated = self
-            .validate(schema, &doc, None, "")
-            .map_err(RepoError::Invalid)?;
+        let validated = self.validate_all(scope, schema, &doc, None).await?;
         let doc = Self::document(&validated);
         self.authorize(scope, schema, "create", Some(&doc)).await?;
         let doc = self
             .run_hooks(EntityEvent::BeforeInsert, scope, schema, doc, None)
             .await?;
         // Before-hooks may have changed the document: what is written is validated again.
-        let validated = self
-            .validate(schema, &doc, None, "")
-            .map_err(RepoError::Invalid)?;
+        let validated = self.validate_all(scope, schema, &doc, None).await?;
 
         let id = uuid::Uuid::now_v7().to_string();
         let now = civil_now();
@@ -795,6 +1035,15 @@ impl Repository {
             columns.push("amended_from".into());
             values.push(sql.arg(Arg::Text(Some(from.clone()))));
         }
+        if let Some((stored, _)) = &validated.custom {
+            columns.push("custom".into());
+            let p = sql.arg(Arg::Text(Some(Value::Object(stored.clone()).to_string())));
+            values.push(if backend == Backend::Postgres {
+                format!("{p}::jsonb")
+            } else {
+                p
+            });
+        }
         for (field, stored) in &validated.columns {
             for (column, arg) in column_names(field)
                 .into_iter()
@@ -855,6 +1104,14 @@ impl Repository {
             });
         };
         let mut record = row_to_record(&slots, cells);
+        if !schema.child
+            && record
+                .get("custom")
+                .is_some_and(|c| c.as_object().is_some_and(|m| !m.is_empty()))
+        {
+            let custom = self.custom_fields(scope, &schema.name).await?;
+            show_custom(&custom, &mut record);
+        }
         let registry = self.entities.registry();
         for field in &schema.fields {
             if let FieldKind::Table { entity } = &field.kind
@@ -923,11 +1180,12 @@ impl Repository {
                 )]));
             }
         }
+        let custom = self.custom_fields(scope, &schema.name).await?;
         let conditions: Vec<Condition> = match &query.filters {
-            Some(filters) => filter::parse_filters(&schema, filters)?,
+            Some(filters) => filter::parse_filters(&schema, &custom, filters)?,
             None => Vec::new(),
         };
-        let order = filter::parse_order(&schema, query.order_by.as_deref())?;
+        let order = filter::parse_order(&schema, &custom, query.order_by.as_deref())?;
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(RepoError::Invalid(vec![field_error(
@@ -957,7 +1215,7 @@ impl Repository {
             clauses.push(order.after_sql(backend, value, id, &mut sql));
         }
         // The sort column is selected again at the end so the cursor can be built from it.
-        let sort_select = quote(&order.column.name);
+        let sort_select = order.column.raw(backend);
         types.push(order.column.ty);
         sql.text = format!(
             "SELECT {select}, {sort_select} FROM {} WHERE {} {} LIMIT {}",
@@ -993,6 +1251,7 @@ impl Repository {
             .iter()
             .map(|cells| {
                 let mut record = row_to_record(&slots, &cells[..cells.len() - 1]);
+                show_custom(&custom, &mut record);
                 if !query.fields.is_empty() {
                     record.retain(|k, _| k == "id" || query.fields.iter().any(|f| f == k));
                 }
@@ -1052,8 +1311,8 @@ impl Repository {
         self.validate(&schema, &patch, Some(&current), "")
             .map_err(RepoError::Invalid)?;
         let validated = self
-            .validate(&schema, &doc, Some(&current), "")
-            .map_err(RepoError::Invalid)?;
+            .validate_all(scope, &schema, &doc, Some(&current))
+            .await?;
         let doc = Self::document(&validated);
         self.authorize(scope, &schema, "update", Some(&doc)).await?;
         let doc = self
@@ -1066,8 +1325,8 @@ impl Repository {
             )
             .await?;
         let validated = self
-            .validate(&schema, &doc, Some(&current), "")
-            .map_err(RepoError::Invalid)?;
+            .validate_all(scope, &schema, &doc, Some(&current))
+            .await?;
         let now = civil_now();
         let database = self.database()?;
         let backend = database.backend();
@@ -1193,8 +1452,8 @@ impl Repository {
         let schema = self.submittable(entity)?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_docstatus(&current, 0, "submit", "a draft")?;
-        self.validate(&schema, &current, Some(&current), "")
-            .map_err(RepoError::Invalid)?;
+        self.validate_all(scope, &schema, &current, Some(&current))
+            .await?;
         self.authorize(scope, &schema, "submit", Some(&current))
             .await?;
         let doc = self
@@ -1274,7 +1533,7 @@ impl Repository {
             _ => format!("{old_name}-1"),
         };
         let mut doc = current.clone();
-        doc.retain(|k, _| schema.field(k).is_some());
+        doc.retain(|k, _| schema.field(k).is_some() || k == "custom");
         for rows in doc.values_mut() {
             if let Value::Array(rows) = rows {
                 for row in rows.iter_mut().filter_map(Value::as_object_mut) {
@@ -1424,6 +1683,14 @@ async fn update_tx(
     check_links(conn, scope, validated, "").await?;
     let mut sql = Sql::default();
     let mut sets = Vec::new();
+    if let Some((stored, _)) = &validated.custom {
+        let p = sql.arg(Arg::Text(Some(Value::Object(stored.clone()).to_string())));
+        sets.push(if backend == Backend::Postgres {
+            format!("custom = {p}::jsonb")
+        } else {
+            format!("custom = {p}")
+        });
+    }
     for (field, stored) in &validated.columns {
         for (column, arg) in column_names(field)
             .into_iter()
