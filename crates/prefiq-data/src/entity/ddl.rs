@@ -51,7 +51,19 @@ fn field_columns(field: &FieldDef, backend: Backend) -> Vec<String> {
             quote(&format!("{}_currency", field.name))
         ));
     }
-    out
+    out.into_iter().map(|c| c_collation(c, backend)).collect()
+}
+
+/// On PostgreSQL, text columns compare byte-wise (`COLLATE "C"`), as SQLite's do, so that
+/// sorting and keyset pages agree between backends and plain indexes serve `ORDER BY`.
+fn c_collation(column: String, backend: Backend) -> String {
+    if backend == Backend::Postgres
+        && (column.ends_with(" TEXT") || column.contains(" TEXT NOT NULL"))
+    {
+        column.replacen(" TEXT", " TEXT COLLATE \"C\"", 1)
+    } else {
+        column
+    }
 }
 
 fn field_indexes(entity: &str, field: &FieldDef) -> Vec<String> {
@@ -112,6 +124,10 @@ pub fn create_table(schema: &EntitySchema, backend: Backend) -> String {
     for field in &schema.fields {
         columns.extend(field_columns(field, backend));
     }
+    let mut columns: Vec<String> = columns
+        .into_iter()
+        .map(|c| c_collation(c, backend))
+        .collect();
     columns.push("PRIMARY KEY (tenant_id, id)".to_owned());
     let table = quote(&schema.name);
     let mut sql = format!(

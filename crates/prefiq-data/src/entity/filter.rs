@@ -48,6 +48,9 @@ pub struct Column {
     pub field: Option<FieldDef>,
     /// A tenant custom field, stored in the `custom` JSON column.
     pub custom: bool,
+    /// Whether the column can hold NULL; NOT NULL columns sort and page without the
+    /// null-ordering term, so an index on them serves `ORDER BY` directly.
+    pub nullable: bool,
 }
 
 const SYSTEM_TEXT: &[&str] = &[
@@ -76,6 +79,7 @@ pub fn column(schema: &EntitySchema, custom: &[FieldDef], name: &str) -> Option<
             ty,
             field: Some(field.clone()),
             custom: true,
+            nullable: true,
         });
     }
     if SYSTEM_TEXT.contains(&name) {
@@ -84,6 +88,7 @@ pub fn column(schema: &EntitySchema, custom: &[FieldDef], name: &str) -> Option<
             ty: SqlType::Text,
             field: None,
             custom: false,
+            nullable: name.ends_with("_by"),
         });
     }
     if SYSTEM_INT.contains(&name) {
@@ -92,6 +97,7 @@ pub fn column(schema: &EntitySchema, custom: &[FieldDef], name: &str) -> Option<
             ty: SqlType::Int,
             field: None,
             custom: false,
+            nullable: false,
         });
     }
     let field = schema.field(name)?;
@@ -106,6 +112,7 @@ pub fn column(schema: &EntitySchema, custom: &[FieldDef], name: &str) -> Option<
         ty,
         field: Some(field.clone()),
         custom: false,
+        nullable: true,
     })
 }
 
@@ -113,8 +120,12 @@ impl Column {
     /// The column as an SQL expression. Text compares byte-wise on both backends (SQLite's
     /// default), so sorting and cursors agree between them.
     pub fn expr(&self, backend: Backend) -> String {
-        match (self.ty, backend) {
-            (SqlType::Text, Backend::Postgres) => format!("{} COLLATE \"C\"", self.raw(backend)),
+        // Table text columns are declared `COLLATE "C"` on PostgreSQL (see `ddl`), so only
+        // text read out of the custom JSON needs the collation here.
+        match (self.ty, backend, self.custom) {
+            (SqlType::Text, Backend::Postgres, true) => {
+                format!("{} COLLATE \"C\"", self.raw(backend))
+            }
             _ => self.raw(backend),
         }
     }
@@ -480,6 +491,12 @@ impl Order {
     pub fn sql(&self, backend: Backend) -> String {
         let col = self.column.expr(backend);
         let name = self.column.raw(backend);
+        if !self.column.nullable {
+            return match self.direction {
+                Direction::Asc => format!("ORDER BY {col} ASC, id ASC"),
+                Direction::Desc => format!("ORDER BY {col} DESC, id DESC"),
+            };
+        }
         match self.direction {
             Direction::Asc => format!("ORDER BY ({name} IS NULL) ASC, {col} ASC, id ASC"),
             Direction::Desc => format!("ORDER BY ({name} IS NULL) DESC, {col} DESC, id DESC"),
@@ -501,11 +518,11 @@ impl Order {
             Cell::Int(i) => Some(Arg::Int(Some(*i))),
             Cell::Bool(b) => Some(Arg::Bool(Some(*b))),
         };
-        let id_col = if backend == Backend::Postgres {
-            "id COLLATE \"C\""
-        } else {
-            "id"
-        };
+        let id_col = "id";
+        if let (Some(v), false) = (&value_arg, self.column.nullable) {
+            let v = sql.arg(v.clone());
+            return format!("({col}, {id_col}) {cmp} ({v}, {id_arg})");
+        }
         match (value_arg, self.direction) {
             (None, Direction::Asc) => format!("({name} IS NULL AND {id_col} {id_cmp} {id_arg})"),
             (None, Direction::Desc) => {

@@ -492,7 +492,19 @@ pub struct Repository {
     entities: Arc<Entities>,
     hooks: Vec<Arc<EntityHook>>,
     authorizer: Option<Arc<dyn EntityAuthorizer>>,
+    custom_cache: std::sync::Mutex<CustomCache>,
 }
+
+/// Custom field definitions by (tenant, entity), with when they were read.
+type CustomCache =
+    std::collections::HashMap<(String, String), (std::time::Instant, Arc<Vec<FieldDef>>)>;
+
+/// How long cached custom field definitions are trusted. Changes made through this process
+/// invalidate its cache at once; another replica sees them within this time.
+const CUSTOM_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The cache is cleared when it holds this many (tenant, entity) pairs.
+const CUSTOM_CACHE_MAX: usize = 10_000;
 
 impl Repository {
     /// A repository over `handle` for the entities of `entities`.
@@ -507,6 +519,7 @@ impl Repository {
             entities,
             hooks,
             authorizer,
+            custom_cache: std::sync::Mutex::default(),
         }
     }
 
@@ -736,6 +749,34 @@ impl Repository {
         &self,
         scope: &TenantScope,
         entity: &str,
+    ) -> Result<Arc<Vec<FieldDef>>, RepoError> {
+        let key = (scope.tenant.clone(), entity.to_owned());
+        if let Ok(cache) = self.custom_cache.lock()
+            && let Some((read_at, fields)) = cache.get(&key)
+            && read_at.elapsed() < CUSTOM_CACHE_TTL
+        {
+            return Ok(fields.clone());
+        }
+        let fields = Arc::new(self.read_custom_fields(scope, entity).await?);
+        if let Ok(mut cache) = self.custom_cache.lock() {
+            if cache.len() >= CUSTOM_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (std::time::Instant::now(), fields.clone()));
+        }
+        Ok(fields)
+    }
+
+    fn forget_custom_fields(&self, scope: &TenantScope, entity: &str) {
+        if let Ok(mut cache) = self.custom_cache.lock() {
+            cache.remove(&(scope.tenant.clone(), entity.to_owned()));
+        }
+    }
+
+    async fn read_custom_fields(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
     ) -> Result<Vec<FieldDef>, RepoError> {
         let mut sql = Sql::default();
         let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
@@ -842,11 +883,13 @@ impl Repository {
                 let mut tx = db.writer.begin().await?;
                 insert_custom_field(&mut Conn::Sqlite(&mut tx), &sql, index.as_deref()).await?;
                 tx.commit().await?;
+                self.forget_custom_fields(scope, entity);
             }
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 insert_custom_field(&mut Conn::Postgres(&mut tx), &sql, index.as_deref()).await?;
                 tx.commit().await?;
+                self.forget_custom_fields(scope, entity);
             }
         }
         Ok(field)
@@ -881,6 +924,7 @@ impl Repository {
                     .await?
             }
         };
+        self.forget_custom_fields(scope, entity);
         if removed == 0 {
             return Err(RepoError::NotFound {
                 entity: format!("custom field of {entity}"),
