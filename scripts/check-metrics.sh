@@ -3,7 +3,7 @@
 # `promtool check metrics` (Debian package `prometheus`). Then SIGTERM must exit 0.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
-bin=${PREFIQ_BIN:-$root/target/debug/prefiq}
+bin=$(realpath "${PREFIQ_BIN:-$root/target/debug/prefiq}")
 command -v promtool >/dev/null || { echo "promtool is not installed (apt-get install prometheus)" >&2; exit 1; }
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -3,7 +3,7 @@
 # its test. Uses the repository's target/ so only the workspace crates are rebuilt.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
-bin=${PREFIQ_BIN:-$root/target/debug/prefiq}
+bin=$(realpath "${PREFIQ_BIN:-$root/target/debug/prefiq}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$work")

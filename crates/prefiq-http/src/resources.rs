@@ -248,7 +248,8 @@ fn json_body(body: &Bytes) -> Result<Value, Problem> {
 }
 
 fn json_param(params: &HashMap<String, String>, name: &str) -> Result<Option<Value>, Problem> {
-    let Some(text) = params.get(name) else {
+    // An empty value (`?fields=`) is the same as leaving the parameter out.
+    let Some(text) = params.get(name).filter(|t| !t.trim().is_empty()) else {
         return Ok(None);
     };
     if text.len() > MAX_PARAM_BYTES {
@@ -296,7 +297,7 @@ async fn list(
         }
     };
     let limit =
-        match params.get("limit") {
+        match params.get("limit").filter(|t| !t.is_empty()) {
             None => None,
             Some(text) => Some(text.parse::<u32>().map_err(|_| {
                 bad_request("/limit", "wrong_type", "`limit` is a positive integer")
@@ -305,9 +306,12 @@ async fn list(
     let query = ListQuery {
         fields,
         filters: json_param(&params, "filters")?,
-        order_by: params.get("order_by").cloned(),
+        order_by: params
+            .get("order_by")
+            .filter(|t| !t.trim().is_empty())
+            .cloned(),
         limit,
-        cursor: params.get("cursor").cloned(),
+        cursor: params.get("cursor").filter(|t| !t.is_empty()).cloned(),
     };
     let page = repository.list(&scope, &entity, &query).await?;
     Ok(axum::Json(page).into_response())
@@ -357,6 +361,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     text.parse::<i64>().map(Some).map_err(|_| {
         bad_request(
