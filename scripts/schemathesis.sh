@@ -19,7 +19,7 @@ for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
-schemathesis run "http://127.0.0.1:$port/api/v1/openapi.json" \
+schemathesis --config-file "$root/scripts/schemathesis.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" \
   -H "X-Tenant: schemathesis" \
   --checks all \
