@@ -18,6 +18,71 @@ use super::{Entities, EntityRegistry};
 use crate::DataError;
 use crate::database::{Database, DatabaseHandle};
 
+/// Runs `$body` with `$conn: &mut Conn` inside a write transaction, committing when it
+/// finishes; a `?` in `$body` returns early and the dropped transaction rolls back.
+macro_rules! in_write_tx {
+    ($database:expr, $conn:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let mut tx = db.writer.begin().await?;
+                #[allow(clippy::let_unit_value)]
+                let result = {
+                    let $conn = &mut Conn::Sqlite(&mut tx);
+                    $body
+                };
+                tx.commit().await?;
+                result
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                #[allow(clippy::let_unit_value)]
+                let result = {
+                    let $conn = &mut Conn::Postgres(&mut tx);
+                    $body
+                };
+                tx.commit().await?;
+                result
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$conn: &mut Conn` on a reading connection (SQLite's reader pool).
+macro_rules! on_reader {
+    ($database:expr, $conn:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let mut pooled = db.readers.acquire().await?;
+                let $conn = &mut Conn::Sqlite(&mut pooled);
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut pooled = pool.acquire().await?;
+                let $conn = &mut Conn::Postgres(&mut pooled);
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` with `$conn: &mut Conn` on the writing connection, outside a transaction.
+macro_rules! on_writer {
+    ($database:expr, $conn:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let mut pooled = db.writer.acquire().await?;
+                let $conn = &mut Conn::Sqlite(&mut pooled);
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut pooled = pool.acquire().await?;
+                let $conn = &mut Conn::Postgres(&mut pooled);
+                $body
+            }
+        }
+    };
+}
+
 /// Longest accepted list of child rows in one table field.
 pub const MAX_CHILD_ROWS: usize = 1000;
 
@@ -789,20 +854,7 @@ impl Repository {
         sql.text = format!(
             "SELECT {definition} FROM prefiq_custom_fields WHERE tenant_id = {tenant} AND entity = {entity_arg} ORDER BY name"
         );
-        let rows = match self.database()? {
-            Database::Sqlite(db) => {
-                let mut conn = db.readers.acquire().await?;
-                Conn::Sqlite(&mut conn)
-                    .fetch(&sql, &[SqlType::Text])
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                Conn::Postgres(&mut conn)
-                    .fetch(&sql, &[SqlType::Text])
-                    .await?
-            }
-        };
+        let rows = on_reader!(self.database()?, conn => conn.fetch(&sql, &[SqlType::Text]).await?);
         Ok(rows
             .iter()
             .filter_map(|r| match r.first() {
@@ -878,20 +930,8 @@ impl Repository {
                 super::ddl::literal(&scope.tenant)
             )
         });
-        match database {
-            Database::Sqlite(db) => {
-                let mut tx = db.writer.begin().await?;
-                insert_custom_field(&mut Conn::Sqlite(&mut tx), &sql, index.as_deref()).await?;
-                tx.commit().await?;
-                self.forget_custom_fields(scope, entity);
-            }
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                insert_custom_field(&mut Conn::Postgres(&mut tx), &sql, index.as_deref()).await?;
-                tx.commit().await?;
-                self.forget_custom_fields(scope, entity);
-            }
-        }
+        in_write_tx!(database, conn => insert_custom_field(conn, &sql, index.as_deref()).await?);
+        self.forget_custom_fields(scope, entity);
         Ok(field)
     }
 
@@ -912,18 +952,7 @@ impl Repository {
         sql.text = format!(
             "DELETE FROM prefiq_custom_fields WHERE tenant_id = {tenant} AND entity = {entity_arg} AND name = {name_arg}"
         );
-        let removed = match self.database()? {
-            Database::Sqlite(db) => {
-                Conn::Sqlite(&mut *db.writer.acquire().await?)
-                    .execute(&sql)
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                Conn::Postgres(&mut *pool.acquire().await?)
-                    .execute(&sql)
-                    .await?
-            }
-        };
+        let removed = on_writer!(self.database()?, conn => conn.execute(&sql).await?);
         self.forget_custom_fields(scope, entity);
         if removed == 0 {
             return Err(RepoError::NotFound {
@@ -994,42 +1023,9 @@ impl Repository {
         let now = civil_now();
         let database = self.database()?;
         let backend = database.backend();
-        let record = match database {
-            Database::Sqlite(db) => {
-                let mut tx = db.writer.begin().await?;
-                let record = self
-                    .insert_tx(
-                        &mut Conn::Sqlite(&mut tx),
-                        scope,
-                        schema,
-                        &validated,
-                        &id,
-                        &now,
-                        amended.as_ref(),
-                        backend,
-                    )
-                    .await?;
-                tx.commit().await?;
-                record
-            }
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let record = self
-                    .insert_tx(
-                        &mut Conn::Postgres(&mut tx),
-                        scope,
-                        schema,
-                        &validated,
-                        &id,
-                        &now,
-                        amended.as_ref(),
-                        backend,
-                    )
-                    .await?;
-                tx.commit().await?;
-                record
-            }
-        };
+        let record = in_write_tx!(database, conn => self
+            .insert_tx(conn, scope, schema, &validated, &id, &now, amended.as_ref(), backend)
+            .await?);
         self.run_after_hooks(EntityEvent::AfterInsert, scope, schema, &record, None)
             .await;
         Ok(Value::Object(record))
@@ -1189,18 +1185,8 @@ impl Repository {
         id: &str,
     ) -> Result<Value, RepoError> {
         let schema = self.schema(entity)?;
-        let record = match self.database()? {
-            Database::Sqlite(db) => {
-                let mut conn = db.readers.acquire().await?;
-                self.load(&mut Conn::Sqlite(&mut conn), scope, &schema, id)
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                self.load(&mut Conn::Postgres(&mut conn), scope, &schema, id)
-                    .await?
-            }
-        };
+        let record =
+            on_reader!(self.database()?, conn => self.load(conn, scope, &schema, id).await?);
         self.authorize(scope, &schema, "read", Some(&record))
             .await?;
         Ok(Value::Object(record))
@@ -1268,16 +1254,7 @@ impl Repository {
             order.sql(backend),
             limit + 1
         );
-        let mut rows = match database {
-            Database::Sqlite(db) => {
-                let mut conn = db.readers.acquire().await?;
-                Conn::Sqlite(&mut conn).fetch(&sql, &types).await?
-            }
-            Database::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                Conn::Postgres(&mut conn).fetch(&sql, &types).await?
-            }
-        };
+        let mut rows = on_reader!(database, conn => conn.fetch(&sql, &types).await?);
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = if more {
@@ -1374,42 +1351,10 @@ impl Repository {
         let now = civil_now();
         let database = self.database()?;
         let backend = database.backend();
-        let record = match database {
-            Database::Sqlite(db) => {
-                let mut tx = db.writer.begin().await?;
-                let record = update_tx(
-                    &mut Conn::Sqlite(&mut tx),
-                    scope,
-                    &schema,
-                    id,
-                    version,
-                    &validated,
-                    &current,
-                    &now,
-                    backend,
-                )
-                .await?;
-                tx.commit().await?;
-                record
-            }
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let record = update_tx(
-                    &mut Conn::Postgres(&mut tx),
-                    scope,
-                    &schema,
-                    id,
-                    version,
-                    &validated,
-                    &current,
-                    &now,
-                    backend,
-                )
-                .await?;
-                tx.commit().await?;
-                record
-            }
-        };
+        let record = in_write_tx!(database, conn => update_tx(
+            conn, scope, &schema, id, version, &validated, &current, &now, backend,
+        )
+        .await?);
         self.run_after_hooks(
             EntityEvent::AfterUpdate,
             scope,
@@ -1428,18 +1373,7 @@ impl Repository {
         id: &str,
     ) -> Result<Map<String, Value>, RepoError> {
         // WAL readers see every committed write, so the current state comes from a reader.
-        match self.database()? {
-            Database::Sqlite(db) => {
-                let mut conn = db.readers.acquire().await?;
-                self.load(&mut Conn::Sqlite(&mut conn), scope, schema, id)
-                    .await
-            }
-            Database::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                self.load(&mut Conn::Postgres(&mut conn), scope, schema, id)
-                    .await
-            }
-        }
+        Ok(on_reader!(self.database()?, conn => self.load(conn, scope, schema, id).await?))
     }
 
     /// Soft-deletes a draft or cancelled document.
@@ -1646,26 +1580,12 @@ impl Repository {
             expected: version,
             actual: version + 1,
         };
-        match self.database()? {
-            Database::Sqlite(db) => {
-                let mut tx = db.writer.begin().await?;
-                let mut conn = Conn::Sqlite(&mut tx);
-                if conn.execute(&sql).await? == 0 {
-                    return Err(conflict());
-                }
-                write_outbox(&mut conn, scope, &schema.name, id, event, &record, &now).await?;
-                tx.commit().await?;
+        in_write_tx!(self.database()?, conn => {
+            if conn.execute(&sql).await? == 0 {
+                return Err(conflict());
             }
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut conn = Conn::Postgres(&mut tx);
-                if conn.execute(&sql).await? == 0 {
-                    return Err(conflict());
-                }
-                write_outbox(&mut conn, scope, &schema.name, id, event, &record, &now).await?;
-                tx.commit().await?;
-            }
-        }
+            write_outbox(conn, scope, &schema.name, id, event, &record, &now).await?;
+        });
         Ok(record)
     }
 }
