@@ -583,6 +583,11 @@ async fn invalid_input(api: &Api) {
         api.get("/api/v1/resources/todo?cursor=zz").await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+    // Regression: a cursor with non-ASCII characters made the server panic (found by schemathesis).
+    assert_eq!(
+        api.get("/api/v1/resources/todo?cursor=-%C2%B0%0D").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 }
 
 async fn lists(api: &Api) {

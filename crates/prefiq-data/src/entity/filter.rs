@@ -568,7 +568,11 @@ pub fn decode_cursor(cursor: &str, ty: SqlType) -> Result<(Cell, String), QueryE
             "the cursor is not one this server gave out for this order",
         )
     };
-    if cursor.len() > 4096 || !cursor.len().is_multiple_of(2) {
+    // Only ASCII hex digits are sliced below: anything else could split a character.
+    if cursor.len() > 4096
+        || !cursor.len().is_multiple_of(2)
+        || !cursor.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(bad());
     }
     let bytes: Vec<u8> = (0..cursor.len())
@@ -588,4 +592,22 @@ pub fn decode_cursor(cursor: &str, ty: SqlType) -> Result<(Cell, String), QueryE
         _ => return Err(bad()),
     };
     Ok((cell, id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_with_non_ascii_characters_is_refused_not_a_panic() {
+        for cursor in ["-\u{b0}\r", "\u{e9}\u{e9}", "zz", "abc", "", "7b7d"] {
+            let result = decode_cursor(cursor, SqlType::Text);
+            assert!(result.is_err(), "{cursor:?}");
+        }
+        let good = encode_cursor(&Cell::Text("2026-01-01".into()), "id-1");
+        assert_eq!(
+            decode_cursor(&good, SqlType::Text).ok(),
+            Some((Cell::Text("2026-01-01".into()), "id-1".into()))
+        );
+    }
 }

@@ -153,7 +153,8 @@ pub fn normalize_datetime(text: &str) -> Option<String> {
     if text.len() < 20 || text.len() > 40 {
         return None;
     }
-    let (date, rest) = text.split_at(10);
+    // `get`, not `split_at`: byte 10 may fall inside a multi-byte character.
+    let (date, rest) = (text.get(..10)?, text.get(10..)?);
     let (year, month, day) = parse_date(date)?;
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let b = rest.as_bytes();
@@ -532,6 +533,12 @@ mod tests {
             FieldKind::Datetime,
             json!("2026-12-31T23:30:00.5-01:00"),
             "\"2027-01-01T00:30:00.500000Z\"",
+        );
+        // Regression: a multi-byte character at byte 10 used to panic in `split_at`.
+        check(
+            FieldKind::Datetime,
+            json!("2026-11-2\u{e9}T10:00:00.000Z"),
+            "invalid_datetime: `2026-11-2\u{e9}T10:00:00.000Z` is not an RFC 3339 date-time such as \"2026-11-22T10:00:00Z\"",
         );
         check(
             FieldKind::Datetime,
