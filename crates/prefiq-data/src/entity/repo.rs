@@ -620,6 +620,13 @@ impl Repository {
         }
     }
 
+    /// Whether any hook is registered at `event` for `schema`.
+    fn has_hooks(&self, event: EntityEvent, schema: &EntitySchema) -> bool {
+        self.hooks
+            .iter()
+            .any(|h| h.event == event && (h.entity == "*" || h.entity == schema.name))
+    }
+
     async fn run_hooks(
         &self,
         event: EntityEvent,
@@ -1013,11 +1020,15 @@ impl Repository {
         let validated = self.validate_all(scope, schema, &doc, None).await?;
         let doc = Self::document(&validated);
         self.authorize(scope, schema, "create", Some(&doc)).await?;
-        let doc = self
-            .run_hooks(EntityEvent::BeforeInsert, scope, schema, doc, None)
-            .await?;
-        // Before-hooks may have changed the document: what is written is validated again.
-        let validated = self.validate_all(scope, schema, &doc, None).await?;
+        // Before-hooks may change the document: what is written is then validated again.
+        let validated = if self.has_hooks(EntityEvent::BeforeInsert, schema) {
+            let doc = self
+                .run_hooks(EntityEvent::BeforeInsert, scope, schema, doc, None)
+                .await?;
+            self.validate_all(scope, schema, &doc, None).await?
+        } else {
+            validated
+        };
 
         let id = uuid::Uuid::now_v7().to_string();
         let now = civil_now();
@@ -1294,7 +1305,7 @@ impl Repository {
         let schema = self.schema(entity)?;
         let patch = object(patch, "")?;
         let current = self.read_current(scope, &schema, id).await?;
-        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let version = stored_version(&current);
         if let Some(expected) = expected_version
             && expected != version
         {
@@ -1304,7 +1315,7 @@ impl Repository {
                 actual: version,
             });
         }
-        if current.get("docstatus").and_then(Value::as_i64) != Some(0) {
+        if docstatus(&current) != Some(0) {
             return Err(RepoError::Invalid(vec![field_error(
                 "",
                 "document_submitted",
@@ -1336,18 +1347,22 @@ impl Repository {
             .await?;
         let doc = Self::document(&validated);
         self.authorize(scope, &schema, "update", Some(&doc)).await?;
-        let doc = self
-            .run_hooks(
-                EntityEvent::BeforeUpdate,
-                scope,
-                &schema,
-                doc,
-                Some(&current),
-            )
-            .await?;
-        let validated = self
-            .validate_all(scope, &schema, &doc, Some(&current))
-            .await?;
+        // Before-hooks may change the document: what is written is then validated again.
+        let validated = if self.has_hooks(EntityEvent::BeforeUpdate, &schema) {
+            let doc = self
+                .run_hooks(
+                    EntityEvent::BeforeUpdate,
+                    scope,
+                    &schema,
+                    doc,
+                    Some(&current),
+                )
+                .await?;
+            self.validate_all(scope, &schema, &doc, Some(&current))
+                .await?
+        } else {
+            validated
+        };
         let now = civil_now();
         let database = self.database()?;
         let backend = database.backend();
@@ -1385,7 +1400,7 @@ impl Repository {
     ) -> Result<(), RepoError> {
         let schema = self.schema(entity)?;
         let current = self.read_current(scope, &schema, id).await?;
-        if current.get("docstatus").and_then(Value::as_i64) == Some(1) {
+        if docstatus(&current) == Some(1) {
             return Err(RepoError::Invalid(vec![field_error(
                 "",
                 "document_submitted",
@@ -1406,7 +1421,7 @@ impl Repository {
                 Some(&current),
             )
             .await?;
-        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let version = stored_version(&current);
         self.transition(scope, &schema, id, version, Transition::Delete, &doc)
             .await?;
         self.run_after_hooks(
@@ -1443,7 +1458,7 @@ impl Repository {
                 Some(&current),
             )
             .await?;
-        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let version = stored_version(&current);
         let record = self
             .transition(scope, &schema, id, version, Transition::Submit, &doc)
             .await?;
@@ -1470,7 +1485,7 @@ impl Repository {
         expect_docstatus(&current, 1, "cancel", "submitted")?;
         self.authorize(scope, &schema, "cancel", Some(&current))
             .await?;
-        let version = current.get("version").and_then(Value::as_i64).unwrap_or(0);
+        let version = stored_version(&current);
         let record = self
             .transition(scope, &schema, id, version, Transition::Cancel, &current)
             .await?;
@@ -1598,13 +1613,23 @@ enum Transition {
     Cancel,
 }
 
+/// The `version` of a stored record.
+fn stored_version(record: &Map<String, Value>) -> i64 {
+    record.get("version").and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The `docstatus` of a stored record (0 draft, 1 submitted, 2 cancelled).
+fn docstatus(record: &Map<String, Value>) -> Option<i64> {
+    record.get("docstatus").and_then(Value::as_i64)
+}
+
 fn expect_docstatus(
     current: &Map<String, Value>,
     expected: i64,
     action: &str,
     state: &str,
 ) -> Result<(), RepoError> {
-    if current.get("docstatus").and_then(Value::as_i64) == Some(expected) {
+    if docstatus(current) == Some(expected) {
         Ok(())
     } else {
         Err(RepoError::Invalid(vec![field_error(
