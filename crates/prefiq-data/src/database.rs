@@ -72,6 +72,8 @@ pub struct SqliteDatabase {
     pub writer: SqlitePool,
     /// Read-only connections.
     pub readers: SqlitePool,
+    /// Group commit for the entity engine's writes on `writer`.
+    pub batcher: crate::batch::WriteBatcher,
     /// The database file.
     pub path: PathBuf,
 }
@@ -118,7 +120,11 @@ impl Database {
                     .filename(path)
                     .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
                     .foreign_keys(true)
-                    .synchronous(SqliteSynchronous::Normal);
+                    .synchronous(SqliteSynchronous::Normal)
+                    // Pages are read through a memory map (no read syscall per page) and each
+                    // connection caches up to 16 MiB of pages beyond what the map serves.
+                    .pragma("mmap_size", "1073741824")
+                    .pragma("cache_size", "-16384");
                 let writer_options = base
                     .clone()
                     .create_if_missing(true)
@@ -129,9 +135,13 @@ impl Database {
                 } else {
                     writer_options
                 };
+                // An embedded database cannot drop a connection the way a server can, so the
+                // pools skip sqlx's ping before every acquire: it costs a round trip to the
+                // connection's worker thread on each query.
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(0)
+                    .test_before_acquire(false)
                     .acquire_timeout(acquire_timeout)
                     .connect_with(writer_options)
                     .await
@@ -139,11 +149,13 @@ impl Database {
                 let readers = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .min_connections(0)
+                    .test_before_acquire(false)
                     .acquire_timeout(acquire_timeout)
                     .connect_with(base.read_only(true))
                     .await
                     .map_err(connect_error)?;
                 Ok(Some(Database::Sqlite(SqliteDatabase {
+                    batcher: crate::batch::WriteBatcher::new(writer.clone()),
                     writer,
                     readers,
                     path: path.clone(),
@@ -188,6 +200,7 @@ impl Database {
         match self {
             Database::Sqlite(db) => {
                 db.readers.close().await;
+                db.batcher.close().await;
                 db.writer.close().await;
             }
             Database::Postgres(pool) => pool.close().await,

@@ -5,6 +5,7 @@
 //! module's migrations in module order with a checksum per migration, and stores per-tenant
 //! configuration overrides. [`DatabaseProvider`] binds all of it into the kernel.
 
+pub mod batch;
 mod database;
 pub mod entity;
 mod migrate;
@@ -44,13 +45,16 @@ pub enum DataError {
     /// A statement failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A group commit failed (the driver's message).
+    #[error("database error: {0}")]
+    Batch(std::sync::Arc<str>),
 }
 
 impl From<DataError> for prefiq::KernelError {
     fn from(error: DataError) -> Self {
         let kind = match &error {
             DataError::InvalidUrl { .. } => prefiq::ErrorKind::Invalid,
-            DataError::Sql(_) => prefiq::ErrorKind::Internal,
+            DataError::Sql(_) | DataError::Batch(_) => prefiq::ErrorKind::Internal,
             DataError::Connect { .. } | DataError::NotConnected => prefiq::ErrorKind::Unavailable,
         };
         prefiq::KernelError::service(kind, error)

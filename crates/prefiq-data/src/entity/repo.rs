@@ -16,22 +16,48 @@ use super::sql::{Arg, Cell, Conn, Sql, SqlType};
 use super::value::{Stored, ValueError, civil_now, coerce, to_json};
 use super::{Entities, EntityRegistry};
 use crate::DataError;
+use crate::batch::Outcome;
 use crate::database::{Database, DatabaseHandle};
 
 /// Runs `$body` with `$conn: &mut Conn` inside a write transaction, committing when it
-/// finishes; a `?` in `$body` returns early and the dropped transaction rolls back.
+/// finishes; a `?` in `$body` rolls the transaction back and returns the error.
+///
+/// On SQLite the write joins a group commit (see [`crate::batch`]): if another write of its
+/// batch fails, the batch is rolled back and `$body` runs again in a transaction of its
+/// own, so `$body` must only touch the database.
 macro_rules! in_write_tx {
     ($database:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut tx = db.writer.begin().await?;
-                #[allow(clippy::let_unit_value)]
-                let result = {
-                    let $conn = &mut Conn::Sqlite(&mut tx);
-                    $body
-                };
-                tx.commit().await?;
-                result
+                let mut solo = false;
+                loop {
+                    let mut ticket = db.batcher.enter(solo).await?;
+                    #[allow(clippy::let_unit_value)]
+                    let result: Result<_, RepoError> = async {
+                        let $conn = &mut Conn::Sqlite(ticket.conn());
+                        Ok($body)
+                    }
+                    .await;
+                    match result {
+                        Err(error) => {
+                            ticket.abort().await;
+                            return Err(error.into());
+                        }
+                        Ok(value) => match ticket.commit().await {
+                            Outcome::Committed => break value,
+                            Outcome::Retry if !solo => solo = true,
+                            Outcome::Retry => {
+                                return Err(RepoError::Database(DataError::Batch(
+                                    "a write alone in its transaction was asked to retry".into(),
+                                ))
+                                .into());
+                            }
+                            Outcome::Failed(message) => {
+                                return Err(RepoError::Database(DataError::Batch(message)).into());
+                            }
+                        },
+                    }
+                }
             }
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
@@ -1110,10 +1136,6 @@ impl Repository {
             columns.join(", "),
             values.join(", ")
         );
-        conn.execute(&sql)
-            .await
-            .map_err(|e| unique_error(e, schema))?;
-        insert_children(conn, scope, id, validated, now, backend).await?;
 
         let mut record = Map::new();
         record.insert("id".into(), json!(id));
@@ -1127,7 +1149,33 @@ impl Repository {
         record.insert("custom".into(), json!({}));
         record.insert("amended_from".into(), json!(amended.map(|(from, _)| from)));
         record.extend(Self::document(validated));
-        write_outbox(conn, scope, &schema.name, id, "created", &record, now).await?;
+
+        // SQLite runs several statements sent as one, each a round trip to the connection's
+        // worker thread saved; PostgreSQL's extended protocol takes one statement at a time.
+        let has_children = validated
+            .children
+            .iter()
+            .any(|(_, _, rows)| !rows.is_empty());
+        if backend == Backend::Sqlite && !has_children {
+            let outbox = outbox_statement(
+                &mut sql,
+                backend,
+                scope,
+                (&schema.name, id, "created"),
+                &record,
+                now,
+            );
+            sql.text = format!("{}; {outbox}", sql.text);
+            conn.execute(&sql)
+                .await
+                .map_err(|e| unique_error(e, schema))?;
+        } else {
+            conn.execute(&sql)
+                .await
+                .map_err(|e| unique_error(e, schema))?;
+            insert_children(conn, scope, id, validated, now, backend).await?;
+            write_outbox(conn, scope, &schema.name, id, "created", &record, now).await?;
+        }
         Ok(record)
     }
 
@@ -1850,6 +1898,28 @@ async fn write_outbox(
     now: &str,
 ) -> Result<(), RepoError> {
     let mut sql = Sql::default();
+    sql.text = outbox_statement(
+        &mut sql,
+        conn.backend(),
+        scope,
+        (entity, record_id, event),
+        record,
+        now,
+    );
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
+/// The `INSERT` of an outbox event, its arguments added to `sql`. `what` is the entity, the
+/// record's id and the event.
+fn outbox_statement(
+    sql: &mut Sql,
+    backend: Backend,
+    scope: &TenantScope,
+    (entity, record_id, event): (&str, &str, &str),
+    record: &Map<String, Value>,
+    now: &str,
+) -> String {
     let values = [
         sql.arg(Arg::Text(Some(uuid::Uuid::now_v7().to_string()))),
         sql.arg(Arg::Text(Some(scope.tenant.clone()))),
@@ -1858,7 +1928,7 @@ async fn write_outbox(
         sql.arg(Arg::Text(Some(event.to_owned()))),
         {
             let p = sql.arg(Arg::Text(Some(Value::Object(record.clone()).to_string())));
-            if conn.backend() == Backend::Postgres {
+            if backend == Backend::Postgres {
                 format!("{p}::jsonb")
             } else {
                 p
@@ -1867,12 +1937,10 @@ async fn write_outbox(
         sql.arg(Arg::Text(Some(scope.trace_id.clone()))),
         sql.arg(Arg::Text(Some(now.to_owned()))),
     ];
-    sql.text = format!(
+    format!(
         "INSERT INTO prefiq_outbox (id, tenant_id, entity, record_id, event, payload, trace_id, created_at) VALUES ({})",
         values.join(", ")
-    );
-    conn.execute(&sql).await?;
-    Ok(())
+    )
 }
 
 /// The next name of a naming series such as `JE-.YYYY.-.#####`, counted per tenant and
