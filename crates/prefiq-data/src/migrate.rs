@@ -238,29 +238,9 @@ impl MigrationRunner for SqlMigrationRunner {
         for pending in &plan.pending {
             let started = std::time::Instant::now();
             let sum = checksum(&pending.sql);
-            let ran = match database {
-                Database::Sqlite(db) => {
-                    let mut tx = db.writer.begin().await.map_err(|e| fail(pending, e))?;
-                    let ran = apply_sqlite(&mut tx, pending, &sum)
-                        .await
-                        .map_err(|e| fail(pending, e))?;
-                    tx.commit().await.map_err(|e| fail(pending, e))?;
-                    ran
-                }
-                Database::Postgres(pool) => {
-                    let mut tx = pool.begin().await.map_err(|e| fail(pending, e))?;
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                        .bind(PG_MIGRATION_LOCK)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| fail(pending, e))?;
-                    let ran = apply_postgres(&mut tx, pending, &sum)
-                        .await
-                        .map_err(|e| fail(pending, e))?;
-                    tx.commit().await.map_err(|e| fail(pending, e))?;
-                    ran
-                }
-            };
+            let ran = apply_one(database, pending, &sum)
+                .await
+                .map_err(|e| fail(pending, e))?;
             if ran {
                 tracing::info!(
                     target: "prefiq::migrate",
@@ -296,6 +276,33 @@ impl MigrationRunner for SqlMigrationRunner {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Runs one migration and records it, in one transaction; `false` when another replica
+/// applied it first (PostgreSQL).
+pub(crate) async fn apply_one(
+    database: &Database,
+    pending: &PendingMigration,
+    sum: &str,
+) -> Result<bool, sqlx::Error> {
+    match database {
+        Database::Sqlite(db) => {
+            let mut tx = db.writer.begin().await?;
+            let ran = apply_sqlite(&mut tx, pending, sum).await?;
+            tx.commit().await?;
+            Ok(ran)
+        }
+        Database::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            let ran = apply_postgres(&mut tx, pending, sum).await?;
+            tx.commit().await?;
+            Ok(ran)
+        }
     }
 }
 

@@ -84,11 +84,18 @@ impl ServiceProvider for DatabaseProvider {
         let site_dir = cx.config.root.join("schema");
         let registry = EntityRegistry::load_with_site(&sources, Some(&site_dir))
             .map_err(|e| KernelError::service(prefiq::ErrorKind::Invalid, e))?;
-        cx.services.get::<Entities>()?.set(registry);
+        let entities = cx.services.get::<Entities>()?;
+        entities.set(registry);
         if let Some(database) =
             Database::connect(&cx.config.database, &cx.config.root, cx.mode).await?
         {
             tracing::info!(target: "prefiq::data", trace_id = %cx.context.trace_id, url = %handle.url().display(), backend = ?database.backend(), "database connected");
+            // Entities tenants created at run time come back from their recorded snapshots;
+            // one that now clashes with a declared entity stops boot, naming both.
+            let runtime = crate::entity::runtime::load(&database).await?;
+            entities
+                .add(runtime)
+                .map_err(|e| KernelError::service(prefiq::ErrorKind::Invalid, e))?;
             handle.set(database);
         }
         Ok(())

@@ -41,6 +41,52 @@ pub fn routes() -> RouteSet {
             remove_custom_field,
         )
         .get("/api/v1/schema/{entity}", entity_schema)
+        .get("/api/v1/customize/entities", list_runtime_entities)
+        .post("/api/v1/customize/entities", create_runtime_entity)
+}
+
+/// How a runtime entity is shown: its name, its resource and its whole schema.
+fn runtime_entity_json(schema: &prefiq_data::entity::EntitySchema) -> Value {
+    json!({
+        "name": schema.name,
+        "label": schema.label,
+        "resource": format!("/api/v1/resources/{}", schema.name),
+        "schema": schema,
+    })
+}
+
+/// The entities this tenant created at run time.
+async fn list_runtime_entities(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let data: Vec<Value> = repository
+        .runtime_entities(&scope)
+        .iter()
+        .map(|s| runtime_entity_json(s))
+        .collect();
+    Ok(axum::Json(json!({ "data": data })).into_response())
+}
+
+/// Creates a whole entity for this tenant: table (through a recorded migration), REST
+/// resource and OpenAPI schema.
+async fn create_runtime_entity(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let (repository, scope) = parts(&state, &context)?;
+    let schema = repository.create_entity(&scope, &json_body(&body)?).await?;
+    let mut response = (
+        StatusCode::CREATED,
+        axum::Json(runtime_entity_json(&schema)),
+    )
+        .into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/resources/{}", schema.name)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 /// The OpenAPI document; with a tenant (`X-Tenant`), each entity's `custom` property lists
@@ -53,7 +99,8 @@ async fn openapi_json(
         .services
         .get::<Entities>("prefiq-http openapi")
         .map_err(Problem::from)?;
-    let registry = entities.registry();
+    // Each tenant's document shows its own runtime entities and no one else's.
+    let registry = entities.registry().visible_to(context.tenant.as_deref());
     let mut document = crate::openapi::openapi_document(&registry, env!("CARGO_PKG_VERSION"));
     if context.tenant.is_some() {
         let (repository, scope) = parts(&state, &context)?;
@@ -110,7 +157,11 @@ async fn list_custom_fields(
     Path(entity): Path<String>,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
-    if repository.registry().get(&entity).is_none_or(|s| s.child) {
+    if repository
+        .registry()
+        .get(&entity)
+        .is_none_or(|s| s.child || !s.visible_to(Some(scope.tenant())))
+    {
         return Err(RepoError::UnknownEntity(entity).into());
     }
     let fields = repository.custom_fields(&scope, &entity).await?;
@@ -144,6 +195,7 @@ async fn remove_custom_field(
 
 async fn entity_schema(
     State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
     Path(entity): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
@@ -151,7 +203,7 @@ async fn entity_schema(
         .services
         .get::<Entities>("prefiq-http schema")
         .map_err(Problem::from)?;
-    let registry = entities.registry();
+    let registry = entities.registry().visible_to(context.tenant.as_deref());
     let schema = registry
         .get(&entity)
         .filter(|s| !s.child)

@@ -5,20 +5,21 @@ pub mod custom;
 pub mod ddl;
 pub mod filter;
 pub mod repo;
+pub mod runtime;
 pub mod schema;
 pub mod sql;
 pub mod value;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use prefiq::EntitySources;
 
 pub use schema::{EntitySchema, FieldDef, FieldKind, SchemaError};
 
 /// Every entity of the installation, by name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct EntityRegistry {
     by_name: BTreeMap<String, Arc<EntitySchema>>,
 }
@@ -60,6 +61,29 @@ impl EntityRegistry {
     /// Every entity, by name.
     pub fn all(&self) -> impl Iterator<Item = &Arc<EntitySchema>> {
         self.by_name.values()
+    }
+
+    /// The entities one tenant sees: every module's and the site's, and that tenant's own
+    /// runtime entities; `None` sees no runtime entity at all.
+    pub fn visible_to(&self, tenant: Option<&str>) -> EntityRegistry {
+        EntityRegistry {
+            by_name: self
+                .by_name
+                .iter()
+                .filter(|(_, s)| s.visible_to(tenant))
+                .map(|(n, s)| (n.clone(), s.clone()))
+                .collect(),
+        }
+    }
+
+    /// This registry with `added` entities, checked together (unique names, link targets).
+    pub fn with(&self, added: Vec<EntitySchema>) -> Result<EntityRegistry, SchemaError> {
+        let mut all: Vec<EntitySchema> = self.by_name.values().map(|s| (**s).clone()).collect();
+        all.extend(added.iter().cloned());
+        schema::check_links(&all)?;
+        let mut by_name = self.by_name.clone();
+        by_name.extend(added.into_iter().map(|s| (s.name.clone(), Arc::new(s))));
+        Ok(EntityRegistry { by_name })
     }
 }
 
@@ -112,20 +136,38 @@ fn read_site_schemas(dir: &Path) -> Result<Vec<EntitySchema>, SchemaError> {
         .collect()
 }
 
-/// The registry as a service: bound at register, loaded at boot.
+/// The registry as a service: bound at register, loaded at boot, and extended at run time
+/// when a tenant creates an entity.
 #[derive(Debug, Default)]
 pub struct Entities {
-    registry: OnceLock<Arc<EntityRegistry>>,
+    registry: RwLock<Arc<EntityRegistry>>,
 }
 
 impl Entities {
     /// The loaded registry (empty before boot).
     pub fn registry(&self) -> Arc<EntityRegistry> {
-        self.registry.get().cloned().unwrap_or_default()
+        match self.registry.read() {
+            Ok(registry) => registry.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    /// Stores the registry loaded at boot; a second call keeps the first.
+    /// Replaces the registry (at boot, and when a runtime entity is added).
     pub fn set(&self, registry: EntityRegistry) {
-        let _ = self.registry.set(Arc::new(registry));
+        let registry = Arc::new(registry);
+        match self.registry.write() {
+            Ok(mut slot) => *slot = registry,
+            Err(poisoned) => *poisoned.into_inner() = registry,
+        }
+    }
+
+    /// Adds entities to the registry, checked against every entity already in it.
+    pub fn add(&self, added: Vec<EntitySchema>) -> Result<(), SchemaError> {
+        let mut slot = match self.registry.write() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(slot.with(added)?);
+        Ok(())
     }
 }

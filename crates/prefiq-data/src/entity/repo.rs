@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::custom;
 use super::ddl::quote;
 use super::filter::{self, Condition, DEFAULT_LIMIT, MAX_LIMIT, QueryError};
+use super::runtime;
 use super::schema::{EntitySchema, FieldDef, FieldKind, Naming};
 use super::sql::{Arg, Cell, Conn, Sql, SqlType};
 use super::value::{Stored, ValueError, civil_now, coerce, to_json};
@@ -584,7 +585,12 @@ pub struct Repository {
     hooks: Vec<Arc<EntityHook>>,
     authorizer: Option<Arc<dyn EntityAuthorizer>>,
     custom_cache: std::sync::Mutex<CustomCache>,
+    /// When the runtime entities were last re-read for an unknown name.
+    runtime_reload: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often an unknown entity name may make the repository re-read the runtime entities.
+pub const RUNTIME_RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Custom field definitions by (tenant, entity), with when they were read.
 type CustomCache =
@@ -611,6 +617,7 @@ impl Repository {
             hooks,
             authorizer,
             custom_cache: std::sync::Mutex::default(),
+            runtime_reload: std::sync::Mutex::default(),
         }
     }
 
@@ -619,11 +626,160 @@ impl Repository {
         self.entities.registry()
     }
 
-    fn schema(&self, entity: &str) -> Result<Arc<EntitySchema>, RepoError> {
-        match self.entities.registry().get(entity) {
-            Some(schema) if !schema.child => Ok(schema.clone()),
-            _ => Err(RepoError::UnknownEntity(entity.to_owned())),
+    /// The entity `entity` as `scope`'s tenant sees it. An unknown name re-reads the runtime
+    /// entities (at most once per [`RUNTIME_RELOAD_INTERVAL`]), so an entity another replica
+    /// created is found without a restart.
+    async fn schema(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+    ) -> Result<Arc<EntitySchema>, RepoError> {
+        let visible = |registry: &EntityRegistry| {
+            registry
+                .get(entity)
+                .filter(|s| !s.child && s.visible_to(Some(&scope.tenant)))
+                .cloned()
+        };
+        if let Some(schema) = visible(&self.entities.registry()) {
+            return Ok(schema);
         }
+        if self.reload_runtime_entities().await?
+            && let Some(schema) = visible(&self.entities.registry())
+        {
+            return Ok(schema);
+        }
+        Err(RepoError::UnknownEntity(entity.to_owned()))
+    }
+
+    /// Adds runtime entities recorded since the registry was loaded; `false` when it is too
+    /// soon to look again or the database is not connected.
+    async fn reload_runtime_entities(&self) -> Result<bool, RepoError> {
+        {
+            let Ok(mut last) = self.runtime_reload.lock() else {
+                return Ok(false);
+            };
+            if last.is_some_and(|at| at.elapsed() < RUNTIME_RELOAD_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let Ok(database) = self.handle.get() else {
+            return Ok(false);
+        };
+        let registry = self.entities.registry();
+        let added: Vec<EntitySchema> = runtime::load(database)
+            .await?
+            .into_iter()
+            .filter(|s| registry.get(&s.name).is_none())
+            .collect();
+        if added.is_empty() {
+            return Ok(false);
+        }
+        self.entities.add(added).map_err(|e| {
+            RepoError::Database(DataError::Sql(sqlx::Error::Decode(e.to_string().into())))
+        })?;
+        Ok(true)
+    }
+
+    /// The runtime entities `scope`'s tenant created, by name.
+    pub fn runtime_entities(&self, scope: &TenantScope) -> Vec<Arc<EntitySchema>> {
+        self.entities
+            .registry()
+            .all()
+            .filter(|s| s.owner_tenant() == Some(scope.tenant()))
+            .cloned()
+            .collect()
+    }
+
+    /// Creates a runtime entity for `scope`'s tenant from `definition` (a schema document):
+    /// its table through a recorded migration, then its place in the registry, so its REST
+    /// resource and OpenAPI schema exist at once. Returns the stored schema.
+    pub async fn create_entity(
+        &self,
+        scope: &TenantScope,
+        definition: &Value,
+    ) -> Result<Arc<EntitySchema>, RepoError> {
+        let invalid = |pointer: &str, code: &'static str, message: String| {
+            RepoError::Invalid(vec![field_error(pointer, code, message)])
+        };
+        let schema = runtime::parse_definition(&scope.tenant, definition).map_err(|e| {
+            invalid(
+                &runtime::error_pointer(definition, &e),
+                "invalid_schema",
+                e.to_string(),
+            )
+        })?;
+        self.authorize(scope, &schema, "customize", None).await?;
+        let registry = self.entities.registry();
+        if registry.get(&schema.name).is_some() {
+            return Err(RepoError::Unique(field_error(
+                "/name",
+                "unique",
+                format!("an entity called `{}` already exists", schema.name),
+            )));
+        }
+        if self.runtime_entities(scope).len() >= runtime::MAX_RUNTIME_ENTITIES {
+            return Err(invalid(
+                "",
+                "too_many",
+                format!(
+                    "a tenant may create at most {} entities",
+                    runtime::MAX_RUNTIME_ENTITIES
+                ),
+            ));
+        }
+        for (i, field) in schema.fields.iter().enumerate() {
+            if let FieldKind::Link { target: entity } = &field.kind
+                && !registry
+                    .get(entity)
+                    .is_some_and(|t| t.visible_to(Some(&scope.tenant)))
+                && *entity != schema.name
+            {
+                return Err(invalid(
+                    &format!("/fields/{i}"),
+                    "invalid_schema",
+                    format!("field `{}` links to unknown entity `{entity}`", field.name),
+                ));
+            }
+        }
+        // Cross-checks (a link to a child entity, say) before any DDL runs.
+        registry.with(vec![schema.clone()]).map_err(|e| {
+            invalid(
+                &runtime::error_pointer(definition, &e),
+                "invalid_schema",
+                e.to_string(),
+            )
+        })?;
+        let database = self.database()?;
+        let pending = super::ddl::plan_entity(&schema, None, database.backend())
+            .map_err(|e| invalid("", "invalid_schema", e.to_string()))?
+            .ok_or_else(|| invalid("", "invalid_schema", "the entity has no table".into()))?;
+        let sum = crate::migrate::checksum(&pending.sql);
+        match crate::migrate::apply_one(database, &pending, &sum).await {
+            Ok(_) => {}
+            // Another request (or replica) created the same name first.
+            Err(e) if e.to_string().contains("already exists") => {
+                return Err(RepoError::Unique(field_error(
+                    "/name",
+                    "unique",
+                    format!("an entity called `{}` already exists", schema.name),
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(
+            target: "prefiq::entity",
+            tenant = %scope.tenant,
+            entity = %schema.name,
+            migration = %pending.id,
+            trace_id = %scope.trace_id,
+            "runtime entity created"
+        );
+        let name = schema.name.clone();
+        self.entities.add(vec![schema]).map_err(|e| {
+            RepoError::Database(DataError::Sql(sqlx::Error::Decode(e.to_string().into())))
+        })?;
+        self.schema(scope, &name).await
     }
 
     fn database(&self) -> Result<&Database, RepoError> {
@@ -905,7 +1061,7 @@ impl Repository {
         entity: &str,
         body: &Value,
     ) -> Result<FieldDef, RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         self.authorize(scope, &schema, "customize", None).await?;
         let field = custom::parse_definition(&schema, body).map_err(|message| {
             RepoError::Invalid(vec![field_error("", "invalid_definition", message)])
@@ -976,7 +1132,7 @@ impl Repository {
         entity: &str,
         name: &str,
     ) -> Result<(), RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         self.authorize(scope, &schema, "customize", None).await?;
         let mut sql = Sql::default();
         let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
@@ -1025,7 +1181,7 @@ impl Repository {
         entity: &str,
         input: Value,
     ) -> Result<Value, RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         self.create_with(scope, &schema, object(input, "")?, None)
             .await
     }
@@ -1243,7 +1399,7 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         let record =
             on_reader!(self.database()?, conn => self.load(conn, scope, &schema, id).await?);
         self.authorize(scope, &schema, "read", Some(&record))
@@ -1258,7 +1414,7 @@ impl Repository {
         entity: &str,
         query: &ListQuery,
     ) -> Result<Page, RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         self.authorize(scope, &schema, "read", None).await?;
         for (i, name) in query.fields.iter().enumerate() {
             if schema.field(name).is_none() && !SYSTEM_INPUT.contains(&name.as_str()) {
@@ -1350,7 +1506,7 @@ impl Repository {
         patch: Value,
         expected_version: Option<i64>,
     ) -> Result<Value, RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         let patch = object(patch, "")?;
         let current = self.read_current(scope, &schema, id).await?;
         let version = stored_version(&current);
@@ -1446,7 +1602,7 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<(), RepoError> {
-        let schema = self.schema(entity)?;
+        let schema = self.schema(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         if docstatus(&current) == Some(1) {
             return Err(RepoError::Invalid(vec![field_error(
@@ -1490,7 +1646,7 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
-        let schema = self.submittable(entity)?;
+        let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_docstatus(&current, 0, "submit", "a draft")?;
         self.validate_all(scope, &schema, &current, Some(&current))
@@ -1528,7 +1684,7 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
-        let schema = self.submittable(entity)?;
+        let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_docstatus(&current, 1, "cancel", "submitted")?;
         self.authorize(scope, &schema, "cancel", Some(&current))
@@ -1555,7 +1711,7 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
-        let schema = self.submittable(entity)?;
+        let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_docstatus(&current, 2, "amend", "cancelled")?;
         self.authorize(scope, &schema, "amend", Some(&current))
@@ -1588,8 +1744,12 @@ impl Repository {
             .await
     }
 
-    fn submittable(&self, entity: &str) -> Result<Arc<EntitySchema>, RepoError> {
-        let schema = self.schema(entity)?;
+    async fn submittable(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+    ) -> Result<Arc<EntitySchema>, RepoError> {
+        let schema = self.schema(scope, entity).await?;
         if !schema.submittable {
             return Err(RepoError::Invalid(vec![field_error(
                 "",

@@ -185,7 +185,23 @@ pub struct EntitySchema {
     pub permissions: BTreeMap<String, Vec<String>>,
 }
 
+/// Runtime entities belong to the pseudo-module `tenant:{tenant}` of the tenant that
+/// created them.
+pub const RUNTIME_MODULE_PREFIX: &str = "tenant:";
+
 impl EntitySchema {
+    /// The tenant that created this entity at run time; `None` for declared entities.
+    pub fn owner_tenant(&self) -> Option<&str> {
+        self.module.strip_prefix(RUNTIME_MODULE_PREFIX)
+    }
+
+    /// Whether `tenant` may see this entity: declared entities are everyone's, a runtime
+    /// entity only its tenant's.
+    pub fn visible_to(&self, tenant: Option<&str>) -> bool {
+        self.owner_tenant()
+            .is_none_or(|owner| tenant == Some(owner))
+    }
+
     /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.name == name)

@@ -1,0 +1,173 @@
+//! Runtime entities: whole entities a tenant administrator creates through the API.
+//!
+//! A runtime entity is declared with the same document as a YAML schema file (sent as
+//! JSON) and belongs to the pseudo-module `tenant:{tenant}`: only that tenant sees it. Its
+//! table is created by the same generated migration a declared entity gets, recorded in
+//! `prefiq_migrations` under that pseudo-module, and its schema snapshot in
+//! `prefiq_entities` is what brings it back into the registry at the next boot.
+//!
+//! Entity names are also table names, so they are unique across the installation: a
+//! tenant cannot take a name a module or another tenant already uses.
+
+use serde_json::Value;
+
+use super::schema::{self, EntitySchema, FieldKind, RUNTIME_MODULE_PREFIX, SchemaError};
+use crate::DataError;
+use crate::database::Database;
+
+/// Most runtime entities one tenant may create.
+pub const MAX_RUNTIME_ENTITIES: usize = 200;
+
+/// The pseudo-module of `tenant`'s runtime entities.
+pub fn runtime_module(tenant: &str) -> String {
+    format!("{RUNTIME_MODULE_PREFIX}{tenant}")
+}
+
+/// Parses a runtime entity definition of `tenant`. It is the document of a schema file;
+/// child entities and `table` fields are declared-only for now (a child table needs its
+/// child entity created with it, in one migration).
+pub fn parse_definition(tenant: &str, definition: &Value) -> Result<EntitySchema, SchemaError> {
+    let name = definition
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("entity");
+    let file = format!("api:{tenant}/{name}");
+    let error = |field: Option<&str>, message: &str| SchemaError {
+        file: file.clone(),
+        field: field.map(str::to_owned),
+        message: message.to_owned(),
+    };
+    if !definition.is_object() {
+        return Err(error(None, "the definition must be a JSON object"));
+    }
+    // JSON is YAML, so the definition goes through the very parser schema files do.
+    let text = definition.to_string();
+    let schema = schema::parse_schema(&runtime_module(tenant), &file, &text)?;
+    if schema.child {
+        return Err(error(
+            None,
+            "a runtime entity cannot be a child entity (declare child tables in a module)",
+        ));
+    }
+    if let Some(field) = schema
+        .fields
+        .iter()
+        .find(|f| matches!(f.kind, FieldKind::Table { .. }))
+    {
+        return Err(error(
+            Some(&field.name),
+            "a runtime entity cannot have `table` fields (declare child tables in a module)",
+        ));
+    }
+    Ok(schema)
+}
+
+/// The JSON pointer of the part of `definition` an error names: the field's entry in
+/// `fields` when it names a field.
+pub fn error_pointer(definition: &Value, error: &SchemaError) -> String {
+    let Some(field) = &error.field else {
+        return String::new();
+    };
+    definition
+        .get("fields")
+        .and_then(Value::as_array)
+        .and_then(|fields| {
+            fields
+                .iter()
+                .position(|f| f.get("name").and_then(Value::as_str) == Some(field.as_str()))
+        })
+        .map_or_else(String::new, |i| format!("/fields/{i}"))
+}
+
+/// Reads every runtime entity recorded in `prefiq_entities` (none before the system
+/// migrations have run).
+pub async fn load(database: &Database) -> Result<Vec<EntitySchema>, DataError> {
+    let (exists, select) = match database.backend() {
+        prefiq::Backend::Sqlite => (
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'prefiq_entities'",
+            "SELECT schema FROM prefiq_entities WHERE module LIKE 'tenant:%' ORDER BY name",
+        ),
+        prefiq::Backend::Postgres => (
+            "SELECT COUNT(*) FROM pg_catalog.pg_tables WHERE tablename = 'prefiq_entities' AND schemaname = ANY (current_schemas(false))",
+            "SELECT schema::text FROM prefiq_entities WHERE module LIKE 'tenant:%' ORDER BY name",
+        ),
+    };
+    let texts: Vec<String> = match database {
+        Database::Sqlite(db) => {
+            let n: i64 = sqlx::query_scalar(exists).fetch_one(&db.readers).await?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            sqlx::query_scalar(select).fetch_all(&db.readers).await?
+        }
+        Database::Postgres(pool) => {
+            let n: i64 = sqlx::query_scalar(exists).fetch_one(pool).await?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            sqlx::query_scalar(select).fetch_all(pool).await?
+        }
+    };
+    texts
+        .iter()
+        .map(|text| {
+            serde_json::from_str(text).map_err(|e| {
+                DataError::Sql(sqlx::Error::Decode(
+                    format!("a runtime entity snapshot does not parse: {e}").into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Parses `definition` for tenant `acme`: `Ok(module)` or `Err((pointer, message part))`.
+    fn check(definition: Value, expected: Result<&str, (&str, &str)>) {
+        match (parse_definition("acme", &definition), expected) {
+            (Ok(schema), Ok(module)) => assert_eq!(schema.module, module),
+            (Err(error), Err((pointer, message))) => {
+                assert_eq!(error_pointer(&definition, &error), pointer, "{error}");
+                assert!(
+                    error.to_string().contains(message),
+                    "`{error}` does not say `{message}`"
+                );
+            }
+            (got, want) => panic!("{definition}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn definitions() {
+        check(
+            json!({"name": "vehicle", "fields": [{"name": "plate", "type": "data", "unique": true}]}),
+            Ok("tenant:acme"),
+        );
+        check(json!(["not", "an", "object"]), Err(("", "JSON object")));
+        check(
+            json!({"name": "vehicle", "fields": [{"name": "plate", "type": "nope"}]}),
+            Err(("/fields/0", "")),
+        );
+        check(
+            json!({"name": "Vehicle", "fields": []}),
+            Err(("", "snake_case")),
+        );
+        check(
+            json!({"name": "line", "child": true, "fields": [{"name": "x", "type": "int"}]}),
+            Err(("", "child entity")),
+        );
+        check(
+            json!({"name": "trip", "fields": [
+                {"name": "plate", "type": "data"},
+                {"name": "legs", "type": "table", "entity": "leg"}
+            ]}),
+            Err(("/fields/1", "`table` fields")),
+        );
+    }
+}
