@@ -156,6 +156,19 @@ pub fn create_table(schema: &EntitySchema, backend: Backend) -> String {
             let _ = writeln!(sql, "{index}");
         }
     }
+    if let Some(tree) = schema.tree_table() {
+        let _ = writeln!(
+            sql,
+            "CREATE TABLE {} (\n    tenant_id TEXT NOT NULL,\n    ancestor TEXT NOT NULL,\n    descendant TEXT NOT NULL,\n    depth {int} NOT NULL,\n    PRIMARY KEY (tenant_id, ancestor, descendant)\n);",
+            quote(&tree)
+        );
+        let _ = writeln!(
+            sql,
+            "CREATE INDEX {} ON {} (tenant_id, descendant, depth);",
+            quote(&format!("{tree}_descendant")),
+            quote(&tree)
+        );
+    }
     sql
 }
 
@@ -184,7 +197,12 @@ fn shape(field: &FieldDef) -> StorageShape<'_> {
 
 fn shape_hash(schema: &EntitySchema) -> String {
     let shapes: Vec<StorageShape<'_>> = schema.fields.iter().map(shape).collect();
-    let text = serde_json::to_string(&(schema.child, shapes)).unwrap_or_default();
+    // A tree is part of the shape only when set, so hashes of older schemas stay the same.
+    let text = match schema.tree {
+        None => serde_json::to_string(&(schema.child, shapes)),
+        Some(tree) => serde_json::to_string(&(schema.child, shapes, tree)),
+    }
+    .unwrap_or_default();
     Sha256::digest(text.as_bytes())
         .iter()
         .take(6)
@@ -242,6 +260,9 @@ pub fn plan_entity(
     };
     if old.child != schema.child {
         return Err(destructive("`child` changed".into()));
+    }
+    if old.tree != schema.tree {
+        return Err(destructive("`tree` changed".into()));
     }
     let mut sql = String::new();
     for before in &old.fields {

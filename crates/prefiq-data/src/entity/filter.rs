@@ -210,6 +210,14 @@ pub enum Op {
     Is,
     /// `between` two values, inclusive.
     Between,
+    /// Tree entities, on `id`: rows strictly below the given row.
+    DescendantsOf,
+    /// Tree entities, on `id`: rows not strictly below the given row.
+    NotDescendantsOf,
+    /// Tree entities, on `id`: rows strictly above the given row.
+    AncestorsOf,
+    /// Tree entities, on `id`: rows not strictly above the given row.
+    NotAncestorsOf,
 }
 
 impl Op {
@@ -227,6 +235,10 @@ impl Op {
             "not in" => Op::NotIn,
             "is" => Op::Is,
             "between" => Op::Between,
+            "descendants of" => Op::DescendantsOf,
+            "not descendants of" => Op::NotDescendantsOf,
+            "ancestors of" => Op::AncestorsOf,
+            "not ancestors of" => Op::NotAncestorsOf,
             _ => return None,
         })
     }
@@ -241,6 +253,8 @@ pub struct Condition {
     pub op: Op,
     /// With what (`is`: one `Bool`, true for `set`).
     pub args: Vec<Arg>,
+    /// For the tree operators: the entity's table and its closure table.
+    pub tree: Option<(String, String)>,
 }
 
 /// Parses `[["field", "op", value], ...]`.
@@ -294,11 +308,50 @@ pub fn parse_filters(
                 at(1),
                 "unknown_operator",
                 format!(
-                    "`{op_text}` is not one of = != < <= > >= like not like in not in is between"
+                    "`{op_text}` is not one of = != < <= > >= like not like in not in is between, descendants of, not descendants of, ancestors of, not ancestors of"
                 ),
             )
         })?;
+        let tree_op = matches!(
+            op,
+            Op::DescendantsOf | Op::NotDescendantsOf | Op::AncestorsOf | Op::NotAncestorsOf
+        );
+        let tree = match (tree_op, schema.tree_table()) {
+            (false, _) => None,
+            (true, Some(table)) if name == "id" => Some((schema.name.clone(), table)),
+            (true, Some(_)) => {
+                return Err(qerr(
+                    at(0),
+                    "wrong_type",
+                    format!("`{op_text}` applies to `id`"),
+                ));
+            }
+            (true, None) => {
+                return Err(qerr(
+                    at(1),
+                    "wrong_type",
+                    format!(
+                        "`{op_text}` applies to tree entities, and `{}` is not one",
+                        schema.name
+                    ),
+                ));
+            }
+        };
         let args = match op {
+            Op::DescendantsOf | Op::NotDescendantsOf | Op::AncestorsOf | Op::NotAncestorsOf => {
+                match value.as_str() {
+                    Some(id) if !id.is_empty() && id.len() <= 140 => {
+                        vec![Arg::Text(Some(id.to_owned()))]
+                    }
+                    _ => {
+                        return Err(qerr(
+                            at(2),
+                            "wrong_type",
+                            format!("`{op_text}` takes the id of a row"),
+                        ));
+                    }
+                }
+            }
             Op::Like | Op::NotLike if column.ty != SqlType::Text => {
                 return Err(qerr(
                     at(1),
@@ -363,7 +416,12 @@ pub fn parse_filters(
                 vec![arg]
             }
         };
-        out.push(Condition { column, op, args });
+        out.push(Condition {
+            column,
+            op,
+            args,
+            tree,
+        });
     }
     Ok(out)
 }
@@ -427,6 +485,28 @@ pub fn condition_sql(condition: &Condition, backend: Backend, sql: &mut Sql) -> 
             let low = next(sql);
             let high = next(sql);
             format!("{col} BETWEEN {low} AND {high}")
+        }
+        Op::DescendantsOf | Op::NotDescendantsOf | Op::AncestorsOf | Op::NotAncestorsOf => {
+            let Some((table, tree)) = &condition.tree else {
+                return "1 = 0".into();
+            };
+            let node = next(sql);
+            // Correlated on the outer row's tenant, so the lookup stays in the tenant.
+            let (select, given) = match condition.op {
+                Op::DescendantsOf | Op::NotDescendantsOf => ("descendant", "ancestor"),
+                _ => ("ancestor", "descendant"),
+            };
+            let not = if matches!(condition.op, Op::NotDescendantsOf | Op::NotAncestorsOf) {
+                "NOT "
+            } else {
+                ""
+            };
+            format!(
+                "{}.id {not}IN (SELECT closure.{select} FROM {} closure WHERE closure.tenant_id = {}.tenant_id AND closure.{given} = {node} AND closure.depth > 0)",
+                quote(table),
+                quote(tree),
+                quote(table)
+            )
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod repo;
 pub mod runtime;
 pub mod schema;
 pub mod sql;
+mod tree;
 pub mod value;
 
 use std::collections::BTreeMap;

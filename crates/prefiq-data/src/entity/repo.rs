@@ -14,6 +14,7 @@ use super::filter::{self, Condition, DEFAULT_LIMIT, MAX_LIMIT, QueryError};
 use super::runtime;
 use super::schema::{EntitySchema, FieldDef, FieldKind, Naming};
 use super::sql::{Arg, Cell, Conn, Sql, SqlType};
+use super::tree;
 use super::value::{Stored, ValueError, civil_now, coerce, to_json};
 use super::{Entities, EntityRegistry};
 use crate::DataError;
@@ -1332,6 +1333,10 @@ impl Repository {
             insert_children(conn, scope, id, validated, now, backend).await?;
             write_outbox(conn, scope, &schema.name, id, "created", &record, now).await?;
         }
+        if schema.tree.is_some() {
+            let parent = tree_parent_of(schema, validated);
+            tree::insert_node(conn, scope, schema, id, parent.as_deref()).await?;
+        }
         Ok(record)
     }
 
@@ -1803,7 +1808,15 @@ impl Repository {
             expected: version,
             actual: version + 1,
         };
+        let delete_node = matches!(change, Transition::Delete) && schema.tree.is_some();
         in_write_tx!(self.database()?, conn => {
+            if delete_node && tree::has_live_children(conn, scope, schema, id).await? {
+                return Err(RepoError::Invalid(vec![field_error(
+                    "",
+                    "has_children",
+                    format!("this {} has children; move or delete them first", schema.name),
+                )]));
+            }
             if conn.execute(&sql).await? == 0 {
                 return Err(conflict());
             }
@@ -1934,6 +1947,20 @@ async fn update_tx(
         conn.execute(&delete).await?;
     }
     insert_children(conn, scope, id, validated, now, backend).await?;
+    if let Some(field) = schema.tree_parent() {
+        let parent = tree_parent_of(schema, validated);
+        if current.get(&field).and_then(Value::as_str) != parent.as_deref() {
+            tree::move_node(
+                conn,
+                scope,
+                schema,
+                id,
+                parent.as_deref(),
+                &format!("/{field}"),
+            )
+            .await?;
+        }
+    }
     let mut record = current.clone();
     record.extend(Repository::document(validated));
     record.insert("modified_at".into(), json!(now));
@@ -1941,6 +1968,19 @@ async fn update_tx(
     record.insert("version".into(), json!(version + 1));
     write_outbox(conn, scope, &schema.name, id, "updated", &record, now).await?;
     Ok(record)
+}
+
+/// The parent id a tree row is written with (`None`: a root).
+fn tree_parent_of(schema: &EntitySchema, validated: &Validated) -> Option<String> {
+    let field = schema.tree_parent()?;
+    validated
+        .columns
+        .iter()
+        .find(|(f, _)| f.name == field)
+        .and_then(|(_, stored)| match stored {
+            Stored::Text(id) => Some(id.clone()),
+            _ => None,
+        })
 }
 
 async fn insert_children(

@@ -38,12 +38,15 @@ pub enum Naming {
 }
 
 /// How a tree entity stores its hierarchy.
+///
+/// Only a closure table is offered: unlike a nested set it needs no renumbering of the
+/// whole tree on insert, so concurrent writers do not contend on every row, and "all
+/// descendants" is one indexed lookup on both backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TreeKind {
-    /// `lft`/`rgt` columns.
-    NestedSet,
-    /// A closure table of ancestor/descendant pairs.
+    /// A closure table `{entity}__tree` of (ancestor, descendant, depth) rows, every node
+    /// its own ancestor at depth 0.
     Closure,
 }
 
@@ -200,6 +203,17 @@ impl EntitySchema {
     pub fn visible_to(&self, tenant: Option<&str>) -> bool {
         self.owner_tenant()
             .is_none_or(|owner| tenant == Some(owner))
+    }
+
+    /// For a tree entity, the link field to its parent row: `parent_{entity}`, as in
+    /// Frappe (`parent_account`).
+    pub fn tree_parent(&self) -> Option<String> {
+        self.tree.map(|_| format!("parent_{}", self.name))
+    }
+
+    /// For a tree entity, its closure table.
+    pub fn tree_table(&self) -> Option<String> {
+        self.tree.map(|_| format!("{}__tree", self.name))
     }
 
     /// The field called `name`.
@@ -537,8 +551,43 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
             ));
         }
     }
+    let label = raw.label.unwrap_or_else(|| label_of(&raw.name));
+    if raw.tree.is_some() {
+        // A tree links every row to its parent; a schema may declare that field itself
+        // (to give it a label or make it required) but only as a link to the entity.
+        let parent = format!("parent_{}", raw.name);
+        match fields.iter().find(|f| f.name == parent) {
+            Some(f)
+                if f.kind
+                    != (FieldKind::Link {
+                        target: raw.name.clone(),
+                    }) =>
+            {
+                return Err(error(
+                    Some(&parent),
+                    format!("in a tree the parent field is a link to `{}`", raw.name),
+                ));
+            }
+            Some(_) => {}
+            None => fields.push(FieldDef {
+                name: parent,
+                label: format!("Parent {label}"),
+                kind: FieldKind::Link {
+                    target: raw.name.clone(),
+                },
+                required: false,
+                unique: false,
+                default: None,
+                max_length: None,
+                read_only: false,
+                indexed: true,
+                pii: false,
+                description: "The parent row in the tree; none for a root.".into(),
+            }),
+        }
+    }
     Ok(EntitySchema {
-        label: raw.label.unwrap_or_else(|| label_of(&raw.name)),
+        label,
         name: raw.name,
         module: module.to_owned(),
         file: file.to_owned(),
@@ -696,6 +745,23 @@ mod tests {
         check(
             "name: todo\nfields:\n  - {name: a, type: data}\npermissions:\n  Clerk: [read, accounting.close_period]\n",
             "ok 1 fields",
+        );
+        // A tree gets its parent link, or keeps a declared one that links to itself.
+        check(
+            "name: account\ntree: closure\nfields:\n  - {name: a, type: data}\n",
+            "ok 2 fields",
+        );
+        check(
+            "name: account\ntree: closure\nfields:\n  - {name: parent_account, type: link, target: account, required: true}\n",
+            "ok 1 fields",
+        );
+        check(
+            "name: account\ntree: closure\nfields:\n  - {name: parent_account, type: data}\n",
+            "invalid entity schema schema/x.yaml, field `parent_account`: in a tree the parent field is a link to `account`",
+        );
+        check(
+            "name: account\ntree: nested_set\nfields:\n  - {name: a, type: data}\n",
+            "invalid entity schema schema/x.yaml: tree: unknown variant `nested_set`, expected `closure` at line 2 column 7",
         );
     }
 
