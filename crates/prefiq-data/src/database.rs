@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -76,6 +77,63 @@ pub struct SqliteDatabase {
     pub batcher: crate::batch::WriteBatcher,
     /// The database file.
     pub path: PathBuf,
+    /// The background WAL checkpointer (none in a dry run).
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// Copies the WAL back into the database file from a connection of its own, so the
+/// `fsync` of a checkpoint never stalls a commit on the writer.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: tokio::sync::Notify,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// How often the checkpointer runs.
+const CHECKPOINT_INTERVAL_MS: u64 = 250;
+
+/// WAL pages after which the writer checkpoints by itself: a safety net, should the
+/// background checkpointer fall behind (64 MiB of 4 KiB pages).
+const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
+
+impl Checkpointer {
+    fn start(pool: SqlitePool) -> Arc<Self> {
+        let checkpointer = Arc::new(Checkpointer {
+            stop: tokio::sync::Notify::new(),
+            task: std::sync::Mutex::new(None),
+        });
+        let me = checkpointer.clone();
+        let task = tokio::spawn(async move {
+            let interval = Duration::from_millis(CHECKPOINT_INTERVAL_MS);
+            loop {
+                tokio::select! {
+                    () = me.stop.notified() => break,
+                    () = tokio::time::sleep(interval) => {}
+                }
+                // PASSIVE never blocks the writer or readers; what it cannot copy now it
+                // copies next time.
+                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(target: "prefiq::data", %error, "WAL checkpoint failed");
+                }
+            }
+            pool.close().await;
+        });
+        if let Ok(mut slot) = checkpointer.task.lock() {
+            *slot = Some(task);
+        }
+        checkpointer
+    }
+
+    async fn stop(&self) {
+        self.stop.notify_one();
+        let task = self.task.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
 }
 
 /// A connected database.
@@ -128,7 +186,8 @@ impl Database {
                 let writer_options = base
                     .clone()
                     .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal);
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
                 // In a dry run nothing may write, so the "writer" is read-only too.
                 let writer_options = if dry_run {
                     base.clone().read_only(true)
@@ -151,14 +210,28 @@ impl Database {
                     .min_connections(0)
                     .test_before_acquire(false)
                     .acquire_timeout(acquire_timeout)
-                    .connect_with(base.read_only(true))
+                    .connect_with(base.clone().read_only(true))
                     .await
                     .map_err(connect_error)?;
+                let checkpointer = if dry_run {
+                    None
+                } else {
+                    let pool = SqlitePoolOptions::new()
+                        .max_connections(1)
+                        .min_connections(0)
+                        .test_before_acquire(false)
+                        .acquire_timeout(acquire_timeout)
+                        .connect_with(base)
+                        .await
+                        .map_err(connect_error)?;
+                    Some(Checkpointer::start(pool))
+                };
                 Ok(Some(Database::Sqlite(SqliteDatabase {
                     batcher: crate::batch::WriteBatcher::new(writer.clone()),
                     writer,
                     readers,
                     path: path.clone(),
+                    checkpointer,
                 })))
             }
             DatabaseUrl::Postgres(raw) => {
@@ -199,6 +272,9 @@ impl Database {
     pub async fn close(&self) {
         match self {
             Database::Sqlite(db) => {
+                if let Some(checkpointer) = &db.checkpointer {
+                    checkpointer.stop().await;
+                }
                 db.readers.close().await;
                 db.batcher.close().await;
                 db.writer.close().await;

@@ -53,7 +53,12 @@ fn module(name: &str, routes: fn() -> RouteSet) -> TestModule {
     }
 }
 
+/// How many `/demo/slow` requests have reached their handler (nextest runs each test in a
+/// process of its own).
+static SLOW_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn slow(State(_): State<HttpState>) -> &'static str {
+    SLOW_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(400)).await;
     "slow done"
 }
@@ -363,11 +368,26 @@ async fn start_server(drain_timeout_ms: &str) -> Running {
     (db, address, stop, server)
 }
 
+/// Waits (at most 5 s) until a `/demo/slow` request beyond the first `before` is running.
+async fn wait_for_slow_request(before: usize) {
+    let started = std::time::Instant::now();
+    while SLOW_STARTED.load(std::sync::atomic::Ordering::SeqCst) <= before {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the slow request never reached its handler"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_request_in_flight_at_shutdown_completes() {
     let (_db, address, stop, server) = start_server("5000").await;
+    let before = SLOW_STARTED.load(std::sync::atomic::Ordering::SeqCst);
     let in_flight = tokio::spawn(async move { raw_get(address, "/demo/slow").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Stop only once the request is in its handler: a fixed sleep was not enough on a
+    // loaded machine, and the connection was then refused rather than drained.
+    wait_for_slow_request(before).await;
     stop.send(()).unwrap();
     let response = in_flight.await.unwrap().unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -386,8 +406,9 @@ async fn a_request_in_flight_at_shutdown_completes() {
 #[tokio::test]
 async fn the_drain_timeout_bounds_shutdown() {
     let (_db, address, stop, server) = start_server("50").await;
+    let before = SLOW_STARTED.load(std::sync::atomic::Ordering::SeqCst);
     let _in_flight = tokio::spawn(async move { raw_get(address, "/demo/slow").await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for_slow_request(before).await;
     let started = std::time::Instant::now();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(5), server)
