@@ -5,16 +5,23 @@
 //! name, environment and modules); tenants, users, roles, settings and the admin UI arrive
 //! with later issues.
 
+pub mod identity;
+
 use std::sync::Arc;
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::{Extension, Json};
 use prefiq::{
-    EntitySource, Hook, InstalledModules, KernelError, LifecycleHooks, Manifest, Module,
-    ModuleSummary, RegisterContext, ServiceProvider, async_trait,
+    Authenticator, BootContext, Config, Context, EntitySource, ErrorKind, Hook, InstalledModules,
+    KernelError, LifecycleHooks, Manifest, Migration, Module, ModuleSummary, RegisterContext,
+    ServiceProvider, async_trait,
 };
+use prefiq_data::DatabaseHandle;
 use prefiq_http::{HttpState, Problem, RouteSet};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{Identity, IdentityConfig, load_signing_key};
 
 /// The module's manifest source.
 pub const MANIFEST: &str = include_str!("../module.yaml");
@@ -43,10 +50,74 @@ impl ServiceProvider for CortexProvider {
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         cx.services.contribute(Arc::new(
-            RouteSet::new("cortex").get("/api/v1/system/info", system_info),
+            RouteSet::new("cortex")
+                .get("/api/v1/system/info", system_info)
+                .post("/api/v1/auth/login", login),
         ));
+        // The key is read (or, in development, made) on first use; `boot` uses it at once
+        // so that a missing production key stops boot.
+        cx.services.lazy_singleton::<Identity, _>(|r| {
+            let config = r.get::<Config>()?;
+            let section: IdentityConfig = config
+                .section("cortex")
+                .map_err(|e| KernelError::service(ErrorKind::Invalid, e))?
+                .unwrap_or_default();
+            let key = load_signing_key(&config.root, &config.env, &section)?;
+            Ok(Arc::new(Identity::new(
+                r.get::<DatabaseHandle>()?,
+                key,
+                section.access_token_ttl_s,
+            )))
+        })?;
+        cx.services.lazy_singleton::<dyn Authenticator, _>(|r| {
+            Ok(r.get::<Identity>()? as Arc<dyn Authenticator>)
+        })?;
         Ok(())
     }
+
+    async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        if cx.mode != prefiq::BootMode::DryRun {
+            cx.services.get::<Identity>()?;
+        }
+        Ok(())
+    }
+}
+
+/// The body of `POST /api/v1/auth/login`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// Logs in to the request's tenant (`X-Tenant`) and answers an access token.
+async fn login(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<Json<identity::Session>, Problem> {
+    let Some(tenant) = context.tenant.as_deref() else {
+        return Err(Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            "a tenant is required: send the X-Tenant header",
+        )));
+    };
+    let request: LoginRequest = serde_json::from_slice(&body).map_err(|e| {
+        Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("the body must be {{\"email\", \"password\"}}: {e}"),
+        ))
+    })?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex login")
+        .map_err(Problem::from)?;
+    let session = identity
+        .login(tenant, &request.email, &request.password)
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(Json(session))
 }
 
 /// What `GET /api/v1/system/info` answers.
@@ -82,6 +153,10 @@ impl Module for Cortex {
 
     fn providers(&self) -> Vec<Box<dyn ServiceProvider>> {
         vec![Box::new(CortexProvider)]
+    }
+
+    fn migrations(&self) -> Vec<Migration> {
+        vec![identity::migration()]
     }
 
     fn entities(&self) -> Vec<EntitySource> {

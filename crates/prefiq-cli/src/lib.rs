@@ -87,6 +87,12 @@ pub enum Command {
     },
     /// Check the config, the database and the migrations.
     Doctor,
+    /// Create, list, suspend and resume tenants.
+    Tenant {
+        /// What to do.
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
     /// Scaffold a new app crate under apps/.
     #[command(name = "make:module")]
     MakeModule {
@@ -95,6 +101,38 @@ pub enum Command {
         /// Where app crates live.
         #[arg(long, default_value = "apps")]
         apps_dir: PathBuf,
+    },
+}
+
+/// `prefiq tenant ...`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its first user, an administrator.
+    Create {
+        /// The tenant name (a-z, 0-9, `-`; also its host label).
+        name: String,
+        /// The administrator's email.
+        #[arg(long)]
+        admin_email: String,
+        /// The administrator's password (at least 8 characters).
+        #[arg(long, env = "PREFIQ_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: String,
+    },
+    /// List tenants.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant: its tokens stop working and its users cannot log in.
+    Suspend {
+        /// The tenant.
+        name: String,
+    },
+    /// Make a suspended tenant active again.
+    Resume {
+        /// The tenant.
+        name: String,
     },
 }
 
@@ -313,6 +351,7 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         }
         Command::Config { command } => config_command(command, app, &cli, logs).await,
         Command::Doctor => doctor(app, &cli, logs).await,
+        Command::Tenant { command } => tenant_command(command, app, &cli, logs).await,
         Command::MakeModule { name, apps_dir } => {
             let root = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let created = scaffold::make_module(&root.join(apps_dir), name)
@@ -327,6 +366,57 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
             Ok(())
         }
     }
+}
+
+async fn tenant_command(
+    command: &TenantCommand,
+    app: App,
+    cli: &Cli,
+    logs: &logging::LogControl,
+) -> Result<(), CliError> {
+    let booted = boot(app, cli, BootMode::Command, true, vec![], logs, true).await?;
+    let identity = booted
+        .resolver("prefiq tenant")
+        .get::<cortex::identity::Identity>()?;
+    let result = match command {
+        TenantCommand::Create {
+            name,
+            admin_email,
+            admin_password,
+        } => identity
+            .create_tenant(name, admin_email, admin_password)
+            .await
+            .map(|t| {
+                format!(
+                    "created tenant `{}` with administrator {admin_email}\n",
+                    t.name
+                )
+            }),
+        TenantCommand::List { json } => identity.tenants().await.map(|tenants| {
+            if *json {
+                serde_json::to_string_pretty(&tenants).unwrap_or_default() + "\n"
+            } else if tenants.is_empty() {
+                "no tenants\n".to_owned()
+            } else {
+                let mut out = String::new();
+                for t in &tenants {
+                    let _ = writeln!(out, "{:<32} {:<10} {}", t.name, t.status, t.created_at);
+                }
+                out
+            }
+        }),
+        TenantCommand::Suspend { name } => identity
+            .set_status(name, "suspended")
+            .await
+            .map(|()| format!("suspended tenant `{name}`\n")),
+        TenantCommand::Resume { name } => identity
+            .set_status(name, "active")
+            .await
+            .map(|()| format!("resumed tenant `{name}`\n")),
+    };
+    booted.shutdown().await?;
+    print_out(&result.map_err(|e| CliError::Message(e.to_string()))?);
+    Ok(())
 }
 
 async fn config_command(

@@ -429,3 +429,110 @@ fn make_module_writes_a_crate() {
     assert_eq!(again.code, 1);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
 }
+
+#[test]
+fn tenant_create_list_suspend_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = [
+        "tenant",
+        "create",
+        "acme",
+        "--admin-email",
+        "admin@acme.test",
+        "--admin-password",
+        "correct horse",
+    ];
+    check_in(
+        dir.path(),
+        &create,
+        0,
+        "created tenant `acme` with administrator admin@acme.test",
+    );
+    // In development the token signing key was made on first use.
+    let key = std::fs::read_to_string(dir.path().join("data/auth-ed25519.key")).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    check_in(dir.path(), &["tenant", "list"], 0, "acme active");
+    check_in(
+        dir.path(),
+        &["tenant", "suspend", "acme"],
+        0,
+        "suspended tenant `acme`",
+    );
+    check_in(
+        dir.path(),
+        &["tenant", "list", "--json"],
+        0,
+        "\"status\": \"suspended\"",
+    );
+    check_in(
+        dir.path(),
+        &["tenant", "resume", "acme"],
+        0,
+        "resumed tenant `acme`",
+    );
+    for (args, message) in [
+        (create.to_vec(), "error: tenant `acme` already exists"),
+        (
+            vec!["tenant", "suspend", "initech"],
+            "error: tenant `initech` does not exist",
+        ),
+        (
+            vec![
+                "tenant",
+                "create",
+                "Acme",
+                "--admin-email",
+                "a@b.co",
+                "--admin-password",
+                "correct horse",
+            ],
+            "error: a tenant name is 1 to 63 of a-z, 0-9 and `-`, not starting with `-`",
+        ),
+        (
+            vec![
+                "tenant",
+                "create",
+                "b",
+                "--admin-email",
+                "nobody",
+                "--admin-password",
+                "correct horse",
+            ],
+            "error: not an email address",
+        ),
+        (
+            vec![
+                "tenant",
+                "create",
+                "b",
+                "--admin-email",
+                "a@b.co",
+                "--admin-password",
+                "short",
+            ],
+            "error: a password has at least 8 characters and at most 1024 bytes",
+        ),
+    ] {
+        let out = prefiq(dir.path(), &args, &[]);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().last(), Some(message), "{args:?}");
+    }
+}
+
+#[test]
+fn production_refuses_to_start_without_a_signing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = prefiq(
+        dir.path(),
+        &["tenant", "list"],
+        &[("PREFIQ_ENV", "production")],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("in production the signing key must be provided"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dir.path().join("data/auth-ed25519.key").exists());
+}

@@ -48,6 +48,8 @@ pub struct HttpState {
     pub config: Arc<Config>,
     /// False until the app is ready, and again once shutdown begins.
     pub ready: Arc<AtomicBool>,
+    /// Checks `Authorization: Bearer` credentials, when an identity module binds one.
+    pub authenticator: Option<Arc<dyn prefiq::Authenticator>>,
 }
 
 /// An error from the HTTP layer.
@@ -210,6 +212,16 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
     let routes = assembler.router().ok_or(HttpError::NotAssembled)?;
     let _ = metrics_handle();
     let state = HttpState {
+        // A bound authenticator that cannot be made (a missing key) is an error, never a
+        // silent switch to anonymous access.
+        authenticator: if app.services.contains::<dyn prefiq::Authenticator>() {
+            Some(
+                app.services
+                    .get::<dyn prefiq::Authenticator>("prefiq-http router")?,
+            )
+        } else {
+            None
+        },
         services: app.services.clone(),
         config: app.config.clone(),
         ready,

@@ -51,12 +51,16 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .and_then(TraceId::parse)
         .unwrap_or_else(TraceId::generate);
     let correlation_id = given.unwrap_or_else(|| trace_id.to_string());
-    let context = Context {
+    let mut context = Context {
         correlation_id: correlation_id.clone(),
         trace_id,
         tenant: request.headers().get(TENANT_HEADER).and_then(accept_tenant),
         user: None,
         locale: state.config.app.locale.clone(),
+    };
+    let rejection = match request.headers().get(header::AUTHORIZATION) {
+        Some(credential) => identify(&state, credential, &mut context).await.err(),
+        None => None,
     };
     let method = request.method().as_str().to_owned();
     let route = request
@@ -67,7 +71,20 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     request.extensions_mut().insert(context.clone());
     let span =
         tracing::info_span!("request", trace_id = %trace_id, correlation_id = %correlation_id);
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = match rejection {
+        Some(mut problem) => {
+            problem.trace_id = Some(trace_id.to_string());
+            let unauthenticated = problem.status == StatusCode::UNAUTHORIZED.as_u16();
+            let mut response = problem.into_response();
+            if unauthenticated {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+        None => next.run(request).instrument(span).await,
+    };
 
     let status = response.status().as_u16();
     if let Ok(value) = HeaderValue::from_str(&correlation_id) {
@@ -94,6 +111,47 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
+}
+
+/// Checks an `Authorization` header and puts its principal into `context`: the token's
+/// tenant becomes the request's, and an `X-Tenant` naming another tenant is refused.
+async fn identify(
+    state: &HttpState,
+    credential: &HeaderValue,
+    context: &mut Context,
+) -> Result<(), Problem> {
+    let Some(authenticator) = &state.authenticator else {
+        // No identity module: credentials mean nothing here.
+        return Ok(());
+    };
+    let bearer = credential
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Problem::new(StatusCode::UNAUTHORIZED)
+                .with_detail("the Authorization header must be `Bearer <token>`")
+        })?;
+    let principal = authenticator
+        .authenticate(bearer)
+        .await
+        .map_err(Problem::from)?;
+    if context
+        .tenant
+        .as_ref()
+        .is_some_and(|asked| *asked != principal.tenant)
+    {
+        return Err(Problem::new(StatusCode::FORBIDDEN)
+            .with_detail("the token was issued for another tenant than X-Tenant names"));
+    }
+    context.tenant = Some(principal.tenant);
+    context.user = Some(principal.user);
+    Ok(())
 }
 
 /// Turns error responses that are not problem details (axum's rejections, 404, 405, 413)

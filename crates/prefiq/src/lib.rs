@@ -11,6 +11,7 @@ pub mod boot;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod identity;
 pub mod lifecycle;
 pub mod migration;
 pub mod module;
@@ -25,6 +26,7 @@ pub use boot::{App, BootMode, BootOptions, BootPlan, BootedApp, InstalledModules
 pub use config::{Config, ConfigError, ConfigOptions};
 pub use context::{Context, TraceId};
 pub use error::{ErrorKind, KernelError};
+pub use identity::{Authenticator, Principal};
 pub use lifecycle::{Hook, HookContext, HookResult, LifecycleHooks};
 pub use migration::{
     Backend, Migration, MigrationPlan, MigrationRunner, ModuleMigrations, ModuleUpgrade,

@@ -1,0 +1,466 @@
+//! Tenants, users and logins: the records behind `prefiq tenant ...` and
+//! `POST /api/v1/auth/login`, and the [`Authenticator`] that turns a bearer token back into
+//! a principal.
+//!
+//! Passwords are argon2id hashes (made off the async runtime by `prefiq-auth`); access
+//! tokens are EdDSA JWTs bound to one tenant. Repeated failed logins slow down and then
+//! lock the account: each failure adds [`FAILURE_DELAY_MS`] to the answer (capped), and
+//! [`LOCK_AFTER`] failures in a row lock it for a time that doubles with every further
+//! failure, up to [`MAX_LOCK_S`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prefiq::{Authenticator, ErrorKind, KernelError, Principal, async_trait};
+use prefiq_auth::{AccessClaims, SigningKey};
+use prefiq_data::{Database, DatabaseHandle};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+/// Failed logins in a row before the account locks.
+pub const LOCK_AFTER: i64 = 5;
+/// The first lock, in seconds; it doubles with each failure after.
+pub const FIRST_LOCK_S: i64 = 60;
+/// The longest lock, in seconds.
+pub const MAX_LOCK_S: i64 = 3600;
+/// Added to the answer of a failed login per failure in a row, in milliseconds.
+pub const FAILURE_DELAY_MS: u64 = 200;
+/// The longest such delay, in milliseconds.
+pub const MAX_FAILURE_DELAY_MS: u64 = 2000;
+/// The role a tenant's first user gets.
+pub const ADMIN_ROLE: &str = "System Manager";
+
+/// The cortex section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The file holding the token signing key (64 hex characters, an Ed25519 seed),
+    /// relative to the installation root.
+    pub signing_key_file: PathBuf,
+    /// The `iss` of issued tokens.
+    pub issuer: String,
+    /// How long an access token lives, in seconds.
+    pub access_token_ttl_s: i64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            signing_key_file: PathBuf::from("data/auth-ed25519.key"),
+            issuer: "codexion".into(),
+            access_token_ttl_s: 900,
+        }
+    }
+}
+
+/// Why an identity operation failed. Messages are safe to show.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Bad input, with the field it concerns.
+    #[error("{message}")]
+    Invalid {
+        /// `name`, `email` or `password`.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The tenant exists already.
+    #[error("tenant `{0}` already exists")]
+    TenantExists(String),
+    /// No such tenant.
+    #[error("tenant `{0}` does not exist")]
+    NoTenant(String),
+    /// Wrong email or password, unknown tenant, or a suspended tenant: one answer for all,
+    /// so that a login reveals nothing.
+    #[error("the email or password is wrong")]
+    BadCredentials,
+    /// Too many failed logins.
+    #[error("the account is locked after repeated failed logins; try again in {0} s")]
+    Locked(i64),
+    /// The signing key cannot be read or made.
+    #[error("token signing key: {0}")]
+    Key(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Not connected.
+    #[error(transparent)]
+    Data(#[from] prefiq_data::DataError),
+}
+
+impl From<IdentityError> for KernelError {
+    fn from(error: IdentityError) -> Self {
+        let kind = match &error {
+            IdentityError::Invalid { .. } => ErrorKind::Invalid,
+            IdentityError::TenantExists(_) => ErrorKind::Conflict,
+            IdentityError::NoTenant(_) => ErrorKind::NotFound,
+            IdentityError::BadCredentials => ErrorKind::Unauthenticated,
+            IdentityError::Locked(_) => ErrorKind::Forbidden,
+            IdentityError::Key(_) | IdentityError::Database(_) | IdentityError::Data(_) => {
+                ErrorKind::Internal
+            }
+        };
+        KernelError::service(kind, error)
+    }
+}
+
+/// A tenant as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// Its name (also its host label).
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// A successful login.
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    /// The EdDSA JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the token expires.
+    pub expires_in: i64,
+}
+
+/// The cortex migration that creates the identity tables.
+pub fn migration() -> prefiq::Migration {
+    prefiq::Migration::per_backend(
+        "0001_identity",
+        "CREATE TABLE cortex_tenants (\n    name TEXT PRIMARY KEY,\n    status TEXT NOT NULL,\n    created_at TEXT NOT NULL\n);\nCREATE TABLE cortex_users (\n    tenant_id TEXT NOT NULL,\n    id TEXT NOT NULL,\n    email TEXT NOT NULL,\n    password_hash TEXT NOT NULL,\n    roles TEXT NOT NULL,\n    status TEXT NOT NULL,\n    failed_logins INTEGER NOT NULL DEFAULT 0,\n    locked_until BIGINT,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, id)\n);\nCREATE UNIQUE INDEX cortex_users_email ON cortex_users (tenant_id, email);",
+        "CREATE TABLE cortex_tenants (\n    name TEXT PRIMARY KEY,\n    status TEXT NOT NULL,\n    created_at TEXT NOT NULL\n);\nCREATE TABLE cortex_users (\n    tenant_id TEXT NOT NULL,\n    id TEXT NOT NULL,\n    email TEXT NOT NULL,\n    password_hash TEXT NOT NULL,\n    roles TEXT NOT NULL,\n    status TEXT NOT NULL,\n    failed_logins BIGINT NOT NULL DEFAULT 0,\n    locked_until BIGINT,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, id)\n);\nCREATE UNIQUE INDEX cortex_users_email ON cortex_users (tenant_id, email);",
+    )
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn civil_now() -> String {
+    prefiq_data::entity::value::civil_now()
+}
+
+/// An email as stored: trimmed and lower-cased; refused unless it looks like one.
+fn normalise_email(email: &str) -> Result<String, IdentityError> {
+    let email = email.trim().to_ascii_lowercase();
+    let ok = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(char::is_whitespace);
+    if ok {
+        Ok(email)
+    } else {
+        Err(IdentityError::Invalid {
+            field: "email",
+            message: "not an email address".into(),
+        })
+    }
+}
+
+/// Reads the signing key, or (outside production) makes one on first use.
+pub fn load_signing_key(
+    root: &Path,
+    env: &str,
+    config: &IdentityConfig,
+) -> Result<SigningKey, IdentityError> {
+    let path = root.join(&config.signing_key_file);
+    let seed = match std::fs::read_to_string(&path) {
+        Ok(text) => decode_hex(text.trim()).ok_or_else(|| {
+            IdentityError::Key(format!(
+                "{} must hold 64 hex characters (an Ed25519 seed)",
+                path.display()
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && env != "production" => {
+            let seed = SigningKey::generate_seed();
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| IdentityError::Key(format!("{}: {e}", parent.display())))?;
+            }
+            let text: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| IdentityError::Key(format!("{}: {e}", path.display())))?;
+            tracing::warn!(target: "cortex::identity", path = %path.display(), "generated a token signing key for development");
+            seed.to_vec()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(IdentityError::Key(format!(
+                "{} does not exist; in production the signing key must be provided",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(IdentityError::Key(format!("{}: {e}", path.display()))),
+    };
+    SigningKey::from_seed(&seed, &config.issuer).map_err(|e| IdentityError::Key(e.to_string()))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A user row as a login reads it.
+struct UserRow {
+    id: String,
+    hash: String,
+    roles: String,
+    status: String,
+    failures: i64,
+    locked_until: Option<i64>,
+}
+
+/// Tenants, users and logins over the application database.
+pub struct Identity {
+    handle: Arc<DatabaseHandle>,
+    key: SigningKey,
+    ttl_s: i64,
+    /// Verified against when a login names no user, so that such a login takes as long.
+    decoy: tokio::sync::OnceCell<String>,
+}
+
+/// Runs `$body` with `$pool` the pool that writes (SQLite's writer, or PostgreSQL's pool).
+macro_rules! on_pool {
+    ($database:expr, $pool:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let $pool = &db.writer;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `on_pool!`, with SQLite's read-only pool.
+macro_rules! on_reader {
+    ($database:expr, $pool:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let $pool = &db.readers;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
+impl Identity {
+    /// The service over `handle`, signing with `key`.
+    pub fn new(handle: Arc<DatabaseHandle>, key: SigningKey, ttl_s: i64) -> Self {
+        Identity {
+            handle,
+            key,
+            ttl_s,
+            decoy: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn database(&self) -> Result<&Database, IdentityError> {
+        Ok(self.handle.get()?)
+    }
+
+    /// Creates a tenant and its first user, an administrator, in one transaction.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        admin_email: &str,
+        admin_password: &str,
+    ) -> Result<Tenant, IdentityError> {
+        if !prefiq::context::is_tenant_name(name) {
+            return Err(IdentityError::Invalid {
+                field: "name",
+                message: "a tenant name is 1 to 63 of a-z, 0-9 and `-`, not starting with `-`"
+                    .into(),
+            });
+        }
+        let email = normalise_email(admin_email)?;
+        let hash = prefiq_auth::hash_password(admin_password)
+            .await
+            .map_err(|e| IdentityError::Invalid {
+                field: "password",
+                message: e.to_string(),
+            })?;
+        let now = civil_now();
+        let roles = serde_json::json!([ADMIN_ROLE]).to_string();
+        let user_id = uuid::Uuid::now_v7().to_string();
+        let result = on_pool!(self.database()?, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query("INSERT INTO cortex_tenants (name, status, created_at) VALUES ($1, 'active', $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                return Err(IdentityError::TenantExists(name.to_owned()));
+            }
+            sqlx::query("INSERT INTO cortex_users (tenant_id, id, email, password_hash, roles, status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $6)")
+                .bind(name)
+                .bind(&user_id)
+                .bind(&email)
+                .bind(&hash)
+                .bind(&roles)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        });
+        result?;
+        tracing::info!(target: "cortex::identity", tenant = name, "tenant created");
+        Ok(Tenant {
+            name: name.to_owned(),
+            status: "active".into(),
+            created_at: now,
+        })
+    }
+
+    /// Every tenant, by name.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>, IdentityError> {
+        let sql = "SELECT name, status, created_at FROM cortex_tenants ORDER BY name";
+        let rows = on_reader!(self.database()?, pool => sqlx::query(sql).fetch_all(pool).await?
+            .iter()
+            .map(|r| Ok(Tenant { name: r.try_get("name")?, status: r.try_get("status")?, created_at: r.try_get("created_at")? }))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
+    /// Sets a tenant `active` or `suspended`. A suspended tenant's tokens stop working at
+    /// once and its users cannot log in.
+    pub async fn set_status(&self, name: &str, status: &str) -> Result<(), IdentityError> {
+        let sql = "UPDATE cortex_tenants SET status = $1 WHERE name = $2";
+        let changed = on_pool!(self.database()?, pool => sqlx::query(sql).bind(status).bind(name).execute(pool).await?.rows_affected());
+        if changed == 0 {
+            return Err(IdentityError::NoTenant(name.to_owned()));
+        }
+        tracing::info!(target: "cortex::identity", tenant = name, status, "tenant status changed");
+        Ok(())
+    }
+
+    async fn tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
+        let sql = "SELECT status FROM cortex_tenants WHERE name = $1";
+        let status: Option<String> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql).bind(name).fetch_optional(pool).await?);
+        Ok(status.as_deref() == Some("active"))
+    }
+
+    /// Checks an email and password in `tenant` and issues an access token. Every failure
+    /// that is not a lock reads `BadCredentials`.
+    pub async fn login(
+        &self,
+        tenant: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Session, IdentityError> {
+        let now = unix_now();
+        let email = normalise_email(email).map_err(|_| IdentityError::BadCredentials)?;
+        let active = self.tenant_active(tenant).await?;
+        let sql = "SELECT id, password_hash, roles, status, failed_logins, locked_until FROM cortex_users WHERE tenant_id = $1 AND email = $2";
+        let row: Option<UserRow> = on_reader!(self.database()?, pool => sqlx::query(sql)
+            .bind(tenant)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<UserRow, sqlx::Error> {
+                Ok(UserRow {
+                    id: row.try_get("id")?,
+                    hash: row.try_get("password_hash")?,
+                    roles: row.try_get("roles")?,
+                    status: row.try_get("status")?,
+                    failures: row.try_get("failed_logins")?,
+                    locked_until: row.try_get("locked_until")?,
+                })
+            })
+            .transpose()?);
+        let Some(UserRow {
+            id,
+            hash,
+            roles,
+            status,
+            failures,
+            locked_until,
+        }) = row.filter(|_| active)
+        else {
+            let decoy = self
+                .decoy
+                .get_or_init(prefiq_auth::password::decoy_hash)
+                .await;
+            let _ = prefiq_auth::verify_password(decoy, password).await;
+            return Err(IdentityError::BadCredentials);
+        };
+        if let Some(until) = locked_until.filter(|u| *u > now) {
+            return Err(IdentityError::Locked(until - now));
+        }
+        if status != "active" || !prefiq_auth::verify_password(&hash, password).await {
+            let failures = failures + 1;
+            let locked_until = (failures >= LOCK_AFTER).then(|| {
+                let doublings = u32::try_from(failures - LOCK_AFTER)
+                    .unwrap_or(u32::MAX)
+                    .min(16);
+                now + (FIRST_LOCK_S << doublings).min(MAX_LOCK_S)
+            });
+            let sql = "UPDATE cortex_users SET failed_logins = $1, locked_until = $2 WHERE tenant_id = $3 AND id = $4";
+            on_pool!(self.database()?, pool => sqlx::query(sql).bind(failures).bind(locked_until).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
+            let delay =
+                (FAILURE_DELAY_MS * u64::try_from(failures).unwrap_or(0)).min(MAX_FAILURE_DELAY_MS);
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            return Err(IdentityError::BadCredentials);
+        }
+        if failures > 0 || locked_until.is_some() {
+            let sql = "UPDATE cortex_users SET failed_logins = 0, locked_until = NULL WHERE tenant_id = $1 AND id = $2";
+            on_pool!(self.database()?, pool => sqlx::query(sql).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
+        }
+        let claims = AccessClaims {
+            iss: String::new(),
+            sub: id,
+            tenant: tenant.to_owned(),
+            roles: serde_json::from_str(&roles).unwrap_or_default(),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl_s,
+            jti: uuid::Uuid::now_v7().to_string(),
+        };
+        Ok(Session {
+            access_token: self.key.issue(claims),
+            token_type: "Bearer",
+            expires_in: self.ttl_s,
+        })
+    }
+}
+
+#[async_trait]
+impl Authenticator for Identity {
+    async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError> {
+        let claims = self
+            .key
+            .verify(bearer, unix_now())
+            .map_err(|e| KernelError::service(ErrorKind::Unauthenticated, e))?;
+        if !self.tenant_active(&claims.tenant).await? {
+            return Err(KernelError::service(
+                ErrorKind::Unauthenticated,
+                "the token's tenant does not exist or is suspended",
+            ));
+        }
+        Ok(Principal {
+            tenant: claims.tenant,
+            user: claims.sub,
+            roles: claims.roles,
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! Tenants, logins and bearer tokens through the HTTP stack, on SQLite and (when
+//! configured) PostgreSQL: a token is bound to its tenant, forged, tampered, `alg=none`
+//! and expired tokens are refused, repeated failures lock the account, and suspending a
+//! tenant stops its tokens.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cortex::identity::{Identity, LOCK_AFTER};
+use prefiq::{App, BootMode, BootOptions, ConfigOptions};
+use prefiq_auth::{AccessClaims, SigningKey};
+use prefiq_data::DatabaseProvider;
+use prefiq_data::testing::{TestDatabase, databases};
+use prefiq_http::HttpProvider;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Api {
+    router: axum::Router,
+    app: prefiq::BootedApp,
+    root: std::path::PathBuf,
+}
+
+async fn boot(db: &TestDatabase) -> Api {
+    let app = App::new()
+        .provider(DatabaseProvider)
+        .provider(HttpProvider)
+        .module(cortex::Cortex::new().unwrap());
+    let mut options = BootOptions::new(BootMode::Serve);
+    options.config = ConfigOptions {
+        root: Some(db.root()),
+        vars: Some(vec![("PREFIQ__DATABASE__URL".into(), db.url.clone())]),
+        ..Default::default()
+    };
+    let app = app.boot(options).await.unwrap();
+    let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
+    Api {
+        router,
+        app,
+        root: db.root(),
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn login(&self, tenant: &str, email: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/auth/login",
+            &[("x-tenant", tenant)],
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    fn identity(&self) -> Arc<Identity> {
+        self.app.resolver("test").get::<Identity>().unwrap()
+    }
+
+    /// The installation's own signing key, read from the file it generated.
+    fn key(&self) -> SigningKey {
+        let text = std::fs::read_to_string(self.root.join("data/auth-ed25519.key")).unwrap();
+        let seed: Vec<u8> = (0..64)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect();
+        SigningKey::from_seed(&seed, "codexion").unwrap()
+    }
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn tenants_logins_and_tokens_on_backends() {
+    for db in databases("cortex identity").await {
+        let api = boot(&db).await;
+        let identity = api.identity();
+        identity
+            .create_tenant("acme", "Admin@Acme.test", "correct horse")
+            .await
+            .unwrap();
+        identity
+            .create_tenant("globex", "admin@globex.test", "battery staple")
+            .await
+            .unwrap();
+        let again = identity
+            .create_tenant("acme", "x@acme.test", "correct horse")
+            .await
+            .unwrap_err();
+        assert_eq!(again.to_string(), "tenant `acme` already exists");
+        let names: Vec<String> = identity
+            .tenants()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["acme", "globex"]);
+
+        // A login gives a token that acts in its own tenant only.
+        let (status, session) = api.login("acme", "admin@acme.test", "correct horse").await;
+        assert_eq!(status, StatusCode::OK, "{} {session}", db.url);
+        let token = session["access_token"].as_str().unwrap().to_owned();
+        let bearer = format!("Bearer {token}");
+        let (status, created) = api
+            .call(
+                "POST",
+                "/api/v1/resources/todo",
+                &[("authorization", &bearer)],
+                Some(json!({"description": "from a token"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert!(created["created_by"].is_string(), "{created}");
+        let (status, page) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo",
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, page["data"].as_array().map(Vec::len)),
+            (StatusCode::OK, Some(1))
+        );
+        let (status, problem) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo",
+                &[("authorization", &bearer), ("x-tenant", "globex")],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{} {problem}", db.url);
+
+        // Refused credentials: each a 401 problem that says why, and nothing read.
+        let key = api.key();
+        let claims = |tenant: &str, exp: i64| AccessClaims {
+            iss: String::new(),
+            sub: "someone".into(),
+            tenant: tenant.into(),
+            roles: vec![],
+            iat: now() - 3600,
+            nbf: now() - 3600,
+            exp,
+            jti: "j".into(),
+        };
+        let expired = key.issue(claims("acme", now() - 600));
+        let stranger = SigningKey::from_seed(&[9u8; 32], "codexion")
+            .unwrap()
+            .issue(claims("acme", now() + 600));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("globex", now() + 600)).unwrap())
+        );
+        let (head, rest) = token.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let tampered = format!(
+            "{head}.{}.{signature}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("globex", now() + 600)).unwrap())
+        );
+        for (credential, detail) in [
+            (format!("Bearer {expired}"), "the token has expired"),
+            (
+                format!("Bearer {stranger}"),
+                "the token was signed by an unknown key",
+            ),
+            (
+                format!("Bearer {none}"),
+                "the token's algorithm `none` is not accepted",
+            ),
+            (
+                format!("Bearer {tampered}"),
+                "the token's signature is invalid",
+            ),
+            (
+                "Basic YWRtaW46YWRtaW4=".to_owned(),
+                "the Authorization header must be `Bearer <token>`",
+            ),
+            (
+                "Bearer ".to_owned(),
+                "the Authorization header must be `Bearer <token>`",
+            ),
+        ] {
+            let (status, problem) = api
+                .call(
+                    "GET",
+                    "/api/v1/resources/todo",
+                    &[("authorization", &credential)],
+                    None,
+                )
+                .await;
+            assert_eq!(
+                (status, problem["detail"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some(detail)),
+                "{credential}"
+            );
+        }
+
+        // Wrong passwords, unknown users and unknown tenants read the same.
+        for (tenant, email, password) in [
+            ("acme", "admin@acme.test", "wrong horse"),
+            ("acme", "nobody@acme.test", "correct horse"),
+            ("initech", "admin@acme.test", "correct horse"),
+            ("globex", "admin@acme.test", "correct horse"),
+        ] {
+            let (status, problem) = api.login(tenant, email, password).await;
+            assert_eq!(
+                (status, problem["detail"].as_str()),
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Some("the email or password is wrong")
+                ),
+                "{tenant} {email}"
+            );
+        }
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                &[("x-tenant", "acme")],
+                Some(json!({"email": "a"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Repeated failures lock the account, even against the right password.
+        for _ in 0..LOCK_AFTER {
+            api.login("globex", "admin@globex.test", "wrong").await;
+        }
+        let (status, problem) = api
+            .login("globex", "admin@globex.test", "battery staple")
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{} {problem}", db.url);
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("the account is locked"),
+            "{problem}"
+        );
+
+        // A suspended tenant's tokens stop working at once, and its users cannot log in.
+        identity.set_status("acme", "suspended").await.unwrap();
+        let (status, _) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo",
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = api.login("acme", "admin@acme.test", "correct horse").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(identity.set_status("initech", "active").await.is_err());
+
+        api.app.shutdown().await.unwrap();
+        db.cleanup().await;
+    }
+}
