@@ -12,17 +12,26 @@ examples=${1:-50}
 command -v schemathesis >/dev/null || pip install -q schemathesis
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$work" && PREFIQ__LOG__LEVEL=warn exec "$bin" serve --port "$port" 2>"$work/log.jsonl") &
+# A tenant and its administrator, whose token every generated call carries.
+password='schemathesis-password'
+(cd "$work" && PREFIQ__LOG__LEVEL=warn "$bin" tenant create schemathesis \
+  --admin-email admin@schemathesis.test --admin-password "$password" >/dev/null 2>"$work/tenant.log") \
+  || { cat "$work/tenant.log" >&2; exit 1; }
+(cd "$work" && PREFIQ__LOG__LEVEL=warn PREFIQ__CORTEX__ACCESS_TOKEN_TTL_S=7200 exec "$bin" serve --port "$port" 2>"$work/log.jsonl") &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.1
 done
+token=$(curl -fsS -H 'X-Tenant: schemathesis' \
+  -d "{\"email\": \"admin@schemathesis.test\", \"password\": \"$password\"}" \
+  "http://127.0.0.1:$port/api/v1/auth/login" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 run_schemathesis() {
   schemathesis --config-file "$root/scripts/schemathesis.toml" run "http://127.0.0.1:$port/api/v1/openapi.json" \
     --url "http://127.0.0.1:$port" \
     -H "X-Tenant: schemathesis" \
+    -H "Authorization: Bearer $token" \
     --checks all \
     --exclude-checks positive_data_acceptance \
     --max-examples "$examples" \

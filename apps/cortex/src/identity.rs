@@ -15,6 +15,7 @@ use prefiq::{Authenticator, ErrorKind, KernelError, Principal, async_trait};
 use prefiq_auth::{AccessClaims, SigningKey};
 use prefiq_data::{Database, DatabaseHandle};
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 use sqlx::Row;
 
 /// Failed logins in a row before the account locks.
@@ -228,7 +229,23 @@ pub struct Identity {
     ttl_s: i64,
     /// Verified against when a login names no user, so that such a login takes as long.
     decoy: tokio::sync::OnceCell<String>,
+    /// Whether each tenant is active, with when that was read: every authenticated
+    /// request asks, and a database round trip each time would double the cost of a read.
+    status_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
+    /// Tokens already verified, by SHA-256 of the token, until they expire: a signature
+    /// check costs tens of microseconds, a lookup well under one.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>,
 }
+
+/// The verified-token cache is cleared when it holds this many tokens.
+const VERIFIED_CACHE_MAX: usize = 10_000;
+
+/// How long a tenant's status is trusted. A suspension through this process applies at
+/// once; one made through another replica within this time.
+pub const STATUS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The status cache is cleared when it holds this many tenants.
+const STATUS_CACHE_MAX: usize = 10_000;
 
 /// Runs `$body` with `$pool` the pool that writes (SQLite's writer, or PostgreSQL's pool).
 macro_rules! on_pool {
@@ -270,6 +287,8 @@ impl Identity {
             key,
             ttl_s,
             decoy: tokio::sync::OnceCell::new(),
+            status_cache: std::sync::Mutex::default(),
+            verified: std::sync::Mutex::default(),
         }
     }
 
@@ -347,6 +366,9 @@ impl Identity {
     pub async fn set_status(&self, name: &str, status: &str) -> Result<(), IdentityError> {
         let sql = "UPDATE cortex_tenants SET status = $1 WHERE name = $2";
         let changed = on_pool!(self.database()?, pool => sqlx::query(sql).bind(status).bind(name).execute(pool).await?.rows_affected());
+        if let Ok(mut cache) = self.status_cache.lock() {
+            cache.remove(name);
+        }
         if changed == 0 {
             return Err(IdentityError::NoTenant(name.to_owned()));
         }
@@ -355,6 +377,23 @@ impl Identity {
     }
 
     async fn tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
+        if let Ok(cache) = self.status_cache.lock()
+            && let Some((read_at, active)) = cache.get(name)
+            && read_at.elapsed() < STATUS_CACHE_TTL
+        {
+            return Ok(*active);
+        }
+        let active = self.read_tenant_active(name).await?;
+        if let Ok(mut cache) = self.status_cache.lock() {
+            if cache.len() >= STATUS_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(name.to_owned(), (std::time::Instant::now(), active));
+        }
+        Ok(active)
+    }
+
+    async fn read_tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
         let sql = "SELECT status FROM cortex_tenants WHERE name = $1";
         let status: Option<String> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql).bind(name).fetch_optional(pool).await?);
         Ok(status.as_deref() == Some("active"))
@@ -447,10 +486,30 @@ impl Identity {
 #[async_trait]
 impl Authenticator for Identity {
     async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError> {
-        let claims = self
-            .key
-            .verify(bearer, unix_now())
-            .map_err(|e| KernelError::service(ErrorKind::Unauthenticated, e))?;
+        let now = unix_now();
+        let digest: [u8; 32] = sha2::Sha256::digest(bearer.as_bytes()).into();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&digest).cloned())
+            .filter(|claims| now <= claims.exp + prefiq_auth::token::LEEWAY_S);
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let claims = self
+                    .key
+                    .verify(bearer, now)
+                    .map_err(|e| KernelError::service(ErrorKind::Unauthenticated, e))?;
+                if let Ok(mut cache) = self.verified.lock() {
+                    if cache.len() >= VERIFIED_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(digest, claims.clone());
+                }
+                claims
+            }
+        };
         if !self.tenant_active(&claims.tenant).await? {
             return Err(KernelError::service(
                 ErrorKind::Unauthenticated,

@@ -177,6 +177,72 @@ async fn tenants_logins_and_tokens_on_backends() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{} {problem}", db.url);
 
+        // With identity installed, X-Tenant alone is not trusted.
+        let (status, problem) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo",
+                &[("x-tenant", "acme")],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{problem}");
+        let (_, document) = api
+            .call("GET", "/api/v1/openapi.json", &[("x-tenant", "acme")], None)
+            .await;
+        assert!(document["paths"]["/api/v1/resources/todo"].is_object());
+
+        // OWASP API1: another tenant's token cannot reach this tenant's record by its id.
+        let (status, session) = api
+            .login("globex", "admin@globex.test", "battery staple")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{session}");
+        let other = format!("Bearer {}", session["access_token"].as_str().unwrap());
+        let path = format!("/api/v1/resources/todo/{}", created["id"].as_str().unwrap());
+        for method in ["GET", "PATCH", "DELETE"] {
+            let body = (method == "PATCH").then(|| json!({"description": "taken over"}));
+            let (status, problem) = api
+                .call(method, &path, &[("authorization", &other)], body)
+                .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {problem}");
+        }
+        // OWASP API3: the tenant cannot be mass-assigned, and system columns sent along
+        // (clients echo records back) are ignored, never stored.
+        let (status, problem) = api
+            .call(
+                "POST",
+                "/api/v1/resources/todo",
+                &[("authorization", &other)],
+                Some(json!({"description": "x", "tenant_id": "acme"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["errors"][0]["pointer"], "/tenant_id", "{problem}");
+        let (status, stored) = api
+            .call(
+                "POST",
+                "/api/v1/resources/todo",
+                &[("authorization", &other)],
+                Some(json!({"description": "x", "docstatus": 1, "version": 7, "created_by": "someone"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{stored}");
+        assert_eq!(
+            (&stored["docstatus"], &stored["version"]),
+            (&json!(0), &json!(1)),
+            "{stored}"
+        );
+        assert_ne!(stored["created_by"], "someone", "{stored}");
+        let (_, page) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo",
+                &[("authorization", &bearer)],
+                None,
+            )
+            .await;
+        assert_eq!(page["data"][0]["description"], "from a token", "{page}");
+
         // Refused credentials: each a 401 problem that says why, and nothing read.
         let key = api.key();
         let claims = |tenant: &str, exp: i64| AccessClaims {

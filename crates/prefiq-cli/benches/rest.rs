@@ -31,6 +31,18 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_prefiq");
 const TENANT: &str = "bench";
+const ADMIN_EMAIL: &str = "admin@bench.test";
+const ADMIN_PASSWORD: &str = "bench-password";
+
+/// The bench tenant administrator's access token, once logged in.
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `Authorization: Bearer ...` for every request once logged in.
+fn bearer() -> String {
+    TOKEN
+        .get()
+        .map_or_else(String::new, |t| format!("Bearer {t}"))
+}
 const RESOURCE: &str = "/api/v1/resources/todo";
 const STATUSES: [&str; 3] = ["Open", "Closed", "Cancelled"];
 const PRIORITIES: [&str; 3] = ["Low", "Medium", "High"];
@@ -117,6 +129,9 @@ impl Client {
             "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Tenant: {TENANT}\r\nAccept: application/json\r\n",
             self.port
         );
+        if let Some(token) = TOKEN.get() {
+            write!(request, "Authorization: Bearer {token}\r\n").unwrap();
+        }
         if let Some(body) = body {
             write!(
                 request,
@@ -208,6 +223,7 @@ fn start_prefiq(dir: &Path) -> (Child, u16) {
         .args(["serve", "--port", &port.to_string()])
         .current_dir(dir)
         .env("PREFIQ__LOG__LEVEL", "warn")
+        .env("PREFIQ__CORTEX__ACCESS_TOKEN_TTL_S", "7200")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -333,12 +349,13 @@ end
 "#;
 
 fn lua_constant(method: &str, path: &str) -> String {
+    let auth = bearer();
     format!(
         r#"{LUA_PRELUDE}
 local req
 function init(args)
   seed_random()
-  req = wrk.format("{method}", "{path}", {{ ["X-Tenant"] = "{TENANT}", ["Accept"] = "application/json" }})
+  req = wrk.format("{method}", "{path}", {{ ["X-Tenant"] = "{TENANT}", ["Accept"] = "application/json", ["Authorization"] = "{auth}" }})
 end
 function request()
   return req
@@ -348,10 +365,11 @@ end
 }
 
 fn lua_get_by_id(ids_file: &Path) -> String {
+    let auth = bearer();
     format!(
         r#"{LUA_PRELUDE}
 local ids = {{}}
-local headers = {{ ["X-Tenant"] = "{TENANT}", ["Accept"] = "application/json" }}
+local headers = {{ ["X-Tenant"] = "{TENANT}", ["Accept"] = "application/json", ["Authorization"] = "{auth}" }}
 function init(args)
   seed_random()
   for line in io.lines("{}") do
@@ -367,6 +385,7 @@ end
 }
 
 fn lua_create() -> String {
+    let auth = bearer();
     format!(
         r#"{LUA_PRELUDE}
 local n = 0
@@ -374,6 +393,7 @@ local statuses = {{ "Open", "Closed", "Cancelled" }}
 local priorities = {{ "Low", "Medium", "High" }}
 local headers = {{
   ["X-Tenant"] = "{TENANT}",
+  ["Authorization"] = "{auth}",
   ["Accept"] = "application/json",
   ["Content-Type"] = "application/json",
 }}
@@ -540,7 +560,29 @@ fn main() {
     );
 
     let dir = tempfile::tempdir().unwrap();
+    // Every call is made as the bench tenant's administrator, with a bearer token.
+    let created = Command::new(BIN)
+        .args(["tenant", "create", TENANT, "--admin-email", ADMIN_EMAIL])
+        .args(["--admin-password", ADMIN_PASSWORD])
+        .current_dir(dir.path())
+        .env("PREFIQ__LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "prefiq tenant create failed: {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
     let (mut server, port) = start_prefiq(dir.path());
+    let login = format!(r#"{{"email":"{ADMIN_EMAIL}","password":"{ADMIN_PASSWORD}"}}"#);
+    let (status, session) = Client::new(port)
+        .send("POST", "/api/v1/auth/login", Some(&login))
+        .unwrap();
+    assert_eq!(status, 200, "login failed: {session}");
+    let session: serde_json::Value = serde_json::from_str(&session).unwrap();
+    TOKEN
+        .set(session["access_token"].as_str().unwrap().to_owned())
+        .unwrap();
     let log_path = dir.path().join("server.log");
 
     let seeded = seed(port, rows, seed_threads);

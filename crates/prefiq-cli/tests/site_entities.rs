@@ -29,6 +29,8 @@ fn prefiq(dir: &Path, args: &[&str]) -> (i32, String, String) {
 struct Server {
     child: Child,
     address: String,
+    /// The acme administrator's access token.
+    token: String,
 }
 
 fn serve(dir: &Path) -> Server {
@@ -55,7 +57,19 @@ fn serve(dir: &Path) -> Server {
             let address = v["address"].as_str().unwrap().to_owned();
             // Keep draining stderr so the server never blocks on a full pipe.
             std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return Server { child, address };
+            let mut server = Server {
+                child,
+                address,
+                token: String::new(),
+            };
+            let (status, session) = server.call(
+                "POST",
+                "/api/v1/auth/login",
+                Some(r#"{"email": "admin@acme.test", "password": "correct horse"}"#),
+            );
+            assert_eq!(status, 200, "{session}");
+            server.token = session["access_token"].as_str().unwrap().to_owned();
+            return server;
         }
     }
 }
@@ -66,7 +80,12 @@ impl Server {
         let body = body.unwrap_or("");
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nX-Tenant: acme\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nX-Tenant: acme\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            if self.token.is_empty() {
+                String::new()
+            } else {
+                format!("Authorization: Bearer {}\r\n", self.token)
+            },
             body.len()
         )
         .unwrap();
@@ -106,6 +125,19 @@ fn yaml_entities_appear_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("schema")).unwrap();
     std::fs::write(dir.path().join("schema/note.yaml"), NOTE_V1).unwrap();
+    let (code, _, err) = prefiq(
+        dir.path(),
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "admin@acme.test",
+            "--admin-password",
+            "correct horse",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
 
     let server = serve(dir.path());
     let (status, note) = server.call(

@@ -106,7 +106,15 @@ pub fn openapi_document(registry: &EntityRegistry, version: &str) -> Value {
         },
         "tags": tags,
         "paths": paths,
-        "components": {"schemas": schemas},
+        // A bearer token from `POST /api/v1/auth/login`; anonymous calls are accepted only
+        // by installations without an identity module.
+        "security": [{"bearer": []}, {}],
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            },
+        },
     })
 }
 
@@ -428,6 +436,7 @@ fn json_content(schema: Value) -> Value {
 fn problem(status: u16) -> (String, Value) {
     let description = match status {
         400 => "Bad request: the body or a parameter is malformed.",
+        401 => "Unauthorized: the bearer token is missing, malformed, forged or expired.",
         403 => "Forbidden: the caller may not do this.",
         404 => "Not found.",
         409 => "Conflict: the record changed, or its state or a unique value does not allow this.",
@@ -451,8 +460,11 @@ fn responses(success: &[(u16, Value)], errors: &[u16]) -> Value {
     for (status, response) in success {
         map.insert(status.to_string(), response.clone());
     }
-    for status in errors {
-        let (key, response) = problem(*status);
+    // Every tenant-scoped operation (those that can answer 403) needs a token once an
+    // identity module is installed.
+    let unauthorized = errors.contains(&403).then_some(401);
+    for status in errors.iter().copied().chain(unauthorized) {
+        let (key, response) = problem(status);
         map.insert(key, response);
     }
     Value::Object(map)

@@ -100,9 +100,10 @@ async fn openapi_json(
         .get::<Entities>("prefiq-http openapi")
         .map_err(Problem::from)?;
     // Each tenant's document shows its own runtime entities and no one else's.
-    let registry = entities.registry().visible_to(context.tenant.as_deref());
+    let tenant = trusted_tenant(&state, &context);
+    let registry = entities.registry().visible_to(tenant);
     let mut document = crate::openapi::openapi_document(&registry, env!("CARGO_PKG_VERSION"));
-    if context.tenant.is_some() {
+    if tenant.is_some() {
         let (repository, scope) = parts(&state, &context)?;
         for schema in registry.all().filter(|s| !s.child) {
             let fields = repository.custom_fields(&scope, &schema.name).await?;
@@ -203,7 +204,9 @@ async fn entity_schema(
         .services
         .get::<Entities>("prefiq-http schema")
         .map_err(Problem::from)?;
-    let registry = entities.registry().visible_to(context.tenant.as_deref());
+    let registry = entities
+        .registry()
+        .visible_to(trusted_tenant(&state, &context));
     let schema = registry
         .get(&entity)
         .filter(|s| !s.child)
@@ -282,10 +285,23 @@ fn bad_request(pointer: &str, code: &str, message: impl Into<String>) -> Problem
     p
 }
 
+/// The tenant a request may act in: with an identity module installed, only a token's
+/// (the `X-Tenant` header alone is not trusted); without one, the header's.
+fn trusted_tenant<'c>(state: &HttpState, context: &'c Context) -> Option<&'c str> {
+    (state.authenticator.is_none() || context.user.is_some())
+        .then_some(context.tenant.as_deref())
+        .flatten()
+}
+
 fn parts(
     state: &HttpState,
     context: &Context,
 ) -> Result<(std::sync::Arc<Repository>, TenantScope), Problem> {
+    if state.authenticator.is_some() && context.user.is_none() {
+        return Err(Problem::new(StatusCode::UNAUTHORIZED).with_detail(
+            "sign in first: send `Authorization: Bearer <token>` (POST /api/v1/auth/login)",
+        ));
+    }
     let repository = state
         .services
         .get::<Repository>("prefiq-http resources")
