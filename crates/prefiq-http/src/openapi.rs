@@ -474,13 +474,15 @@ fn record_response(description: &str, name: &str) -> Value {
     json!({"description": description, "content": json_content(schema_ref(name))})
 }
 
-/// Every resource call is scoped to the tenant this header names (until tokens carry it).
+/// Every resource call is scoped to one tenant: the bearer token's, which this header may
+/// repeat but not contradict. Only an installation without an identity module takes the
+/// tenant from this header alone.
 fn tenant_parameter() -> Value {
     json!({
         "name": "X-Tenant",
         "in": "header",
-        "required": true,
-        "description": "The tenant the call acts in.",
+        "required": false,
+        "description": "The tenant the call acts in. With a bearer token it is the token's tenant, and this header may only repeat it (403 otherwise); without an identity module it names the tenant.",
         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"},
     })
 }
