@@ -42,6 +42,8 @@ pub struct IdentityConfig {
     pub issuer: String,
     /// How long an access token lives, in seconds.
     pub access_token_ttl_s: i64,
+    /// How long a refresh token lives, in seconds.
+    pub refresh_token_ttl_s: i64,
 }
 
 impl Default for IdentityConfig {
@@ -50,6 +52,7 @@ impl Default for IdentityConfig {
             signing_key_file: PathBuf::from("data/auth-ed25519.key"),
             issuer: "codexion".into(),
             access_token_ttl_s: 900,
+            refresh_token_ttl_s: 30 * 24 * 3600,
         }
     }
 }
@@ -76,6 +79,12 @@ pub enum IdentityError {
     /// so that a login reveals nothing.
     #[error("the email or password is wrong")]
     BadCredentials,
+    /// A refresh token that is unknown, expired, revoked, or of a suspended tenant or user.
+    #[error("the refresh token is invalid")]
+    RefreshInvalid,
+    /// A refresh token used a second time: the whole login it belongs to is revoked.
+    #[error("the refresh token was already used; every token of this login is now revoked")]
+    RefreshReused,
     /// Too many failed logins.
     #[error("the account is locked after repeated failed logins; try again in {0} s")]
     Locked(i64),
@@ -96,7 +105,9 @@ impl From<IdentityError> for KernelError {
             IdentityError::Invalid { .. } => ErrorKind::Invalid,
             IdentityError::TenantExists(_) => ErrorKind::Conflict,
             IdentityError::NoTenant(_) => ErrorKind::NotFound,
-            IdentityError::BadCredentials => ErrorKind::Unauthenticated,
+            IdentityError::BadCredentials
+            | IdentityError::RefreshInvalid
+            | IdentityError::RefreshReused => ErrorKind::Unauthenticated,
             IdentityError::Locked(_) => ErrorKind::Forbidden,
             IdentityError::Key(_) | IdentityError::Database(_) | IdentityError::Data(_) => {
                 ErrorKind::Internal
@@ -126,6 +137,34 @@ pub struct Session {
     pub token_type: &'static str,
     /// Seconds until the token expires.
     pub expires_in: i64,
+    /// Exchanged once for a new session at `POST /api/v1/auth/refresh`.
+    pub refresh_token: String,
+    /// Seconds until the refresh token expires.
+    pub refresh_expires_in: i64,
+}
+
+/// The cortex migration for refresh tokens: stored as SHA-256, one family per login.
+pub fn refresh_migration() -> prefiq::Migration {
+    let sql = "CREATE TABLE cortex_refresh_tokens (\n    tenant_id TEXT NOT NULL,\n    id TEXT NOT NULL,\n    family_id TEXT NOT NULL,\n    user_id TEXT NOT NULL,\n    token_hash TEXT NOT NULL,\n    expires_at BIGINT NOT NULL,\n    used_at BIGINT,\n    revoked_at BIGINT,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, id)\n);\nCREATE UNIQUE INDEX cortex_refresh_tokens_hash ON cortex_refresh_tokens (token_hash);\nCREATE INDEX cortex_refresh_tokens_family ON cortex_refresh_tokens (tenant_id, family_id);";
+    prefiq::Migration::per_backend("0002_refresh_tokens", sql, sql)
+}
+
+fn sha256_hex(text: &str) -> String {
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A refresh token row as `refresh` reads it.
+struct RefreshRow {
+    tenant: String,
+    id: String,
+    family: String,
+    user: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 /// The cortex migration that creates the identity tables.
@@ -227,6 +266,7 @@ pub struct Identity {
     handle: Arc<DatabaseHandle>,
     key: SigningKey,
     ttl_s: i64,
+    refresh_ttl_s: i64,
     /// Verified against when a login names no user, so that such a login takes as long.
     decoy: tokio::sync::OnceCell<String>,
     /// Whether each tenant is active, with when that was read: every authenticated
@@ -281,11 +321,12 @@ macro_rules! on_reader {
 
 impl Identity {
     /// The service over `handle`, signing with `key`.
-    pub fn new(handle: Arc<DatabaseHandle>, key: SigningKey, ttl_s: i64) -> Self {
+    pub fn new(handle: Arc<DatabaseHandle>, key: SigningKey, config: &IdentityConfig) -> Self {
         Identity {
             handle,
             key,
-            ttl_s,
+            ttl_s: config.access_token_ttl_s,
+            refresh_ttl_s: config.refresh_token_ttl_s,
             decoy: tokio::sync::OnceCell::new(),
             status_cache: std::sync::Mutex::default(),
             verified: std::sync::Mutex::default(),
@@ -465,11 +506,39 @@ impl Identity {
             let sql = "UPDATE cortex_users SET failed_logins = 0, locked_until = NULL WHERE tenant_id = $1 AND id = $2";
             on_pool!(self.database()?, pool => sqlx::query(sql).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
         }
+        self.issue_session(tenant, &id, &roles, None).await
+    }
+
+    /// A new access token and a new refresh token (in `family`, or a new one).
+    async fn issue_session(
+        &self,
+        tenant: &str,
+        user: &str,
+        roles: &str,
+        family: Option<&str>,
+    ) -> Result<Session, IdentityError> {
+        let now = unix_now();
+        let secret: [u8; 32] = rand::random();
+        let refresh_token =
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
+        let family = family.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+        let sql = "INSERT INTO cortex_refresh_tokens (tenant_id, id, family_id, user_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_pool!(self.database()?, pool => sqlx::query(sql)
+            .bind(tenant)
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&family)
+            .bind(user)
+            .bind(sha256_hex(&refresh_token))
+            .bind(now + self.refresh_ttl_s)
+            .bind(civil_now())
+            .execute(pool)
+            .await?
+            .rows_affected());
         let claims = AccessClaims {
             iss: String::new(),
-            sub: id,
+            sub: user.to_owned(),
             tenant: tenant.to_owned(),
-            roles: serde_json::from_str(&roles).unwrap_or_default(),
+            roles: serde_json::from_str(roles).unwrap_or_default(),
             iat: now,
             nbf: now,
             exp: now + self.ttl_s,
@@ -479,7 +548,93 @@ impl Identity {
             access_token: self.key.issue(claims),
             token_type: "Bearer",
             expires_in: self.ttl_s,
+            refresh_token,
+            refresh_expires_in: self.refresh_ttl_s,
         })
+    }
+
+    async fn find_refresh(&self, refresh_token: &str) -> Result<Option<RefreshRow>, IdentityError> {
+        if refresh_token.is_empty() || refresh_token.len() > 128 {
+            return Ok(None);
+        }
+        let sql = "SELECT tenant_id, id, family_id, user_id, expires_at, used_at, revoked_at FROM cortex_refresh_tokens WHERE token_hash = $1";
+        let row = on_pool!(self.database()?, pool => sqlx::query(sql)
+            .bind(sha256_hex(refresh_token))
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<RefreshRow, sqlx::Error> {
+                Ok(RefreshRow {
+                    tenant: row.try_get("tenant_id")?,
+                    id: row.try_get("id")?,
+                    family: row.try_get("family_id")?,
+                    user: row.try_get("user_id")?,
+                    expires_at: row.try_get("expires_at")?,
+                    used_at: row.try_get("used_at")?,
+                    revoked_at: row.try_get("revoked_at")?,
+                })
+            })
+            .transpose()?);
+        Ok(row)
+    }
+
+    async fn revoke_family(&self, tenant: &str, family: &str) -> Result<(), IdentityError> {
+        let sql = "UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND family_id = $3 AND revoked_at IS NULL";
+        on_pool!(self.database()?, pool => sqlx::query(sql).bind(unix_now()).bind(tenant).bind(family).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Exchanges a refresh token for a new session. Each refresh token works once: a second
+    /// use (a stolen copy, or the thief's) revokes every token of its login.
+    pub async fn refresh(
+        &self,
+        tenant: Option<&str>,
+        refresh_token: &str,
+    ) -> Result<Session, IdentityError> {
+        let now = unix_now();
+        let Some(row) = self.find_refresh(refresh_token).await? else {
+            return Err(IdentityError::RefreshInvalid);
+        };
+        if tenant.is_some_and(|t| t != row.tenant)
+            || row.revoked_at.is_some()
+            || row.expires_at < now
+        {
+            return Err(IdentityError::RefreshInvalid);
+        }
+        if row.used_at.is_some() {
+            self.revoke_family(&row.tenant, &row.family).await?;
+            tracing::warn!(target: "cortex::identity", tenant = %row.tenant, user = %row.user, "refresh token reused; its login is revoked");
+            return Err(IdentityError::RefreshReused);
+        }
+        // Only one of two concurrent uses wins this update; the other counts as a reuse.
+        let sql = "UPDATE cortex_refresh_tokens SET used_at = $1 WHERE tenant_id = $2 AND id = $3 AND used_at IS NULL AND revoked_at IS NULL";
+        let won = on_pool!(self.database()?, pool => sqlx::query(sql).bind(now).bind(&row.tenant).bind(&row.id).execute(pool).await?.rows_affected());
+        if won == 0 {
+            self.revoke_family(&row.tenant, &row.family).await?;
+            return Err(IdentityError::RefreshReused);
+        }
+        if !self.read_tenant_active(&row.tenant).await? {
+            return Err(IdentityError::RefreshInvalid);
+        }
+        let sql = "SELECT roles, status FROM cortex_users WHERE tenant_id = $1 AND id = $2";
+        let user: Option<(String, String)> = on_pool!(self.database()?, pool => sqlx::query_as(sql)
+            .bind(&row.tenant)
+            .bind(&row.user)
+            .fetch_optional(pool)
+            .await?);
+        let Some((roles, "active")) = user.as_ref().map(|(r, s)| (r.as_str(), s.as_str())) else {
+            return Err(IdentityError::RefreshInvalid);
+        };
+        self.issue_session(&row.tenant, &row.user, roles, Some(&row.family))
+            .await
+    }
+
+    /// Ends the login a refresh token belongs to: every token of its family is revoked.
+    /// Unknown tokens are ignored, so logging out twice is not an error.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
+        if let Some(row) = self.find_refresh(refresh_token).await? {
+            self.revoke_family(&row.tenant, &row.family).await?;
+        }
+        Ok(())
     }
 }
 

@@ -52,7 +52,9 @@ impl ServiceProvider for CortexProvider {
         cx.services.contribute(Arc::new(
             RouteSet::new("cortex")
                 .get("/api/v1/system/info", system_info)
-                .post("/api/v1/auth/login", login),
+                .post("/api/v1/auth/login", login)
+                .post("/api/v1/auth/refresh", refresh)
+                .post("/api/v1/auth/logout", logout),
         ));
         // The key is read (or, in development, made) on first use; `boot` uses it at once
         // so that a missing production key stops boot.
@@ -66,7 +68,7 @@ impl ServiceProvider for CortexProvider {
             Ok(Arc::new(Identity::new(
                 r.get::<DatabaseHandle>()?,
                 key,
-                section.access_token_ttl_s,
+                &section,
             )))
         })?;
         cx.services.lazy_singleton::<dyn Authenticator, _>(|r| {
@@ -89,6 +91,59 @@ impl ServiceProvider for CortexProvider {
 struct LoginRequest {
     email: String,
     password: String,
+}
+
+/// The body of `POST /api/v1/auth/refresh` and `/logout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+// Problems are returned by value on the cold error path, as in prefiq-http's handlers.
+#[allow(clippy::result_large_err)]
+fn refresh_body(body: &Bytes) -> Result<RefreshRequest, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("the body must be {{\"refresh_token\"}}: {e}"),
+        ))
+    })
+}
+
+/// Exchanges a refresh token for a new session (the old one is spent).
+async fn refresh(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<Json<identity::Session>, Problem> {
+    let request = refresh_body(&body)?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex refresh")
+        .map_err(Problem::from)?;
+    let session = identity
+        .refresh(context.tenant.as_deref(), &request.refresh_token)
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(Json(session))
+}
+
+/// Ends the login of a refresh token.
+async fn logout(
+    State(state): State<HttpState>,
+    body: Bytes,
+) -> Result<axum::http::StatusCode, Problem> {
+    let request = refresh_body(&body)?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex logout")
+        .map_err(Problem::from)?;
+    identity
+        .logout(&request.refresh_token)
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Logs in to the request's tenant (`X-Tenant`) and answers an access token.
@@ -156,7 +211,7 @@ impl Module for Cortex {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![identity::migration()]
+        vec![identity::migration(), identity::refresh_migration()]
     }
 
     fn entities(&self) -> Vec<EntitySource> {

@@ -177,6 +177,86 @@ async fn tenants_logins_and_tokens_on_backends() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{} {problem}", db.url);
 
+        // Refresh tokens rotate; a reused one revokes its whole login; logout ends it.
+        let refresh = |token: &str| json!({"refresh_token": token});
+        let first = session["refresh_token"].as_str().unwrap().to_owned();
+        let (status, second) = api
+            .call("POST", "/api/v1/auth/refresh", &[], Some(refresh(&first)))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{second}");
+        let second_refresh = second["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(second_refresh, first);
+        assert_ne!(second["access_token"], session["access_token"]);
+        let (status, problem) = api
+            .call("POST", "/api/v1/auth/refresh", &[], Some(refresh(&first)))
+            .await;
+        assert_eq!(
+            (status, problem["detail"].as_str()),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some(
+                    "the refresh token was already used; every token of this login is now revoked"
+                )
+            )
+        );
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/refresh",
+                &[],
+                Some(refresh(&second_refresh)),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the family was not revoked"
+        );
+        let (_, fresh) = api.login("acme", "admin@acme.test", "correct horse").await;
+        let fresh_refresh = fresh["refresh_token"].as_str().unwrap().to_owned();
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/refresh",
+                &[("x-tenant", "globex")],
+                Some(refresh(&fresh_refresh)),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a refresh token works in its tenant only"
+        );
+        for _ in 0..2 {
+            let (status, _) = api
+                .call(
+                    "POST",
+                    "/api/v1/auth/logout",
+                    &[],
+                    Some(refresh(&fresh_refresh)),
+                )
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/refresh",
+                &[],
+                Some(refresh(&fresh_refresh)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "logout did not revoke");
+        for body in [
+            json!({"refresh_token": "nope"}),
+            json!({"refresh_token": "x".repeat(500)}),
+        ] {
+            let (status, _) = api
+                .call("POST", "/api/v1/auth/refresh", &[], Some(body))
+                .await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+
         // With identity installed, X-Tenant alone is not trusted.
         let (status, problem) = api
             .call(
@@ -352,7 +432,21 @@ async fn tenants_logins_and_tokens_on_backends() {
         );
 
         // A suspended tenant's tokens stop working at once, and its users cannot log in.
+        let (_, late) = api.login("acme", "admin@acme.test", "correct horse").await;
         identity.set_status("acme", "suspended").await.unwrap();
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/refresh",
+                &[],
+                Some(json!({"refresh_token": late["refresh_token"]})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a suspended tenant refreshed"
+        );
         let (status, _) = api
             .call(
                 "GET",
