@@ -27,6 +27,15 @@ struct Api {
 }
 
 async fn boot(db: &TestDatabase) -> Api {
+    boot_with(db, &[]).await
+}
+
+async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
+    let mut vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    vars.push(("PREFIQ__DATABASE__URL".into(), db.url.clone()));
     let app = App::new()
         .provider(DatabaseProvider)
         .provider(HttpProvider)
@@ -34,7 +43,7 @@ async fn boot(db: &TestDatabase) -> Api {
     let mut options = BootOptions::new(BootMode::Serve);
     options.config = ConfigOptions {
         root: Some(db.root()),
-        vars: Some(vec![("PREFIQ__DATABASE__URL".into(), db.url.clone())]),
+        vars: Some(vars),
         ..Default::default()
     };
     let app = app.boot(options).await.unwrap();
@@ -463,4 +472,27 @@ async fn tenants_logins_and_tokens_on_backends() {
         api.app.shutdown().await.unwrap();
         db.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_address_and_tenant() {
+    let db = TestDatabase::sqlite().unwrap();
+    let api = boot_with(&db, &[("PREFIQ__SERVER__LOGIN_RATE_LIMIT_PER_MINUTE", "2")]).await;
+    api.identity()
+        .create_tenant("acme", "admin@acme.test", "correct horse")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let (status, _) = api.login("acme", "admin@acme.test", "wrong horse").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The third attempt is refused before the password is even looked at.
+    let (status, problem) = api.login("acme", "admin@acme.test", "correct horse").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    // Another tenant counts apart.
+    let (status, _) = api
+        .login("globex", "admin@acme.test", "correct horse")
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    api.app.shutdown().await.unwrap();
 }

@@ -224,6 +224,8 @@ fn start_prefiq(dir: &Path) -> (Child, u16) {
         .current_dir(dir)
         .env("PREFIQ__LOG__LEVEL", "warn")
         .env("PREFIQ__CORTEX__ACCESS_TOKEN_TTL_S", "7200")
+        // One user drives the whole load: the per-user rate limit is off for the bench.
+        .env("PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE", "0")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()

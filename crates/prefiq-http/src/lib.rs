@@ -9,6 +9,7 @@
 mod middleware;
 pub mod openapi;
 mod problem;
+pub mod rate_limit;
 mod resources;
 mod routes;
 
@@ -50,6 +51,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Checks `Authorization: Bearer` credentials, when an identity module binds one.
     pub authenticator: Option<Arc<dyn prefiq::Authenticator>>,
+    /// Request counters for the rate limits.
+    pub rate_limiter: Arc<rate_limit::RateLimiter>,
 }
 
 /// An error from the HTTP layer.
@@ -225,6 +228,7 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
         services: app.services.clone(),
         config: app.config.clone(),
         ready,
+        rate_limiter: Arc::default(),
     };
     let body_limit = usize::try_from(app.config.server.body_limit_bytes).unwrap_or(usize::MAX);
     Ok(routes
@@ -242,6 +246,10 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
         ))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(mw::from_fn(middleware::problem_details))
+        .layer(mw::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit,
+        ))
         .layer(mw::from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state))
 }
@@ -271,6 +279,7 @@ pub async fn serve(
     let signalled = Arc::new(Notify::new());
     let notify = signalled.clone();
     let not_ready = ready.clone();
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         shutdown.await;
         not_ready.store(false, Ordering::Release);

@@ -113,6 +113,70 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     response
 }
 
+/// Routes that probes call, never limited.
+const UNLIMITED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// The login route, limited per client address and tenant under `login_rate_limit_per_minute`.
+const LOGIN_ROUTE: &str = "/api/v1/auth/login";
+
+/// Counts the request against its key's window (see [`crate::rate_limit`]) and answers 429
+/// when the window is spent; every limited answer carries the `X-RateLimit-*` headers.
+pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    if route.as_deref().is_some_and(|r| UNLIMITED.contains(&r)) {
+        return next.run(request).await;
+    }
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let context = request.extensions().get::<Context>();
+    let tenant = context.and_then(|c| c.tenant.as_deref()).unwrap_or("-");
+    let server = &state.config.server;
+    let (key, limit) = if route.as_deref() == Some(LOGIN_ROUTE) {
+        (
+            format!("login:{address}:{tenant}"),
+            server.login_rate_limit_per_minute,
+        )
+    } else if let Some(user) = context.and_then(|c| c.user.as_deref()) {
+        (
+            format!("user:{tenant}:{user}"),
+            server.rate_limit_per_minute,
+        )
+    } else {
+        (format!("ip:{address}"), server.rate_limit_per_minute)
+    };
+    if limit == 0 {
+        return next.run(request).await;
+    }
+    let decision = state.rate_limiter.check(&key, limit, Instant::now());
+    let mut response = if decision.allowed {
+        next.run(request).await
+    } else {
+        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS).with_detail(format!(
+            "more than {limit} requests in a minute; try again in {} s",
+            decision.reset_s
+        ));
+        problem.trace_id = context.map(|c| c.trace_id.to_string());
+        let mut response = problem.into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(decision.reset_s));
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
+    headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_s));
+    response
+}
+
 /// Checks an `Authorization` header and puts its principal into `context`: the token's
 /// tenant becomes the request's, and an `X-Tenant` naming another tenant is refused.
 async fn identify(

@@ -442,6 +442,9 @@ fn problem(status: u16) -> (String, Value) {
         409 => "Conflict: the record changed, or its state or a unique value does not allow this.",
         413 => "The request body is too large.",
         422 => "Validation failed; `errors` points at each offending value.",
+        429 => {
+            "Too many requests: the caller's rate limit for this minute is spent (see `Retry-After`)."
+        }
         503 => "Unavailable.",
         _ => "Error.",
     };
@@ -460,10 +463,14 @@ fn responses(success: &[(u16, Value)], errors: &[u16]) -> Value {
     for (status, response) in success {
         map.insert(status.to_string(), response.clone());
     }
-    // Every tenant-scoped operation (those that can answer 403) needs a token once an
-    // identity module is installed.
-    let unauthorized = errors.contains(&403).then_some(401);
-    for status in errors.iter().copied().chain(unauthorized) {
+    // Every tenant-scoped operation (those that can answer 403)
+    // needs a token once an identity module is installed, and is rate limited.
+    let tenant_scoped: &[u16] = if errors.contains(&403) {
+        &[401, 429]
+    } else {
+        &[]
+    };
+    for status in errors.iter().copied().chain(tenant_scoped.iter().copied()) {
         let (key, response) = problem(status);
         map.insert(key, response);
     }

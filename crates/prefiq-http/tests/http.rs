@@ -460,3 +460,47 @@ async fn boot_migrate_and_readiness_on_backends() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_headers_and_spare_probes() {
+    let db = TestDatabase::sqlite().unwrap();
+    let app = boot_with(
+        &db,
+        vec![module("demo", demo_routes)],
+        &[("PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE", "3")],
+    )
+    .await
+    .unwrap();
+    let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
+    let header = |response: &Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for remaining in ["2", "1", "0"] {
+        let (status, response) = send(&router, get("/demo/missing")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(header(&response, "x-ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining").as_deref(),
+            Some(remaining)
+        );
+    }
+    let (status, response) = send(&router, get("/demo/missing")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    let retry_after: u64 = header(&response, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body = body_json(response).await;
+    assert_eq!(body["status"], 429);
+    // Probes are never limited.
+    for _ in 0..5 {
+        let (status, _) = send(&router, get("/healthz")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    app.shutdown().await.unwrap();
+}

@@ -549,12 +549,12 @@ fn operations_and_error_responses() {
         }
         // Operations on one record can miss it; operations that take input can reject it.
         let expected: &[&str] = match (method.as_str(), path.contains("{id}")) {
-            ("GET", false) => &["400", "401", "403", "422"],
-            ("POST", false) => &["400", "401", "403", "409", "413", "422"],
-            ("GET", true) => &["400", "401", "403", "404"],
-            ("PATCH", true) => &["400", "401", "403", "404", "409", "413", "422"],
-            ("DELETE", true) => &["400", "401", "403", "404", "409", "422"],
-            ("POST", true) => &["400", "401", "403", "404", "409", "422"],
+            ("GET", false) => &["400", "401", "403", "422", "429"],
+            ("POST", false) => &["400", "401", "403", "409", "413", "422", "429"],
+            ("GET", true) => &["400", "401", "403", "404", "429"],
+            ("PATCH", true) => &["400", "401", "403", "404", "409", "413", "422", "429"],
+            ("DELETE", true) => &["400", "401", "403", "404", "409", "422", "429"],
+            ("POST", true) => &["400", "401", "403", "404", "409", "422", "429"],
             _ => panic!("{what}: unexpected operation"),
         };
         let errors: Vec<&str> = responses

@@ -51,6 +51,11 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Largest accepted request body.
     pub body_limit_bytes: u64,
+    /// Requests per minute for one user (by token) or, without a token, one client
+    /// address; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    /// Login attempts per minute from one client address to one tenant; 0 turns it off.
+    pub login_rate_limit_per_minute: u32,
 }
 
 /// The application database.
@@ -110,6 +115,8 @@ impl Default for Defaults {
                 drain_timeout_ms: 10_000,
                 request_timeout_ms: 30_000,
                 body_limit_bytes: 2 * 1024 * 1024,
+                rate_limit_per_minute: 3000,
+                login_rate_limit_per_minute: 20,
             },
             database: DatabaseConfig {
                 url: "sqlite://data/codexion.db".into(),
@@ -499,6 +506,18 @@ impl Config {
             self.server.body_limit_bytes,
             1,
             1 << 30,
+        )?;
+        in_range(
+            "server.rate_limit_per_minute",
+            u64::from(self.server.rate_limit_per_minute),
+            0,
+            10_000_000,
+        )?;
+        in_range(
+            "server.login_rate_limit_per_minute",
+            u64::from(self.server.login_rate_limit_per_minute),
+            0,
+            100_000,
         )?;
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
@@ -890,7 +909,7 @@ mod tests {
             &[("config/base.yaml", "server:\n  prot: 1\n")],
             &[],
             "server.port",
-            "error: invalid config value `server.prot` from config/base.yaml (key `server.prot`): unknown field: found `prot`, expected `one of `host`, `port`, `drain_timeout_ms`, `request_timeout_ms`, `body_limit_bytes``",
+            "error: invalid config value `server.prot` from config/base.yaml (key `server.prot`): unknown field: found `prot`, expected `one of `host`, `port`, `drain_timeout_ms`, `request_timeout_ms`, `body_limit_bytes`, `rate_limit_per_minute`, `login_rate_limit_per_minute``",
         );
         check(
             &[("config/base.yaml", "sever:\n  port: 1\n")],
