@@ -186,6 +186,29 @@ async fn tenants_logins_and_tokens_on_backends() {
             .await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{} {problem}", db.url);
 
+        // The tenant may come from the host name: a login, and the token checked against it.
+        let (status, by_host) = api
+            .call(
+                "POST",
+                "/api/v1/auth/login",
+                &[("host", "acme.localhost:4949")],
+                Some(json!({"email": "admin@acme.test", "password": "correct horse"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{by_host}");
+        for (host, tenant, expected) in [
+            ("acme.localhost", None, StatusCode::OK),
+            ("globex.localhost", None, StatusCode::FORBIDDEN),
+            ("acme.localhost", Some("globex"), StatusCode::BAD_REQUEST),
+        ] {
+            let mut headers = vec![("authorization", bearer.as_str()), ("host", host)];
+            headers.extend(tenant.map(|t| ("x-tenant", t)));
+            let (status, body) = api
+                .call("GET", "/api/v1/resources/todo", &headers, None)
+                .await;
+            assert_eq!(status, expected, "{host} {tenant:?}: {body}");
+        }
+
         // Refresh tokens rotate; a reused one revokes its whole login; logout ends it.
         let refresh = |token: &str| json!({"refresh_token": token});
         let first = session["refresh_token"].as_str().unwrap().to_owned();

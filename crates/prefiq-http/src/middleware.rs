@@ -31,6 +31,22 @@ fn accept_correlation_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
+/// The tenant a host name names under `pattern` (`{tenant}.localhost`): the host without
+/// its port must be the pattern with one valid tenant name in place of `{tenant}`.
+pub fn tenant_from_host(host: &str, pattern: &str) -> Option<String> {
+    let (prefix, suffix) = pattern.split_once("{tenant}")?;
+    let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            name
+        } else {
+            host
+        }
+    });
+    let host = host.to_ascii_lowercase();
+    let label = host.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!label.contains('.') && prefiq::context::is_tenant_name(label)).then(|| label.to_owned())
+}
+
 fn accept_tenant(value: &HeaderValue) -> Option<String> {
     value
         .to_str()
@@ -58,10 +74,27 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         user: None,
         locale: state.config.app.locale.clone(),
     };
-    let rejection = match request.headers().get(header::AUTHORIZATION) {
-        Some(credential) => identify(&state, credential, &mut context).await.err(),
-        None => None,
-    };
+    let from_host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| tenant_from_host(h, &state.config.server.tenant_host_pattern));
+    let mut rejection = None;
+    match (&context.tenant, from_host) {
+        (Some(header), Some(host)) if *header != host => {
+            rejection = Some(
+                Problem::new(StatusCode::BAD_REQUEST)
+                    .with_detail("the host name and X-Tenant name different tenants"),
+            );
+        }
+        (None, Some(host)) => context.tenant = Some(host),
+        _ => {}
+    }
+    if rejection.is_none()
+        && let Some(credential) = request.headers().get(header::AUTHORIZATION)
+    {
+        rejection = identify(&state, credential, &mut context).await.err();
+    }
     let method = request.method().as_str().to_owned();
     let route = request
         .extensions()
@@ -211,7 +244,7 @@ async fn identify(
         .is_some_and(|asked| *asked != principal.tenant)
     {
         return Err(Problem::new(StatusCode::FORBIDDEN)
-            .with_detail("the token was issued for another tenant than X-Tenant names"));
+            .with_detail("the token was issued for another tenant than the request names"));
     }
     context.tenant = Some(principal.tenant);
     context.user = Some(principal.user);
@@ -320,4 +353,40 @@ pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Respo
     Problem::new(StatusCode::INTERNAL_SERVER_ERROR)
         .with_detail("an internal error occurred")
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tenant_from_host;
+
+    fn check(host: &str, pattern: &str, expected: Option<&str>) {
+        assert_eq!(
+            tenant_from_host(host, pattern).as_deref(),
+            expected,
+            "{host} under {pattern}"
+        );
+    }
+
+    #[test]
+    fn tenants_from_host_names() {
+        let local = "{tenant}.localhost";
+        check("acme.localhost", local, Some("acme"));
+        check("acme.localhost:4949", local, Some("acme"));
+        check("ACME.localhost", local, Some("acme"));
+        check("localhost", local, None);
+        check("localhost:4949", local, None);
+        check("a.b.localhost", local, None);
+        check("-x.localhost", local, None);
+        check("acme.localhost.evil.com", local, None);
+        check("127.0.0.1:4949", local, None);
+        let hosted = "{tenant}.erp.example.com";
+        check("globex.erp.example.com", hosted, Some("globex"));
+        check("globex.example.com", hosted, None);
+        check("acme.localhost", "", None);
+        check(
+            "erp-acme.example.com",
+            "erp-{tenant}.example.com",
+            Some("acme"),
+        );
+    }
 }

@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub rate_limit_per_minute: u32,
     /// Login attempts per minute from one client address to one tenant; 0 turns it off.
     pub login_rate_limit_per_minute: u32,
+    /// How a request's host name names its tenant: `{tenant}` stands for one DNS label
+    /// (`{tenant}.localhost`, `{tenant}.erp.example.com`); empty turns it off.
+    pub tenant_host_pattern: String,
 }
 
 /// The application database.
@@ -117,6 +120,7 @@ impl Default for Defaults {
                 body_limit_bytes: 2 * 1024 * 1024,
                 rate_limit_per_minute: 3000,
                 login_rate_limit_per_minute: 20,
+                tenant_host_pattern: "{tenant}.localhost".into(),
             },
             database: DatabaseConfig {
                 url: "sqlite://data/codexion.db".into(),
@@ -519,6 +523,15 @@ impl Config {
             0,
             100_000,
         )?;
+        let pattern = &self.server.tenant_host_pattern;
+        if !pattern.is_empty()
+            && (pattern.matches("{tenant}").count() != 1 || pattern.contains(':'))
+        {
+            return Err(self.invalid(
+                "server.tenant_host_pattern",
+                "must hold `{tenant}` exactly once and no port, such as `{tenant}.localhost`",
+            ));
+        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -909,7 +922,7 @@ mod tests {
             &[("config/base.yaml", "server:\n  prot: 1\n")],
             &[],
             "server.port",
-            "error: invalid config value `server.prot` from config/base.yaml (key `server.prot`): unknown field: found `prot`, expected `one of `host`, `port`, `drain_timeout_ms`, `request_timeout_ms`, `body_limit_bytes`, `rate_limit_per_minute`, `login_rate_limit_per_minute``",
+            "error: invalid config value `server.prot` from config/base.yaml (key `server.prot`): unknown field: found `prot`, expected `one of `host`, `port`, `drain_timeout_ms`, `request_timeout_ms`, `body_limit_bytes`, `rate_limit_per_minute`, `login_rate_limit_per_minute`, `tenant_host_pattern``",
         );
         check(
             &[("config/base.yaml", "sever:\n  port: 1\n")],
