@@ -85,6 +85,9 @@ pub enum IdentityError {
     /// A refresh token used a second time: the whole login it belongs to is revoked.
     #[error("the refresh token was already used; every token of this login is now revoked")]
     RefreshReused,
+    /// The current password given to a password change is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
     /// Too many failed logins.
     #[error("the account is locked after repeated failed logins; try again in {0} s")]
     Locked(i64),
@@ -108,7 +111,7 @@ impl From<IdentityError> for KernelError {
             IdentityError::BadCredentials
             | IdentityError::RefreshInvalid
             | IdentityError::RefreshReused => ErrorKind::Unauthenticated,
-            IdentityError::Locked(_) => ErrorKind::Forbidden,
+            IdentityError::Locked(_) | IdentityError::WrongPassword => ErrorKind::Forbidden,
             IdentityError::Key(_) | IdentityError::Database(_) | IdentityError::Data(_) => {
                 ErrorKind::Internal
             }
@@ -626,6 +629,56 @@ impl Identity {
         };
         self.issue_session(&row.tenant, &row.user, roles, Some(&row.family))
             .await
+    }
+
+    /// Changes a user's password after checking the current one, and revokes every refresh
+    /// token of the user, so other sessions end when their access tokens expire.
+    pub async fn change_password(
+        &self,
+        tenant: &str,
+        user: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<(), IdentityError> {
+        let new_hash =
+            prefiq_auth::hash_password(new)
+                .await
+                .map_err(|e| IdentityError::Invalid {
+                    field: "new_password",
+                    message: e.to_string(),
+                })?;
+        let sql = "SELECT password_hash FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
+        let hash: Option<String> = on_pool!(self.database()?, pool => sqlx::query_scalar(sql)
+            .bind(tenant)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?);
+        let Some(hash) = hash else {
+            return Err(IdentityError::WrongPassword);
+        };
+        if !prefiq_auth::verify_password(&hash, current).await {
+            return Err(IdentityError::WrongPassword);
+        }
+        let now = unix_now();
+        let result = on_pool!(self.database()?, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE tenant_id = $2 AND id = $3")
+                .bind(&new_hash)
+                .bind(tenant)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(tenant)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        });
+        result?;
+        tracing::info!(target: "cortex::identity", tenant, user, "password changed");
+        Ok(())
     }
 
     /// Ends the login a refresh token belongs to: every token of its family is revoked.

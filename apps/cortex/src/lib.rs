@@ -54,7 +54,8 @@ impl ServiceProvider for CortexProvider {
                 .get("/api/v1/system/info", system_info)
                 .post("/api/v1/auth/login", login)
                 .post("/api/v1/auth/refresh", refresh)
-                .post("/api/v1/auth/logout", logout),
+                .post("/api/v1/auth/logout", logout)
+                .post("/api/v1/auth/password", change_password),
         ));
         // The key is read (or, in development, made) on first use; `boot` uses it at once
         // so that a missing production key stops boot.
@@ -127,6 +128,48 @@ async fn refresh(
         .await
         .map_err(|e| Problem::from(KernelError::from(e)))?;
     Ok(Json(session))
+}
+
+/// The body of `POST /api/v1/auth/password`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the signed-in user's password; every refresh token of the user is revoked.
+async fn change_password(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<axum::http::StatusCode, Problem> {
+    let (Some(tenant), Some(user)) = (context.tenant.as_deref(), context.user.as_deref()) else {
+        return Err(Problem::from(KernelError::service(
+            ErrorKind::Unauthenticated,
+            "sign in first: send `Authorization: Bearer <token>`",
+        )));
+    };
+    let request: PasswordChange = serde_json::from_slice(&body).map_err(|e| {
+        Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("the body must be {{\"current_password\", \"new_password\"}}: {e}"),
+        ))
+    })?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex change_password")
+        .map_err(Problem::from)?;
+    identity
+        .change_password(
+            tenant,
+            user,
+            &request.current_password,
+            &request.new_password,
+        )
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Ends the login of a refresh token.

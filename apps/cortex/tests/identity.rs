@@ -289,6 +289,74 @@ async fn tenants_logins_and_tokens_on_backends() {
             assert_eq!(status, StatusCode::UNAUTHORIZED);
         }
 
+        // A password change checks the current password and ends other sessions' refreshes.
+        let (_, other_session) = api.login("acme", "admin@acme.test", "correct horse").await;
+        let change =
+            |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+        for (body, expected) in [
+            (change("wrong horse", "new horse!"), StatusCode::FORBIDDEN),
+            (
+                change("correct horse", "short"),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+        ] {
+            let (status, problem) = api
+                .call(
+                    "POST",
+                    "/api/v1/auth/password",
+                    &[("authorization", &bearer)],
+                    Some(body),
+                )
+                .await;
+            assert_eq!(status, expected, "{problem}");
+        }
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/password",
+                &[("x-tenant", "acme")],
+                Some(change("correct horse", "new horse!")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/password",
+                &[("authorization", &bearer)],
+                Some(change("correct horse", "new horse!")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.login("acme", "admin@acme.test", "correct horse").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the old password still works"
+        );
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/refresh",
+                &[],
+                Some(json!({"refresh_token": other_session["refresh_token"]})),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "another session survived the change"
+        );
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/password",
+                &[("authorization", &bearer)],
+                Some(change("new horse!", "correct horse")),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+
         // With identity installed, X-Tenant alone is not trusted.
         let (status, problem) = api
             .call(
