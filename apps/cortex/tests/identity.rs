@@ -97,6 +97,17 @@ impl Api {
         .await
     }
 
+    /// Spends a refresh token (a JSON string, or anything else to see it refused).
+    async fn refresh(&self, headers: &[(&str, &str)], token: &Value) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/auth/refresh",
+            headers,
+            Some(json!({ "refresh_token": token })),
+        )
+        .await
+    }
+
     fn identity(&self) -> Arc<Identity> {
         self.app.resolver("test").get::<Identity>().unwrap()
     }
@@ -334,14 +345,7 @@ async fn tenants_logins_and_tokens_on_backends() {
             StatusCode::UNAUTHORIZED,
             "the old password still works"
         );
-        let (status, _) = api
-            .call(
-                "POST",
-                "/api/v1/auth/refresh",
-                &[],
-                Some(json!({"refresh_token": other_session["refresh_token"]})),
-            )
-            .await;
+        let (status, _) = api.refresh(&[], &other_session["refresh_token"]).await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,
@@ -534,14 +538,7 @@ async fn tenants_logins_and_tokens_on_backends() {
         // A suspended tenant's tokens stop working at once, and its users cannot log in.
         let (_, late) = api.login("acme", "admin@acme.test", "correct horse").await;
         identity.set_status("acme", "suspended").await.unwrap();
-        let (status, _) = api
-            .call(
-                "POST",
-                "/api/v1/auth/refresh",
-                &[],
-                Some(json!({"refresh_token": late["refresh_token"]})),
-            )
-            .await;
+        let (status, _) = api.refresh(&[], &late["refresh_token"]).await;
         assert_eq!(
             status,
             StatusCode::UNAUTHORIZED,

@@ -98,3 +98,50 @@ pub fn skipped(suite: &str, why: &str) {
         eprintln!("SKIPPED {suite} on PostgreSQL: {why}");
     }
 }
+
+/// A repository over `db` for one entity schema (`yaml`, as module `m`, file `file`), with
+/// its table migrated: the set-up of tests that drive the entity engine without the kernel.
+///
+/// # Panics
+///
+/// When the database cannot be reached or the schema or its migration fails: a test set-up
+/// has nothing better to do.
+#[allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+pub async fn repository(
+    db: &TestDatabase,
+    file: &'static str,
+    yaml: &'static str,
+) -> crate::entity::repo::Repository {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use prefiq::{BootMode, EntitySource, EntitySources, MigrationRunner, ModuleMigrations};
+
+    let config = prefiq::config::DatabaseConfig {
+        url: db.url.clone(),
+        max_connections: 4,
+        busy_timeout_ms: 5000,
+        acquire_timeout_ms: 5000,
+    };
+    let handle = Arc::new(crate::DatabaseHandle::new(
+        crate::DatabaseUrl::parse(&db.url, Path::new("/")).unwrap(),
+    ));
+    handle.set(
+        crate::Database::connect(&config, Path::new("/"), BootMode::Command)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let entities = Arc::new(crate::entity::Entities::default());
+    let sources = EntitySources(vec![("m".into(), EntitySource { file, yaml })]);
+    entities.set(crate::entity::EntityRegistry::load(&sources).unwrap());
+    let runner = crate::SqlMigrationRunner::new(handle.clone(), entities.clone());
+    let modules = vec![ModuleMigrations {
+        module: "m".into(),
+        version: semver::Version::new(1, 0, 0),
+        migrations: vec![],
+    }];
+    let plan = runner.plan(&modules).await.unwrap();
+    runner.apply(&plan, &modules).await.unwrap();
+    crate::entity::repo::Repository::new(handle, entities, vec![], None)
+}

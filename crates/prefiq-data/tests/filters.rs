@@ -4,15 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::Arc;
 
-use prefiq::config::DatabaseConfig;
-use prefiq::{BootMode, Context, EntitySource, EntitySources, MigrationRunner, ModuleMigrations};
+use prefiq::Context;
 use prefiq_data::entity::repo::{ListQuery, Repository, TenantScope};
-use prefiq_data::entity::{Entities, EntityRegistry};
 use prefiq_data::testing::{TestDatabase, databases};
-use prefiq_data::{Database, DatabaseHandle, DatabaseUrl, SqlMigrationRunner};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -33,39 +28,7 @@ struct Row {
 }
 
 async fn setup(db: &TestDatabase) -> (Repository, TenantScope, Vec<Row>) {
-    let config = DatabaseConfig {
-        url: db.url.clone(),
-        max_connections: 4,
-        busy_timeout_ms: 5000,
-        acquire_timeout_ms: 5000,
-    };
-    let handle = Arc::new(DatabaseHandle::new(
-        DatabaseUrl::parse(&db.url, Path::new("/")).unwrap(),
-    ));
-    handle.set(
-        Database::connect(&config, Path::new("/"), BootMode::Command)
-            .await
-            .unwrap()
-            .unwrap(),
-    );
-    let entities = Arc::new(Entities::default());
-    let sources = EntitySources(vec![(
-        "m".into(),
-        EntitySource {
-            file: "schema/task.yaml",
-            yaml: TASK,
-        },
-    )]);
-    entities.set(EntityRegistry::load(&sources).unwrap());
-    let runner = SqlMigrationRunner::new(handle.clone(), entities.clone());
-    let modules = vec![ModuleMigrations {
-        module: "m".into(),
-        version: semver::Version::new(1, 0, 0),
-        migrations: vec![],
-    }];
-    let plan = runner.plan(&modules).await.unwrap();
-    runner.apply(&plan, &modules).await.unwrap();
-    let repository = Repository::new(handle, entities, vec![], None);
+    let repository = prefiq_data::testing::repository(db, "schema/task.yaml", TASK).await;
     let scope = TenantScope::new(&Context::system("en").with_tenant("acme")).unwrap();
 
     // Deterministic pseudo-random rows, with nulls and empty strings among them.

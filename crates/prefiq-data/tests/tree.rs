@@ -5,16 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use prefiq::config::DatabaseConfig;
-use prefiq::{BootMode, Context, EntitySource, EntitySources, MigrationRunner, ModuleMigrations};
+use prefiq::Context;
 use prefiq_data::entity::repo::{ListQuery, RepoError, Repository, TenantScope};
-use prefiq_data::entity::{Entities, EntityRegistry};
 use prefiq_data::testing::{TestDatabase, databases};
-use prefiq_data::{Database, DatabaseHandle, DatabaseUrl, SqlMigrationRunner};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -26,39 +21,7 @@ fields:
 ";
 
 async fn setup(db: &TestDatabase) -> Repository {
-    let config = DatabaseConfig {
-        url: db.url.clone(),
-        max_connections: 4,
-        busy_timeout_ms: 5000,
-        acquire_timeout_ms: 5000,
-    };
-    let handle = Arc::new(DatabaseHandle::new(
-        DatabaseUrl::parse(&db.url, Path::new("/")).unwrap(),
-    ));
-    handle.set(
-        Database::connect(&config, Path::new("/"), BootMode::Command)
-            .await
-            .unwrap()
-            .unwrap(),
-    );
-    let entities = Arc::new(Entities::default());
-    let sources = EntitySources(vec![(
-        "m".into(),
-        EntitySource {
-            file: "schema/account.yaml",
-            yaml: ACCOUNT,
-        },
-    )]);
-    entities.set(EntityRegistry::load(&sources).unwrap());
-    let runner = SqlMigrationRunner::new(handle.clone(), entities.clone());
-    let modules = vec![ModuleMigrations {
-        module: "m".into(),
-        version: semver::Version::new(1, 0, 0),
-        migrations: vec![],
-    }];
-    let plan = runner.plan(&modules).await.unwrap();
-    runner.apply(&plan, &modules).await.unwrap();
-    Repository::new(handle, entities, vec![], None)
+    prefiq_data::testing::repository(db, "schema/account.yaml", ACCOUNT).await
 }
 
 /// One step; node numbers are taken modulo the nodes that exist.
