@@ -584,3 +584,49 @@ async fn logins_are_rate_limited_per_address_and_tenant() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     api.app.shutdown().await.unwrap();
 }
+
+/// Regression: refused credentials were answered before the rate-limit layer and never
+/// counted, so forged tokens could be tried without limit.
+#[tokio::test]
+async fn forged_tokens_are_rate_limited_too() {
+    let db = TestDatabase::sqlite().unwrap();
+    let api = boot_with(&db, &[("PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE", "3")]).await;
+    api.identity()
+        .create_tenant("acme", "admin@acme.test", "correct horse")
+        .await
+        .unwrap();
+    let (_, session) = api.login("acme", "admin@acme.test", "correct horse").await;
+    let bearer = format!("Bearer {}", session["access_token"].as_str().unwrap());
+    let forged = format!("{bearer}x");
+    for _ in 0..3 {
+        let (status, _) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo",
+                &[("authorization", &forged)],
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, problem) = api
+        .call(
+            "GET",
+            "/api/v1/resources/todo",
+            &[("authorization", &forged)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    // The address's spent window does not lock out a valid token, which counts per user.
+    let (status, _) = api
+        .call(
+            "GET",
+            "/api/v1/resources/todo",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    api.app.shutdown().await.unwrap();
+}

@@ -93,7 +93,21 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     if rejection.is_none()
         && let Some(credential) = request.headers().get(header::AUTHORIZATION)
     {
+        // A refused credential is answered here, before the rate-limit layer runs, so it is
+        // counted here against the client address; past the limit the answer is 429. A
+        // valid token is never held up by its address: it counts per user.
         rejection = identify(&state, credential, &mut context).await.err();
+        let limit = state.config.server.rate_limit_per_minute;
+        if rejection.is_some() && limit > 0 {
+            let key = format!("ip:{}", client_address(&request));
+            if !state
+                .rate_limiter
+                .check(&key, limit, Instant::now())
+                .allowed
+            {
+                rejection = Some(too_many_requests(limit, WINDOW_S));
+            }
+        }
     }
     let method = request.method().as_str().to_owned();
     let route = request
@@ -107,12 +121,18 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     let mut response = match rejection {
         Some(mut problem) => {
             problem.trace_id = Some(trace_id.to_string());
-            let unauthenticated = problem.status == StatusCode::UNAUTHORIZED.as_u16();
+            let status = problem.status;
+            let unauthenticated = status == StatusCode::UNAUTHORIZED.as_u16();
             let mut response = problem.into_response();
             if unauthenticated {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS.as_u16() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(WINDOW_S));
             }
             response
         }
@@ -152,6 +172,24 @@ const UNLIMITED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// The login route, limited per client address and tenant under `login_rate_limit_per_minute`.
 const LOGIN_ROUTE: &str = "/api/v1/auth/login";
 
+/// The window of the rate limits, in seconds (the longest a refused client waits).
+const WINDOW_S: u64 = crate::rate_limit::WINDOW.as_secs();
+
+/// The address a request came from (`unknown` when the server was not told).
+fn client_address(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// The 429 problem of a spent window.
+fn too_many_requests(limit: u32, reset_s: u64) -> Problem {
+    Problem::new(StatusCode::TOO_MANY_REQUESTS).with_detail(format!(
+        "more than {limit} requests in a minute; try again in {reset_s} s"
+    ))
+}
+
 /// Counts the request against its key's window (see [`crate::rate_limit`]) and answers 429
 /// when the window is spent; every limited answer carries the `X-RateLimit-*` headers.
 pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: Next) -> Response {
@@ -162,10 +200,7 @@ pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: 
     if route.as_deref().is_some_and(|r| UNLIMITED.contains(&r)) {
         return next.run(request).await;
     }
-    let address = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let address = client_address(&request);
     let context = request.extensions().get::<Context>();
     let tenant = context.and_then(|c| c.tenant.as_deref()).unwrap_or("-");
     let server = &state.config.server;
@@ -189,10 +224,7 @@ pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: 
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
-        let mut problem = Problem::new(StatusCode::TOO_MANY_REQUESTS).with_detail(format!(
-            "more than {limit} requests in a minute; try again in {} s",
-            decision.reset_s
-        ));
+        let mut problem = too_many_requests(limit, decision.reset_s);
         problem.trace_id = context.map(|c| c.trace_id.to_string());
         let mut response = problem.into_response();
         response
