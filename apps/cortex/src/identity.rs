@@ -29,7 +29,7 @@ pub const FAILURE_DELAY_MS: u64 = 200;
 /// The longest such delay, in milliseconds.
 pub const MAX_FAILURE_DELAY_MS: u64 = 2000;
 /// The role a tenant's first user gets.
-pub const ADMIN_ROLE: &str = "System Manager";
+pub const ADMIN_ROLE: &str = prefiq_auth::authz::ADMINISTRATOR;
 
 /// The cortex section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +72,15 @@ pub enum IdentityError {
     /// The tenant exists already.
     #[error("tenant `{0}` already exists")]
     TenantExists(String),
+    /// A user with this email exists already in the tenant.
+    #[error("a user with email `{0}` already exists")]
+    UserExists(String),
+    /// No such user in the tenant.
+    #[error("user `{0}` does not exist")]
+    NoUser(String),
+    /// A policy with this id exists already in the tenant.
+    #[error("a policy with id `{0}` already exists")]
+    PolicyExists(String),
     /// No such tenant.
     #[error("tenant `{0}` does not exist")]
     NoTenant(String),
@@ -106,8 +115,10 @@ impl From<IdentityError> for KernelError {
     fn from(error: IdentityError) -> Self {
         let kind = match &error {
             IdentityError::Invalid { .. } => ErrorKind::Invalid,
-            IdentityError::TenantExists(_) => ErrorKind::Conflict,
-            IdentityError::NoTenant(_) => ErrorKind::NotFound,
+            IdentityError::TenantExists(_)
+            | IdentityError::UserExists(_)
+            | IdentityError::PolicyExists(_) => ErrorKind::Conflict,
+            IdentityError::NoTenant(_) | IdentityError::NoUser(_) => ErrorKind::NotFound,
             IdentityError::BadCredentials
             | IdentityError::RefreshInvalid
             | IdentityError::RefreshReused => ErrorKind::Unauthenticated,
@@ -157,6 +168,79 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The cortex migration for authorization: user attributes (compared by record rules)
+/// and each tenant's own Cedar policies.
+pub fn access_migration() -> prefiq::Migration {
+    let sql = "ALTER TABLE cortex_users ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}';\nCREATE TABLE cortex_policies (\n    tenant_id TEXT NOT NULL,\n    id TEXT NOT NULL,\n    text TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, id)\n);";
+    prefiq::Migration::per_backend("0003_access", sql, sql)
+}
+
+/// A user as administrators see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserInfo {
+    /// Its id.
+    pub id: String,
+    /// Its email (the login name).
+    pub email: String,
+    /// Its roles.
+    pub roles: Vec<String>,
+    /// Its attributes, for record rules.
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// When it was created.
+    pub created_at: String,
+}
+
+/// At most this many roles per user.
+pub const MAX_ROLES: usize = 32;
+/// At most this many attributes per user.
+pub const MAX_ATTRIBUTES: usize = 32;
+/// At most this many users are listed at once.
+pub const MAX_LISTED_USERS: i64 = 1000;
+
+/// Checks role names: 1 to 64 characters without control characters, at most
+/// [`MAX_ROLES`].
+pub fn check_roles(roles: &[String]) -> Result<(), IdentityError> {
+    let bad = roles
+        .iter()
+        .find(|r| r.trim().is_empty() || r.len() > 64 || r.chars().any(char::is_control));
+    if roles.len() > MAX_ROLES || bad.is_some() {
+        return Err(IdentityError::Invalid {
+            field: "roles",
+            message: format!(
+                "at most {MAX_ROLES} roles, each 1 to 64 characters without control characters"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks attributes: snake_case names, scalar values (strings of at most 256 bytes).
+pub fn check_attributes(
+    attributes: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), IdentityError> {
+    let ok = attributes.len() <= MAX_ATTRIBUTES
+        && attributes.iter().all(|(name, value)| {
+            prefiq_data::entity::schema::is_identifier(name)
+                && match value {
+                    serde_json::Value::String(text) => text.len() <= 256,
+                    serde_json::Value::Number(_) | serde_json::Value::Bool(_) => true,
+                    _ => false,
+                }
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(IdentityError::Invalid {
+            field: "attributes",
+            message: format!(
+                "at most {MAX_ATTRIBUTES} attributes, snake_case names, each a string (at most 256 bytes), number or boolean"
+            ),
+        })
+    }
 }
 
 /// A refresh token row as `refresh` reads it.
@@ -259,6 +343,7 @@ struct UserRow {
     id: String,
     hash: String,
     roles: String,
+    attributes: String,
     status: String,
     failures: i64,
     locked_until: Option<i64>,
@@ -395,6 +480,189 @@ impl Identity {
         })
     }
 
+    /// Adds a user to `tenant`.
+    pub async fn create_user(
+        &self,
+        tenant: &str,
+        email: &str,
+        password: &str,
+        roles: &[String],
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<UserInfo, IdentityError> {
+        let email = normalise_email(email)?;
+        check_roles(roles)?;
+        check_attributes(attributes)?;
+        let hash =
+            prefiq_auth::hash_password(password)
+                .await
+                .map_err(|e| IdentityError::Invalid {
+                    field: "password",
+                    message: e.to_string(),
+                })?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = civil_now();
+        let sql = "INSERT INTO cortex_users (tenant_id, id, email, password_hash, roles, attributes, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7) ON CONFLICT (tenant_id, email) DO NOTHING";
+        let inserted = on_pool!(self.database()?, pool => sqlx::query(sql)
+            .bind(tenant)
+            .bind(&id)
+            .bind(&email)
+            .bind(&hash)
+            .bind(serde_json::json!(roles).to_string())
+            .bind(serde_json::Value::Object(attributes.clone()).to_string())
+            .bind(&now)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if inserted == 0 {
+            return Err(IdentityError::UserExists(email));
+        }
+        tracing::info!(target: "cortex::identity", tenant, user = %id, "user created");
+        Ok(UserInfo {
+            id,
+            email,
+            roles: roles.to_vec(),
+            attributes: attributes.clone(),
+            status: "active".into(),
+            created_at: now,
+        })
+    }
+
+    /// The users of `tenant`, by email (at most [`MAX_LISTED_USERS`]).
+    pub async fn users(&self, tenant: &str) -> Result<Vec<UserInfo>, IdentityError> {
+        let sql = "SELECT id, email, roles, attributes, status, created_at FROM cortex_users WHERE tenant_id = $1 ORDER BY email LIMIT $2";
+        type Row = (String, String, String, String, String, String);
+        let rows: Vec<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(MAX_LISTED_USERS)
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, email, roles, attributes, status, created_at)| UserInfo {
+                    id,
+                    email,
+                    roles: serde_json::from_str(&roles).unwrap_or_default(),
+                    attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+                    status,
+                    created_at,
+                },
+            )
+            .collect())
+    }
+
+    /// Changes a user's roles, attributes or status (`active` or `disabled`). Access
+    /// tokens already issued keep what they say until they expire; the user's refresh
+    /// tokens are revoked so that the next session carries the change.
+    pub async fn update_user(
+        &self,
+        tenant: &str,
+        id: &str,
+        roles: Option<&[String]>,
+        attributes: Option<&serde_json::Map<String, serde_json::Value>>,
+        status: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        if let Some(roles) = roles {
+            check_roles(roles)?;
+        }
+        if let Some(attributes) = attributes {
+            check_attributes(attributes)?;
+        }
+        if status.is_some_and(|s| s != "active" && s != "disabled") {
+            return Err(IdentityError::Invalid {
+                field: "status",
+                message: "a user's status is `active` or `disabled`".into(),
+            });
+        }
+        let sql = "UPDATE cortex_users SET roles = COALESCE($1, roles), attributes = COALESCE($2, attributes), status = COALESCE($3, status) WHERE tenant_id = $4 AND id = $5";
+        let roles = roles.map(|r| serde_json::json!(r).to_string());
+        let attributes = attributes.map(|a| serde_json::Value::Object(a.clone()).to_string());
+        let changed = on_pool!(self.database()?, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(sql)
+                .bind(roles)
+                .bind(attributes)
+                .bind(status)
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(unix_now())
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            changed
+        });
+        if changed == 0 {
+            return Err(IdentityError::NoUser(id.to_owned()));
+        }
+        tracing::info!(target: "cortex::identity", tenant, user = id, "user changed");
+        Ok(())
+    }
+
+    /// The tenant's own Cedar policies, by id.
+    pub async fn policies(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<prefiq_auth::TenantPolicy>, IdentityError> {
+        let sql = "SELECT id, text FROM cortex_policies WHERE tenant_id = $1 ORDER BY id LIMIT $2";
+        let rows: Vec<(String, String)> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(i64::try_from(prefiq_auth::authz::MAX_TENANT_POLICIES).unwrap_or(i64::MAX))
+            .fetch_all(pool)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(id, text)| prefiq_auth::TenantPolicy { id, text })
+            .collect())
+    }
+
+    /// Stores a policy (already validated by the caller).
+    pub async fn add_policy(
+        &self,
+        tenant: &str,
+        policy: &prefiq_auth::TenantPolicy,
+    ) -> Result<(), IdentityError> {
+        if self.policies(tenant).await?.len() >= prefiq_auth::authz::MAX_TENANT_POLICIES {
+            return Err(IdentityError::Invalid {
+                field: "id",
+                message: format!(
+                    "a tenant has at most {} policies",
+                    prefiq_auth::authz::MAX_TENANT_POLICIES
+                ),
+            });
+        }
+        let sql = "INSERT INTO cortex_policies (tenant_id, id, text, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, id) DO NOTHING";
+        let inserted = on_pool!(self.database()?, pool => sqlx::query(sql)
+            .bind(tenant)
+            .bind(&policy.id)
+            .bind(&policy.text)
+            .bind(civil_now())
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if inserted == 0 {
+            return Err(IdentityError::PolicyExists(policy.id.clone()));
+        }
+        Ok(())
+    }
+
+    /// Removes a policy; `false` when there was none.
+    pub async fn remove_policy(&self, tenant: &str, id: &str) -> Result<bool, IdentityError> {
+        let sql = "DELETE FROM cortex_policies WHERE tenant_id = $1 AND id = $2";
+        let removed = on_pool!(self.database()?, pool => sqlx::query(sql)
+            .bind(tenant)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(removed > 0)
+    }
+
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, IdentityError> {
         let sql = "SELECT name, status, created_at FROM cortex_tenants ORDER BY name";
@@ -454,7 +722,7 @@ impl Identity {
         let now = unix_now();
         let email = normalise_email(email).map_err(|_| IdentityError::BadCredentials)?;
         let active = self.tenant_active(tenant).await?;
-        let sql = "SELECT id, password_hash, roles, status, failed_logins, locked_until FROM cortex_users WHERE tenant_id = $1 AND email = $2";
+        let sql = "SELECT id, password_hash, roles, attributes, status, failed_logins, locked_until FROM cortex_users WHERE tenant_id = $1 AND email = $2";
         let row: Option<UserRow> = on_reader!(self.database()?, pool => sqlx::query(sql)
             .bind(tenant)
             .bind(&email)
@@ -465,6 +733,7 @@ impl Identity {
                     id: row.try_get("id")?,
                     hash: row.try_get("password_hash")?,
                     roles: row.try_get("roles")?,
+                    attributes: row.try_get("attributes")?,
                     status: row.try_get("status")?,
                     failures: row.try_get("failed_logins")?,
                     locked_until: row.try_get("locked_until")?,
@@ -475,6 +744,7 @@ impl Identity {
             id,
             hash,
             roles,
+            attributes,
             status,
             failures,
             locked_until,
@@ -509,7 +779,8 @@ impl Identity {
             let sql = "UPDATE cortex_users SET failed_logins = 0, locked_until = NULL WHERE tenant_id = $1 AND id = $2";
             on_pool!(self.database()?, pool => sqlx::query(sql).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
         }
-        self.issue_session(tenant, &id, &roles, None).await
+        self.issue_session(tenant, &id, &roles, &attributes, None)
+            .await
     }
 
     /// A new access token and a new refresh token (in `family`, or a new one).
@@ -518,6 +789,7 @@ impl Identity {
         tenant: &str,
         user: &str,
         roles: &str,
+        attributes: &str,
         family: Option<&str>,
     ) -> Result<Session, IdentityError> {
         let now = unix_now();
@@ -542,6 +814,7 @@ impl Identity {
             sub: user.to_owned(),
             tenant: tenant.to_owned(),
             roles: serde_json::from_str(roles).unwrap_or_default(),
+            attrs: serde_json::from_str(attributes).unwrap_or_default(),
             iat: now,
             nbf: now,
             exp: now + self.ttl_s,
@@ -618,16 +891,20 @@ impl Identity {
         if !self.read_tenant_active(&row.tenant).await? {
             return Err(IdentityError::RefreshInvalid);
         }
-        let sql = "SELECT roles, status FROM cortex_users WHERE tenant_id = $1 AND id = $2";
-        let user: Option<(String, String)> = on_pool!(self.database()?, pool => sqlx::query_as(sql)
+        let sql =
+            "SELECT roles, attributes, status FROM cortex_users WHERE tenant_id = $1 AND id = $2";
+        let user: Option<(String, String, String)> = on_pool!(self.database()?, pool => sqlx::query_as(sql)
             .bind(&row.tenant)
             .bind(&row.user)
             .fetch_optional(pool)
             .await?);
-        let Some((roles, "active")) = user.as_ref().map(|(r, s)| (r.as_str(), s.as_str())) else {
+        let Some((roles, attributes, "active")) = user
+            .as_ref()
+            .map(|(r, a, s)| (r.as_str(), a.as_str(), s.as_str()))
+        else {
             return Err(IdentityError::RefreshInvalid);
         };
-        self.issue_session(&row.tenant, &row.user, roles, Some(&row.family))
+        self.issue_session(&row.tenant, &row.user, roles, attributes, Some(&row.family))
             .await
     }
 
@@ -728,6 +1005,18 @@ impl Authenticator for Identity {
             tenant: claims.tenant,
             user: claims.sub,
             roles: claims.roles,
+            attributes: claims.attrs,
         })
+    }
+}
+
+/// Cortex keeps each tenant's policies in `cortex_policies`.
+#[async_trait]
+impl prefiq_auth::PolicyStore for Identity {
+    async fn tenant_policies(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<prefiq_auth::TenantPolicy>, String> {
+        self.policies(tenant).await.map_err(|e| e.to_string())
     }
 }

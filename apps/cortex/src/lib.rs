@@ -5,6 +5,7 @@
 //! name, environment and modules); tenants, users, roles, settings and the admin UI arrive
 //! with later issues.
 
+pub mod access;
 pub mod identity;
 
 use std::sync::Arc;
@@ -22,6 +23,9 @@ use prefiq_http::{HttpState, Problem, RouteSet};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, IdentityConfig, load_signing_key};
+use prefiq_auth::{CedarAuthorizer, PolicyStore};
+use prefiq_data::entity::Entities;
+use prefiq_data::entity::repo::EntityAuthorizer;
 
 /// The module's manifest source.
 pub const MANIFEST: &str = include_str!("../module.yaml");
@@ -55,7 +59,14 @@ impl ServiceProvider for CortexProvider {
                 .post("/api/v1/auth/login", login)
                 .post("/api/v1/auth/refresh", refresh)
                 .post("/api/v1/auth/logout", logout)
-                .post("/api/v1/auth/password", change_password),
+                .post("/api/v1/auth/password", change_password)
+                .get("/api/v1/users", access::list_users)
+                .post("/api/v1/users", access::create_user)
+                .patch("/api/v1/users/{id}", access::update_user)
+                .get("/api/v1/authz/policies", access::list_policies)
+                .post("/api/v1/authz/policies", access::add_policy)
+                .delete("/api/v1/authz/policies/{id}", access::remove_policy)
+                .get("/api/v1/authz/explain", access::explain),
         ));
         // The key is read (or, in development, made) on first use; `boot` uses it at once
         // so that a missing production key stops boot.
@@ -74,6 +85,24 @@ impl ServiceProvider for CortexProvider {
         })?;
         cx.services.lazy_singleton::<dyn Authenticator, _>(|r| {
             Ok(r.get::<Identity>()? as Arc<dyn Authenticator>)
+        })?;
+        // Cedar over the permissions blocks of every entity, the actions modules declare,
+        // and each tenant's own policies; the entity pipeline asks it on every call.
+        cx.services.lazy_singleton::<CedarAuthorizer, _>(|r| {
+            let declared = r
+                .get::<InstalledModules>()?
+                .list()
+                .iter()
+                .flat_map(|m| m.permissions.iter().cloned())
+                .collect();
+            Ok(Arc::new(CedarAuthorizer::new(
+                r.get::<Entities>()?,
+                declared,
+                r.get::<Identity>()? as Arc<dyn PolicyStore>,
+            )))
+        })?;
+        cx.services.lazy_singleton::<dyn EntityAuthorizer, _>(|r| {
+            Ok(r.get::<CedarAuthorizer>()? as Arc<dyn EntityAuthorizer>)
         })?;
         Ok(())
     }
@@ -254,7 +283,11 @@ impl Module for Cortex {
     }
 
     fn migrations(&self) -> Vec<Migration> {
-        vec![identity::migration(), identity::refresh_migration()]
+        vec![
+            identity::migration(),
+            identity::refresh_migration(),
+            identity::access_migration(),
+        ]
     }
 
     fn entities(&self) -> Vec<EntitySource> {

@@ -4,124 +4,17 @@
 //! tenant stops its tokens.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use common::{boot, boot_with};
+
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cortex::identity::{Identity, LOCK_AFTER};
-use prefiq::{App, BootMode, BootOptions, ConfigOptions};
+use cortex::identity::LOCK_AFTER;
 use prefiq_auth::{AccessClaims, SigningKey};
-use prefiq_data::DatabaseProvider;
 use prefiq_data::testing::{TestDatabase, databases};
-use prefiq_http::HttpProvider;
-use serde_json::{Value, json};
-use tower::ServiceExt;
-
-struct Api {
-    router: axum::Router,
-    app: prefiq::BootedApp,
-    root: std::path::PathBuf,
-}
-
-async fn boot(db: &TestDatabase) -> Api {
-    boot_with(db, &[]).await
-}
-
-async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
-    let mut vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    vars.push(("PREFIQ__DATABASE__URL".into(), db.url.clone()));
-    let app = App::new()
-        .provider(DatabaseProvider)
-        .provider(HttpProvider)
-        .module(cortex::Cortex::new().unwrap());
-    let mut options = BootOptions::new(BootMode::Serve);
-    options.config = ConfigOptions {
-        root: Some(db.root()),
-        vars: Some(vars),
-        ..Default::default()
-    };
-    let app = app.boot(options).await.unwrap();
-    let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
-    Api {
-        router,
-        app,
-        root: db.root(),
-    }
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn login(&self, tenant: &str, email: &str, password: &str) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            "/api/v1/auth/login",
-            &[("x-tenant", tenant)],
-            Some(json!({"email": email, "password": password})),
-        )
-        .await
-    }
-
-    /// Spends a refresh token (a JSON string, or anything else to see it refused).
-    async fn refresh(&self, headers: &[(&str, &str)], token: &Value) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            "/api/v1/auth/refresh",
-            headers,
-            Some(json!({ "refresh_token": token })),
-        )
-        .await
-    }
-
-    fn identity(&self) -> Arc<Identity> {
-        self.app.resolver("test").get::<Identity>().unwrap()
-    }
-
-    /// The installation's own signing key, read from the file it generated.
-    fn key(&self) -> SigningKey {
-        let text = std::fs::read_to_string(self.root.join("data/auth-ed25519.key")).unwrap();
-        let seed: Vec<u8> = (0..64)
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect();
-        SigningKey::from_seed(&seed, "codexion").unwrap()
-    }
-}
+use serde_json::json;
 
 fn now() -> i64 {
     i64::try_from(
@@ -434,6 +327,7 @@ async fn tenants_logins_and_tokens_on_backends() {
             sub: "someone".into(),
             tenant: tenant.into(),
             roles: vec![],
+            attrs: Default::default(),
             iat: now() - 3600,
             nbf: now() - 3600,
             exp,

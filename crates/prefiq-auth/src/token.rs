@@ -58,6 +58,9 @@ pub struct AccessClaims {
     /// The user's roles when the token was issued.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The user's attributes (for record rules) when the token was issued.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attrs: std::collections::BTreeMap<String, serde_json::Value>,
     /// Issued at (Unix seconds).
     pub iat: i64,
     /// Not before (Unix seconds).
@@ -209,6 +212,7 @@ mod tests {
             sub: "u1".into(),
             tenant: "acme".into(),
             roles: vec!["System Manager".into()],
+            attrs: Default::default(),
             iat: now,
             nbf: now,
             exp: now + 900,

@@ -112,6 +112,23 @@ pub async fn repository(
     file: &'static str,
     yaml: &'static str,
 ) -> crate::entity::repo::Repository {
+    repository_with(db, file, yaml, |_| None).await
+}
+
+/// [`repository`] with the authorizer `authorizer` makes from the entity registry.
+///
+/// # Panics
+///
+/// As [`repository`].
+#[allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+pub async fn repository_with(
+    db: &TestDatabase,
+    file: &'static str,
+    yaml: &'static str,
+    authorizer: impl FnOnce(
+        std::sync::Arc<crate::entity::Entities>,
+    ) -> Option<std::sync::Arc<dyn crate::entity::repo::EntityAuthorizer>>,
+) -> crate::entity::repo::Repository {
     use std::path::Path;
     use std::sync::Arc;
 
@@ -143,5 +160,6 @@ pub async fn repository(
     }];
     let plan = runner.plan(&modules).await.unwrap();
     runner.apply(&plan, &modules).await.unwrap();
-    crate::entity::repo::Repository::new(handle, entities, vec![], None)
+    let authorizer = authorizer(entities.clone());
+    crate::entity::repo::Repository::new(handle, entities, vec![], authorizer)
 }

@@ -72,6 +72,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         trace_id,
         tenant: request.headers().get(TENANT_HEADER).and_then(accept_tenant),
         user: None,
+        principal: None,
         locale: state.config.app.locale.clone(),
     };
     let from_host = request
@@ -278,8 +279,9 @@ async fn identify(
         return Err(Problem::new(StatusCode::FORBIDDEN)
             .with_detail("the token was issued for another tenant than the request names"));
     }
-    context.tenant = Some(principal.tenant);
-    context.user = Some(principal.user);
+    context.tenant = Some(principal.tenant.clone());
+    context.user = Some(principal.user.clone());
+    context.principal = Some(std::sync::Arc::new(principal));
     Ok(())
 }
 

@@ -27,6 +27,9 @@ pub struct Problem {
     /// For invalid input: one `{pointer, code, message}` per problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<serde_json::Value>,
+    /// For a refusal by the authorizer: the action refused (`read`, `update`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 impl Problem {
@@ -39,7 +42,14 @@ impl Problem {
             detail: None,
             trace_id: None,
             errors: None,
+            action: None,
         }
+    }
+
+    /// The same problem naming the action the authorizer refused.
+    pub fn with_action(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
     }
 
     /// The same problem with a detail sentence.

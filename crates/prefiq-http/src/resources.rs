@@ -265,7 +265,9 @@ impl From<RepoError> for Problem {
                 p.errors = errors(json!([{"pointer": "", "code": "rejected", "message": message}]));
                 p
             }
-            RepoError::Forbidden(reason) => Problem::new(StatusCode::FORBIDDEN).with_detail(reason),
+            RepoError::Forbidden { action, reason } => Problem::new(StatusCode::FORBIDDEN)
+                .with_detail(reason)
+                .with_action(action),
             RepoError::Database(DataError::NotConnected | DataError::Connect { .. }) => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE)
                     .with_detail("the database is not available")

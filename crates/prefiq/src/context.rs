@@ -69,6 +69,10 @@ pub struct Context {
     pub tenant: Option<String>,
     /// The acting user, once authenticated.
     pub user: Option<String>,
+    /// The verified principal behind `user`, with its roles and attributes; `None` for
+    /// system operations (boot, CLI commands, jobs acting for nobody), which are not
+    /// subject to authorization.
+    pub principal: Option<std::sync::Arc<crate::identity::Principal>>,
     /// The locale for messages and formatting (BCP 47, such as `en` or `de-CH`).
     pub locale: String,
 }
@@ -82,6 +86,7 @@ impl Context {
             trace_id,
             tenant: None,
             user: None,
+            principal: None,
             locale: locale.into(),
         }
     }
@@ -95,6 +100,14 @@ impl Context {
     /// The same context acting as a user.
     pub fn with_user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// The same context acting as a verified principal: its tenant and user too.
+    pub fn with_principal(mut self, principal: crate::identity::Principal) -> Self {
+        self.tenant = Some(principal.tenant.clone());
+        self.user = Some(principal.user.clone());
+        self.principal = Some(std::sync::Arc::new(principal));
         self
     }
 }

@@ -2,6 +2,8 @@
 //! bound [`Authenticator`] and gets back the [`Principal`] it stands for. The kernel knows
 //! neither how credentials are made nor where users live.
 
+use std::collections::BTreeMap;
+
 use crate::{KernelError, async_trait};
 
 /// Who a verified credential stands for.
@@ -13,6 +15,9 @@ pub struct Principal {
     pub user: String,
     /// The user's roles.
     pub roles: Vec<String>,
+    /// Attributes that record rules compare with (`approval_limit`, `department`), set by
+    /// a tenant administrator.
+    pub attributes: BTreeMap<String, serde_json::Value>,
 }
 
 /// Checks bearer credentials. Bound by the identity module; when nothing is bound, a

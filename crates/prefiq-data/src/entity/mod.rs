@@ -4,6 +4,7 @@
 pub mod custom;
 pub mod ddl;
 pub mod filter;
+pub mod permission;
 pub mod repo;
 pub mod runtime;
 pub mod schema;

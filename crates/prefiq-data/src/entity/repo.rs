@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::custom;
 use super::ddl::quote;
 use super::filter::{self, Condition, DEFAULT_LIMIT, MAX_LIMIT, QueryError};
+pub use super::permission::{FieldAccess, RowAccess, RowCondition};
 use super::runtime;
 use super::schema::{EntitySchema, FieldDef, FieldKind, Naming};
 use super::sql::{Arg, Cell, Conn, Sql, SqlType};
@@ -120,6 +121,7 @@ pub const MAX_CHILD_ROWS: usize = 1000;
 pub struct TenantScope {
     tenant: String,
     user: Option<String>,
+    principal: Option<Arc<prefiq::Principal>>,
     trace_id: String,
 }
 
@@ -133,8 +135,15 @@ impl TenantScope {
         Ok(TenantScope {
             tenant,
             user: context.user.clone(),
+            principal: context.principal.clone(),
             trace_id: context.trace_id.to_string(),
         })
+    }
+
+    /// The verified principal the call acts for; `None` for system operations, which
+    /// the authorizer does not restrict.
+    pub fn principal(&self) -> Option<&prefiq::Principal> {
+        self.principal.as_deref()
     }
 
     /// The tenant.
@@ -214,8 +223,13 @@ pub enum RepoError {
         message: String,
     },
     /// The authorizer refused.
-    #[error("{0}")]
-    Forbidden(String),
+    #[error("{reason}")]
+    Forbidden {
+        /// The action refused (`read`, `update`, …).
+        action: String,
+        /// Why, for the caller.
+        reason: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Database(#[from] DataError),
@@ -308,6 +322,19 @@ pub trait EntityAuthorizer: Send + Sync {
         action: &str,
         doc: Option<&Map<String, Value>>,
     ) -> Result<(), String>;
+
+    /// The rows of `entity` that `scope` may list; a list never returns a row that
+    /// [`EntityAuthorizer::authorize`] would refuse to `read`.
+    async fn row_access(&self, scope: &TenantScope, entity: &EntitySchema) -> RowAccess {
+        let _ = (scope, entity);
+        RowAccess::All
+    }
+
+    /// The fields of `entity` that `scope` may not see or may not set.
+    fn field_access(&self, scope: &TenantScope, entity: &EntitySchema) -> FieldAccess {
+        let _ = (scope, entity);
+        FieldAccess::default()
+    }
 }
 
 /// A list request.
@@ -630,7 +657,7 @@ impl Repository {
     /// The entity `entity` as `scope`'s tenant sees it. An unknown name re-reads the runtime
     /// entities (at most once per [`RUNTIME_RELOAD_INTERVAL`]), so an entity another replica
     /// created is found without a restart.
-    async fn schema(
+    pub async fn schema(
         &self,
         scope: &TenantScope,
         entity: &str,
@@ -798,9 +825,55 @@ impl Repository {
             Some(authorizer) => authorizer
                 .authorize(scope, schema, action, doc)
                 .await
-                .map_err(RepoError::Forbidden),
+                .map_err(|reason| RepoError::Forbidden {
+                    action: action.to_owned(),
+                    reason,
+                }),
             None => Ok(()),
         }
+    }
+
+    fn field_access(&self, scope: &TenantScope, schema: &EntitySchema) -> FieldAccess {
+        match &self.authorizer {
+            Some(authorizer) => authorizer.field_access(scope, schema),
+            None => FieldAccess::default(),
+        }
+    }
+
+    /// Refuses input that sets a field the principal may not set: on create any value, on
+    /// update a value other than the stored one (clients send back what they read).
+    fn check_writable(
+        &self,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        input: &Map<String, Value>,
+        current: Option<&Map<String, Value>>,
+    ) -> Result<(), RepoError> {
+        let access = self.field_access(scope, schema);
+        let action = if current.is_some() {
+            "update"
+        } else {
+            "create"
+        };
+        for name in &access.read_only {
+            let Some(value) = input.get(name) else {
+                continue;
+            };
+            let unchanged = match current {
+                Some(current) => current.get(name).unwrap_or(&Value::Null) == value,
+                None => value.is_null(),
+            };
+            if !unchanged {
+                return Err(RepoError::Forbidden {
+                    action: action.to_owned(),
+                    reason: format!(
+                        "`{name}` of {} is read-only for you; `{action}` without it",
+                        schema.name
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether any hook is registered at `event` for `schema`.
@@ -1183,8 +1256,9 @@ impl Repository {
         input: Value,
     ) -> Result<Value, RepoError> {
         let schema = self.schema(scope, entity).await?;
-        self.create_with(scope, &schema, object(input, "")?, None)
-            .await
+        let input = object(input, "")?;
+        self.check_writable(scope, &schema, &input, None)?;
+        self.create_with(scope, &schema, input, None).await
     }
 
     async fn create_with(
@@ -1201,8 +1275,11 @@ impl Repository {
             .run_hooks(EntityEvent::Validate, scope, schema, doc, None)
             .await?;
         let validated = self.validate_all(scope, schema, &doc, None).await?;
-        let doc = Self::document(&validated);
+        let mut doc = Self::document(&validated);
+        // The row is decided on as it will be stored: owned by its creator.
+        doc.insert("created_by".into(), json!(scope.user));
         self.authorize(scope, schema, "create", Some(&doc)).await?;
+        doc.remove("created_by");
         // Before-hooks may change the document: what is written is then validated again.
         let validated = if self.has_hooks(EntityEvent::BeforeInsert, schema) {
             let doc = self
@@ -1409,6 +1486,10 @@ impl Repository {
             on_reader!(self.database()?, conn => self.load(conn, scope, &schema, id).await?);
         self.authorize(scope, &schema, "read", Some(&record))
             .await?;
+        let mut record = record;
+        for name in self.field_access(scope, &schema).hidden {
+            record.remove(&name);
+        }
         Ok(Value::Object(record))
     }
 
@@ -1420,7 +1501,17 @@ impl Repository {
         query: &ListQuery,
     ) -> Result<Page, RepoError> {
         let schema = self.schema(scope, entity).await?;
-        self.authorize(scope, &schema, "read", None).await?;
+        let access = match &self.authorizer {
+            Some(authorizer) => authorizer.row_access(scope, &schema).await,
+            None => RowAccess::All,
+        };
+        if access == RowAccess::AnyOf(Vec::new()) {
+            return Err(RepoError::Forbidden {
+                action: "read".into(),
+                reason: format!("`read` on {} is not permitted for you", schema.name),
+            });
+        }
+        let hidden = self.field_access(scope, &schema).hidden;
         for (i, name) in query.fields.iter().enumerate() {
             if schema.field(name).is_none() && !SYSTEM_INPUT.contains(&name.as_str()) {
                 return Err(RepoError::Invalid(vec![field_error(
@@ -1436,6 +1527,18 @@ impl Repository {
             None => Vec::new(),
         };
         let order = filter::parse_order(&schema, &custom, query.order_by.as_deref())?;
+        // Filtering or sorting on a hidden field would reveal its values row by row.
+        if let Some(name) = conditions
+            .iter()
+            .map(|c| &c.column.name)
+            .chain([&order.column.name])
+            .find(|name| hidden.contains(name))
+        {
+            return Err(RepoError::Forbidden {
+                action: "read".into(),
+                reason: format!("`{name}` of {} is hidden from you", schema.name),
+            });
+        }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
             return Err(RepoError::Invalid(vec![field_error(
@@ -1460,6 +1563,9 @@ impl Repository {
         ];
         for condition in &conditions {
             clauses.push(filter::condition_sql(condition, backend, &mut sql));
+        }
+        if let RowAccess::AnyOf(any_of) = &access {
+            clauses.push(row_access_sql(&schema, &custom, any_of, backend, &mut sql));
         }
         if let Some((value, id)) = &cursor {
             clauses.push(order.after_sql(backend, value, id, &mut sql));
@@ -1488,17 +1594,28 @@ impl Repository {
         } else {
             None
         };
-        let data = rows
-            .iter()
-            .map(|cells| {
-                let mut record = row_to_record(&slots, &cells[..cells.len() - 1]);
-                show_custom(&custom, &mut record);
-                if !query.fields.is_empty() {
-                    record.retain(|k, _| k == "id" || query.fields.iter().any(|f| f == k));
-                }
-                Value::Object(record)
-            })
-            .collect();
+        let mut data = Vec::with_capacity(rows.len());
+        for cells in &rows {
+            let mut record = row_to_record(&slots, &cells[..cells.len() - 1]);
+            show_custom(&custom, &mut record);
+            // Policies the SQL form cannot express are checked row by row: a page may then
+            // come back shorter than `limit`, but never with a row a GET would refuse.
+            if access == RowAccess::EachRow
+                && self
+                    .authorize(scope, &schema, "read", Some(&record))
+                    .await
+                    .is_err()
+            {
+                continue;
+            }
+            if !query.fields.is_empty() {
+                record.retain(|k, _| k == "id" || query.fields.iter().any(|f| f == k));
+            }
+            for name in &hidden {
+                record.remove(name);
+            }
+            data.push(Value::Object(record));
+        }
         Ok(Page { data, next_cursor })
     }
 
@@ -1534,6 +1651,11 @@ impl Repository {
                 ),
             )]));
         }
+        // The row as it is must be updatable too: otherwise a patch could move a row the
+        // principal may not touch into its reach (`department` changed to its own).
+        self.authorize(scope, &schema, "update", Some(&current))
+            .await?;
+        self.check_writable(scope, &schema, &patch, Some(&current))?;
         let mut doc = current.clone();
         doc.extend(patch.clone());
         let doc = self
@@ -1554,8 +1676,16 @@ impl Repository {
         let validated = self
             .validate_all(scope, &schema, &doc, Some(&current))
             .await?;
-        let doc = Self::document(&validated);
+        let mut doc = Self::document(&validated);
+        // The owner and status do not change with an update; decide with them.
+        for system in ["created_by", "docstatus"] {
+            if let Some(value) = current.get(system) {
+                doc.insert(system.into(), value.clone());
+            }
+        }
         self.authorize(scope, &schema, "update", Some(&doc)).await?;
+        doc.remove("created_by");
+        doc.remove("docstatus");
         // Before-hooks may change the document: what is written is then validated again.
         let validated = if self.has_hooks(EntityEvent::BeforeUpdate, &schema) {
             let doc = self
@@ -2216,4 +2346,38 @@ fn unique_error(error: DataError, schema: &EntitySchema) -> RepoError {
         };
     }
     RepoError::Database(error)
+}
+
+/// `(a AND b) OR (c)` over the record-rule conditions of a principal's read grants.
+/// A condition that cannot hold (a missing attribute) or cannot be expressed is false, so
+/// the predicate fails closed.
+fn row_access_sql(
+    schema: &EntitySchema,
+    custom: &[FieldDef],
+    any_of: &[Vec<RowCondition>],
+    backend: Backend,
+    sql: &mut Sql,
+) -> String {
+    let alternatives: Vec<String> = any_of
+        .iter()
+        .map(|conditions| {
+            let all: Vec<String> = conditions
+                .iter()
+                .map(|condition| {
+                    let Some(value) = &condition.value else {
+                        return "1 = 0".to_owned();
+                    };
+                    let triple = json!([[condition.field, condition.op.filter(), value]]);
+                    match filter::parse_filters(schema, custom, &triple) {
+                        Ok(parsed) if parsed.len() == 1 => {
+                            filter::condition_sql(&parsed[0], backend, sql)
+                        }
+                        _ => "1 = 0".to_owned(),
+                    }
+                })
+                .collect();
+            format!("({})", all.join(" AND "))
+        })
+        .collect();
+    format!("({})", alternatives.join(" OR "))
 }

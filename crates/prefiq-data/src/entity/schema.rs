@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::permission::{Permission, RawPermission};
+
 /// Columns every entity table has; no field may take these names.
 pub const SYSTEM_COLUMNS: &[&str] = &[
     "tenant_id",
@@ -184,9 +186,31 @@ pub struct EntitySchema {
     pub child: bool,
     /// The fields, in declared order.
     pub fields: Vec<FieldDef>,
-    /// Role → actions, enforced by the authorization layer.
-    pub permissions: BTreeMap<String, Vec<String>>,
+    /// Role → what it may do, enforced by the authorization layer.
+    pub permissions: BTreeMap<String, Permission>,
 }
+
+/// Words an entity may not be called: the entity becomes a Cedar entity type, and Cedar
+/// reserves these.
+const RESERVED: &[&str] = &[
+    "true",
+    "false",
+    "if",
+    "then",
+    "else",
+    "in",
+    "is",
+    "like",
+    "has",
+    "permit",
+    "forbid",
+    "when",
+    "unless",
+    "principal",
+    "action",
+    "resource",
+    "context",
+];
 
 /// Runtime entities belong to the pseudo-module `tenant:{tenant}` of the tenant that
 /// created them.
@@ -252,7 +276,7 @@ struct RawSchema {
     child: bool,
     fields: Vec<RawField>,
     #[serde(default)]
-    permissions: BTreeMap<String, Vec<String>>,
+    permissions: BTreeMap<String, RawPermission>,
 }
 
 #[derive(Deserialize)]
@@ -356,7 +380,10 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         });
         error(field_name.as_deref(), message)
     })?;
-    if !is_identifier(&raw.name) || raw.name.starts_with("prefiq") {
+    if !is_identifier(&raw.name)
+        || raw.name.starts_with("prefiq")
+        || RESERVED.contains(&raw.name.as_str())
+    {
         return Err(error(
             None,
             format!(
@@ -534,22 +561,18 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         };
         fields.push(FieldDef { default, ..field });
     }
-    for (role, actions) in &raw.permissions {
-        if role.trim().is_empty() {
-            return Err(error(None, "a permissions role name is empty".into()));
-        }
-        if let Some(action) = actions
-            .iter()
-            .find(|a| !ACTIONS.contains(&a.as_str()) && !is_custom_action(a))
-        {
-            return Err(error(
+    let mut permissions = BTreeMap::new();
+    for (role, entry) in raw.permissions {
+        let permission = super::permission::parse(&role, entry, &fields, |a| {
+            ACTIONS.contains(&a) || is_custom_action(a)
+        })
+        .map_err(|m| {
+            error(
                 None,
-                format!(
-                    "role `{role}` is granted unknown action `{action}`; use {} or `app.action`",
-                    ACTIONS.join(", ")
-                ),
-            ));
-        }
+                format!("{m}; actions are {} or `app.action`", ACTIONS.join(", ")),
+            )
+        })?;
+        permissions.insert(role, permission);
     }
     let label = raw.label.unwrap_or_else(|| label_of(&raw.name));
     if raw.tree.is_some() {
@@ -597,7 +620,7 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         track_changes: raw.track_changes,
         child: raw.child,
         fields,
-        permissions: raw.permissions,
+        permissions,
     })
 }
 
@@ -740,7 +763,7 @@ mod tests {
         );
         check(
             "name: todo\nfields:\n  - {name: a, type: data}\npermissions:\n  Clerk: [read, fly]\n",
-            "invalid entity schema schema/x.yaml: role `Clerk` is granted unknown action `fly`; use read, create, update, delete, submit, cancel, amend, export or `app.action`",
+            "invalid entity schema schema/x.yaml: role `Clerk` is granted unknown action `fly`; actions are read, create, update, delete, submit, cancel, amend, export or `app.action`",
         );
         check(
             "name: todo\nfields:\n  - {name: a, type: data}\npermissions:\n  Clerk: [read, accounting.close_period]\n",
