@@ -136,6 +136,8 @@ pub struct Model {
     custom: bool,
     authorizer: cedar::Authorizer,
     schema: cedar::Schema,
+    /// Entity type names, parsed once: parsing one costs more than a decision's evaluation.
+    type_names: HashMap<String, cedar::EntityTypeName>,
 }
 
 /// Every action the model knows: the standard ones, `customize`, those the schemas grant
@@ -176,14 +178,6 @@ fn restricted(stored: Stored) -> Option<cedar::RestrictedExpression> {
         Stored::Bool(b) => Some(cedar::RestrictedExpression::new_bool(b)),
         Stored::Null | Stored::Money { .. } => None,
     }
-}
-
-fn uid(type_name: &str, id: &str) -> Result<cedar::EntityUid, String> {
-    let type_name = cedar::EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?;
-    Ok(cedar::EntityUid::from_type_name_and_id(
-        type_name,
-        cedar::EntityId::new(id),
-    ))
 }
 
 /// The Cedar condition of one record rule.
@@ -378,7 +372,17 @@ impl Model {
             })?;
             texts.insert(policy.id.clone(), policy.text.clone());
         }
+        let mut type_names = HashMap::new();
+        for name in ["User", "Role", "Action", TENANT_TYPE]
+            .into_iter()
+            .chain(schemas.iter().map(|s| s.name.as_str()))
+        {
+            let parsed = cedar::EntityTypeName::from_str(name)
+                .map_err(|e| AuthzError::Model(format!("type {name}: {e}")))?;
+            type_names.insert(name.to_owned(), parsed);
+        }
         Ok(Model {
+            type_names,
             schema_text: text,
             policies,
             texts,
@@ -387,6 +391,17 @@ impl Model {
             authorizer: cedar::Authorizer::new(),
             schema,
         })
+    }
+
+    fn uid(&self, type_name: &str, id: &str) -> Result<cedar::EntityUid, String> {
+        let type_name = match self.type_names.get(type_name) {
+            Some(parsed) => parsed.clone(),
+            None => cedar::EntityTypeName::from_str(type_name).map_err(|e| e.to_string())?,
+        };
+        Ok(cedar::EntityUid::from_type_name_and_id(
+            type_name,
+            cedar::EntityId::new(id),
+        ))
     }
 
     /// The generated Cedar schema, as text.
@@ -428,9 +443,10 @@ impl Model {
         let parents = principal
             .roles
             .iter()
-            .map(|role| uid("Role", role))
+            .map(|role| self.uid("Role", role))
             .collect::<Result<HashSet<_>, _>>()?;
-        cedar::Entity::new(uid("User", &principal.user)?, attrs, parents).map_err(|e| e.to_string())
+        cedar::Entity::new(self.uid("User", &principal.user)?, attrs, parents)
+            .map_err(|e| e.to_string())
     }
 
     fn resource_entity(
@@ -445,7 +461,7 @@ impl Model {
         );
         match resource {
             Resource::Tenant => {
-                cedar::Entity::new(uid(TENANT_TYPE, tenant)?, attrs, HashSet::new())
+                cedar::Entity::new(self.uid(TENANT_TYPE, tenant)?, attrs, HashSet::new())
                     .map_err(|e| e.to_string())
             }
             Resource::Record { schema, id, doc } => {
@@ -478,7 +494,7 @@ impl Model {
                         }
                     }
                 }
-                cedar::Entity::new(uid(&schema.name, id)?, attrs, HashSet::new())
+                cedar::Entity::new(self.uid(&schema.name, id)?, attrs, HashSet::new())
                     .map_err(|e| e.to_string())
             }
         }
@@ -506,7 +522,7 @@ impl Model {
             Ok(entity) => entity,
             Err(e) => return refused(e),
         };
-        let request = match uid("Action", action).and_then(|action_uid| {
+        let request = match self.uid("Action", action).and_then(|action_uid| {
             cedar::Request::new(
                 principal_entity.uid(),
                 action_uid,
