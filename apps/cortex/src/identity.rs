@@ -44,6 +44,9 @@ pub struct IdentityConfig {
     pub access_token_ttl_s: i64,
     /// How long a refresh token lives, in seconds.
     pub refresh_token_ttl_s: i64,
+    /// Where the development mailer writes outgoing mail (password resets), relative to
+    /// the installation root.
+    pub mail_file: PathBuf,
 }
 
 impl Default for IdentityConfig {
@@ -53,6 +56,7 @@ impl Default for IdentityConfig {
             issuer: "codexion".into(),
             access_token_ttl_s: 900,
             refresh_token_ttl_s: 30 * 24 * 3600,
+            mail_file: PathBuf::from("data/mail/outbox.jsonl"),
         }
     }
 }
@@ -78,6 +82,9 @@ pub enum IdentityError {
     /// No such user in the tenant.
     #[error("user `{0}` does not exist")]
     NoUser(String),
+    /// A password-reset token that is unknown, used or expired.
+    #[error("the reset token is invalid, used or expired; ask for a new one")]
+    ResetInvalid,
     /// A policy with this id exists already in the tenant.
     #[error("a policy with id `{0}` already exists")]
     PolicyExists(String),
@@ -114,7 +121,7 @@ pub enum IdentityError {
 impl From<IdentityError> for KernelError {
     fn from(error: IdentityError) -> Self {
         let kind = match &error {
-            IdentityError::Invalid { .. } => ErrorKind::Invalid,
+            IdentityError::Invalid { .. } | IdentityError::ResetInvalid => ErrorKind::Invalid,
             IdentityError::TenantExists(_)
             | IdentityError::UserExists(_)
             | IdentityError::PolicyExists(_) => ErrorKind::Conflict,
@@ -163,7 +170,7 @@ pub fn refresh_migration() -> prefiq::Migration {
     prefiq::Migration::per_backend("0002_refresh_tokens", sql, sql)
 }
 
-fn sha256_hex(text: &str) -> String {
+pub(crate) fn sha256_hex(text: &str) -> String {
     sha2::Sha256::digest(text.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -263,18 +270,18 @@ pub fn migration() -> prefiq::Migration {
     )
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn civil_now() -> String {
+pub(crate) fn civil_now() -> String {
     prefiq_data::entity::value::civil_now()
 }
 
 /// An email as stored: trimmed and lower-cased; refused unless it looks like one.
-fn normalise_email(email: &str) -> Result<String, IdentityError> {
+pub(crate) fn normalise_email(email: &str) -> Result<String, IdentityError> {
     let email = email.trim().to_ascii_lowercase();
     let ok = email.len() <= 254
         && email
@@ -363,6 +370,8 @@ pub struct Identity {
     /// Tokens already verified, by SHA-256 of the token, until they expire: a signature
     /// check costs tens of microseconds, a lookup well under one.
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>,
+    /// Verified API keys and their last recorded use.
+    pub(crate) keys: crate::credentials::KeyCache,
 }
 
 /// The verified-token cache is cleared when it holds this many tokens.
@@ -375,38 +384,6 @@ pub const STATUS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs
 /// The status cache is cleared when it holds this many tenants.
 const STATUS_CACHE_MAX: usize = 10_000;
 
-/// Runs `$body` with `$pool` the pool that writes (SQLite's writer, or PostgreSQL's pool).
-macro_rules! on_pool {
-    ($database:expr, $pool:ident => $body:expr) => {
-        match $database {
-            Database::Sqlite(db) => {
-                let $pool = &db.writer;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let $pool = pool;
-                $body
-            }
-        }
-    };
-}
-
-/// Like `on_pool!`, with SQLite's read-only pool.
-macro_rules! on_reader {
-    ($database:expr, $pool:ident => $body:expr) => {
-        match $database {
-            Database::Sqlite(db) => {
-                let $pool = &db.readers;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let $pool = pool;
-                $body
-            }
-        }
-    };
-}
-
 impl Identity {
     /// The service over `handle`, signing with `key`.
     pub fn new(handle: Arc<DatabaseHandle>, key: SigningKey, config: &IdentityConfig) -> Self {
@@ -418,10 +395,11 @@ impl Identity {
             decoy: tokio::sync::OnceCell::new(),
             status_cache: std::sync::Mutex::default(),
             verified: std::sync::Mutex::default(),
+            keys: crate::credentials::KeyCache::default(),
         }
     }
 
-    fn database(&self) -> Result<&Database, IdentityError> {
+    pub(crate) fn database(&self) -> Result<&Database, IdentityError> {
         Ok(self.handle.get()?)
     }
 
@@ -688,7 +666,7 @@ impl Identity {
         Ok(())
     }
 
-    async fn tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
+    pub(crate) async fn tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
         if let Ok(cache) = self.status_cache.lock()
             && let Some((read_at, active)) = cache.get(name)
             && read_at.elapsed() < STATUS_CACHE_TTL
@@ -705,7 +683,7 @@ impl Identity {
         Ok(active)
     }
 
-    async fn read_tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
+    pub(crate) async fn read_tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
         let sql = "SELECT status FROM cortex_tenants WHERE name = $1";
         let status: Option<String> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql).bind(name).fetch_optional(pool).await?);
         Ok(status.as_deref() == Some("active"))
@@ -971,6 +949,9 @@ impl Identity {
 #[async_trait]
 impl Authenticator for Identity {
     async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError> {
+        if bearer.starts_with(crate::credentials::API_KEY_PREFIX) {
+            return self.authenticate_api_key(bearer).await;
+        }
         let now = unix_now();
         let digest: [u8; 32] = sha2::Sha256::digest(bearer.as_bytes()).into();
         let cached = self
@@ -1006,6 +987,7 @@ impl Authenticator for Identity {
             user: claims.sub,
             roles: claims.roles,
             attributes: claims.attrs,
+            api_key: None,
         })
     }
 }

@@ -5,8 +5,42 @@
 //! name, environment and modules); tenants, users, roles, settings and the admin UI arrive
 //! with later issues.
 
+/// Runs `$body` with `$pool` the pool that writes (SQLite's writer, or PostgreSQL's pool).
+macro_rules! on_pool {
+    ($database:expr, $pool:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let $pool = &db.writer;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
+/// Like `on_pool!`, with SQLite's read-only pool.
+macro_rules! on_reader {
+    ($database:expr, $pool:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let $pool = &db.readers;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let $pool = pool;
+                $body
+            }
+        }
+    };
+}
+
 pub mod access;
+pub mod credentials;
 pub mod identity;
+pub mod platform;
 
 use std::sync::Arc;
 
@@ -23,6 +57,7 @@ use prefiq_http::{HttpState, Problem, RouteSet};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{Identity, IdentityConfig, load_signing_key};
+use prefiq::{FileMailer, Mailer};
 use prefiq_auth::{CedarAuthorizer, PolicyStore};
 use prefiq_data::entity::Entities;
 use prefiq_data::entity::repo::EntityAuthorizer;
@@ -66,7 +101,22 @@ impl ServiceProvider for CortexProvider {
                 .get("/api/v1/authz/policies", access::list_policies)
                 .post("/api/v1/authz/policies", access::add_policy)
                 .delete("/api/v1/authz/policies/{id}", access::remove_policy)
-                .get("/api/v1/authz/explain", access::explain),
+                .get("/api/v1/authz/explain", access::explain)
+                .post("/api/v1/auth/password/reset", request_reset)
+                .post("/api/v1/auth/password/reset/confirm", confirm_reset)
+                .get("/api/v1/auth/api-keys", list_api_keys)
+                .post("/api/v1/auth/api-keys", create_api_key)
+                .delete("/api/v1/auth/api-keys/{id}", revoke_api_key)
+                .get("/api/v1/platform/tenants", platform::list_tenants)
+                .post("/api/v1/platform/tenants", platform::create_tenant)
+                .post(
+                    "/api/v1/platform/tenants/{name}/suspend",
+                    platform::suspend_tenant,
+                )
+                .post(
+                    "/api/v1/platform/tenants/{name}/resume",
+                    platform::resume_tenant,
+                ),
         ));
         // The key is read (or, in development, made) on first use; `boot` uses it at once
         // so that a missing production key stops boot.
@@ -85,6 +135,15 @@ impl ServiceProvider for CortexProvider {
         })?;
         cx.services.lazy_singleton::<dyn Authenticator, _>(|r| {
             Ok(r.get::<Identity>()? as Arc<dyn Authenticator>)
+        })?;
+        // Development mail: each message a JSON line in `cortex.mail_file`.
+        cx.services.lazy_singleton::<dyn Mailer, _>(|r| {
+            let config = r.get::<Config>()?;
+            let section: IdentityConfig = config
+                .section("cortex")
+                .map_err(|e| KernelError::service(ErrorKind::Invalid, e))?
+                .unwrap_or_default();
+            Ok(Arc::new(FileMailer::new(config.root.join(section.mail_file))) as Arc<dyn Mailer>)
         })?;
         // Cedar over the permissions blocks of every entity, the actions modules declare,
         // and each tenant's own policies; the entity pipeline asks it on every call.
@@ -247,6 +306,181 @@ async fn login(
     Ok(Json(session))
 }
 
+/// The body of `POST /api/v1/auth/password/reset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    email: String,
+}
+
+/// Sends a reset token to the address when it is a user of the request's tenant; the
+/// answer (202) is the same when it is not.
+async fn request_reset(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<axum::http::StatusCode, Problem> {
+    let Some(tenant) = context.tenant.as_deref() else {
+        return Err(Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            "a tenant is required: send the X-Tenant header",
+        )));
+    };
+    let request: ResetRequest = serde_json::from_slice(&body).map_err(|e| {
+        Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("the body must be {{\"email\"}}: {e}"),
+        ))
+    })?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex request_reset")
+        .map_err(Problem::from)?;
+    let mailer = state
+        .services
+        .get::<dyn Mailer>("cortex request_reset")
+        .map_err(Problem::from)?;
+    identity
+        .request_reset(tenant, &request.email, mailer)
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(axum::http::StatusCode::ACCEPTED)
+}
+
+/// The body of `POST /api/v1/auth/password/reset/confirm`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirm {
+    token: String,
+    new_password: String,
+}
+
+/// Sets a new password with a reset token.
+async fn confirm_reset(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<axum::http::StatusCode, Problem> {
+    let Some(tenant) = context.tenant.as_deref() else {
+        return Err(Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            "a tenant is required: send the X-Tenant header",
+        )));
+    };
+    let request: ResetConfirm = serde_json::from_slice(&body).map_err(|e| {
+        Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("the body must be {{\"token\", \"new_password\"}}: {e}"),
+        ))
+    })?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex confirm_reset")
+        .map_err(Problem::from)?;
+    identity
+        .confirm_reset(tenant, &request.token, &request.new_password)
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// The signed-in principal, for the API-key routes.
+#[allow(clippy::result_large_err)]
+fn principal(context: &Context) -> Result<&prefiq::Principal, Problem> {
+    context.principal.as_deref().ok_or_else(|| {
+        Problem::from(KernelError::service(
+            ErrorKind::Unauthenticated,
+            "sign in first: send `Authorization: Bearer <token>`",
+        ))
+    })
+}
+
+/// The body of `POST /api/v1/auth/api-keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    #[serde(default)]
+    roles: Option<Vec<String>>,
+}
+
+/// Makes an API key for the signed-in user; the answer is the only time the key is shown.
+/// A request made with an API key cannot make another.
+async fn create_api_key(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<credentials::NewApiKey>), Problem> {
+    let principal = principal(&context)?;
+    if principal.api_key.is_some() {
+        return Err(Problem::new(axum::http::StatusCode::FORBIDDEN)
+            .with_detail("API keys are made with a session token, not with another API key")
+            .with_action("cortex.create_api_key"));
+    }
+    let request: NewKey = serde_json::from_slice(&body).map_err(|e| {
+        Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("the body must be {{\"name\", \"roles\"?}}: {e}"),
+        ))
+    })?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex create_api_key")
+        .map_err(Problem::from)?;
+    let key = identity
+        .create_api_key(
+            &principal.tenant,
+            &principal.user,
+            &request.name,
+            request.roles.as_deref(),
+        )
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok((axum::http::StatusCode::CREATED, Json(key)))
+}
+
+/// The signed-in user's API keys (never their secrets).
+async fn list_api_keys(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let principal = principal(&context)?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex list_api_keys")
+        .map_err(Problem::from)?;
+    let keys = identity
+        .api_keys(&principal.tenant, Some(&principal.user))
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    Ok(Json(serde_json::json!({ "data": keys })))
+}
+
+/// Revokes one of the signed-in user's API keys.
+async fn revoke_api_key(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::http::StatusCode, Problem> {
+    let principal = principal(&context)?;
+    let identity = state
+        .services
+        .get::<Identity>("cortex revoke_api_key")
+        .map_err(Problem::from)?;
+    let revoked = identity
+        .revoke_api_key(&principal.tenant, &id, Some(&principal.user))
+        .await
+        .map_err(|e| Problem::from(KernelError::from(e)))?;
+    if revoked {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::from(KernelError::service(
+            ErrorKind::NotFound,
+            format!("you have no live API key `{id}`"),
+        )))
+    }
+}
+
 /// What `GET /api/v1/system/info` answers.
 #[derive(Debug, Serialize)]
 pub struct SystemInfo {
@@ -287,6 +521,7 @@ impl Module for Cortex {
             identity::migration(),
             identity::refresh_migration(),
             identity::access_migration(),
+            credentials::migration(),
         ]
     }
 

@@ -41,6 +41,7 @@ fn principal(roles: &[&str], attributes: Value) -> Principal {
         user: "u1".into(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         attributes: serde_json::from_value(attributes).unwrap(),
+        api_key: None,
     }
 }
 

@@ -71,6 +71,7 @@ fn principal(roles: &[&str], attributes: Value) -> Principal {
         user: "u1".into(),
         roles: roles.iter().map(|r| (*r).to_owned()).collect(),
         attributes: serde_json::from_value(attributes).unwrap(),
+        api_key: None,
     }
 }
 
@@ -539,6 +540,7 @@ async fn list_agrees_with_get(
         user: format!("u{}", who.user),
         roles: who.roles.iter().map(|r| (*r).to_owned()).collect(),
         attributes,
+        api_key: None,
     };
     let scope = scope(tenant, Some(principal));
     let mut by_get: Vec<String> = Vec::new();

@@ -170,8 +170,13 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
 /// Routes that probes call, never limited.
 const UNLIMITED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
-/// The login route, limited per client address and tenant under `login_rate_limit_per_minute`.
-const LOGIN_ROUTE: &str = "/api/v1/auth/login";
+/// Routes that guess at credentials (login and password reset), limited per client
+/// address and tenant under `login_rate_limit_per_minute`.
+const CREDENTIAL_ROUTES: [&str; 3] = [
+    "/api/v1/auth/login",
+    "/api/v1/auth/password/reset",
+    "/api/v1/auth/password/reset/confirm",
+];
 
 /// The window of the rate limits, in seconds (the longest a refused client waits).
 const WINDOW_S: u64 = crate::rate_limit::WINDOW.as_secs();
@@ -205,10 +210,22 @@ pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: 
     let context = request.extensions().get::<Context>();
     let tenant = context.and_then(|c| c.tenant.as_deref()).unwrap_or("-");
     let server = &state.config.server;
-    let (key, limit) = if route.as_deref() == Some(LOGIN_ROUTE) {
+    let (key, limit) = if route
+        .as_deref()
+        .is_some_and(|r| CREDENTIAL_ROUTES.contains(&r))
+    {
         (
             format!("login:{address}:{tenant}"),
             server.login_rate_limit_per_minute,
+        )
+    } else if let Some(api_key) = context
+        .and_then(|c| c.principal.as_deref())
+        .and_then(|p| p.api_key.as_deref())
+    {
+        // A key has a window of its own: one busy integration does not spend its user's.
+        (
+            format!("apikey:{tenant}:{api_key}"),
+            server.rate_limit_per_minute,
         )
     } else if let Some(user) = context.and_then(|c| c.user.as_deref()) {
         (

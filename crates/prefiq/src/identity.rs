@@ -18,6 +18,8 @@ pub struct Principal {
     /// Attributes that record rules compare with (`approval_limit`, `department`), set by
     /// a tenant administrator.
     pub attributes: BTreeMap<String, serde_json::Value>,
+    /// The id of the API key the request authenticated with; `None` for a session token.
+    pub api_key: Option<String>,
 }
 
 /// Checks bearer credentials. Bound by the identity module; when nothing is bound, a

@@ -13,6 +13,7 @@ pub mod context;
 pub mod error;
 pub mod identity;
 pub mod lifecycle;
+pub mod mail;
 pub mod migration;
 pub mod module;
 pub mod provider;
@@ -28,6 +29,7 @@ pub use context::{Context, TraceId};
 pub use error::{ErrorKind, KernelError};
 pub use identity::{Authenticator, Principal};
 pub use lifecycle::{Hook, HookContext, HookResult, LifecycleHooks};
+pub use mail::{FileMailer, Mail, Mailer};
 pub use migration::{
     Backend, Migration, MigrationPlan, MigrationRunner, ModuleMigrations, ModuleUpgrade,
     PendingMigration,
