@@ -251,6 +251,22 @@ impl MigrationRunner for SqlMigrationRunner {
                 );
             }
         }
+        if let Database::Postgres(pool) = database {
+            let tables: Vec<String> = self
+                .entities
+                .registry()
+                .all()
+                .flat_map(|s| crate::entity::ddl::tenant_tables(s))
+                .collect();
+            secure_tables(pool, tables)
+                .await
+                .map_err(|e| {
+                    migration_error(format!(
+                        "cannot put the entity tables behind row-level security: {e}; the database user must be able to create the role `{}` or be a member of it",
+                        crate::entity::ddl::APP_ROLE
+                    ))
+                })?;
+        }
         for module in modules {
             let sql = "INSERT INTO prefiq_modules (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version";
             let version = module.version.to_string();
@@ -277,6 +293,49 @@ impl MigrationRunner for SqlMigrationRunner {
         }
         Ok(())
     }
+}
+
+/// Puts `tables` (entity tables and closure tables) behind row-level security on PostgreSQL and makes sure the
+/// application role exists with its privileges. It changes only what is missing, so a
+/// boot of an installation already set up takes no table locks.
+pub(crate) async fn secure_tables(
+    pool: &sqlx::PgPool,
+    tables: Vec<String>,
+) -> Result<(), sqlx::Error> {
+    use crate::entity::ddl;
+    let secured: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relforcerowsecurity AND EXISTS (SELECT 1 FROM pg_policies p WHERE p.schemaname = n.nspname AND p.tablename = c.relname AND p.policyname = 'tenant_isolation')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let missing: Vec<String> = tables
+        .into_iter()
+        .filter(|t| !secured.contains(t))
+        .collect();
+    let role_ready: bool = sqlx::query_scalar(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND NOT rolbypassrls AND NOT rolsuper) THEN has_table_privilege($1, 'prefiq_outbox', 'INSERT') AND pg_has_role(current_user, $1, 'USAGE') ELSE false END",
+    )
+    .bind(ddl::APP_ROLE)
+    .fetch_one(pool)
+    .await?;
+    if missing.is_empty() && role_ready {
+        return Ok(());
+    }
+    let mut sql = ddl::app_role();
+    for table in &missing {
+        sql.push_str(&ddl::row_security(table));
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::Executor::execute(&mut *tx, sql.as_str()).await?;
+    tx.commit().await?;
+    if !missing.is_empty() {
+        tracing::info!(target: "prefiq::migrate", tables = missing.len(), "entity tables put behind row-level security");
+    }
+    Ok(())
 }
 
 /// Runs one migration and records it, in one transaction; `false` when another replica

@@ -9,6 +9,46 @@ use sha2::{Digest, Sha256};
 
 use super::schema::{EntitySchema, FieldDef, FieldKind};
 
+/// The PostgreSQL role that statements on entity tables run as: it has no `BYPASSRLS`
+/// and only the table privileges it needs, so row-level security holds it.
+pub const APP_ROLE: &str = "prefiq_app";
+
+/// The transaction-local setting that carries the tenant of a statement on PostgreSQL.
+pub const TENANT_SETTING: &str = "prefiq.tenant";
+
+/// The row-level-security predicate: a transaction that set no tenant reads `NULL` through
+/// `NULLIF` and matches no row, so a missing tenant fails closed.
+fn tenant_predicate() -> String {
+    format!("tenant_id = NULLIF(current_setting('{TENANT_SETTING}', true), '')")
+}
+
+/// PostgreSQL statements that put `table` behind row-level security: enabled, forced (the
+/// owner too), with one policy for reads and writes.
+pub fn row_security(table: &str) -> String {
+    let t = quote(table);
+    let predicate = tenant_predicate();
+    format!(
+        "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;\nALTER TABLE {t} FORCE ROW LEVEL SECURITY;\nDROP POLICY IF EXISTS tenant_isolation ON {t};\nCREATE POLICY tenant_isolation ON {t} USING ({predicate}) WITH CHECK ({predicate});\n"
+    )
+}
+
+/// PostgreSQL statements that make [`APP_ROLE`] (without `BYPASSRLS`, unable to log in) if
+/// it is missing, give it the table privileges of the schema, now and for tables made
+/// later, and let the connecting user act as it.
+pub fn app_role() -> String {
+    format!(
+        "DO $$ BEGIN\n  CREATE ROLE {APP_ROLE} NOLOGIN NOBYPASSRLS;\nEXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;\nEND $$;\nDO $$ BEGIN\n  IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN\n    EXECUTE 'GRANT {APP_ROLE} TO ' || quote_ident(current_user);\n  END IF;\nEND $$;\nGRANT USAGE ON SCHEMA public TO {APP_ROLE};\nGRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};\nALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP_ROLE};\n"
+    )
+}
+
+/// The tables of `schema` that hold tenant rows: its own and, for a tree, its closure
+/// table.
+pub fn tenant_tables(schema: &EntitySchema) -> Vec<String> {
+    let mut tables = vec![schema.name.clone()];
+    tables.extend(schema.tree_table());
+    tables
+}
+
 /// Quotes an identifier. Names are checked to be `[a-z][a-z0-9_]*` before they get here,
 /// and quoting keeps SQL keywords (`order`, `user`) usable as names.
 pub fn quote(name: &str) -> String {

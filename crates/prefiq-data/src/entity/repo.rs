@@ -112,6 +112,65 @@ macro_rules! on_writer {
     };
 }
 
+/// Like `in_write_tx!`, for statements on entity tables: on PostgreSQL the transaction
+/// acts as the application role for `$tenant`, so row-level security holds it to that
+/// tenant's rows whatever the SQL says.
+macro_rules! in_tenant_tx {
+    ($database:expr, $tenant:expr, $conn:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(_) => in_write_tx!($database, $conn => $body),
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                enter_tenant(&mut tx, $tenant).await?;
+                #[allow(clippy::let_unit_value)]
+                let result = {
+                    let $conn = &mut Conn::Postgres(&mut tx);
+                    $body
+                };
+                tx.commit().await?;
+                result
+            }
+        }
+    };
+}
+
+/// Like `on_reader!`, for reads of entity tables: on PostgreSQL a transaction
+/// that acts as the application role for `$tenant` (see `in_tenant_tx!`).
+macro_rules! on_tenant_reader {
+    ($database:expr, $tenant:expr, $conn:ident => $body:expr) => {
+        match $database {
+            Database::Sqlite(db) => {
+                let mut pooled = db.readers.acquire().await?;
+                let $conn = &mut Conn::Sqlite(&mut pooled);
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                enter_tenant(&mut tx, $tenant).await?;
+                let result = {
+                    let $conn = &mut Conn::Postgres(&mut tx);
+                    $body
+                };
+                tx.commit().await?;
+                result
+            }
+        }
+    };
+}
+
+/// Makes a PostgreSQL transaction act as [`super::ddl::APP_ROLE`] for `tenant`: the role
+/// has no `BYPASSRLS`, and the tenant policies read the tenant from the transaction-local
+/// setting [`super::ddl::TENANT_SETTING`]. Both end with the transaction.
+async fn enter_tenant(tx: &mut sqlx::PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('role', $1, true), set_config($2, $3, true)")
+        .bind(super::ddl::APP_ROLE)
+        .bind(super::ddl::TENANT_SETTING)
+        .bind(tenant)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// Longest accepted list of child rows in one table field.
 pub const MAX_CHILD_ROWS: usize = 1000;
 
@@ -795,6 +854,9 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         }
+        if let Database::Postgres(pool) = database {
+            crate::migrate::secure_tables(pool, super::ddl::tenant_tables(&schema)).await?;
+        }
         tracing::info!(
             target: "prefiq::entity",
             tenant = %scope.tenant,
@@ -1294,7 +1356,7 @@ impl Repository {
         let now = civil_now();
         let database = self.database()?;
         let backend = database.backend();
-        let record = in_write_tx!(database, conn => self
+        let record = in_tenant_tx!(database, &scope.tenant, conn => self
             .insert_tx(conn, scope, schema, &validated, &id, &now, amended.as_ref(), backend)
             .await?);
         self.run_after_hooks(EntityEvent::AfterInsert, scope, schema, &record, None)
@@ -1482,8 +1544,7 @@ impl Repository {
         id: &str,
     ) -> Result<Value, RepoError> {
         let schema = self.schema(scope, entity).await?;
-        let record =
-            on_reader!(self.database()?, conn => self.load(conn, scope, &schema, id).await?);
+        let record = on_tenant_reader!(self.database()?, &scope.tenant, conn => self.load(conn, scope, &schema, id).await?);
         self.authorize(scope, &schema, "read", Some(&record))
             .await?;
         let mut record = record;
@@ -1580,7 +1641,8 @@ impl Repository {
             order.sql(backend),
             limit + 1
         );
-        let mut rows = on_reader!(database, conn => conn.fetch(&sql, &types).await?);
+        let mut rows =
+            on_tenant_reader!(database, &scope.tenant, conn => conn.fetch(&sql, &types).await?);
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next_cursor = if more {
@@ -1705,7 +1767,7 @@ impl Repository {
         let now = civil_now();
         let database = self.database()?;
         let backend = database.backend();
-        let record = in_write_tx!(database, conn => update_tx(
+        let record = in_tenant_tx!(database, &scope.tenant, conn => update_tx(
             conn, scope, &schema, id, version, &validated, &current, &now, backend,
         )
         .await?);
@@ -1727,7 +1789,9 @@ impl Repository {
         id: &str,
     ) -> Result<Map<String, Value>, RepoError> {
         // WAL readers see every committed write, so the current state comes from a reader.
-        Ok(on_reader!(self.database()?, conn => self.load(conn, scope, schema, id).await?))
+        Ok(
+            on_tenant_reader!(self.database()?, &scope.tenant, conn => self.load(conn, scope, schema, id).await?),
+        )
     }
 
     /// Soft-deletes a draft or cancelled document.
@@ -1939,7 +2003,7 @@ impl Repository {
             actual: version + 1,
         };
         let delete_node = matches!(change, Transition::Delete) && schema.tree.is_some();
-        in_write_tx!(self.database()?, conn => {
+        in_tenant_tx!(self.database()?, &scope.tenant, conn => {
             if delete_node && tree::has_live_children(conn, scope, schema, id).await? {
                 return Err(RepoError::Invalid(vec![field_error(
                     "",
