@@ -44,6 +44,8 @@ pub struct IdentityConfig {
     pub access_token_ttl_s: i64,
     /// How long a refresh token lives, in seconds.
     pub refresh_token_ttl_s: i64,
+    /// External OpenID Connect issuers whose tokens sign users in.
+    pub oidc: Vec<crate::sso::OidcIssuerConfig>,
     /// Where the development mailer writes outgoing mail (password resets), relative to
     /// the installation root.
     pub mail_file: PathBuf,
@@ -56,6 +58,7 @@ impl Default for IdentityConfig {
             issuer: "codexion".into(),
             access_token_ttl_s: 900,
             refresh_token_ttl_s: 30 * 24 * 3600,
+            oidc: Vec::new(),
             mail_file: PathBuf::from("data/mail/outbox.jsonl"),
         }
     }
@@ -372,6 +375,8 @@ pub struct Identity {
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>,
     /// Verified API keys and their last recorded use.
     pub(crate) keys: crate::credentials::KeyCache,
+    /// External OpenID Connect issuers whose tokens are accepted.
+    issuers: Vec<crate::sso::ExternalIssuer>,
 }
 
 /// The verified-token cache is cleared when it holds this many tokens.
@@ -396,6 +401,7 @@ impl Identity {
             status_cache: std::sync::Mutex::default(),
             verified: std::sync::Mutex::default(),
             keys: crate::credentials::KeyCache::default(),
+            issuers: Vec::new(),
         }
     }
 
@@ -946,6 +952,112 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// The same service, accepting tokens of `issuers` too.
+    pub fn with_issuers(mut self, issuers: Vec<crate::sso::ExternalIssuer>) -> Self {
+        self.issuers = issuers;
+        self
+    }
+
+    /// The configured external issuer a token names, if any.
+    fn external_issuer(&self, bearer: &str) -> Option<&crate::sso::ExternalIssuer> {
+        if self.issuers.is_empty() {
+            return None;
+        }
+        let peeked = prefiq_auth::oidc::peek(bearer).ok()?;
+        self.issuers
+            .iter()
+            .find(|issuer| issuer.config.issuer == peeked.issuer)
+    }
+
+    /// Verifies an external token and maps it to a user of the issuer's tenant (made on
+    /// first sign-in when the issuer provisions), as the claims of a session token.
+    async fn external_claims(
+        &self,
+        issuer: &crate::sso::ExternalIssuer,
+        bearer: &str,
+        now: i64,
+    ) -> Result<AccessClaims, KernelError> {
+        let refused = |message: String| KernelError::service(ErrorKind::Unauthenticated, message);
+        let claims = issuer.verify(bearer, now).await?;
+        let config = &issuer.config;
+        if claims
+            .get("email_verified")
+            .and_then(serde_json::Value::as_bool)
+            == Some(false)
+        {
+            return Err(refused(
+                "the identity provider has not verified the email".into(),
+            ));
+        }
+        let email = claims
+            .get(&config.email_claim)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| refused(format!("the token has no `{}` claim", config.email_claim)))?;
+        let email = normalise_email(email).map_err(|e| refused(e.to_string()))?;
+        let tenant = &config.tenant;
+        type Row = (String, String, String, String);
+        let sql = "SELECT id, roles, attributes, status FROM cortex_users WHERE tenant_id = $1 AND email = $2";
+        let row: Option<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await
+            .map_err(IdentityError::from)?);
+        let (user, roles, attributes) = match row {
+            Some((id, roles, attributes, status)) if status == "active" => (id, roles, attributes),
+            Some(_) => return Err(refused("the user is disabled".into())),
+            None if config.provision => {
+                // No password signs this user in: the hash is of a secret nobody keeps.
+                let secret: [u8; 32] = rand::random();
+                let unusable = base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    secret,
+                );
+                match self
+                    .create_user(
+                        tenant,
+                        &email,
+                        &unusable,
+                        &config.default_roles,
+                        &serde_json::Map::new(),
+                    )
+                    .await
+                {
+                    Ok(created) => {
+                        tracing::info!(target: "cortex::sso", tenant = %tenant, user = %created.id, issuer = %config.issuer, "user provisioned on first sign-in");
+                        (
+                            created.id,
+                            serde_json::json!(created.roles).to_string(),
+                            "{}".to_owned(),
+                        )
+                    }
+                    Err(e) => return Err(KernelError::from(e)),
+                }
+            }
+            None => {
+                return Err(refused(format!(
+                    "no user of tenant {tenant} has the email this identity provider vouches for"
+                )));
+            }
+        };
+        Ok(AccessClaims {
+            iss: config.issuer.clone(),
+            sub: user,
+            tenant: tenant.clone(),
+            roles: serde_json::from_str(&roles).unwrap_or_default(),
+            attrs: serde_json::from_str(&attributes).unwrap_or_default(),
+            iat: now,
+            nbf: now,
+            exp: claims
+                .get("exp")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(now),
+            jti: String::new(),
+        })
+    }
+}
+
 #[async_trait]
 impl Authenticator for Identity {
     async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError> {
@@ -963,10 +1075,13 @@ impl Authenticator for Identity {
         let claims = match cached {
             Some(claims) => claims,
             None => {
-                let claims = self
-                    .key
-                    .verify(bearer, now)
-                    .map_err(|e| KernelError::service(ErrorKind::Unauthenticated, e))?;
+                let claims = match self.external_issuer(bearer) {
+                    Some(issuer) => self.external_claims(issuer, bearer, now).await?,
+                    None => self
+                        .key
+                        .verify(bearer, now)
+                        .map_err(|e| KernelError::service(ErrorKind::Unauthenticated, e))?,
+                };
                 if let Ok(mut cache) = self.verified.lock() {
                     if cache.len() >= VERIFIED_CACHE_MAX {
                         cache.clear();

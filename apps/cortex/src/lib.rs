@@ -41,6 +41,7 @@ pub mod access;
 pub mod credentials;
 pub mod identity;
 pub mod platform;
+pub mod sso;
 
 use std::sync::Arc;
 
@@ -127,11 +128,19 @@ impl ServiceProvider for CortexProvider {
                 .map_err(|e| KernelError::service(ErrorKind::Invalid, e))?
                 .unwrap_or_default();
             let key = load_signing_key(&config.root, &config.env, &section)?;
-            Ok(Arc::new(Identity::new(
-                r.get::<DatabaseHandle>()?,
-                key,
-                &section,
-            )))
+            let mut issuers = Vec::new();
+            for issuer in &section.oidc {
+                issuer
+                    .check()
+                    .map_err(|e| KernelError::service(ErrorKind::Invalid, e))?;
+                issuers.push(sso::ExternalIssuer::new(
+                    issuer.clone(),
+                    config.root.clone(),
+                ));
+            }
+            Ok(Arc::new(
+                Identity::new(r.get::<DatabaseHandle>()?, key, &section).with_issuers(issuers),
+            ))
         })?;
         cx.services.lazy_singleton::<dyn Authenticator, _>(|r| {
             Ok(r.get::<Identity>()? as Arc<dyn Authenticator>)

@@ -5,6 +5,7 @@
 //! checks and decides.
 
 pub mod authz;
+pub mod oidc;
 pub mod password;
 pub mod token;
 

@@ -35,6 +35,9 @@ pub enum TokenError {
     /// Issued by someone else.
     #[error("the token was issued by another issuer")]
     Issuer,
+    /// Meant for another audience.
+    #[error("the token was issued for another audience")]
+    Audience,
     /// Past its expiry.
     #[error("the token has expired")]
     Expired,

@@ -1,0 +1,197 @@
+//! Single sign-on: bearer JWTs from the external OpenID Connect issuers configured under
+//! `cortex.oidc`, each bound to one tenant. Their keys come from the issuer's JWKS
+//! (`jwks_uri` over plain HTTP, or `jwks_file`), cached and fetched again when a token
+//! names a key the cache does not have (at most once per `jwks_refresh_interval_s`). The
+//! token's email claim names the user; with `provision` a user that does not exist yet is
+//! created with the issuer's `default_roles` (and no usable password).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt as _;
+use prefiq::{ErrorKind, KernelError};
+use prefiq_auth::oidc::{self, JwkSet, MAX_JWKS_BYTES};
+use serde::Deserialize;
+
+/// How often, by default, an unknown key id may make an issuer's JWKS be fetched again.
+pub const JWKS_REFRESH_INTERVAL_S: u64 = 10;
+
+/// How long a fetched JWKS is used before it is fetched again.
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// How long a JWKS fetch may take.
+pub const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One external issuer, as configured.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuerConfig {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The `aud` its tokens must carry (or contain).
+    pub audience: String,
+    /// The tenant its users belong to.
+    pub tenant: String,
+    /// Where its JWKS is served (`http://` only: this build has no TLS client).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// A file holding its JWKS, relative to the installation root.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// The claim holding the user's email.
+    #[serde(default = "email_claim")]
+    pub email_claim: String,
+    /// Create a user on first sign-in.
+    #[serde(default)]
+    pub provision: bool,
+    /// The roles of a provisioned user.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// The least time between two fetches of the JWKS caused by unknown key ids, so
+    /// that tokens with made-up key ids cannot make us hammer the issuer.
+    #[serde(default = "refresh_interval_s")]
+    pub jwks_refresh_interval_s: u64,
+}
+
+fn email_claim() -> String {
+    "email".into()
+}
+
+fn refresh_interval_s() -> u64 {
+    JWKS_REFRESH_INTERVAL_S
+}
+
+impl OidcIssuerConfig {
+    /// Checks the entry; the message names the issuer.
+    pub fn check(&self) -> Result<(), String> {
+        let name = &self.issuer;
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return Err("an OIDC issuer needs `issuer` and `audience`".into());
+        }
+        if !prefiq::context::is_tenant_name(&self.tenant) {
+            return Err(format!("OIDC issuer {name}: `tenant` is not a tenant name"));
+        }
+        match (&self.jwks_uri, &self.jwks_file) {
+            (Some(uri), None) if uri.starts_with("http://") => Ok(()),
+            (Some(_), None) => Err(format!(
+                "OIDC issuer {name}: `jwks_uri` must be http:// (this build has no TLS client); keep the document in `jwks_file` or serve it through a local proxy"
+            )),
+            (None, Some(_)) => Ok(()),
+            _ => Err(format!(
+                "OIDC issuer {name}: give exactly one of `jwks_uri` and `jwks_file`"
+            )),
+        }
+    }
+}
+
+/// An issuer with its cached keys.
+pub struct ExternalIssuer {
+    /// What was configured.
+    pub config: OidcIssuerConfig,
+    root: PathBuf,
+    keys: tokio::sync::Mutex<Option<(JwkSet, Instant)>>,
+}
+
+fn unavailable(message: String) -> KernelError {
+    KernelError::service(ErrorKind::Unauthenticated, message)
+}
+
+impl ExternalIssuer {
+    /// The issuer of `config`, reading `jwks_file` relative to `root`.
+    pub fn new(config: OidcIssuerConfig, root: PathBuf) -> Self {
+        ExternalIssuer {
+            config,
+            root,
+            keys: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The issuer's keys, with key `kid`: fetched when there are none, when they are
+    /// older than [`JWKS_MAX_AGE`], or when `kid` is unknown and the last fetch is older
+    /// than `jwks_refresh_interval_s`.
+    pub async fn keys(&self, kid: Option<&str>) -> Result<JwkSet, KernelError> {
+        let mut cached = self.keys.lock().await;
+        let stale = match cached.as_ref() {
+            None => true,
+            Some((keys, fetched)) => {
+                fetched.elapsed() > JWKS_MAX_AGE
+                    || (kid.is_some_and(|k| !keys.has(k))
+                        && fetched.elapsed()
+                            > Duration::from_secs(self.config.jwks_refresh_interval_s))
+            }
+        };
+        if stale {
+            match self.fetch().await {
+                Ok(keys) => *cached = Some((keys, Instant::now())),
+                // Keep serving the keys we have when a refresh fails.
+                Err(e) if cached.is_some() => {
+                    tracing::warn!(target: "cortex::sso", issuer = %self.config.issuer, error = %e, "JWKS refresh failed");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        cached
+            .as_ref()
+            .map(|(keys, _)| keys.clone())
+            .ok_or_else(|| unavailable("the issuer's keys are not available".into()))
+    }
+
+    async fn fetch(&self) -> Result<JwkSet, KernelError> {
+        let document = match (&self.config.jwks_uri, &self.config.jwks_file) {
+            (Some(uri), _) => fetch_http(uri).await?,
+            (None, Some(file)) => {
+                let path = self.root.join(file);
+                tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| unavailable(format!("{}: {e}", path.display())))?
+            }
+            (None, None) => return Err(unavailable("the issuer has no JWKS source".into())),
+        };
+        let keys = JwkSet::parse(&document).map_err(|e| unavailable(e.to_string()))?;
+        tracing::info!(target: "cortex::sso", issuer = %self.config.issuer, keys = keys.len(), "JWKS fetched");
+        Ok(keys)
+    }
+
+    /// Verifies `token` as this issuer's and returns its claims.
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, KernelError> {
+        let kid = oidc::peek(token)
+            .map_err(|e| unavailable(e.to_string()))?
+            .kid;
+        let keys = self.keys(kid.as_deref()).await?;
+        oidc::verify(
+            token,
+            &keys,
+            &self.config.issuer,
+            &self.config.audience,
+            now,
+        )
+        .map_err(|e| unavailable(e.to_string()))
+    }
+}
+
+/// GETs `uri` over plain HTTP, with a timeout and a size bound.
+async fn fetch_http(uri: &str) -> Result<Vec<u8>, KernelError> {
+    let failed = |what: String| unavailable(format!("JWKS {uri}: {what}"));
+    let parsed: hyper::Uri = uri.parse().map_err(|e| failed(format!("{e}")))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+    let response = tokio::time::timeout(JWKS_TIMEOUT, client.get(parsed))
+        .await
+        .map_err(|_| failed("timed out".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(failed(format!("status {}", response.status())));
+    }
+    let body = tokio::time::timeout(
+        JWKS_TIMEOUT,
+        http_body_util::Limited::new(response.into_body(), MAX_JWKS_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| failed("timed out".into()))?
+    .map_err(|e| failed(e.to_string()))?;
+    Ok(body.to_bytes().to_vec())
+}
