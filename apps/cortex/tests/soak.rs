@@ -11,17 +11,16 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use cortex::identity::Identity;
-use prefiq::{App, BootMode, BootOptions, ConfigOptions};
-use prefiq_data::DatabaseProvider;
 use prefiq_data::testing::{TestDatabase, databases};
-use prefiq_http::HttpProvider;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -115,25 +114,15 @@ fn check_rows(tally: &Tally, tenant: &str, what: &str, body: &Value) {
 }
 
 async fn soak(db: &TestDatabase, tenants: usize, requests: usize) {
-    let app = App::new()
-        .provider(DatabaseProvider)
-        .provider(HttpProvider)
-        .module(cortex::Cortex::new().unwrap());
-    let mut options = BootOptions::new(BootMode::Serve);
-    options.config = ConfigOptions {
-        root: Some(db.root()),
-        vars: Some(vec![
-            ("PREFIQ__DATABASE__URL".into(), db.url.clone()),
-            ("PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE".into(), "0".into()),
-            (
-                "PREFIQ__SERVER__LOGIN_RATE_LIMIT_PER_MINUTE".into(),
-                "0".into(),
-            ),
-        ]),
-        ..Default::default()
-    };
-    let app = app.boot(options).await.unwrap();
-    let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
+    let api = common::boot_with(
+        db,
+        &[
+            ("PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE", "0"),
+            ("PREFIQ__SERVER__LOGIN_RATE_LIMIT_PER_MINUTE", "0"),
+        ],
+    )
+    .await;
+    let (app, router) = (api.app, api.router);
     let identity = app.resolver("soak").get::<Identity>().unwrap();
     let mut all = Vec::new();
     for i in 0..tenants {

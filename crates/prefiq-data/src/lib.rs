@@ -11,6 +11,7 @@ pub mod entity;
 mod migrate;
 mod provider;
 mod tenant_config;
+pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -60,16 +60,25 @@ impl ServiceProvider for DatabaseProvider {
             )))?;
         {
             let handle = handle.clone();
+            let database_config = cx.config.database.clone();
+            let root = cx.config.root.clone();
             cx.services.lazy_singleton::<Repository, _>(move |r| {
                 let entities = r.get::<Entities>()?;
                 let hooks = r.services().all::<EntityHook>();
                 let authorizer = r.try_get::<dyn EntityAuthorizer>();
-                Ok(Arc::new(Repository::new(
-                    handle.clone(),
-                    entities,
-                    hooks,
-                    authorizer,
-                )))
+                let mut repository =
+                    Repository::new(handle.clone(), entities.clone(), hooks, authorizer);
+                if database_config.tenancy == prefiq::config::Tenancy::Database {
+                    repository = repository.with_tenant_databases(Arc::new(
+                        crate::tenants::TenantDatabases::new(
+                            handle.clone(),
+                            entities,
+                            database_config.clone(),
+                            &root,
+                        ),
+                    ));
+                }
+                Ok(Arc::new(repository))
             })?;
         }
         cx.services

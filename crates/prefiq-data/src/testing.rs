@@ -75,9 +75,21 @@ impl TestDatabase {
         if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name)
             && let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await
         {
-            let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            // Tenant databases (database-per-tenant tests) are named after this one.
+            let tenants: Vec<String> = sqlx::query_scalar(
+                "SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)",
+            )
+            .bind(format!("{name}__"))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            for database in tenants.iter().chain(std::iter::once(name)) {
+                let _ = sqlx::raw_sql(&format!(
+                    "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                ))
                 .execute(&mut conn)
                 .await;
+            }
         }
     }
 }
@@ -139,6 +151,8 @@ pub async fn repository_with(
         max_connections: 4,
         busy_timeout_ms: 5000,
         acquire_timeout_ms: 5000,
+        tenancy: prefiq::config::Tenancy::Shared,
+        max_open_tenants: 64,
     };
     let handle = Arc::new(crate::DatabaseHandle::new(
         crate::DatabaseUrl::parse(&db.url, Path::new("/")).unwrap(),

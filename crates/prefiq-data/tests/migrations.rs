@@ -19,6 +19,8 @@ fn db_config(url: &str) -> DatabaseConfig {
         max_connections: 4,
         busy_timeout_ms: 5000,
         acquire_timeout_ms: 5000,
+        tenancy: prefiq::config::Tenancy::Shared,
+        max_open_tenants: 64,
     }
 }
 

@@ -73,6 +73,30 @@ pub struct DatabaseConfig {
     pub busy_timeout_ms: u64,
     /// How long to wait for a pooled connection.
     pub acquire_timeout_ms: u64,
+    /// Where tenants' entity rows live: `shared` (one database, rows keyed by
+    /// `tenant_id`) or `database` (a database per tenant: a SQLite file beside the main
+    /// one, or a PostgreSQL database named after the main one).
+    #[serde(default)]
+    pub tenancy: Tenancy,
+    /// In `database` tenancy, at most this many tenant databases are open at once; the
+    /// longest unused is closed to make room.
+    #[serde(default = "default_max_open_tenants")]
+    pub max_open_tenants: usize,
+}
+
+fn default_max_open_tenants() -> usize {
+    64
+}
+
+/// Where tenants' entity rows live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tenancy {
+    /// One database; every row carries its `tenant_id`.
+    #[default]
+    Shared,
+    /// A database per tenant (rows still carry `tenant_id`, and every check still runs).
+    Database,
 }
 
 /// Logging.
@@ -127,6 +151,8 @@ impl Default for Defaults {
                 max_connections: 8,
                 busy_timeout_ms: 5_000,
                 acquire_timeout_ms: 5_000,
+                tenancy: Tenancy::Shared,
+                max_open_tenants: default_max_open_tenants(),
             },
             log: LogConfig {
                 level: "info".into(),

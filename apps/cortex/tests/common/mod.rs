@@ -32,6 +32,10 @@ pub async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     vars.push(("PREFIQ__DATABASE__URL".into(), db.url.clone()));
+    // CI runs the suites again with a database per tenant.
+    if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY") {
+        vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
+    }
     let app = App::new()
         .provider(DatabaseProvider)
         .provider(HttpProvider)

@@ -671,6 +671,8 @@ pub struct Repository {
     entities: Arc<Entities>,
     hooks: Vec<Arc<EntityHook>>,
     authorizer: Option<Arc<dyn EntityAuthorizer>>,
+    /// Where each tenant's rows live; `None` is the main database for every tenant.
+    tenants: Option<Arc<crate::tenants::TenantDatabases>>,
     custom_cache: std::sync::Mutex<CustomCache>,
     /// When the runtime entities were last re-read for an unknown name.
     runtime_reload: std::sync::Mutex<Option<std::time::Instant>>,
@@ -703,6 +705,7 @@ impl Repository {
             entities,
             hooks,
             authorizer,
+            tenants: None,
             custom_cache: std::sync::Mutex::default(),
             runtime_reload: std::sync::Mutex::default(),
         }
@@ -857,6 +860,16 @@ impl Repository {
         if let Database::Postgres(pool) = database {
             crate::migrate::secure_tables(pool, super::ddl::tenant_tables(&schema)).await?;
         }
+        // With a database per tenant, the definition stays in the main database (where
+        // every replica finds it) and the rows live in the tenant's.
+        let handle = self.tenant_handle(scope).await?;
+        if !Arc::ptr_eq(&handle, &self.handle) {
+            let tenant_database = handle.get()?;
+            crate::migrate::apply_one(tenant_database, &pending, &sum).await?;
+            if let Database::Postgres(pool) = tenant_database {
+                crate::migrate::secure_tables(pool, super::ddl::tenant_tables(&schema)).await?;
+            }
+        }
         tracing::info!(
             target: "prefiq::entity",
             tenant = %scope.tenant,
@@ -874,6 +887,22 @@ impl Repository {
 
     fn database(&self) -> Result<&Database, RepoError> {
         Ok(self.handle.get()?)
+    }
+
+    /// The database that holds `scope`'s rows: the main one, or in `database` tenancy
+    /// the tenant's own.
+    async fn tenant_handle(&self, scope: &TenantScope) -> Result<Arc<DatabaseHandle>, RepoError> {
+        match &self.tenants {
+            Some(tenants) => Ok(tenants.handle(&scope.tenant).await?),
+            None => Ok(self.handle.clone()),
+        }
+    }
+
+    /// The same repository, keeping each tenant's rows where `tenants` says.
+    #[must_use]
+    pub fn with_tenant_databases(mut self, tenants: Arc<crate::tenants::TenantDatabases>) -> Self {
+        self.tenants = Some(tenants);
+        self
     }
 
     async fn authorize(
@@ -1171,7 +1200,8 @@ impl Repository {
         let mut sql = Sql::default();
         let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
         let entity_arg = sql.arg(Arg::Text(Some(entity.to_owned())));
-        let definition = if self.database()?.backend() == Backend::Postgres {
+        let handle = self.tenant_handle(scope).await?;
+        let definition = if handle.get()?.backend() == Backend::Postgres {
             "definition::text"
         } else {
             "definition"
@@ -1179,7 +1209,7 @@ impl Repository {
         sql.text = format!(
             "SELECT {definition} FROM prefiq_custom_fields WHERE tenant_id = {tenant} AND entity = {entity_arg} ORDER BY name"
         );
-        let rows = on_reader!(self.database()?, conn => conn.fetch(&sql, &[SqlType::Text]).await?);
+        let rows = on_reader!(handle.get()?, conn => conn.fetch(&sql, &[SqlType::Text]).await?);
         Ok(rows
             .iter()
             .filter_map(|r| match r.first() {
@@ -1220,7 +1250,8 @@ impl Repository {
                 format!("`{}` already has a custom field `{}`", entity, field.name),
             )));
         }
-        let database = self.database()?;
+        let handle = self.tenant_handle(scope).await?;
+        let database = handle.get()?;
         let backend = database.backend();
         let definition = serde_json::to_string(&field).map_err(|e| {
             RepoError::Invalid(vec![field_error("", "invalid_definition", e.to_string())])
@@ -1277,7 +1308,8 @@ impl Repository {
         sql.text = format!(
             "DELETE FROM prefiq_custom_fields WHERE tenant_id = {tenant} AND entity = {entity_arg} AND name = {name_arg}"
         );
-        let removed = on_writer!(self.database()?, conn => conn.execute(&sql).await?);
+        let handle = self.tenant_handle(scope).await?;
+        let removed = on_writer!(handle.get()?, conn => conn.execute(&sql).await?);
         self.forget_custom_fields(scope, entity);
         if removed == 0 {
             return Err(RepoError::NotFound {
@@ -1354,7 +1386,8 @@ impl Repository {
 
         let id = uuid::Uuid::now_v7().to_string();
         let now = civil_now();
-        let database = self.database()?;
+        let handle = self.tenant_handle(scope).await?;
+        let database = handle.get()?;
         let backend = database.backend();
         let record = in_tenant_tx!(database, &scope.tenant, conn => self
             .insert_tx(conn, scope, schema, &validated, &id, &now, amended.as_ref(), backend)
@@ -1544,7 +1577,8 @@ impl Repository {
         id: &str,
     ) -> Result<Value, RepoError> {
         let schema = self.schema(scope, entity).await?;
-        let record = on_tenant_reader!(self.database()?, &scope.tenant, conn => self.load(conn, scope, &schema, id).await?);
+        let handle = self.tenant_handle(scope).await?;
+        let record = on_tenant_reader!(handle.get()?, &scope.tenant, conn => self.load(conn, scope, &schema, id).await?);
         self.authorize(scope, &schema, "read", Some(&record))
             .await?;
         let mut record = record;
@@ -1613,7 +1647,8 @@ impl Repository {
             .as_deref()
             .map(|c| filter::decode_cursor(c, order.column.ty))
             .transpose()?;
-        let database = self.database()?;
+        let handle = self.tenant_handle(scope).await?;
+        let database = handle.get()?;
         let backend = database.backend();
         let (select, slots, mut types) = select_list(&schema, backend);
         let mut sql = Sql::default();
@@ -1765,7 +1800,8 @@ impl Repository {
             validated
         };
         let now = civil_now();
-        let database = self.database()?;
+        let handle = self.tenant_handle(scope).await?;
+        let database = handle.get()?;
         let backend = database.backend();
         let record = in_tenant_tx!(database, &scope.tenant, conn => update_tx(
             conn, scope, &schema, id, version, &validated, &current, &now, backend,
@@ -1790,7 +1826,7 @@ impl Repository {
     ) -> Result<Map<String, Value>, RepoError> {
         // WAL readers see every committed write, so the current state comes from a reader.
         Ok(
-            on_tenant_reader!(self.database()?, &scope.tenant, conn => self.load(conn, scope, schema, id).await?),
+            on_tenant_reader!(self.tenant_handle(scope).await?.get()?, &scope.tenant, conn => self.load(conn, scope, schema, id).await?),
         )
     }
 
@@ -2003,7 +2039,8 @@ impl Repository {
             actual: version + 1,
         };
         let delete_node = matches!(change, Transition::Delete) && schema.tree.is_some();
-        in_tenant_tx!(self.database()?, &scope.tenant, conn => {
+        let handle = self.tenant_handle(scope).await?;
+        in_tenant_tx!(handle.get()?, &scope.tenant, conn => {
             if delete_node && tree::has_live_children(conn, scope, schema, id).await? {
                 return Err(RepoError::Invalid(vec![field_error(
                     "",

@@ -1,0 +1,197 @@
+//! Where a tenant's entity rows live. In `shared` tenancy every tenant uses the main
+//! database; in `database` tenancy each tenant has its own: a SQLite file in a `tenants/`
+//! folder beside the main file, or a PostgreSQL database named `{main}__{tenant}`. A
+//! tenant database is made and migrated (system tables and the entity tables the tenant
+//! can see) on first use, then kept open; at most `database.max_open_tenants` are open at
+//! once. Rows keep their `tenant_id` and every query keeps its tenant filter (and, on
+//! PostgreSQL, row-level security), so the two modes run the same code and the same tests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prefiq::config::{DatabaseConfig, Tenancy};
+use prefiq::{BootMode, MigrationRunner};
+use sqlx::Connection as _;
+
+use crate::entity::Entities;
+use crate::{DataError, Database, DatabaseHandle, DatabaseUrl, SqlMigrationRunner};
+
+/// How long an evicted tenant database stays open for the requests still using it.
+const EVICTION_GRACE: Duration = Duration::from_secs(60);
+
+/// The databases of the tenants.
+pub struct TenantDatabases {
+    main: Arc<DatabaseHandle>,
+    entities: Arc<Entities>,
+    config: DatabaseConfig,
+    root: PathBuf,
+    /// Open tenant databases, with a use counter for eviction (least recently used).
+    open: tokio::sync::Mutex<HashMap<String, (u64, Arc<DatabaseHandle>)>>,
+    clock: std::sync::atomic::AtomicU64,
+}
+
+fn connect_error(url: &str, message: impl std::fmt::Display) -> DataError {
+    DataError::Connect {
+        url: url.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+impl TenantDatabases {
+    /// The tenant databases of an installation whose main database is `main`.
+    pub fn new(
+        main: Arc<DatabaseHandle>,
+        entities: Arc<Entities>,
+        config: DatabaseConfig,
+        root: &Path,
+    ) -> Self {
+        TenantDatabases {
+            main,
+            entities,
+            config,
+            root: root.to_owned(),
+            open: tokio::sync::Mutex::new(HashMap::new()),
+            clock: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The tenancy mode.
+    pub fn mode(&self) -> Tenancy {
+        self.config.tenancy
+    }
+
+    /// The database of `tenant` (a checked tenant name): the main one in shared tenancy.
+    pub async fn handle(&self, tenant: &str) -> Result<Arc<DatabaseHandle>, DataError> {
+        if self.config.tenancy == Tenancy::Shared {
+            return Ok(self.main.clone());
+        }
+        let tick = self
+            .clock
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut open = self.open.lock().await;
+        if let Some((used, handle)) = open.get_mut(tenant) {
+            *used = tick;
+            return Ok(handle.clone());
+        }
+        let handle = self.open_tenant(tenant).await?;
+        if open.len() >= self.config.max_open_tenants.max(1)
+            && let Some(oldest) = open
+                .iter()
+                .min_by_key(|(_, (used, _))| *used)
+                .map(|(name, _)| name.clone())
+            && let Some((_, evicted)) = open.remove(&oldest)
+        {
+            tokio::spawn(async move {
+                tokio::time::sleep(EVICTION_GRACE).await;
+                if let Ok(database) = evicted.get() {
+                    database.close().await;
+                }
+            });
+        }
+        open.insert(tenant.to_owned(), (tick, handle.clone()));
+        Ok(handle)
+    }
+
+    /// Makes (if needed), connects and migrates the database of `tenant`.
+    async fn open_tenant(&self, tenant: &str) -> Result<Arc<DatabaseHandle>, DataError> {
+        if !prefiq::context::is_tenant_name(tenant) {
+            return Err(DataError::Batch("not a tenant name".into()));
+        }
+        let url = match DatabaseUrl::parse(&self.config.url, &self.root)? {
+            DatabaseUrl::Sqlite(path) => {
+                let dir = path
+                    .parent()
+                    .map_or_else(|| PathBuf::from("tenants"), |p| p.join("tenants"));
+                format!("sqlite://{}", dir.join(format!("{tenant}.db")).display())
+            }
+            DatabaseUrl::Postgres(url) => create_postgres_database(&url, tenant).await?,
+        };
+        let config = DatabaseConfig {
+            url: url.clone(),
+            ..self.config.clone()
+        };
+        let handle = Arc::new(DatabaseHandle::new(DatabaseUrl::parse(&url, &self.root)?));
+        let database = Database::connect(&config, &self.root, BootMode::Serve)
+            .await?
+            .ok_or_else(|| connect_error(&url, "no database"))?;
+        handle.set(database);
+        // The tables of the entities this tenant can see: declared ones and its own.
+        let visible = Arc::new(Entities::default());
+        visible.set(self.entities.registry().visible_to(Some(tenant)));
+        // Entity tables are planned per module; the modules' own migrations (their
+        // platform tables) stay in the main database.
+        let mut modules: Vec<prefiq::ModuleMigrations> = Vec::new();
+        for schema in visible.registry().all() {
+            if schema.module != crate::entity::SITE_MODULE
+                && !modules.iter().any(|m| m.module == schema.module)
+            {
+                modules.push(prefiq::ModuleMigrations {
+                    module: schema.module.clone(),
+                    version: semver::Version::new(0, 0, 0),
+                    migrations: Vec::new(),
+                });
+            }
+        }
+        let runner = SqlMigrationRunner::new(handle.clone(), visible);
+        let plan = runner
+            .plan(&modules)
+            .await
+            .map_err(|e| connect_error(&url, e))?;
+        runner
+            .apply(&plan, &[])
+            .await
+            .map_err(|e| connect_error(&url, e))?;
+        tracing::info!(target: "prefiq::tenants", tenant, "tenant database opened");
+        Ok(handle)
+    }
+}
+
+/// The name of a tenant's PostgreSQL database: the main database's name, two
+/// underscores, the tenant with `-` as `_` (PostgreSQL folds unquoted names, and these
+/// stay within 63 bytes by construction).
+pub fn postgres_database_name(main: &str, tenant: &str) -> String {
+    let mut name = format!("{main}__{}", tenant.replace('-', "_"));
+    name.truncate(63);
+    name
+}
+
+/// Creates the tenant's PostgreSQL database if it does not exist, and answers its URL.
+async fn create_postgres_database(main_url: &str, tenant: &str) -> Result<String, DataError> {
+    let (base, query) = main_url
+        .split_once('?')
+        .map_or((main_url, None), |(b, q)| (b, Some(q)));
+    let slash = base
+        .rfind('/')
+        .filter(|i| !base[..*i].ends_with('/'))
+        .ok_or_else(|| connect_error(main_url, "the URL names no database"))?;
+    let main_name = &base[slash + 1..];
+    let name = postgres_database_name(main_name, tenant);
+    let mut url = format!("{}/{name}", &base[..slash]);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    let mut conn = sqlx::PgConnection::connect(main_url)
+        .await
+        .map_err(|e| connect_error(main_url, e))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| connect_error(main_url, e))?;
+    if !exists {
+        let create = format!("CREATE DATABASE \"{name}\"");
+        let created = sqlx::Executor::execute(&mut conn, create.as_str()).await;
+        // Another replica may have made it between the check and the create.
+        if let Err(e) = created
+            && !e.to_string().contains("already exists")
+        {
+            return Err(connect_error(main_url, e));
+        }
+    }
+    let _ = conn.close().await;
+    Ok(url)
+}
