@@ -1,6 +1,6 @@
 //! Single sign-on: bearer JWTs from the external OpenID Connect issuers configured under
 //! `cortex.oidc`, each bound to one tenant. Their keys come from the issuer's JWKS
-//! (`jwks_uri` over plain HTTP, or `jwks_file`), cached and fetched again when a token
+//! (`jwks_uri` over HTTPS or HTTP, or `jwks_file`), cached and fetched again when a token
 //! names a key the cache does not have (at most once per `jwks_refresh_interval_s`). The
 //! token's email claim names the user; with `provision` a user that does not exist yet is
 //! created with the issuer's `default_roles` (and no usable password).
@@ -32,7 +32,7 @@ pub struct OidcIssuerConfig {
     pub audience: String,
     /// The tenant its users belong to.
     pub tenant: String,
-    /// Where its JWKS is served (`http://` only: this build has no TLS client).
+    /// Where its JWKS is served (`https://`, or `http://` on a trusted network).
     #[serde(default)]
     pub jwks_uri: Option<String>,
     /// A file holding its JWKS, relative to the installation root.
@@ -72,9 +72,11 @@ impl OidcIssuerConfig {
             return Err(format!("OIDC issuer {name}: `tenant` is not a tenant name"));
         }
         match (&self.jwks_uri, &self.jwks_file) {
-            (Some(uri), None) if uri.starts_with("http://") => Ok(()),
+            (Some(uri), None) if uri.starts_with("https://") || uri.starts_with("http://") => {
+                Ok(())
+            }
             (Some(_), None) => Err(format!(
-                "OIDC issuer {name}: `jwks_uri` must be http:// (this build has no TLS client); keep the document in `jwks_file` or serve it through a local proxy"
+                "OIDC issuer {name}: `jwks_uri` must be an https:// (or http://) URL"
             )),
             (None, Some(_)) => Ok(()),
             _ => Err(format!(
@@ -173,12 +175,18 @@ impl ExternalIssuer {
     }
 }
 
-/// GETs `uri` over plain HTTP, with a timeout and a size bound.
+/// GETs `uri` (https, or http for an issuer on a trusted network), with a timeout and a
+/// size bound. Certificates are checked against Mozilla's roots, compiled in.
 async fn fetch_http(uri: &str) -> Result<Vec<u8>, KernelError> {
     let failed = |what: String| unavailable(format!("JWKS {uri}: {what}"));
     let parsed: hyper::Uri = uri.parse().map_err(|e| failed(format!("{e}")))?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .build();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+        .build::<_, http_body_util::Empty<axum::body::Bytes>>(connector);
     let response = tokio::time::timeout(JWKS_TIMEOUT, client.get(parsed))
         .await
         .map_err(|_| failed("timed out".into()))?
@@ -194,4 +202,74 @@ async fn fetch_http(uri: &str) -> Result<Vec<u8>, KernelError> {
     .map_err(|_| failed("timed out".into()))?
     .map_err(|e| failed(e.to_string()))?;
     Ok(body.to_bytes().to_vec())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn check(
+        jwks_uri: Option<&str>,
+        jwks_file: Option<&str>,
+        tenant: &str,
+        expected: Result<(), &str>,
+    ) {
+        let config = OidcIssuerConfig {
+            issuer: "https://idp.example".into(),
+            audience: "codexion".into(),
+            tenant: tenant.into(),
+            jwks_uri: jwks_uri.map(str::to_owned),
+            jwks_file: jwks_file.map(PathBuf::from),
+            email_claim: email_claim(),
+            provision: false,
+            default_roles: Vec::new(),
+            jwks_refresh_interval_s: JWKS_REFRESH_INTERVAL_S,
+        };
+        match (config.check(), expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(got), Err(expected)) => assert!(got.contains(expected), "{got}"),
+            (got, expected) => panic!("{got:?} vs {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn issuer_entries() {
+        check(Some("https://idp.example/jwks"), None, "acme", Ok(()));
+        check(Some("http://127.0.0.1:8080/jwks"), None, "acme", Ok(()));
+        check(None, Some("config/idp-jwks.json"), "acme", Ok(()));
+        check(
+            Some("ftp://idp.example/jwks"),
+            None,
+            "acme",
+            Err("must be an https://"),
+        );
+        check(None, None, "acme", Err("exactly one"));
+        check(
+            Some("https://idp.example/jwks"),
+            Some("x.json"),
+            "acme",
+            Err("exactly one"),
+        );
+        check(
+            Some("https://idp.example/jwks"),
+            None,
+            "Not A Tenant",
+            Err("not a tenant name"),
+        );
+    }
+
+    /// TLS is set up (a crypto provider is there) and a failure is an error, not a panic.
+    #[tokio::test]
+    async fn an_unreachable_https_issuer_is_an_error() {
+        let error = fetch_http("https://127.0.0.1:9/jwks.json")
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("JWKS https://127.0.0.1:9/jwks.json"),
+            "{error}"
+        );
+    }
 }

@@ -821,6 +821,24 @@ impl EntityAuthorizer for CedarAuthorizer {
         }
     }
 
+    async fn may_attempt(&self, scope: &TenantScope, entity: &EntitySchema, action: &str) -> bool {
+        let Some(principal) = scope.principal() else {
+            return true;
+        };
+        if principal.tenant != scope.tenant() {
+            return false;
+        }
+        match self.model(scope.tenant()).await {
+            Err(_) => false,
+            // A tenant's own policies may permit what no schema grant does: the row decides.
+            Ok(model) if model.custom => true,
+            Ok(_) => {
+                principal.roles.iter().any(|r| r == ADMINISTRATOR)
+                    || permission::may_attempt(entity, principal, action)
+            }
+        }
+    }
+
     fn field_access(&self, scope: &TenantScope, entity: &EntitySchema) -> FieldAccess {
         match scope.principal() {
             Some(principal) if !principal.roles.iter().any(|r| r == ADMINISTRATOR) => {

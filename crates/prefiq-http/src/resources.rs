@@ -345,6 +345,7 @@ async fn list(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
+    repository.check_route(&scope, &entity, "read").await?;
     let fields = match json_param(&params, "fields")? {
         None => Vec::new(),
         Some(Value::Array(items)) => items
@@ -394,6 +395,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
+    repository.check_route(&scope, &entity, "create").await?;
     let record = repository
         .create(&scope, &entity, json_body(&body)?)
         .await?;
@@ -421,6 +423,7 @@ async fn read(
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
+    repository.check_route(&scope, &entity, "read").await?;
     let record = repository.get(&scope, &entity, &id).await?;
     Ok(with_etag(axum::Json(&record).into_response(), &record))
 }
@@ -452,6 +455,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
+    repository.check_route(&scope, &entity, "update").await?;
     let expected = if_match(&headers)?;
     let record = repository
         .update(&scope, &entity, &id, json_body(&body)?, expected)
@@ -465,6 +469,7 @@ async fn delete(
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
+    repository.check_route(&scope, &entity, "delete").await?;
     repository.delete(&scope, &entity, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -475,6 +480,9 @@ async fn act(
     Path((entity, id, action)): Path<(String, String, String)>,
 ) -> Result<Response, Problem> {
     let (repository, scope) = parts(&state, &context)?;
+    if matches!(action.as_str(), "submit" | "cancel" | "amend") {
+        repository.check_route(&scope, &entity, &action).await?;
+    }
     let record = match action.as_str() {
         "submit" => repository.submit(&scope, &entity, &id).await?,
         "cancel" => repository.cancel(&scope, &entity, &id).await?,

@@ -200,6 +200,12 @@ pub fn row_access(schema: &EntitySchema, principal: &Principal) -> RowAccess {
     RowAccess::AnyOf(any_of)
 }
 
+/// Whether some grant of `schema` that applies to `principal` includes `action`, whatever
+/// the row: the route's check, made before the request body is even read.
+pub fn may_attempt(schema: &EntitySchema, principal: &Principal, action: &str) -> bool {
+    grants(schema, &principal.roles).any(|g| g.actions.iter().any(|a| a == action))
+}
+
 /// The hidden and read-only fields of `schema` for `principal`: a field is hidden when
 /// every role that lets the principal read hides it, and read-only when every role that
 /// lets it create or update makes it read-only (or hides it).

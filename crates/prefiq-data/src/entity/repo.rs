@@ -394,6 +394,14 @@ pub trait EntityAuthorizer: Send + Sync {
         let _ = (scope, entity);
         FieldAccess::default()
     }
+
+    /// Whether `scope` may attempt `action` on `entity` at all (on some row): the route
+    /// asks before reading the request, so a refused caller learns nothing from
+    /// validation. The pipeline still decides on the row.
+    async fn may_attempt(&self, scope: &TenantScope, entity: &EntitySchema, action: &str) -> bool {
+        let _ = (scope, entity, action);
+        true
+    }
 }
 
 /// A list request.
@@ -895,6 +903,26 @@ impl Repository {
         match &self.tenants {
             Some(tenants) => Ok(tenants.handle(&scope.tenant).await?),
             None => Ok(self.handle.clone()),
+        }
+    }
+
+    /// The route's check: an error when `scope` may not attempt `action` on any row of
+    /// `entity` (or the entity does not exist for it).
+    pub async fn check_route(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        action: &str,
+    ) -> Result<(), RepoError> {
+        let schema = self.schema(scope, entity).await?;
+        match &self.authorizer {
+            Some(authorizer) if !authorizer.may_attempt(scope, &schema, action).await => {
+                Err(RepoError::Forbidden {
+                    action: action.to_owned(),
+                    reason: format!("`{action}` on {} is not permitted for you", schema.name),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
