@@ -110,6 +110,7 @@ impl TenantDatabases {
         };
         let config = DatabaseConfig {
             url: url.clone(),
+            max_connections: self.config.tenant_max_connections.max(1),
             ..self.config.clone()
         };
         let handle = Arc::new(DatabaseHandle::new(DatabaseUrl::parse(&url, &self.root)?));

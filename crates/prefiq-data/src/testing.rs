@@ -153,6 +153,7 @@ pub async fn repository_with(
         acquire_timeout_ms: 5000,
         tenancy: prefiq::config::Tenancy::Shared,
         max_open_tenants: 64,
+        tenant_max_connections: 2,
     };
     let handle = Arc::new(crate::DatabaseHandle::new(
         crate::DatabaseUrl::parse(&db.url, Path::new("/")).unwrap(),

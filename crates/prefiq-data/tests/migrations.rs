@@ -21,6 +21,7 @@ fn db_config(url: &str) -> DatabaseConfig {
         acquire_timeout_ms: 5000,
         tenancy: prefiq::config::Tenancy::Shared,
         max_open_tenants: 64,
+        tenant_max_connections: 2,
     }
 }
 

@@ -50,6 +50,7 @@ async fn each_tenant_has_a_database_of_its_own() {
                     acquire_timeout_ms: 5000,
                     tenancy: Tenancy::Shared,
                     max_open_tenants: 2,
+                    tenant_max_connections: 1,
                 },
                 Path::new("/"),
                 prefiq::BootMode::Command,
@@ -67,6 +68,7 @@ async fn each_tenant_has_a_database_of_its_own() {
             acquire_timeout_ms: 5000,
             tenancy: Tenancy::Database,
             max_open_tenants: 2,
+            tenant_max_connections: 1,
         };
         let tenants = Arc::new(TenantDatabases::new(
             main.clone(),

@@ -82,6 +82,15 @@ pub struct DatabaseConfig {
     /// longest unused is closed to make room.
     #[serde(default = "default_max_open_tenants")]
     pub max_open_tenants: usize,
+    /// In `database` tenancy, the pool size of each tenant database (readers on SQLite):
+    /// with PostgreSQL, `max_open_tenants × tenant_max_connections` must fit the server's
+    /// `max_connections`.
+    #[serde(default = "default_tenant_max_connections")]
+    pub tenant_max_connections: u32,
+}
+
+fn default_tenant_max_connections() -> u32 {
+    2
 }
 
 fn default_max_open_tenants() -> usize {
@@ -153,6 +162,7 @@ impl Default for Defaults {
                 acquire_timeout_ms: 5_000,
                 tenancy: Tenancy::Shared,
                 max_open_tenants: default_max_open_tenants(),
+                tenant_max_connections: default_tenant_max_connections(),
             },
             log: LogConfig {
                 level: "info".into(),

@@ -35,6 +35,9 @@ pub async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
     // CI runs the suites again with a database per tenant.
     if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY") {
         vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
+        // The soak opens 50 tenant databases at once; one connection each keeps
+        // PostgreSQL under its default limit of 100.
+        vars.push(("PREFIQ__DATABASE__TENANT_MAX_CONNECTIONS".into(), "1".into()));
     }
     let app = App::new()
         .provider(DatabaseProvider)
