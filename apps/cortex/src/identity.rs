@@ -308,44 +308,9 @@ pub fn load_signing_key(
     config: &IdentityConfig,
 ) -> Result<SigningKey, IdentityError> {
     let path = root.join(&config.signing_key_file);
-    let seed = match std::fs::read_to_string(&path) {
-        Ok(text) => decode_hex(text.trim()).ok_or_else(|| {
-            IdentityError::Key(format!(
-                "{} must hold 64 hex characters (an Ed25519 seed)",
-                path.display()
-            ))
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && env != "production" => {
-            let seed = SigningKey::generate_seed();
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| IdentityError::Key(format!("{}: {e}", parent.display())))?;
-            }
-            let text: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-            std::fs::write(&path, text + "\n")
-                .map_err(|e| IdentityError::Key(format!("{}: {e}", path.display())))?;
-            tracing::warn!(target: "cortex::identity", path = %path.display(), "generated a token signing key for development");
-            seed.to_vec()
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(IdentityError::Key(format!(
-                "{} does not exist; in production the signing key must be provided",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(IdentityError::Key(format!("{}: {e}", path.display()))),
-    };
+    let seed = prefiq::secret::read_or_make_seed(&path, env, SigningKey::generate_seed)
+        .map_err(IdentityError::Key)?;
     SigningKey::from_seed(&seed, &config.issuer).map_err(|e| IdentityError::Key(e.to_string()))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() != 64 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A user row as a login reads it.

@@ -219,6 +219,17 @@ impl Frontier {
         self.size
     }
 
+    /// The perfect subtree roots, largest first: with the size, all a frontier is.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
+    /// A frontier from what [`Frontier::peaks`] and [`Frontier::size`] gave; `None` when
+    /// the number of peaks is not the number of one bits of `size`.
+    pub fn from_parts(size: u64, peaks: Vec<Hash>) -> Option<Self> {
+        (peaks.len() == size.count_ones() as usize).then_some(Frontier { size, peaks })
+    }
+
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
         let mut hash = leaf;

@@ -189,6 +189,7 @@ pub fn installation() -> Result<App, CliError> {
     let cortex = cortex::Cortex::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
+        .provider(prefiq_data::audit::AuditProvider::default())
         .provider(HttpProvider)
         .module(cortex))
 }

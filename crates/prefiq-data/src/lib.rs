@@ -5,6 +5,7 @@
 //! module's migrations in module order with a checksum per migration, and stores per-tenant
 //! configuration overrides. [`DatabaseProvider`] binds all of it into the kernel.
 
+pub mod audit;
 pub mod batch;
 mod database;
 pub mod entity;

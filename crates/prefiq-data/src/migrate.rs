@@ -43,6 +43,7 @@ pub fn system_migrations() -> Vec<Migration> {
             "CREATE TABLE prefiq_custom_fields (\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    name TEXT NOT NULL,\n    definition TEXT NOT NULL,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, entity, name)\n);",
             "CREATE TABLE prefiq_custom_fields (\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    name TEXT NOT NULL,\n    definition JSONB NOT NULL,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, entity, name)\n);",
         ),
+        crate::audit::migration(),
     ]
 }
 
@@ -257,6 +258,7 @@ impl MigrationRunner for SqlMigrationRunner {
                 .registry()
                 .all()
                 .flat_map(|s| crate::entity::ddl::tenant_tables(s))
+                .chain(crate::audit::TENANT_TABLES.iter().map(|t| (*t).to_owned()))
                 .collect();
             secure_tables(pool, tables)
                 .await
@@ -313,7 +315,7 @@ pub(crate) async fn secure_tables(
         .filter(|t| !secured.contains(t))
         .collect();
     let role_ready: bool = sqlx::query_scalar(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND NOT rolbypassrls AND NOT rolsuper) THEN has_table_privilege($1, 'prefiq_outbox', 'INSERT') AND pg_has_role(current_user, $1, 'USAGE') ELSE false END",
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND NOT rolbypassrls AND NOT rolsuper) THEN has_table_privilege($1, 'prefiq_outbox', 'INSERT') AND NOT has_table_privilege($1, 'prefiq_audit', 'UPDATE') AND pg_has_role(current_user, $1, 'USAGE') ELSE false END",
     )
     .bind(ddl::APP_ROLE)
     .fetch_one(pool)
@@ -322,6 +324,7 @@ pub(crate) async fn secure_tables(
         return Ok(());
     }
     let mut sql = ddl::app_role();
+    sql.push_str(crate::audit::REVOKE_SQL);
     for table in &missing {
         sql.push_str(&ddl::row_security(table));
     }

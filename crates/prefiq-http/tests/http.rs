@@ -441,7 +441,8 @@ async fn boot_migrate_and_readiness_on_backends() {
                 "prefiq/0000_migrations",
                 "prefiq/0001_tenant_config",
                 "prefiq/0002_entities",
-                "prefiq/0003_custom_fields"
+                "prefiq/0003_custom_fields",
+                "prefiq/0004_audit"
             ],
             "{}",
             db.url

@@ -19,6 +19,7 @@ pub mod module;
 pub mod provider;
 pub mod readiness;
 pub mod routes;
+pub mod secret;
 pub mod services;
 pub mod tenant_config;
 

@@ -37,10 +37,14 @@ pub async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
         vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
         // The soak opens 50 tenant databases at once; one connection each keeps
         // PostgreSQL under its default limit of 100.
-        vars.push(("PREFIQ__DATABASE__TENANT_MAX_CONNECTIONS".into(), "1".into()));
+        vars.push((
+            "PREFIQ__DATABASE__TENANT_MAX_CONNECTIONS".into(),
+            "1".into(),
+        ));
     }
     let app = App::new()
         .provider(DatabaseProvider)
+        .provider(prefiq_data::audit::AuditProvider::default())
         .provider(HttpProvider)
         .module(cortex::Cortex::new().unwrap());
     let mut options = BootOptions::new(BootMode::Serve);

@@ -161,7 +161,10 @@ macro_rules! on_tenant_reader {
 /// Makes a PostgreSQL transaction act as [`super::ddl::APP_ROLE`] for `tenant`: the role
 /// has no `BYPASSRLS`, and the tenant policies read the tenant from the transaction-local
 /// setting [`super::ddl::TENANT_SETTING`]. Both end with the transaction.
-async fn enter_tenant(tx: &mut sqlx::PgConnection, tenant: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn enter_tenant(
+    tx: &mut sqlx::PgConnection,
+    tenant: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT set_config('role', $1, true), set_config($2, $3, true)")
         .bind(super::ddl::APP_ROLE)
         .bind(super::ddl::TENANT_SETTING)
@@ -684,6 +687,8 @@ pub struct Repository {
     custom_cache: std::sync::Mutex<CustomCache>,
     /// When the runtime entities were last re-read for an unknown name.
     runtime_reload: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Told of every committed audit record, for the checkpointer.
+    audit: Arc<crate::audit::AuditSignal>,
 }
 
 /// How often an unknown entity name may make the repository re-read the runtime entities.
@@ -716,7 +721,26 @@ impl Repository {
             tenants: None,
             custom_cache: std::sync::Mutex::default(),
             runtime_reload: std::sync::Mutex::default(),
+            audit: Arc::default(),
         }
+    }
+
+    /// What the audit checkpointer listens to.
+    pub fn audit_signal(&self) -> Arc<crate::audit::AuditSignal> {
+        self.audit.clone()
+    }
+
+    /// The database that holds `tenant`'s rows (and its audit log).
+    pub async fn tenant_database(&self, tenant: &str) -> Result<Arc<DatabaseHandle>, RepoError> {
+        match &self.tenants {
+            Some(tenants) => Ok(tenants.handle(tenant).await?),
+            None => Ok(self.handle.clone()),
+        }
+    }
+
+    /// The main database.
+    pub fn main_database(&self) -> Arc<DatabaseHandle> {
+        self.handle.clone()
     }
 
     /// The entity registry.
@@ -900,10 +924,7 @@ impl Repository {
     /// The database that holds `scope`'s rows: the main one, or in `database` tenancy
     /// the tenant's own.
     async fn tenant_handle(&self, scope: &TenantScope) -> Result<Arc<DatabaseHandle>, RepoError> {
-        match &self.tenants {
-            Some(tenants) => Ok(tenants.handle(&scope.tenant).await?),
-            None => Ok(self.handle.clone()),
-        }
+        self.tenant_database(&scope.tenant).await
     }
 
     /// The route's check: an error when `scope` may not attempt `action` on any row of
@@ -1420,6 +1441,7 @@ impl Repository {
         let record = in_tenant_tx!(database, &scope.tenant, conn => self
             .insert_tx(conn, scope, schema, &validated, &id, &now, amended.as_ref(), backend)
             .await?);
+        self.audit.appended(&scope.tenant);
         self.run_after_hooks(EntityEvent::AfterInsert, scope, schema, &record, None)
             .await;
         Ok(Value::Object(record))
@@ -1513,6 +1535,7 @@ impl Repository {
             .children
             .iter()
             .any(|(_, _, rows)| !rows.is_empty());
+        let action = if amended.is_some() { "amend" } else { "create" };
         if backend == Backend::Sqlite && !has_children {
             let outbox = outbox_statement(
                 &mut sql,
@@ -1522,7 +1545,17 @@ impl Repository {
                 &record,
                 now,
             );
-            sql.text = format!("{}; {outbox}", sql.text);
+            let audit = audit_statement(
+                &mut sql,
+                backend,
+                scope,
+                schema,
+                (id, action),
+                None,
+                &record,
+                now,
+            );
+            sql.text = format!("{}; {outbox}; {audit}", sql.text);
             conn.execute(&sql)
                 .await
                 .map_err(|e| unique_error(e, schema))?;
@@ -1531,7 +1564,16 @@ impl Repository {
                 .await
                 .map_err(|e| unique_error(e, schema))?;
             insert_children(conn, scope, id, validated, now, backend).await?;
-            write_outbox(conn, scope, &schema.name, id, "created", &record, now).await?;
+            write_outbox(
+                conn,
+                scope,
+                schema,
+                (id, "created", action),
+                None,
+                &record,
+                now,
+            )
+            .await?;
         }
         if schema.tree.is_some() {
             let parent = tree_parent_of(schema, validated);
@@ -1835,6 +1877,7 @@ impl Repository {
             conn, scope, &schema, id, version, &validated, &current, &now, backend,
         )
         .await?);
+        self.audit.appended(&scope.tenant);
         self.run_after_hooks(
             EntityEvent::AfterUpdate,
             scope,
@@ -2034,10 +2077,10 @@ impl Repository {
         change: Transition,
         doc: &Map<String, Value>,
     ) -> Result<Map<String, Value>, RepoError> {
-        let (set, event) = match change {
-            Transition::Delete => ("deleted_at = {now}", "deleted"),
-            Transition::Submit => ("docstatus = 1", "submitted"),
-            Transition::Cancel => ("docstatus = 2", "cancelled"),
+        let (set, event, action) = match change {
+            Transition::Delete => ("deleted_at = {now}", "deleted", "delete"),
+            Transition::Submit => ("docstatus = 1", "submitted", "submit"),
+            Transition::Cancel => ("docstatus = 2", "cancelled", "cancel"),
         };
         let now = civil_now();
         let mut sql = Sql::default();
@@ -2079,8 +2122,9 @@ impl Repository {
             if conn.execute(&sql).await? == 0 {
                 return Err(conflict());
             }
-            write_outbox(conn, scope, &schema.name, id, event, &record, &now).await?;
+            write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now).await?;
         });
+        self.audit.appended(&scope.tenant);
         Ok(record)
     }
 }
@@ -2225,7 +2269,16 @@ async fn update_tx(
     record.insert("modified_at".into(), json!(now));
     record.insert("modified_by".into(), json!(scope.user));
     record.insert("version".into(), json!(version + 1));
-    write_outbox(conn, scope, &schema.name, id, "updated", &record, now).await?;
+    write_outbox(
+        conn,
+        scope,
+        schema,
+        (id, "updated", "update"),
+        Some(current),
+        &record,
+        now,
+    )
+    .await?;
     Ok(record)
 }
 
@@ -2347,26 +2400,90 @@ async fn check_links(
     }
 }
 
+/// Writes the outbox event and the audit record of a change: one round trip on SQLite,
+/// two on PostgreSQL (whose extended protocol takes one statement at a time).
+/// `(record_id, event, action)`: the row, the outbox event, the audited action.
 async fn write_outbox(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
-    entity: &str,
-    record_id: &str,
-    event: &str,
+    schema: &EntitySchema,
+    (record_id, event, action): (&str, &str, &str),
+    before: Option<&Map<String, Value>>,
     record: &Map<String, Value>,
     now: &str,
 ) -> Result<(), RepoError> {
+    let backend = conn.backend();
     let mut sql = Sql::default();
-    sql.text = outbox_statement(
+    let outbox = outbox_statement(
         &mut sql,
-        conn.backend(),
+        backend,
         scope,
-        (entity, record_id, event),
+        (&schema.name, record_id, event),
         record,
         now,
     );
-    conn.execute(&sql).await?;
+    if backend == Backend::Sqlite {
+        let audit = audit_statement(
+            &mut sql,
+            backend,
+            scope,
+            schema,
+            (record_id, action),
+            before,
+            record,
+            now,
+        );
+        sql.text = format!("{outbox}; {audit}");
+        conn.execute(&sql).await?;
+    } else {
+        sql.text = outbox;
+        conn.execute(&sql).await?;
+        let mut sql = Sql::default();
+        sql.text = audit_statement(
+            &mut sql,
+            backend,
+            scope,
+            schema,
+            (record_id, action),
+            before,
+            record,
+            now,
+        );
+        conn.execute(&sql).await?;
+    }
     Ok(())
+}
+
+/// The statements that append the audit record of a change to the tenant's log, their
+/// arguments added to `sql`. A delete records what was deleted; other actions the fields
+/// that changed.
+#[allow(clippy::too_many_arguments)]
+fn audit_statement(
+    sql: &mut Sql,
+    backend: Backend,
+    scope: &TenantScope,
+    schema: &EntitySchema,
+    (record_id, action): (&str, &str),
+    before: Option<&Map<String, Value>>,
+    record: &Map<String, Value>,
+    now: &str,
+) -> String {
+    let after = (action != "delete").then_some(record);
+    let changes = crate::audit::changes(schema, &scope.tenant, before, after);
+    crate::audit::append_statement(
+        sql,
+        backend,
+        &crate::audit::AuditRecord {
+            tenant: &scope.tenant,
+            time: now,
+            actor: scope.user.as_deref(),
+            action,
+            entity: Some(&schema.name),
+            id: Some(record_id),
+            changes,
+            trace: &scope.trace_id,
+        },
+    )
 }
 
 /// The `INSERT` of an outbox event, its arguments added to `sql`. `what` is the entity, the
