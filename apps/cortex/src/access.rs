@@ -60,7 +60,7 @@ fn signed_in(context: &Context) -> Result<TenantScope, Problem> {
 }
 
 /// The caller's scope, when Cedar allows it `action` on its tenant.
-async fn allowed(
+pub(crate) async fn allowed(
     authorizer: &CedarAuthorizer,
     context: &Context,
     action: &str,

@@ -38,6 +38,7 @@ macro_rules! on_reader {
 }
 
 pub mod access;
+pub mod audit;
 pub mod credentials;
 pub mod identity;
 pub mod platform;
@@ -103,6 +104,10 @@ impl ServiceProvider for CortexProvider {
                 .post("/api/v1/authz/policies", access::add_policy)
                 .delete("/api/v1/authz/policies/{id}", access::remove_policy)
                 .get("/api/v1/authz/explain", access::explain)
+                .get("/api/v1/audit", audit::list)
+                .get("/api/v1/audit/checkpoint", audit::checkpoint)
+                .get("/api/v1/audit/proof/inclusion", audit::inclusion)
+                .get("/api/v1/audit/proof/consistency", audit::consistency)
                 .post("/api/v1/auth/password/reset", request_reset)
                 .post("/api/v1/auth/password/reset/confirm", confirm_reset)
                 .get("/api/v1/auth/api-keys", list_api_keys)

@@ -130,7 +130,8 @@ pub fn verify(text: &str, key: &ed25519_dalek::VerifyingKey) -> Result<Vec<Secti
         )
         .map_err(log_error)?;
         for (n, record) in lines[i + 1..start].iter().enumerate() {
-            walk.push(n as u64 + 1, record).map_err(log_error)?;
+            walk.push(n as u64 + 1, record.as_bytes())
+                .map_err(log_error)?;
         }
         let verified = walk.finish().map_err(log_error)?;
         if verified.size != checkpoint.size {

@@ -109,8 +109,7 @@ pub enum LogError {
     /// Records changed, and the leaves kept with the checkpoint were rewritten too, so
     /// only the range is known.
     #[error(
-        "record {first} or one after it up to {last} was changed or rehashed: the signed checkpoint of size {last} does not match (the checkpoint of size {} holds)",
-        .first - 1
+        "record {first} or one after it up to {last} was changed or rehashed: records {first} to {last} do not give the root that the checkpoint of size {last} signs, and no leaves kept with it name one"
     )]
     ChangedWithin {
         /// The first record not covered by a checkpoint that holds.
@@ -190,8 +189,9 @@ impl Walk {
         })
     }
 
-    /// The next stored record: its sequence number as stored and its text.
-    pub fn push(&mut self, seq: u64, entry: &str) -> Result<(), LogError> {
+    /// The next stored record: its sequence number as stored and its bytes (which need
+    /// not be valid UTF-8 when someone changed them).
+    pub fn push(&mut self, seq: u64, entry: &[u8]) -> Result<(), LogError> {
         let expected = self.frontier.size() + 1;
         if seq != expected {
             return Err(if seq > expected {
@@ -206,14 +206,14 @@ impl Walk {
                 }
             });
         }
-        if !entry.starts_with(&record_prefix(seq, &self.tenant)) {
-            let named: String = entry.chars().take(48).collect();
+        if !entry.starts_with(record_prefix(seq, &self.tenant).as_bytes()) {
+            let named: String = String::from_utf8_lossy(entry).chars().take(48).collect();
             return Err(LogError::Misplaced {
                 seq,
                 reason: format!("it begins `{named}`"),
             });
         }
-        let leaf = merkle::leaf_hash(entry.as_bytes());
+        let leaf = merkle::leaf_hash(entry);
         self.frontier.push(leaf);
         self.since.push(leaf);
         while let Some(next) = self.checkpoints.front() {

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod audit;
 pub mod logging;
 pub mod scaffold;
 
@@ -92,6 +93,12 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: TenantCommand,
+    },
+    /// Verify, checkpoint, export and check the audit logs.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// Scaffold a new app crate under apps/.
     #[command(name = "make:module")]
@@ -353,6 +360,7 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         Command::Config { command } => config_command(command, app, &cli, logs).await,
         Command::Doctor => doctor(app, &cli, logs).await,
         Command::Tenant { command } => tenant_command(command, app, &cli, logs).await,
+        Command::Audit { command } => audit::command(command, app, &cli, logs).await,
         Command::MakeModule { name, apps_dir } => {
             let root = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let created = scaffold::make_module(&root.join(apps_dir), name)

@@ -541,6 +541,33 @@ impl AuditLog {
             .collect())
     }
 
+    /// Like [`AuditLog::records`], as the bytes stored (a changed record need not be
+    /// valid UTF-8).
+    async fn raw_records(
+        &self,
+        database: &Database,
+        tenant: &str,
+        from: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, AuditError> {
+        let entry = match database.backend() {
+            Backend::Sqlite => "CAST(entry AS BLOB)",
+            Backend::Postgres => "convert_to(entry, 'UTF8')",
+        };
+        let sql = format!(
+            "SELECT seq, {entry} FROM prefiq_audit WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+        );
+        let rows: Vec<(i64, Vec<u8>)> = reading!(database, tenant, |conn| sqlx::query_as(&sql)
+            .bind(tenant)
+            .bind(from as i64)
+            .bind(CHUNK)
+            .fetch_all(conn)
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|(seq, entry)| (seq.max(0) as u64, entry))
+            .collect())
+    }
+
     async fn checkpoints(
         &self,
         database: &Database,
@@ -940,9 +967,7 @@ impl AuditLog {
         let mut walk = Walk::new(tenant, start, trusted).map_err(log_error)?;
         let mut next = from + 1;
         loop {
-            let records = self
-                .records(database, tenant, next, i64::MAX as u64)
-                .await?;
+            let records = self.raw_records(database, tenant, next).await?;
             let Some((last, _)) = records.last() else {
                 break;
             };
