@@ -128,6 +128,15 @@ pub async fn create_user(
         )
         .await
         .map_err(identity_problem)?;
+    identity
+        .audit(
+            scope.tenant(),
+            scope.user(),
+            "user_create",
+            Some(&user.id),
+            json!({"roles": {"after": request.roles}, "attributes": {"after": request.attributes}}),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -167,6 +176,25 @@ pub async fn update_user(
         )
         .await
         .map_err(identity_problem)?;
+    let mut changes = Map::new();
+    for (field, value) in [
+        ("roles", change.roles.map(|r| json!(r))),
+        ("attributes", change.attributes.map(Value::Object)),
+        ("status", change.status.map(Value::String)),
+    ] {
+        if let Some(value) = value {
+            changes.insert(field.into(), json!({ "after": value }));
+        }
+    }
+    identity
+        .audit(
+            scope.tenant(),
+            scope.user(),
+            "user_update",
+            Some(&id),
+            Value::Object(changes),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -233,6 +261,15 @@ pub async fn add_policy(
         .map_err(identity_problem)?;
     authorizer.invalidate(scope.tenant());
     tracing::info!(target: "cortex::authz", tenant = scope.tenant(), policy = %policy.id, "policy added");
+    identity
+        .audit(
+            scope.tenant(),
+            scope.user(),
+            "policy_add",
+            Some(&policy.id),
+            json!({"text": {"after": policy.text}}),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(policy)))
 }
 
@@ -251,6 +288,15 @@ pub async fn remove_policy(
     authorizer.invalidate(scope.tenant());
     if removed {
         tracing::info!(target: "cortex::authz", tenant = scope.tenant(), policy = %id, "policy removed");
+        identity
+            .audit(
+                scope.tenant(),
+                scope.user(),
+                "policy_remove",
+                Some(&id),
+                json!({}),
+            )
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Problem::from(KernelError::service(

@@ -342,6 +342,8 @@ pub struct Identity {
     pub(crate) keys: crate::credentials::KeyCache,
     /// External OpenID Connect issuers whose tokens are accepted.
     issuers: Vec<crate::sso::ExternalIssuer>,
+    /// The audit log, set at boot when the installation has one.
+    audit: std::sync::OnceLock<Arc<prefiq_data::audit::AuditLog>>,
 }
 
 /// The verified-token cache is cleared when it holds this many tokens.
@@ -367,6 +369,42 @@ impl Identity {
             verified: std::sync::Mutex::default(),
             keys: crate::credentials::KeyCache::default(),
             issuers: Vec::new(),
+            audit: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Records logins, logouts, user, policy and tenant changes in `log` from now on.
+    pub fn set_audit(&self, log: Arc<prefiq_data::audit::AuditLog>) {
+        let _ = self.audit.set(log);
+    }
+
+    /// Appends an identity event to `tenant`'s audit log. The event's own change is
+    /// already committed (platform tables live in the main database, a tenant's log may
+    /// not), so a failure here is logged rather than undoing it.
+    pub(crate) async fn audit(
+        &self,
+        tenant: &str,
+        actor: Option<&str>,
+        action: &str,
+        subject: Option<&str>,
+        changes: serde_json::Value,
+    ) {
+        let Some(log) = self.audit.get() else {
+            return;
+        };
+        let time = civil_now();
+        let record = prefiq_data::audit::AuditRecord {
+            tenant,
+            time: &time,
+            actor,
+            action,
+            entity: None,
+            id: subject,
+            changes,
+            trace: "",
+        };
+        if let Err(e) = log.record(&record).await {
+            tracing::error!(target: "cortex::identity", tenant, action, error = %e, "cannot append to the audit log");
         }
     }
 
@@ -422,6 +460,14 @@ impl Identity {
         });
         result?;
         tracing::info!(target: "cortex::identity", tenant = name, "tenant created");
+        self.audit(
+            name,
+            None,
+            "tenant_create",
+            Some(&user_id),
+            serde_json::json!({"admin": {"after": {"sha256": prefiq_data::audit::pii_hash(name, &serde_json::json!(email))}}}),
+        )
+        .await;
         Ok(Tenant {
             name: name.to_owned(),
             status: "active".into(),
@@ -634,6 +680,18 @@ impl Identity {
             return Err(IdentityError::NoTenant(name.to_owned()));
         }
         tracing::info!(target: "cortex::identity", tenant = name, status, "tenant status changed");
+        self.audit(
+            name,
+            None,
+            if status == "active" {
+                "tenant_resume"
+            } else {
+                "tenant_suspend"
+            },
+            None,
+            serde_json::json!({"status": {"after": status}}),
+        )
+        .await;
         Ok(())
     }
 
@@ -721,6 +779,14 @@ impl Identity {
             on_pool!(self.database()?, pool => sqlx::query(sql).bind(failures).bind(locked_until).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
             let delay =
                 (FAILURE_DELAY_MS * u64::try_from(failures).unwrap_or(0)).min(MAX_FAILURE_DELAY_MS);
+            self.audit(
+                tenant,
+                None,
+                "login_failed",
+                Some(&id),
+                serde_json::json!({"failed_logins": {"after": failures}}),
+            )
+            .await;
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
             return Err(IdentityError::BadCredentials);
         }
@@ -728,8 +794,12 @@ impl Identity {
             let sql = "UPDATE cortex_users SET failed_logins = 0, locked_until = NULL WHERE tenant_id = $1 AND id = $2";
             on_pool!(self.database()?, pool => sqlx::query(sql).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
         }
-        self.issue_session(tenant, &id, &roles, &attributes, None)
-            .await
+        let session = self
+            .issue_session(tenant, &id, &roles, &attributes, None)
+            .await?;
+        self.audit(tenant, Some(&id), "login", Some(&id), serde_json::json!({}))
+            .await;
+        Ok(session)
     }
 
     /// A new access token and a new refresh token (in `family`, or a new one).
@@ -912,6 +982,14 @@ impl Identity {
     pub async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
         if let Some(row) = self.find_refresh(refresh_token).await? {
             self.revoke_family(&row.tenant, &row.family).await?;
+            self.audit(
+                &row.tenant,
+                Some(&row.user),
+                "logout",
+                Some(&row.user),
+                serde_json::json!({}),
+            )
+            .await;
         }
         Ok(())
     }

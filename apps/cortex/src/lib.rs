@@ -182,7 +182,10 @@ impl ServiceProvider for CortexProvider {
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
         if cx.mode != prefiq::BootMode::DryRun {
-            cx.services.get::<Identity>()?;
+            let identity = cx.services.get::<Identity>()?;
+            if let Some(log) = cx.services.try_get::<prefiq_data::audit::AuditLog>() {
+                identity.set_audit(log);
+            }
         }
         Ok(())
     }
