@@ -536,3 +536,110 @@ fn production_refuses_to_start_without_a_signing_key() {
     );
     assert!(!dir.path().join("data/auth-ed25519.key").exists());
 }
+
+#[test]
+fn production_refuses_to_start_without_an_audit_key() {
+    let dir = dir_with(&[(
+        "data/auth-ed25519.key",
+        "0101010101010101010101010101010101010101010101010101010101010101\n",
+    )]);
+    let out = prefiq(
+        dir.path(),
+        &["tenant", "list"],
+        &[("PREFIQ_ENV", "production")],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("audit signing key")
+            && last.contains(
+                "audit-ed25519.key does not exist; in production the signing key must be provided"
+            ),
+        "{last}"
+    );
+    assert!(!dir.path().join("data/audit-ed25519.key").exists());
+}
+
+/// Runs `sql` on the installation's SQLite database, as someone with the file could.
+fn tamper(dir: &Path, sql: &str) {
+    let url = format!("sqlite://{}", dir.join("data/codexion.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        });
+}
+
+#[test]
+fn audit_verify_export_and_archive_name_a_tampered_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        prefiq(
+            dir.path(),
+            args,
+            &[("PREFIQ_ADMIN_PASSWORD", "correct horse")],
+        )
+    };
+    for tenant in ["acme", "globex"] {
+        let out = run(&["tenant", "create", tenant, "--admin-email", "a@b.test"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let out = run(&["tenant", "suspend", "acme"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["audit", "checkpoint"]);
+    assert_eq!(
+        out.stdout,
+        "tenant acme: checkpoint of size 2 signed\ntenant globex: checkpoint of size 1 signed\n"
+    );
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("tenant acme: 2 records verified"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["audit", "export", "--to", "audit.archive"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["audit", "verify-archive", "audit.archive"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "codexion/acme: 2 records match the signed checkpoint\ncodexion/globex: 1 records match the signed checkpoint\n"
+    );
+
+    // A changed archive is refused, naming the log.
+    let archive = std::fs::read_to_string(dir.path().join("audit.archive")).unwrap();
+    std::fs::write(
+        dir.path().join("changed.archive"),
+        archive.replace("tenant_suspend", "tenant_resume"),
+    )
+    .unwrap();
+    let out = run(&["audit", "verify-archive", "changed.archive"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("codexion/acme: record 1 or one after it up to 2 was changed"),
+        "{}",
+        out.stderr
+    );
+
+    // The database refuses the change; someone who drops the trigger is named by verify.
+    tamper(
+        dir.path(),
+        "DROP INDEX prefiq_audit_record; DROP TRIGGER prefiq_audit_no_update; UPDATE prefiq_audit SET entry = replace(entry, 'tenant_suspend', 'tenant_resume') WHERE tenant_id = 'acme' AND seq = 2",
+    );
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some(
+            "error: audit log of tenant `acme`: record 2 was changed: it does not match the signed checkpoint of size 2"
+        )
+    );
+    // The other tenant's log is not affected.
+    let out = run(&["audit", "verify", "--tenant", "globex"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
