@@ -689,6 +689,8 @@ pub struct Repository {
     runtime_reload: std::sync::Mutex<Option<std::time::Instant>>,
     /// Told of every committed audit record, for the checkpointer.
     audit: Arc<crate::audit::AuditSignal>,
+    /// Whether writes append audit records: always, but for the benchmark's baseline.
+    audited: bool,
 }
 
 /// How often an unknown entity name may make the repository re-read the runtime entities.
@@ -722,7 +724,16 @@ impl Repository {
             custom_cache: std::sync::Mutex::default(),
             runtime_reload: std::sync::Mutex::default(),
             audit: Arc::default(),
+            audited: true,
         }
+    }
+
+    /// The same repository writing no audit records: only the audit benchmark's
+    /// baseline, which measures what the records cost. Nothing else may use it.
+    #[doc(hidden)]
+    pub fn unaudited_for_benchmarks(mut self) -> Self {
+        self.audited = false;
+        self
     }
 
     /// What the audit checkpointer listens to.
@@ -1572,6 +1583,7 @@ impl Repository {
                 None,
                 &record,
                 now,
+                self.audited,
             )
             .await?;
         }
@@ -1874,7 +1886,7 @@ impl Repository {
         let database = handle.get()?;
         let backend = database.backend();
         let record = in_tenant_tx!(database, &scope.tenant, conn => update_tx(
-            conn, scope, &schema, id, version, &validated, &current, &now, backend,
+            conn, scope, &schema, id, version, &validated, &current, &now, backend, self.audited,
         )
         .await?);
         self.audit.appended(&scope.tenant);
@@ -2122,7 +2134,7 @@ impl Repository {
             if conn.execute(&sql).await? == 0 {
                 return Err(conflict());
             }
-            write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now).await?;
+            write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now, self.audited).await?;
         });
         self.audit.appended(&scope.tenant);
         Ok(record)
@@ -2192,6 +2204,7 @@ async fn update_tx(
     current: &Map<String, Value>,
     now: &str,
     backend: Backend,
+    audited: bool,
 ) -> Result<Map<String, Value>, RepoError> {
     check_links(conn, scope, validated, "").await?;
     let mut sql = Sql::default();
@@ -2277,6 +2290,7 @@ async fn update_tx(
         Some(current),
         &record,
         now,
+        audited,
     )
     .await?;
     Ok(record)
@@ -2403,6 +2417,7 @@ async fn check_links(
 /// Writes the outbox event and the audit record of a change: one round trip on SQLite,
 /// two on PostgreSQL (whose extended protocol takes one statement at a time).
 /// `(record_id, event, action)`: the row, the outbox event, the audited action.
+#[allow(clippy::too_many_arguments)]
 async fn write_outbox(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
@@ -2411,6 +2426,7 @@ async fn write_outbox(
     before: Option<&Map<String, Value>>,
     record: &Map<String, Value>,
     now: &str,
+    audited: bool,
 ) -> Result<(), RepoError> {
     let backend = conn.backend();
     let mut sql = Sql::default();
@@ -2422,7 +2438,10 @@ async fn write_outbox(
         record,
         now,
     );
-    if backend == Backend::Sqlite {
+    if !audited {
+        sql.text = outbox;
+        conn.execute(&sql).await?;
+    } else if backend == Backend::Sqlite {
         let audit = audit_statement(
             &mut sql,
             backend,
