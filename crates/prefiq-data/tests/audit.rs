@@ -339,3 +339,50 @@ async fn a_rewritten_record_with_everything_after_it_rehashed_is_caught_on_backe
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_checkpointer_signs_every_n_records_and_at_shutdown_on_backends() {
+    for db in databases("audit checkpointer").await {
+        let repo = Arc::new(repository(&db, "schema/note.yaml", NOTE).await);
+        let log = Arc::new(AuditLog::new(
+            repo.clone(),
+            SigningKey::from_bytes(&[9; 32]),
+            AuditConfig {
+                checkpoint_every: 3,
+                checkpoint_interval_ms: 3_600_000,
+                ..AuditConfig::default()
+            },
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(log.clone().run(async move {
+            let _ = stopped.await;
+        }));
+        let scope = TenantScope::new(&Context::system("en").with_tenant("acme")).unwrap();
+        for i in 1..=7 {
+            repo.create(&scope, "note", json!({"title": format!("n{i}")}))
+                .await
+                .unwrap();
+        }
+        // Six records make two rounds of three: a checkpoint of at least 3 comes without
+        // waiting for the (hour-long) interval.
+        let mut signed = 0;
+        for _ in 0..200 {
+            let text = log.latest_checkpoint("acme").await.unwrap();
+            signed = text.map_or(0, |t| t.lines().nth(1).unwrap().parse::<u64>().unwrap());
+            if signed >= 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            signed >= 3,
+            "no checkpoint after 7 records with checkpoint_every 3"
+        );
+        // Stopping signs what is left.
+        stop.send(()).unwrap();
+        task.await.unwrap();
+        let text = log.latest_checkpoint("acme").await.unwrap().unwrap();
+        assert_eq!(text.lines().nth(1), Some("7"), "{text}");
+        db.cleanup().await;
+    }
+}
