@@ -500,7 +500,36 @@ async fn set_override(
     let result = async {
         tenant_config(&booted, tenant).await?;
         let service = booted.resolver("prefiq config").get::<ConfigService>()?;
-        Ok::<_, CliError>(service.set_override(tenant, key, value.clone()).await?)
+        service.set_override(tenant, key, value.clone()).await?;
+        // The change is in the tenant's audit log; a secret's value only as a hash.
+        let log = booted
+            .resolver("prefiq config")
+            .get::<prefiq_data::audit::AuditLog>()?;
+        let shown = |v: &serde_json::Value| {
+            if prefiq::config::is_secret_key(key) {
+                serde_json::json!({"sha256": prefiq_data::audit::pii_hash(tenant, v)})
+            } else {
+                v.clone()
+            }
+        };
+        let time = prefiq_data::entity::value::civil_now();
+        log.record(&prefiq_data::audit::AuditRecord {
+            tenant,
+            time: &time,
+            actor: None,
+            action: if value.is_some() {
+                "config_set"
+            } else {
+                "config_unset"
+            },
+            entity: None,
+            id: Some(key),
+            changes: serde_json::json!({ key: {"after": value.as_ref().map(shown)} }),
+            trace: "",
+        })
+        .await
+        .map_err(|e| CliError::Message(e.to_string()))?;
+        Ok::<_, CliError>(())
     }
     .await;
     booted.shutdown().await?;

@@ -589,15 +589,17 @@ fn audit_verify_export_and_archive_name_a_tampered_record() {
     }
     let out = run(&["tenant", "suspend", "acme"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["config", "set", "--tenant", "acme", "app.locale", "fr"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     let out = run(&["audit", "checkpoint"]);
     assert_eq!(
         out.stdout,
-        "tenant acme: checkpoint of size 2 signed\ntenant globex: checkpoint of size 1 signed\n"
+        "tenant acme: checkpoint of size 3 signed\ntenant globex: checkpoint of size 1 signed\n"
     );
     let out = run(&["audit", "verify"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stdout.contains("tenant acme: 2 records verified"),
+        out.stdout.contains("tenant acme: 3 records verified"),
         "{}",
         out.stdout
     );
@@ -607,7 +609,7 @@ fn audit_verify_export_and_archive_name_a_tampered_record() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "codexion/acme: 2 records match the signed checkpoint\ncodexion/globex: 1 records match the signed checkpoint\n"
+        "codexion/acme: 3 records match the signed checkpoint\ncodexion/globex: 1 records match the signed checkpoint\n"
     );
 
     // A changed archive is refused, naming the log.
@@ -621,7 +623,7 @@ fn audit_verify_export_and_archive_name_a_tampered_record() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("codexion/acme: record 1 or one after it up to 2 was changed"),
+            .contains("codexion/acme: record 1 or one after it up to 3 was changed"),
         "{}",
         out.stderr
     );
@@ -636,7 +638,7 @@ fn audit_verify_export_and_archive_name_a_tampered_record() {
     assert_eq!(
         out.stderr.lines().last(),
         Some(
-            "error: audit log of tenant `acme`: record 2 was changed: it does not match the signed checkpoint of size 2"
+            "error: audit log of tenant `acme`: record 2 was changed: it does not match the signed checkpoint of size 3"
         )
     );
     // The other tenant's log is not affected.
