@@ -527,18 +527,15 @@ impl AuditLog {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, String)>, AuditError> {
-        let sql = "SELECT seq, entry FROM prefiq_audit WHERE tenant_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4";
-        let rows: Vec<(i64, String)> = reading!(database, tenant, |conn| sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(from as i64)
-            .bind(to as i64)
-            .bind(CHUNK)
-            .fetch_all(conn)
-            .await?);
-        Ok(rows
+        self.raw_records(database, tenant, from, to)
+            .await?
             .into_iter()
-            .map(|(seq, entry)| (seq.max(0) as u64, entry))
-            .collect())
+            .map(|(seq, entry)| {
+                String::from_utf8(entry)
+                    .map(|entry| (seq, entry))
+                    .map_err(|_| AuditError::Invalid(format!("record {seq} is not UTF-8")))
+            })
+            .collect()
     }
 
     /// Like [`AuditLog::records`], as the bytes stored (a changed record need not be
@@ -548,17 +545,19 @@ impl AuditLog {
         database: &Database,
         tenant: &str,
         from: u64,
+        to: u64,
     ) -> Result<Vec<(u64, Vec<u8>)>, AuditError> {
         let entry = match database.backend() {
             Backend::Sqlite => "CAST(entry AS BLOB)",
             Backend::Postgres => "convert_to(entry, 'UTF8')",
         };
         let sql = format!(
-            "SELECT seq, {entry} FROM prefiq_audit WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+            "SELECT seq, {entry} FROM prefiq_audit WHERE tenant_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4"
         );
         let rows: Vec<(i64, Vec<u8>)> = reading!(database, tenant, |conn| sqlx::query_as(&sql)
             .bind(tenant)
             .bind(from as i64)
+            .bind(to.min(i64::MAX as u64) as i64)
             .bind(CHUNK)
             .fetch_all(conn)
             .await?);
@@ -971,7 +970,7 @@ impl AuditLog {
         let mut hashing: Option<tokio::task::JoinHandle<Hashed>> = None;
         let mut next = from + 1;
         loop {
-            let records = self.raw_records(database, tenant, next).await?;
+            let records = self.raw_records(database, tenant, next, u64::MAX).await?;
             if let Some(task) = hashing.take() {
                 let (returned, result) = task
                     .await

@@ -2438,10 +2438,13 @@ async fn write_outbox(
         record,
         now,
     );
-    if !audited {
-        sql.text = outbox;
-        conn.execute(&sql).await?;
-    } else if backend == Backend::Sqlite {
+    sql.text = outbox;
+    if audited {
+        if backend == Backend::Postgres {
+            // The extended protocol takes one statement at a time.
+            conn.execute(&sql).await?;
+            sql = Sql::default();
+        }
         let audit = audit_statement(
             &mut sql,
             backend,
@@ -2452,24 +2455,13 @@ async fn write_outbox(
             record,
             now,
         );
-        sql.text = format!("{outbox}; {audit}");
-        conn.execute(&sql).await?;
-    } else {
-        sql.text = outbox;
-        conn.execute(&sql).await?;
-        let mut sql = Sql::default();
-        sql.text = audit_statement(
-            &mut sql,
-            backend,
-            scope,
-            schema,
-            (record_id, action),
-            before,
-            record,
-            now,
-        );
-        conn.execute(&sql).await?;
+        sql.text = if sql.text.is_empty() {
+            audit
+        } else {
+            format!("{}; {audit}", sql.text)
+        };
     }
+    conn.execute(&sql).await?;
     Ok(())
 }
 
