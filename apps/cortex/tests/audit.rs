@@ -40,8 +40,7 @@ async fn the_audit_log_over_http_on_backends() {
             .login("acme", "admin@acme.test", "not the password")
             .await;
         assert_eq!(wrong["status"], 401);
-        let (_, session) = api.login("acme", "admin@acme.test", PASSWORD).await;
-        let admin = format!("Bearer {}", session["access_token"].as_str().unwrap());
+        let admin = api.bearer("acme", "admin@acme.test", PASSWORD).await;
         let auth = [("authorization", admin.as_str())];
         let (status, _) = api
             .call(
@@ -102,8 +101,7 @@ async fn the_audit_log_over_http_on_backends() {
         );
 
         // A plain user may not read the log.
-        let (_, clerk) = api.login("acme", "clerk@acme.test", PASSWORD).await;
-        let clerk = format!("Bearer {}", clerk["access_token"].as_str().unwrap());
+        let clerk = api.bearer("acme", "clerk@acme.test", PASSWORD).await;
         let (status, refused) = api
             .call("GET", "/api/v1/audit", &[("authorization", &clerk)], None)
             .await;
@@ -191,8 +189,7 @@ async fn the_audit_log_over_http_on_backends() {
         }
 
         // Another tenant's log holds only its own records.
-        let (_, globex) = api.login("globex", "admin@globex.test", PASSWORD).await;
-        let globex = format!("Bearer {}", globex["access_token"].as_str().unwrap());
+        let globex = api.bearer("globex", "admin@globex.test", PASSWORD).await;
         let (_, theirs) = api
             .call("GET", "/api/v1/audit", &[("authorization", &globex)], None)
             .await;

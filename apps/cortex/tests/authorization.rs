@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 const PASSWORD: &str = "correct horse battery";
 
 async fn token(api: &Api, tenant: &str, email: &str) -> String {
-    let (status, body) = api.login(tenant, email, PASSWORD).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    format!("Bearer {}", body["access_token"].as_str().unwrap())
+    api.bearer(tenant, email, PASSWORD).await
 }
 
 /// A call: method, path, body.

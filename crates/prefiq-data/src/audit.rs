@@ -386,7 +386,8 @@ macro_rules! reading {
     };
 }
 
-/// Like `reading!`, in a write transaction (SQLite's writer).
+/// Like `reading!`, in a write transaction: SQLite's writer; on PostgreSQL the same
+/// tenant transaction `reading!` opens.
 macro_rules! writing {
     ($database:expr, $tenant:expr, |$conn:ident| $body:expr) => {
         match $database {
@@ -399,16 +400,7 @@ macro_rules! writing {
                 tx.commit().await?;
                 result
             }
-            Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                crate::entity::repo::enter_tenant(&mut tx, $tenant).await?;
-                let result = {
-                    let $conn = &mut *tx;
-                    $body
-                };
-                tx.commit().await?;
-                result
-            }
+            Database::Postgres(_) => reading!($database, $tenant, |$conn| $body),
         }
     };
 }

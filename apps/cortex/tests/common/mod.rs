@@ -104,6 +104,13 @@ impl Api {
         .await
     }
 
+    /// An `Authorization` header value for a user that logs in successfully.
+    pub async fn bearer(&self, tenant: &str, email: &str, password: &str) -> String {
+        let (status, body) = self.login(tenant, email, password).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        format!("Bearer {}", body["access_token"].as_str().unwrap())
+    }
+
     /// Spends a refresh token (a JSON string, or anything else to see it refused).
     pub async fn refresh(&self, headers: &[(&str, &str)], token: &Value) -> (StatusCode, Value) {
         self.call(
