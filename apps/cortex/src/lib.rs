@@ -162,17 +162,25 @@ impl ServiceProvider for CortexProvider {
         // Cedar over the permissions blocks of every entity, the actions modules declare,
         // and each tenant's own policies; the entity pipeline asks it on every call.
         cx.services.lazy_singleton::<CedarAuthorizer, _>(|r| {
-            let declared = r
-                .get::<InstalledModules>()?
+            let modules = r.get::<InstalledModules>()?;
+            let declared = modules
                 .list()
                 .iter()
                 .flat_map(|m| m.permissions.iter().cloned())
                 .collect();
-            Ok(Arc::new(CedarAuthorizer::new(
-                r.get::<Entities>()?,
-                declared,
-                r.get::<Identity>()? as Arc<dyn PolicyStore>,
-            )))
+            let grants = modules
+                .list()
+                .iter()
+                .flat_map(|m| m.grants.iter().cloned())
+                .collect();
+            Ok(Arc::new(
+                CedarAuthorizer::new(
+                    r.get::<Entities>()?,
+                    declared,
+                    r.get::<Identity>()? as Arc<dyn PolicyStore>,
+                )
+                .with_grants(grants),
+            ))
         })?;
         cx.services.lazy_singleton::<dyn EntityAuthorizer, _>(|r| {
             Ok(r.get::<CedarAuthorizer>()? as Arc<dyn EntityAuthorizer>)

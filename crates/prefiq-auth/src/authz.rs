@@ -226,6 +226,17 @@ impl Model {
         declared_actions: &[String],
         tenant_policies: &[TenantPolicy],
     ) -> Result<Model, AuthzError> {
+        Self::compile_with_grants(registry, declared_actions, &[], tenant_policies)
+    }
+
+    /// [`Model::compile`] with the role grants of tenant-level actions that modules
+    /// declare (`(role, action)`), each a permit on the `Tenant` resource.
+    pub fn compile_with_grants(
+        registry: &EntityRegistry,
+        declared_actions: &[String],
+        grants: &[(String, String)],
+        tenant_policies: &[TenantPolicy],
+    ) -> Result<Model, AuthzError> {
         let mut schemas: Vec<&Arc<EntitySchema>> = registry.all().collect();
         schemas.sort_by(|a, b| a.name.cmp(&b.name));
         // Principal attributes, typed by the fields rules compare them with.
@@ -338,6 +349,29 @@ impl Model {
                 policy.push(';');
                 base.push((format!("{}/{role}", schema.name), policy));
             }
+        }
+        let mut granted: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (role, action) in grants {
+            if !actions.iter().any(|a| a == action) {
+                return Err(AuthzError::Model(format!(
+                    "role `{role}` is granted `{action}`, which no module declares"
+                )));
+            }
+            granted.entry(role).or_default().push(action);
+        }
+        for (role, actions) in granted {
+            let actions = actions
+                .iter()
+                .map(|a| format!("Action::{}", lit(a)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            base.push((
+                format!("grant/{role}"),
+                format!(
+                    "permit (principal in Role::{}, action in [{actions}], resource is {TENANT_TYPE});",
+                    lit(role)
+                ),
+            ));
         }
         let mut policies = cedar::PolicySet::new();
         let mut texts = BTreeMap::new();
@@ -651,6 +685,7 @@ const MAX_CACHED_TENANTS: usize = 10_000;
 pub struct CedarAuthorizer {
     entities: Arc<Entities>,
     declared_actions: Vec<String>,
+    grants: Vec<(String, String)>,
     store: Arc<dyn PolicyStore>,
     base: Mutex<Option<(Arc<EntityRegistry>, Compiled)>>,
     tenants: Mutex<HashMap<String, TenantEntry>>,
@@ -667,10 +702,17 @@ impl CedarAuthorizer {
         CedarAuthorizer {
             entities,
             declared_actions,
+            grants: Vec::new(),
             store,
             base: Mutex::new(None),
             tenants: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same authorizer with the role grants modules declare (`(role, action)`).
+    pub fn with_grants(mut self, grants: Vec<(String, String)>) -> Self {
+        self.grants = grants;
+        self
     }
 
     fn base_model(&self, registry: &Arc<EntityRegistry>) -> Compiled {
@@ -680,7 +722,7 @@ impl CedarAuthorizer {
         {
             return model.clone();
         }
-        let model = Model::compile(registry, &self.declared_actions, &[]).map(Arc::new);
+        let model = Model::compile_with_grants(registry, &self.declared_actions, &self.grants, &[]).map(Arc::new);
         if let Err(e) = &model {
             tracing::error!(target: "prefiq::authz", error = %e, "the authorization model does not compile; every request is denied");
         }
@@ -708,7 +750,7 @@ impl CedarAuthorizer {
             ))),
             Ok(policies) if policies.is_empty() => base,
             Ok(policies) => {
-                Model::compile(&registry, &self.declared_actions, &policies).map(Arc::new)
+                Model::compile_with_grants(&registry, &self.declared_actions, &self.grants, &policies).map(Arc::new)
             }
         };
         let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod accounting;
 pub mod audit;
 pub mod logging;
 pub mod scaffold;
@@ -100,6 +101,12 @@ pub enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Import and export journals, and print the trial balance and balances.
+    Accounting {
+        /// What to do.
+        #[command(subcommand)]
+        command: accounting::AccountingCommand,
+    },
     /// Scaffold a new app crate under apps/.
     #[command(name = "make:module")]
     MakeModule {
@@ -194,11 +201,14 @@ pub enum CliError {
 /// Adding an app means adding it here (and to this crate's dependencies).
 pub fn installation() -> Result<App, CliError> {
     let cortex = cortex::Cortex::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let accounting =
+        ::accounting::Accounting::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
         .provider(prefiq_data::audit::AuditProvider::default())
         .provider(HttpProvider)
-        .module(cortex))
+        .module(cortex)
+        .module(accounting))
 }
 
 fn config_options(cli: &Cli, flags: Vec<(String, serde_json::Value)>) -> ConfigOptions {
@@ -361,6 +371,7 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         Command::Doctor => doctor(app, &cli, logs).await,
         Command::Tenant { command } => tenant_command(command, app, &cli, logs).await,
         Command::Audit { command } => audit::command(command, app, &cli, logs).await,
+        Command::Accounting { command } => accounting::command(command, app, &cli, logs).await,
         Command::MakeModule { name, apps_dir } => {
             let root = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let created = scaffold::make_module(&root.join(apps_dir), name)

@@ -110,6 +110,51 @@ pub fn append_statement(sql: &mut Sql, backend: Backend, record: &AuditRecord<'_
     }
 }
 
+/// Appends many records of one tenant in the caller's transaction with multi-row
+/// statements: the head moves once by their number (on PostgreSQL its row lock keeps
+/// sequence order commit order), then the records are written with the numbers it
+/// reserved. For a module's bulk writers, where a record per row must not cost a round
+/// trip per row.
+pub async fn append_records(
+    conn: &mut crate::entity::sql::Conn<'_>,
+    tenant: &str,
+    records: &[AuditRecord<'_>],
+) -> Result<(), DataError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+    let mut sql = Sql::default();
+    let tenant_arg = sql.arg(Arg::Text(Some(tenant.to_owned())));
+    let count_arg = sql.arg(Arg::Int(Some(count)));
+    sql.text = format!(
+        "INSERT INTO prefiq_audit_heads AS h (tenant_id, size) VALUES ({tenant_arg}, {count_arg}) ON CONFLICT (tenant_id) DO UPDATE SET size = h.size + excluded.size RETURNING size"
+    );
+    let rows = conn.fetch(&sql, &[crate::entity::sql::SqlType::Int]).await?;
+    let last = match rows.first().and_then(|r| r.first()) {
+        Some(crate::entity::sql::Cell::Int(size)) => *size,
+        _ => return Err(DataError::Batch("the audit head returned no size".into())),
+    };
+    let first = last - count + 1;
+    for (chunk_index, chunk) in records.chunks(1_000).enumerate() {
+        let mut sql = Sql::default();
+        let tenant_arg = sql.arg(Arg::Text(Some(tenant.to_owned())));
+        let mut values = Vec::with_capacity(chunk.len());
+        for (i, record) in chunk.iter().enumerate() {
+            let seq = first + (chunk_index * 1_000 + i) as i64;
+            let seq_arg = sql.arg(Arg::Int(Some(seq)));
+            let entry = sql.arg(Arg::Text(Some(format!("{{\"seq\":{seq},{}", record.tail()))));
+            values.push(format!("({tenant_arg}, {seq_arg}, {entry})"));
+        }
+        sql.text = format!(
+            "INSERT INTO prefiq_audit (tenant_id, seq, entry) VALUES {}",
+            values.join(", ")
+        );
+        conn.execute(&sql).await?;
+    }
+    Ok(())
+}
+
 /// System columns a change record leaves out: the record itself says when and who.
 const UNAUDITED: &[&str] = &["modified_at", "modified_by", "version", "created_at"];
 

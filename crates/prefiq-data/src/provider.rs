@@ -9,7 +9,7 @@ use prefiq::{
 };
 
 use crate::database::{Database, DatabaseHandle, DatabaseUrl};
-use crate::entity::repo::{EntityAuthorizer, EntityHook, Repository};
+use crate::entity::repo::{EntityAuthorizer, EntityHook, Repository, TransactionHook};
 use crate::entity::{Entities, EntityRegistry};
 use crate::migrate::SqlMigrationRunner;
 use crate::tenant_config::SqlTenantConfigStore;
@@ -67,7 +67,8 @@ impl ServiceProvider for DatabaseProvider {
                 let hooks = r.services().all::<EntityHook>();
                 let authorizer = r.try_get::<dyn EntityAuthorizer>();
                 let mut repository =
-                    Repository::new(handle.clone(), entities.clone(), hooks, authorizer);
+                    Repository::new(handle.clone(), entities.clone(), hooks, authorizer)
+                        .with_transaction_hooks(r.services().all::<dyn TransactionHook>());
                 if database_config.tenancy == prefiq::config::Tenancy::Database {
                     repository = repository.with_tenant_databases(Arc::new(
                         crate::tenants::TenantDatabases::new(

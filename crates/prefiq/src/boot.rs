@@ -91,6 +91,8 @@ pub struct ModuleSummary {
     pub entities: Vec<String>,
     /// Declared permissions.
     pub permissions: Vec<String>,
+    /// Tenant-level actions granted to roles, as (role, action).
+    pub grants: Vec<(String, String)>,
     /// Hooks, as `on_boot:name`.
     pub hooks: Vec<String>,
 }
@@ -266,6 +268,11 @@ impl App {
                 routes: Vec::new(),
                 entities: manifest.entities.clone(),
                 permissions: manifest.permissions.clone(),
+                grants: manifest
+                    .grants
+                    .iter()
+                    .flat_map(|(role, actions)| actions.iter().map(|a| (role.clone(), a.clone())))
+                    .collect(),
                 hooks: hooks
                     .all()
                     .iter()

@@ -29,6 +29,10 @@ pub struct Manifest {
     /// Permissions this module declares, such as `accounting.close_period`.
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// Tenant-level actions granted to roles out of the box (`Auditor: [cortex.read_audit]`):
+    /// the module's own roles come with what they need, without a tenant policy.
+    #[serde(default)]
+    pub grants: BTreeMap<String, Vec<String>>,
 }
 
 /// Why a manifest could not be read.
@@ -272,6 +276,7 @@ mod tests {
             depends,
             entities: vec![],
             permissions: vec![],
+            grants: BTreeMap::new(),
         }
     }
 

@@ -213,6 +213,11 @@ impl TenantScope {
         &self.tenant
     }
 
+    /// The trace id of the request or job the call belongs to.
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+
     /// The acting user, if known.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -370,6 +375,34 @@ pub struct EntityHook {
     /// What it does.
     pub run: EntityHookFn,
 }
+
+/// Work a module runs *inside* the transaction that submits or cancels a document of its
+/// entity, after the status change and before the commit: the accounting app writes the
+/// ledger postings of a journal entry here, so a submitted entry without its postings can
+/// never be seen. An error rolls the whole write back and reaches the caller as it is.
+///
+/// On SQLite the write may be run again in a transaction of its own when another write of
+/// its group commit fails, so `run` must only touch the database through `conn`.
+#[async_trait]
+pub trait TransactionHook: Send + Sync {
+    /// The entity it applies to.
+    fn entity(&self) -> &str;
+
+    /// Runs for [`EntityEvent::OnSubmit`] and [`EntityEvent::OnCancel`]; `doc` is the
+    /// stored document with its new `docstatus`.
+    async fn run(
+        &self,
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        event: EntityEvent,
+        doc: &Map<String, Value>,
+    ) -> Result<(), RepoError>;
+}
+
+/// The body of [`Repository::in_transaction`]: called with the transaction's connection,
+/// possibly more than once (see [`TransactionHook`]).
+pub type TransactionBody<'f, T> =
+    Box<dyn for<'a, 'c> FnMut(&'a mut Conn<'c>) -> BoxFuture<'a, Result<T, RepoError>> + Send + 'f>;
 
 /// The authorization point of the pipeline; the identity layer binds one as
 /// `dyn EntityAuthorizer`. Without one every call is allowed.
@@ -681,6 +714,7 @@ pub struct Repository {
     handle: Arc<DatabaseHandle>,
     entities: Arc<Entities>,
     hooks: Vec<Arc<EntityHook>>,
+    transaction_hooks: Vec<Arc<dyn TransactionHook>>,
     authorizer: Option<Arc<dyn EntityAuthorizer>>,
     /// Where each tenant's rows live; `None` is the main database for every tenant.
     tenants: Option<Arc<crate::tenants::TenantDatabases>>,
@@ -719,6 +753,7 @@ impl Repository {
             handle,
             entities,
             hooks,
+            transaction_hooks: Vec::new(),
             authorizer,
             tenants: None,
             custom_cache: std::sync::Mutex::default(),
@@ -734,6 +769,41 @@ impl Repository {
     pub fn unaudited_for_benchmarks(mut self) -> Self {
         self.audited = false;
         self
+    }
+
+    /// The same repository running `hooks` in the transactions of submits and cancels.
+    pub fn with_transaction_hooks(mut self, hooks: Vec<Arc<dyn TransactionHook>>) -> Self {
+        self.transaction_hooks = hooks;
+        self
+    }
+
+    /// Runs `body` in one write transaction on the database that holds the scope's rows,
+    /// acting (on PostgreSQL) as the application role for the scope's tenant, so row-level
+    /// security holds it to that tenant. For a module's set-based writers (bulk imports);
+    /// they own their statements, and the audit records they append with
+    /// [`crate::audit::append_statement`]. The checkpointer is told of new records.
+    pub async fn in_transaction<T: Send>(
+        &self,
+        scope: &TenantScope,
+        mut body: TransactionBody<'_, T>,
+    ) -> Result<T, RepoError> {
+        let handle = self.tenant_handle(scope).await?;
+        let value = in_tenant_tx!(handle.get()?, &scope.tenant, conn => body(conn).await?);
+        self.audit.appended(&scope.tenant);
+        Ok(value)
+    }
+
+    /// Runs `body` on a reading connection of the database that holds the scope's rows
+    /// (SQLite's reader pool; on PostgreSQL a transaction acting as the application role
+    /// for the scope's tenant): for a module's reports, which read many rows at once.
+    pub async fn read<T: Send>(
+        &self,
+        scope: &TenantScope,
+        mut body: TransactionBody<'_, T>,
+    ) -> Result<T, RepoError> {
+        let handle = self.tenant_handle(scope).await?;
+        let value = on_tenant_reader!(handle.get()?, &scope.tenant, conn => body(conn).await?);
+        Ok(value)
     }
 
     /// What the audit checkpointer listens to.
@@ -2135,6 +2205,16 @@ impl Repository {
                 return Err(conflict());
             }
             write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now, self.audited).await?;
+            let hook_event = match change {
+                Transition::Submit => Some(EntityEvent::OnSubmit),
+                Transition::Cancel => Some(EntityEvent::OnCancel),
+                Transition::Delete => None,
+            };
+            if let Some(hook_event) = hook_event {
+                for hook in self.transaction_hooks.iter().filter(|h| h.entity() == schema.name) {
+                    hook.run(conn, scope, hook_event, &record).await?;
+                }
+            }
         });
         self.audit.appended(&scope.tenant);
         Ok(record)

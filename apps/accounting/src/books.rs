@@ -1,0 +1,677 @@
+//! The books service: a company's chart and periods, posting on submit and cancel (the
+//! transaction hook), period and fiscal-year close, and the hooks that keep ledger rows
+//! immutable. Everything goes through the kernel's repository.
+
+use std::sync::{Arc, OnceLock};
+
+use prefiq::async_trait;
+use prefiq_data::audit::{AuditRecord, append_statement};
+use prefiq_data::entity::repo::{
+    EntityEvent, ListQuery, RepoError, Repository, TenantScope, TransactionHook,
+};
+use prefiq_data::entity::sql::{Arg, Conn, Sql, SqlType};
+use prefiq_data::entity::value::civil_now;
+use serde_json::{Map, Value, json};
+
+use crate::dates;
+use crate::ledger::{self, Company, LedgerEntry, PostingLine, RootType, Voucher, invalid, text};
+
+/// The standard chart of accounts a new company gets: (path, root type, account type,
+/// is group). Paths are colon-separated, as in plain-text accounting.
+pub const STANDARD_CHART: &[(&str, RootType, Option<&str>, bool)] = &[
+    ("assets", RootType::Asset, None, true),
+    ("assets:current", RootType::Asset, None, true),
+    ("assets:current:bank", RootType::Asset, Some("Bank"), false),
+    ("assets:current:cash", RootType::Asset, Some("Cash"), false),
+    ("assets:current:receivable", RootType::Asset, Some("Receivable"), false),
+    ("assets:current:stock", RootType::Asset, Some("Stock"), false),
+    ("assets:current:input-tax", RootType::Asset, Some("Tax"), false),
+    ("assets:fixed", RootType::Asset, None, true),
+    ("assets:fixed:equipment", RootType::Asset, Some("Fixed Asset"), false),
+    ("assets:fixed:accumulated-depreciation", RootType::Asset, Some("Depreciation"), false),
+    ("liabilities", RootType::Liability, None, true),
+    ("liabilities:current", RootType::Liability, None, true),
+    ("liabilities:current:payable", RootType::Liability, Some("Payable"), false),
+    ("liabilities:current:output-tax", RootType::Liability, Some("Tax"), false),
+    ("liabilities:current:payroll", RootType::Liability, None, false),
+    ("liabilities:loans", RootType::Liability, None, false),
+    ("equity", RootType::Equity, None, true),
+    ("equity:capital", RootType::Equity, None, false),
+    ("equity:retained-earnings", RootType::Equity, Some("Retained Earnings"), false),
+    ("income", RootType::Income, None, true),
+    ("income:sales", RootType::Income, Some("Income"), false),
+    ("income:services", RootType::Income, Some("Income"), false),
+    ("income:other", RootType::Income, Some("Income"), false),
+    ("expenses", RootType::Expense, None, true),
+    ("expenses:cost-of-goods-sold", RootType::Expense, Some("Cost of Goods Sold"), false),
+    ("expenses:salaries", RootType::Expense, Some("Expense"), false),
+    ("expenses:rent", RootType::Expense, Some("Expense"), false),
+    ("expenses:utilities", RootType::Expense, Some("Expense"), false),
+    ("expenses:depreciation", RootType::Expense, Some("Depreciation"), false),
+    ("expenses:bank-charges", RootType::Expense, Some("Expense"), false),
+    ("expenses:exchange-rounding", RootType::Expense, Some("Round Off"), false),
+];
+
+/// The root type a plain-text account path starts with (`assets:bank` is an asset).
+pub fn root_of_path(path: &str) -> Option<RootType> {
+    let first = path.split(':').next()?.to_ascii_lowercase();
+    Some(match first.as_str() {
+        "assets" | "asset" => RootType::Asset,
+        "liabilities" | "liability" => RootType::Liability,
+        "equity" => RootType::Equity,
+        "income" | "revenue" | "revenues" => RootType::Income,
+        "expenses" | "expense" => RootType::Expense,
+        _ => return None,
+    })
+}
+
+/// The display name of a path's last part: `accumulated-depreciation` → `Accumulated Depreciation`.
+pub fn display_name(path: &str) -> String {
+    let last = path.rsplit(':').next().unwrap_or(path);
+    last.split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The accounting service; bound as a singleton, given the repository at boot.
+#[derive(Default)]
+pub struct Books {
+    repository: OnceLock<Arc<Repository>>,
+}
+
+fn id_of(value: &Value) -> String {
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn field<'a>(doc: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    doc.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+impl Books {
+    /// Sets the repository (once, at boot).
+    pub fn set_repository(&self, repository: Arc<Repository>) {
+        let _ = self.repository.set(repository);
+    }
+
+    /// The repository.
+    pub fn repository(&self) -> Result<&Arc<Repository>, RepoError> {
+        self.repository.get().ok_or_else(|| {
+            RepoError::Database(prefiq_data::DataError::Batch(
+                "the accounting service is used before boot".into(),
+            ))
+        })
+    }
+
+    /// Reads one company by id, name or abbreviation.
+    pub async fn company(&self, scope: &TenantScope, key: &str) -> Result<Company, RepoError> {
+        let key = key.to_owned();
+        let scope_for = scope.clone();
+        let found = self
+            .repository()?
+            .read(
+                scope,
+                Box::new(move |conn| {
+                    let key = key.clone();
+                    let scope = scope_for.clone();
+                    Box::pin(async move { ledger::load_company(conn, &scope, &key).await })
+                }),
+            )
+            .await?;
+        found.ok_or_else(|| RepoError::NotFound {
+            entity: "company".into(),
+            id: scope_key(scope),
+        })
+    }
+
+    /// Creates accounts for `paths` (and every group above them) that the company lacks;
+    /// returns every account of the company afterwards. `currency` sets a new leaf's
+    /// account currency.
+    pub async fn ensure_accounts(
+        &self,
+        scope: &TenantScope,
+        company: &Company,
+        paths: &[(String, Option<String>)],
+    ) -> Result<Vec<ledger::Account>, RepoError> {
+        let repository = self.repository()?;
+        let mut existing = self.accounts(scope, &company.id).await?;
+        let mut by_path: std::collections::HashMap<String, (String, bool)> = existing
+            .iter()
+            .map(|a| (a.path.clone(), (a.id.clone(), a.is_group)))
+            .collect();
+        let mut wanted: Vec<(String, bool, Option<String>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (path, currency) in paths {
+            let parts: Vec<&str> = path.split(':').collect();
+            for depth in 1..=parts.len() {
+                let prefix = parts[..depth].join(":");
+                let leaf = depth == parts.len();
+                if seen.insert(prefix.clone()) {
+                    wanted.push((prefix, !leaf, if leaf { currency.clone() } else { None }));
+                } else if !leaf
+                    && let Some(w) = wanted.iter_mut().find(|w| w.0 == prefix)
+                {
+                    w.1 = true;
+                }
+            }
+        }
+        wanted.sort_by(|a, b| a.0.split(':').count().cmp(&b.0.split(':').count()).then(a.0.cmp(&b.0)));
+        let mut created = false;
+        for (path, group, currency) in wanted {
+            if let Some((_, is_group)) = by_path.get(&path) {
+                if group && !is_group {
+                    return Err(invalid(
+                        "",
+                        "leaf_has_children",
+                        format!("account {path} takes postings, so it cannot have sub-accounts"),
+                    ));
+                }
+                continue;
+            }
+            let Some(root) = root_of_path(&path) else {
+                return Err(invalid(
+                    "",
+                    "no_root",
+                    format!("account {path} must start with assets, liabilities, equity, income or expenses"),
+                ));
+            };
+            let parent = path
+                .rsplit_once(':')
+                .and_then(|(p, _)| by_path.get(p))
+                .map(|(id, _)| id.clone());
+            let record = repository
+                .create(
+                    scope,
+                    "account",
+                    json!({
+                        "account_name": display_name(&path),
+                        "account_path": path,
+                        "company": company.id,
+                        "root_type": root.as_str(),
+                        "is_group": group,
+                        "currency": currency,
+                        "parent_account": parent,
+                    }),
+                )
+                .await?;
+            by_path.insert(path, (id_of(&record), group));
+            created = true;
+        }
+        if created {
+            existing = self.accounts(scope, &company.id).await?;
+        }
+        Ok(existing)
+    }
+
+    /// Every account of a company.
+    pub async fn accounts(
+        &self,
+        scope: &TenantScope,
+        company: &str,
+    ) -> Result<Vec<ledger::Account>, RepoError> {
+        let company = company.to_owned();
+        let scope_for = scope.clone();
+        self.repository()?
+            .read(
+                scope,
+                Box::new(move |conn| {
+                    let company = company.clone();
+                    let scope = scope_for.clone();
+                    Box::pin(async move { ledger::load_accounts(conn, &scope, &company).await })
+                }),
+            )
+            .await
+    }
+
+    /// Every period of a company, in date order.
+    pub async fn periods(
+        &self,
+        scope: &TenantScope,
+        company: &str,
+    ) -> Result<Vec<ledger::Period>, RepoError> {
+        let company = company.to_owned();
+        let scope_for = scope.clone();
+        self.repository()?
+            .read(
+                scope,
+                Box::new(move |conn| {
+                    let company = company.clone();
+                    let scope = scope_for.clone();
+                    Box::pin(async move { ledger::load_periods(conn, &scope, &company).await })
+                }),
+            )
+            .await
+    }
+
+    /// Creates the standard chart for a new company and points its retained-earnings and
+    /// rounding accounts into it.
+    pub async fn create_standard_chart(
+        &self,
+        scope: &TenantScope,
+        company: &Company,
+    ) -> Result<(), RepoError> {
+        let repository = self.repository()?;
+        let mut ids: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+        for (path, root, account_type, group) in STANDARD_CHART {
+            let parent = path.rsplit_once(':').and_then(|(p, _)| ids.get(p)).cloned();
+            let record = repository
+                .create(
+                    scope,
+                    "account",
+                    json!({
+                        "account_name": display_name(path),
+                        "account_path": path,
+                        "company": company.id,
+                        "root_type": root.as_str(),
+                        "account_type": account_type,
+                        "is_group": group,
+                        "parent_account": parent,
+                    }),
+                )
+                .await?;
+            ids.insert(path, id_of(&record));
+        }
+        repository
+            .update(
+                scope,
+                "company",
+                &company.id,
+                json!({
+                    "retained_earnings_account": ids.get("equity:retained-earnings"),
+                    "rounding_account": ids.get("expenses:exchange-rounding"),
+                }),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates the monthly periods of a new fiscal year.
+    pub async fn create_periods(
+        &self,
+        scope: &TenantScope,
+        year: &Map<String, Value>,
+    ) -> Result<(), RepoError> {
+        let repository = self.repository()?;
+        let (Some(id), Some(company), Some(start), Some(end)) = (
+            field(year, "id"),
+            field(year, "company"),
+            field(year, "start_date"),
+            field(year, "end_date"),
+        ) else {
+            return Ok(());
+        };
+        for (from, to) in dates::months(start, end) {
+            repository
+                .create(
+                    scope,
+                    "accounting_period",
+                    json!({
+                        "period_name": from[..7],
+                        "company": company,
+                        "fiscal_year": id,
+                        "start_date": from,
+                        "end_date": to,
+                    }),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a calendar fiscal year (with its periods) for every year in
+    /// `first..=last` that no fiscal year of the company covers.
+    pub async fn ensure_years(
+        &self,
+        scope: &TenantScope,
+        company: &Company,
+        first: &str,
+        last: &str,
+    ) -> Result<(), RepoError> {
+        let repository = self.repository()?;
+        let periods = self.periods(scope, &company.id).await?;
+        let (Some(a), Some(b)) = (dates::parse(first), dates::parse(last)) else {
+            return Ok(());
+        };
+        for year in a.0..=b.0 {
+            let start = format!("{year:04}-01-01");
+            let end = format!("{year:04}-12-31");
+            if periods.iter().any(|p| p.start <= end && p.end >= start) {
+                continue;
+            }
+            repository
+                .create(
+                    scope,
+                    "fiscal_year",
+                    json!({"year_name": format!("{} {year}", company.abbr), "company": company.id, "start_date": start, "end_date": end}),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Closes a period: posts the closing entry that moves its income and expense to the
+    /// company's retained earnings, and locks it, in one transaction with their audit
+    /// records. Earlier periods of the company must be closed first.
+    pub async fn close_period(
+        &self,
+        scope: &TenantScope,
+        period_id: &str,
+    ) -> Result<Value, RepoError> {
+        let repository = self.repository()?;
+        let period_id = period_id.to_owned();
+        let scope_for = scope.clone();
+        let result = repository
+            .in_transaction(
+                scope,
+                Box::new(move |conn| {
+                    let scope = scope_for.clone();
+                    let period_id = period_id.clone();
+                    Box::pin(async move { close_in(conn, &scope, &period_id).await })
+                }),
+            )
+            .await?;
+        Ok(result)
+    }
+
+    /// Closes every open period of a fiscal year in date order, then the year.
+    pub async fn close_fiscal_year(
+        &self,
+        scope: &TenantScope,
+        year_id: &str,
+    ) -> Result<Value, RepoError> {
+        let repository = self.repository()?;
+        let year = repository.get(scope, "fiscal_year", year_id).await?;
+        let company = year.get("company").and_then(Value::as_str).unwrap_or_default();
+        let periods = self.periods(scope, company).await?;
+        let mut closed = Vec::new();
+        for period in periods.iter().filter(|p| p.fiscal_year == year_id && p.open) {
+            closed.push(self.close_period(scope, &period.id).await?);
+        }
+        let version = year.get("version").and_then(Value::as_i64);
+        let year = repository
+            .update(scope, "fiscal_year", year_id, json!({"status": "Closed"}), version)
+            .await?;
+        Ok(json!({"fiscal_year": year, "closed_periods": closed}))
+    }
+
+    /// Whether any GL entry posts to the account.
+    pub async fn has_postings(&self, scope: &TenantScope, account: &str) -> Result<bool, RepoError> {
+        let account = account.to_owned();
+        let scope_for = scope.clone();
+        self.repository()?
+            .read(
+                scope,
+                Box::new(move |conn| {
+                    let account = account.clone();
+                    let scope = scope_for.clone();
+                    Box::pin(async move {
+                        let mut sql = Sql::default();
+                        let tenant = sql.arg(text(scope.tenant()));
+                        let account = sql.arg(text(&account));
+                        sql.text = format!(
+                            "SELECT 1 FROM gl_entry WHERE tenant_id = {tenant} AND account = {account} LIMIT 1"
+                        );
+                        Ok(!conn.fetch(&sql, &[SqlType::Int]).await?.is_empty())
+                    })
+                }),
+            )
+            .await
+    }
+
+    /// The companies of the tenant (for defaults in reports).
+    pub async fn companies(&self, scope: &TenantScope) -> Result<Vec<Value>, RepoError> {
+        Ok(self
+            .repository()?
+            .list(
+                scope,
+                "company",
+                &ListQuery {
+                    limit: Some(500),
+                    ..ListQuery::default()
+                },
+            )
+            .await?
+            .data)
+    }
+}
+
+fn scope_key(scope: &TenantScope) -> String {
+    scope.tenant().to_owned()
+}
+
+/// The body of a period close, inside its transaction.
+async fn close_in(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    period_id: &str,
+) -> Result<Value, RepoError> {
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let id = sql.arg(text(period_id));
+    sql.text = format!(
+        "SELECT company FROM accounting_period WHERE tenant_id = {tenant} AND id = {id} AND deleted_at IS NULL"
+    );
+    let rows = conn.fetch(&sql, &[SqlType::Text]).await?;
+    let Some(company_id) = rows.first().and_then(|r| ledger::cell_text(r.first())) else {
+        return Err(RepoError::NotFound {
+            entity: "accounting_period".into(),
+            id: period_id.to_owned(),
+        });
+    };
+    let Some(company) = ledger::load_company(conn, scope, &company_id).await? else {
+        return Err(invalid("/company", "unknown_company", "the period's company does not exist"));
+    };
+    let periods = ledger::load_periods(conn, scope, &company.id).await?;
+    let Some(period) = periods.iter().find(|p| p.id == period_id).cloned() else {
+        return Err(invalid("", "unknown_period", "no such period"));
+    };
+    if !period.open {
+        return Err(invalid(
+            "/status",
+            "already_closed",
+            format!("the period {} is already closed", period.name),
+        ));
+    }
+    if let Some(earlier) = periods.iter().find(|p| p.open && p.end < period.start) {
+        return Err(invalid(
+            "/status",
+            "earlier_open",
+            format!("close the earlier period {} first", earlier.name),
+        ));
+    }
+    let Some(retained) = company.retained_earnings_account.clone() else {
+        return Err(invalid(
+            "/retained_earnings_account",
+            "no_retained_earnings",
+            format!("company {} has no retained earnings account", company.name),
+        ));
+    };
+    // The period's income and expense, per account, from the balances kept as entries post.
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let period_arg = sql.arg(text(&period.id));
+    sql.text = format!(
+        "SELECT b.account, SUM(b.debit), SUM(b.credit), a.root_type FROM account_balance b JOIN account a ON a.tenant_id = b.tenant_id AND a.id = b.account WHERE b.tenant_id = {tenant} AND b.period = {period_arg} GROUP BY b.account, a.root_type ORDER BY b.account"
+    );
+    let rows = conn
+        .fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text])
+        .await?;
+    let base = company.base_currency.clone();
+    let mut lines = Vec::new();
+    let mut net_to_retained: i64 = 0;
+    let line = |account: String, debit: i64, credit: i64| PostingLine {
+        account,
+        debit,
+        credit,
+        currency: base.clone(),
+        debit_in_currency: debit,
+        credit_in_currency: credit,
+        party_type: None,
+        party: None,
+        cost_center: None,
+        remark: Some("period closing".into()),
+        rate: Some(crate::money::RATE_ONE),
+    };
+    for row in &rows {
+        let root = RootType::parse(&ledger::cell_text(row.get(3)).unwrap_or_default());
+        if !root.is_some_and(RootType::is_profit_and_loss) {
+            continue;
+        }
+        let net = ledger::cell_int(row.get(1)) - ledger::cell_int(row.get(2));
+        if net == 0 {
+            continue;
+        }
+        let account = ledger::cell_text(row.first()).unwrap_or_default();
+        lines.push(if net > 0 {
+            line(account, 0, net)
+        } else {
+            line(account, -net, 0)
+        });
+        net_to_retained += net;
+    }
+    let now = civil_now();
+    let entry_id = uuid::Uuid::now_v7().to_string();
+    let posted = !lines.is_empty();
+    if posted {
+        lines.push(if net_to_retained > 0 {
+            line(retained, net_to_retained, 0)
+        } else {
+            line(retained, 0, -net_to_retained)
+        });
+        let entry = LedgerEntry {
+            id: entry_id.clone(),
+            name: format!("CLOSE-{}-{}", company.abbr, period.name),
+            entry_type: "Closing Entry",
+            title: Some(format!("Closing of {}", period.name)),
+            remark: None,
+            voucher: Voucher {
+                journal_entry: entry_id.clone(),
+                posting_date: period.end.clone(),
+                period: period.id.clone(),
+                lines,
+                is_reversal: false,
+                is_closing: true,
+            },
+        };
+        ledger::write_entries(conn, scope, &company, std::slice::from_ref(&entry), &now).await?;
+        append(
+            conn,
+            scope,
+            &now,
+            "submit",
+            "journal_entry",
+            &entry_id,
+            ledger::audit_changes(&[
+                ("entry_type", json!("Closing Entry")),
+                ("period", json!(period.id)),
+                ("docstatus", json!(1)),
+            ]),
+        )
+        .await?;
+    }
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let id = sql.arg(text(&period.id));
+    let version = sql.arg(Arg::Int(Some(period.version)));
+    let at = sql.arg(text(&now));
+    let user = sql.arg(ledger::opt_text(scope.user()));
+    sql.text = format!(
+        "UPDATE accounting_period SET status = 'Closed', version = version + 1, modified_at = {at}, modified_by = {user} WHERE tenant_id = {tenant} AND id = {id} AND version = {version}"
+    );
+    if conn.execute(&sql).await? == 0 {
+        return Err(RepoError::VersionConflict {
+            entity: "accounting_period".into(),
+            expected: period.version,
+            actual: period.version + 1,
+        });
+    }
+    append(
+        conn,
+        scope,
+        &now,
+        "close",
+        "accounting_period",
+        &period.id,
+        json!({"status": {"before": "Open", "after": "Closed"}}),
+    )
+    .await?;
+    Ok(json!({
+        "period": period.id,
+        "period_name": period.name,
+        "status": "Closed",
+        "closing_entry": posted.then_some(entry_id),
+        "net_profit": crate::money::format_minor(-net_to_retained, &base),
+        "currency": base,
+    }))
+}
+
+/// Appends an audit record in the caller's transaction.
+pub(crate) async fn append(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    now: &str,
+    action: &str,
+    entity: &str,
+    id: &str,
+    changes: Value,
+) -> Result<(), RepoError> {
+    let trace = scope_trace(scope);
+    let record = AuditRecord {
+        tenant: scope.tenant(),
+        time: now,
+        actor: scope.user(),
+        action,
+        entity: Some(entity),
+        id: Some(id),
+        changes,
+        trace: &trace,
+    };
+    let mut sql = Sql::default();
+    sql.text = append_statement(&mut sql, conn.backend(), &record);
+    conn.execute(&sql).await?;
+    Ok(())
+}
+
+fn scope_trace(scope: &TenantScope) -> String {
+    scope.trace_id().to_owned()
+}
+
+/// Posts a journal entry's GL entries in its submit's transaction, and reverses them in
+/// its cancel's.
+pub struct PostingHook;
+
+#[async_trait]
+impl TransactionHook for PostingHook {
+    fn entity(&self) -> &str {
+        "journal_entry"
+    }
+
+    async fn run(
+        &self,
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        event: EntityEvent,
+        doc: &Map<String, Value>,
+    ) -> Result<(), RepoError> {
+        let id = field(doc, "id").unwrap_or_default().to_owned();
+        let (company, voucher) = match event {
+            EntityEvent::OnSubmit => ledger::prepare_voucher(conn, scope, &id, doc).await?,
+            EntityEvent::OnCancel => ledger::reversal_voucher(conn, scope, &id, doc).await?,
+            _ => return Ok(()),
+        };
+        ledger::write_postings(conn, scope, &company, &[voucher], &civil_now()).await?;
+        Ok(())
+    }
+}
