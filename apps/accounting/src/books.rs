@@ -503,7 +503,7 @@ async fn close_in(
     let tenant = sql.arg(text(scope.tenant()));
     let period_arg = sql.arg(text(&period.id));
     sql.text = format!(
-        "SELECT b.account, SUM(b.debit), SUM(b.credit), a.root_type FROM account_balance b JOIN account a ON a.tenant_id = b.tenant_id AND a.id = b.account WHERE b.tenant_id = {tenant} AND b.period = {period_arg} GROUP BY b.account, a.root_type ORDER BY b.account"
+        "SELECT b.account, CAST(SUM(b.debit) AS BIGINT), CAST(SUM(b.credit) AS BIGINT), a.root_type FROM account_balance b JOIN account a ON a.tenant_id = b.tenant_id AND a.id = b.account WHERE b.tenant_id = {tenant} AND b.period = {period_arg} GROUP BY b.account, a.root_type ORDER BY b.account"
     );
     let rows = conn
         .fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text])

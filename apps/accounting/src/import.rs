@@ -362,6 +362,16 @@ async fn write_all(
     job: &Job,
 ) -> Result<(u64, u64, Vec<JournalError>), RepoError> {
     let now = civil_now();
+    write_entries_of(conn, scope, job, &now).await
+}
+
+async fn write_entries_of(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    job: &Job,
+    now: &str,
+) -> Result<(u64, u64, Vec<JournalError>), RepoError> {
+    let now = now.to_owned();
     let base = job.company.base_currency.as_str();
     let mut rates = job.rates.clone();
     // Rates already in the books count too; the journal's own are added to them.

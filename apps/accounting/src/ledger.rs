@@ -46,28 +46,9 @@ pub(crate) fn cell_bool(cell: Option<&Cell>) -> bool {
     }
 }
 
-/// Runs a statement built with `$n` placeholders. On SQLite they become `?n`: SQLite looks
-/// a `$name` parameter up by a linear scan of the names seen so far, which makes a
-/// multi-row statement of thousands of parameters quadratic to prepare; `?n` is an index.
-/// Only for statements whose text holds no `$` of its own (every one in this crate).
-pub(crate) async fn run(conn: &mut Conn<'_>, mut sql: Sql) -> Result<u64, RepoError> {
-    if conn.backend() == prefiq::Backend::Sqlite {
-        sql.text = numbered(&sql.text);
-    }
-    Ok(conn.execute(&sql).await?)
-}
-
-fn numbered(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.char_indices() {
-        if c == '$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// Runs a multi-row statement (see `Conn::execute_bulk`).
+pub(crate) async fn run(conn: &mut Conn<'_>, sql: Sql) -> Result<u64, RepoError> {
+    Ok(conn.execute_bulk(&sql).await?)
 }
 
 /// An invalid-input error with one problem.

@@ -55,7 +55,7 @@ pub async fn movement(
             format!(" AND is_closing = {}", sql.arg(Arg::Bool(Some(false))))
         };
         sql.text = format!(
-            "SELECT account, SUM(debit), SUM(credit) FROM account_balance WHERE tenant_id = {tenant} AND company = {company_arg} AND period IN ({list}){closing} GROUP BY account"
+            "SELECT account, CAST(SUM(debit) AS BIGINT), CAST(SUM(credit) AS BIGINT) FROM account_balance WHERE tenant_id = {tenant} AND company = {company_arg} AND period IN ({list}){closing} GROUP BY account"
         );
         add_rows(&mut totals, conn.fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int]).await?);
     }
@@ -75,7 +75,7 @@ pub async fn movement(
             format!(" AND is_closing = {}", sql.arg(Arg::Bool(Some(false))))
         };
         sql.text = format!(
-            "SELECT account, SUM(debit), SUM(credit) FROM gl_entry WHERE tenant_id = {tenant} AND company = {company_arg} AND posting_date >= {a} AND posting_date <= {b}{closing} GROUP BY account"
+            "SELECT account, CAST(SUM(debit) AS BIGINT), CAST(SUM(credit) AS BIGINT) FROM gl_entry WHERE tenant_id = {tenant} AND company = {company_arg} AND posting_date >= {a} AND posting_date <= {b}{closing} GROUP BY account"
         );
         add_rows(&mut totals, conn.fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int]).await?);
     }
@@ -668,7 +668,7 @@ pub async fn balances_by_currency(
                     let tenant = sql.arg(text(scope.tenant()));
                     let company = sql.arg(text(&data.company.id));
                     sql.text = format!(
-                        "SELECT account, line_debit_currency, SUM(line_debit), SUM(line_credit) FROM account_balance WHERE tenant_id = {tenant} AND company = {company} GROUP BY account, line_debit_currency"
+                        "SELECT account, line_debit_currency, CAST(SUM(line_debit) AS BIGINT), CAST(SUM(line_credit) AS BIGINT) FROM account_balance WHERE tenant_id = {tenant} AND company = {company} GROUP BY account, line_debit_currency"
                     );
                     let rows = conn.fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Int, SqlType::Int]).await?;
                     let paths: HashMap<&str, &str> = data.accounts.iter().map(|a| (a.id.as_str(), a.path.as_str())).collect();

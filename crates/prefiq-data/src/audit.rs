@@ -150,7 +150,7 @@ pub async fn append_records(
             "INSERT INTO prefiq_audit (tenant_id, seq, entry) VALUES {}",
             values.join(", ")
         );
-        conn.execute(&sql).await?;
+        conn.execute_bulk(&sql).await?;
     }
     Ok(())
 }

@@ -124,6 +124,20 @@ impl Conn<'_> {
         })
     }
 
+    /// Runs a statement of many parameters (a multi-row insert): on SQLite its `$n`
+    /// placeholders become anonymous `?` with the arguments repeated in order, because
+    /// SQLite finds a named or numbered parameter by a linear scan of the names, which
+    /// makes binding thousands of them quadratic. The text must hold no `$` of its own.
+    pub async fn execute_bulk(&mut self, sql: &Sql) -> Result<u64, DataError> {
+        match self {
+            Conn::Sqlite(_) => {
+                let positional = positional(sql);
+                self.execute(&positional).await
+            }
+            Conn::Postgres(_) => self.execute(sql).await,
+        }
+    }
+
     /// Runs a query and reads each row's columns as `types` say.
     pub async fn fetch(
         &mut self,
@@ -150,5 +164,59 @@ impl Conn<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// `sql` with every `$n` replaced by `?` and the arguments in the order they occur.
+fn positional(sql: &Sql) -> Sql {
+    let bytes = sql.text.as_bytes();
+    let mut text = String::with_capacity(sql.text.len());
+    let mut args = Vec::with_capacity(sql.args.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            let start = i + 1;
+            let mut end = start;
+            while bytes.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            let n: usize = sql.text[start..end].parse().unwrap_or(0);
+            if let Some(arg) = n.checked_sub(1).and_then(|k| sql.args.get(k)) {
+                text.push_str(&sql.text[copied..i]);
+                text.push('?');
+                args.push(arg.clone());
+                copied = end;
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    text.push_str(&sql.text[copied..]);
+    Sql { text, args }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_positional_in_order() {
+        let sql = Sql {
+            text: "INSERT INTO t VALUES ($1, $2, $1), ($3, $2, $1)".into(),
+            args: vec![Arg::Int(Some(1)), Arg::Int(Some(2)), Arg::Int(Some(3))],
+        };
+        let got = positional(&sql);
+        assert_eq!(got.text, "INSERT INTO t VALUES (?, ?, ?), (?, ?, ?)");
+        let ints: Vec<i64> = got
+            .args
+            .iter()
+            .map(|a| match a {
+                Arg::Int(Some(v)) => *v,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(ints, vec![1, 2, 1, 3, 2, 1]);
     }
 }
