@@ -23,33 +23,108 @@ pub const STANDARD_CHART: &[(&str, RootType, Option<&str>, bool)] = &[
     ("assets:current", RootType::Asset, None, true),
     ("assets:current:bank", RootType::Asset, Some("Bank"), false),
     ("assets:current:cash", RootType::Asset, Some("Cash"), false),
-    ("assets:current:receivable", RootType::Asset, Some("Receivable"), false),
-    ("assets:current:stock", RootType::Asset, Some("Stock"), false),
-    ("assets:current:input-tax", RootType::Asset, Some("Tax"), false),
+    (
+        "assets:current:receivable",
+        RootType::Asset,
+        Some("Receivable"),
+        false,
+    ),
+    (
+        "assets:current:stock",
+        RootType::Asset,
+        Some("Stock"),
+        false,
+    ),
+    (
+        "assets:current:input-tax",
+        RootType::Asset,
+        Some("Tax"),
+        false,
+    ),
     ("assets:fixed", RootType::Asset, None, true),
-    ("assets:fixed:equipment", RootType::Asset, Some("Fixed Asset"), false),
-    ("assets:fixed:accumulated-depreciation", RootType::Asset, Some("Depreciation"), false),
+    (
+        "assets:fixed:equipment",
+        RootType::Asset,
+        Some("Fixed Asset"),
+        false,
+    ),
+    (
+        "assets:fixed:accumulated-depreciation",
+        RootType::Asset,
+        Some("Depreciation"),
+        false,
+    ),
     ("liabilities", RootType::Liability, None, true),
     ("liabilities:current", RootType::Liability, None, true),
-    ("liabilities:current:payable", RootType::Liability, Some("Payable"), false),
-    ("liabilities:current:output-tax", RootType::Liability, Some("Tax"), false),
-    ("liabilities:current:payroll", RootType::Liability, None, false),
+    (
+        "liabilities:current:payable",
+        RootType::Liability,
+        Some("Payable"),
+        false,
+    ),
+    (
+        "liabilities:current:output-tax",
+        RootType::Liability,
+        Some("Tax"),
+        false,
+    ),
+    (
+        "liabilities:current:payroll",
+        RootType::Liability,
+        None,
+        false,
+    ),
     ("liabilities:loans", RootType::Liability, None, false),
     ("equity", RootType::Equity, None, true),
     ("equity:capital", RootType::Equity, None, false),
-    ("equity:retained-earnings", RootType::Equity, Some("Retained Earnings"), false),
+    (
+        "equity:retained-earnings",
+        RootType::Equity,
+        Some("Retained Earnings"),
+        false,
+    ),
     ("income", RootType::Income, None, true),
     ("income:sales", RootType::Income, Some("Income"), false),
     ("income:services", RootType::Income, Some("Income"), false),
     ("income:other", RootType::Income, Some("Income"), false),
     ("expenses", RootType::Expense, None, true),
-    ("expenses:cost-of-goods-sold", RootType::Expense, Some("Cost of Goods Sold"), false),
-    ("expenses:salaries", RootType::Expense, Some("Expense"), false),
+    (
+        "expenses:cost-of-goods-sold",
+        RootType::Expense,
+        Some("Cost of Goods Sold"),
+        false,
+    ),
+    (
+        "expenses:salaries",
+        RootType::Expense,
+        Some("Expense"),
+        false,
+    ),
     ("expenses:rent", RootType::Expense, Some("Expense"), false),
-    ("expenses:utilities", RootType::Expense, Some("Expense"), false),
-    ("expenses:depreciation", RootType::Expense, Some("Depreciation"), false),
-    ("expenses:bank-charges", RootType::Expense, Some("Expense"), false),
-    ("expenses:exchange-rounding", RootType::Expense, Some("Round Off"), false),
+    (
+        "expenses:utilities",
+        RootType::Expense,
+        Some("Expense"),
+        false,
+    ),
+    (
+        "expenses:depreciation",
+        RootType::Expense,
+        Some("Depreciation"),
+        false,
+    ),
+    (
+        "expenses:bank-charges",
+        RootType::Expense,
+        Some("Expense"),
+        false,
+    ),
+    (
+        "expenses:exchange-rounding",
+        RootType::Expense,
+        Some("Round Off"),
+        false,
+    ),
 ];
 
 /// The root type a plain-text account path starts with (`assets:bank` is an asset).
@@ -96,7 +171,9 @@ fn id_of(value: &Value) -> String {
 }
 
 fn field<'a>(doc: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    doc.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+    doc.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 impl Books {
@@ -159,14 +236,17 @@ impl Books {
                 let leaf = depth == parts.len();
                 if seen.insert(prefix.clone()) {
                     wanted.push((prefix, !leaf, if leaf { currency.clone() } else { None }));
-                } else if !leaf
-                    && let Some(w) = wanted.iter_mut().find(|w| w.0 == prefix)
-                {
+                } else if !leaf && let Some(w) = wanted.iter_mut().find(|w| w.0 == prefix) {
                     w.1 = true;
                 }
             }
         }
-        wanted.sort_by(|a, b| a.0.split(':').count().cmp(&b.0.split(':').count()).then(a.0.cmp(&b.0)));
+        wanted.sort_by(|a, b| {
+            a.0.split(':')
+                .count()
+                .cmp(&b.0.split(':').count())
+                .then(a.0.cmp(&b.0))
+        });
         let mut created = false;
         for (path, group, currency) in wanted {
             if let Some((_, is_group)) = by_path.get(&path) {
@@ -183,7 +263,9 @@ impl Books {
                 return Err(invalid(
                     "",
                     "no_root",
-                    format!("account {path} must start with assets, liabilities, equity, income or expenses"),
+                    format!(
+                        "account {path} must start with assets, liabilities, equity, income or expenses"
+                    ),
                 ));
             };
             let parent = path
@@ -393,21 +475,37 @@ impl Books {
     ) -> Result<Value, RepoError> {
         let repository = self.repository()?;
         let year = repository.get(scope, "fiscal_year", year_id).await?;
-        let company = year.get("company").and_then(Value::as_str).unwrap_or_default();
+        let company = year
+            .get("company")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let periods = self.periods(scope, company).await?;
         let mut closed = Vec::new();
-        for period in periods.iter().filter(|p| p.fiscal_year == year_id && p.open) {
+        for period in periods
+            .iter()
+            .filter(|p| p.fiscal_year == year_id && p.open)
+        {
             closed.push(self.close_period(scope, &period.id).await?);
         }
         let version = year.get("version").and_then(Value::as_i64);
         let year = repository
-            .update(scope, "fiscal_year", year_id, json!({"status": "Closed"}), version)
+            .update(
+                scope,
+                "fiscal_year",
+                year_id,
+                json!({"status": "Closed"}),
+                version,
+            )
             .await?;
         Ok(json!({"fiscal_year": year, "closed_periods": closed}))
     }
 
     /// Whether any GL entry posts to the account.
-    pub async fn has_postings(&self, scope: &TenantScope, account: &str) -> Result<bool, RepoError> {
+    pub async fn has_postings(
+        &self,
+        scope: &TenantScope,
+        account: &str,
+    ) -> Result<bool, RepoError> {
         let account = account.to_owned();
         let scope_for = scope.clone();
         self.repository()?
@@ -471,7 +569,11 @@ async fn close_in(
         });
     };
     let Some(company) = ledger::load_company(conn, scope, &company_id).await? else {
-        return Err(invalid("/company", "unknown_company", "the period's company does not exist"));
+        return Err(invalid(
+            "/company",
+            "unknown_company",
+            "the period's company does not exist",
+        ));
     };
     let periods = ledger::load_periods(conn, scope, &company.id).await?;
     let Some(period) = periods.iter().find(|p| p.id == period_id).cloned() else {
@@ -506,7 +608,10 @@ async fn close_in(
         "SELECT b.account, CAST(SUM(b.debit) AS BIGINT), CAST(SUM(b.credit) AS BIGINT), a.root_type FROM account_balance b JOIN account a ON a.tenant_id = b.tenant_id AND a.id = b.account WHERE b.tenant_id = {tenant} AND b.period = {period_arg} GROUP BY b.account, a.root_type ORDER BY b.account"
     );
     let rows = conn
-        .fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text])
+        .fetch(
+            &sql,
+            &[SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text],
+        )
         .await?;
     let base = company.base_currency.clone();
     let mut lines = Vec::new();

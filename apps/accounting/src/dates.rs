@@ -65,10 +65,22 @@ pub fn months(start: &str, end: &str) -> Vec<(String, String)> {
     let (mut year, mut month) = (first.0, first.1);
     // A fiscal year is at most a few years long; the bound keeps bad input from looping long.
     while (year, month) <= (last.0, last.1) && out.len() < 1200 {
-        let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+        let (ny, nm) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
         let month_end = civil_from_days(days_from_civil(ny, nm, 1) - 1);
-        let from = if (year, month) == (first.0, first.1) { first } else { (year, month, 1) };
-        let to = if (year, month) == (last.0, last.1) { last } else { month_end };
+        let from = if (year, month) == (first.0, first.1) {
+            first
+        } else {
+            (year, month, 1)
+        };
+        let to = if (year, month) == (last.0, last.1) {
+            last
+        } else {
+            month_end
+        };
         out.push((format(from), format(to)));
         (year, month) = (ny, nm);
     }

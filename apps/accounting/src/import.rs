@@ -104,7 +104,10 @@ struct Rates(HashMap<String, Vec<(String, i64)>>);
 
 impl Rates {
     fn add(&mut self, currency: &str, date: &str, rate: i64) {
-        self.0.entry(currency.to_owned()).or_default().push((date.to_owned(), rate));
+        self.0
+            .entry(currency.to_owned())
+            .or_default()
+            .push((date.to_owned(), rate));
     }
 
     fn sort(&mut self) {
@@ -155,7 +158,7 @@ fn survey(path: &Path, base: &str, progress: &dyn Fn(u64)) -> Result<Survey, Imp
     let mut n = 0u64;
     while let Some(item) = reader.next() {
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress(reader.bytes_read());
         }
         match item {
@@ -173,8 +176,21 @@ fn survey(path: &Path, base: &str, progress: &dyn Fn(u64)) -> Result<Survey, Imp
                 commodity,
                 price,
             }) => {
-                let (Some(from), Some(to)) = (currency_of(&commodity, base), currency_of(&price.commodity, base)) else {
-                    note(&mut survey, JournalError { line, message: format!("price of `{commodity}` in `{}`: only currencies are supported", price.commodity) }, line);
+                let (Some(from), Some(to)) = (
+                    currency_of(&commodity, base),
+                    currency_of(&price.commodity, base),
+                ) else {
+                    note(
+                        &mut survey,
+                        JournalError {
+                            line,
+                            message: format!(
+                                "price of `{commodity}` in `{}`: only currencies are supported",
+                                price.commodity
+                            ),
+                        },
+                        line,
+                    );
                     continue;
                 };
                 let Some(rate) = price
@@ -183,7 +199,14 @@ fn survey(path: &Path, base: &str, progress: &dyn Fn(u64)) -> Result<Survey, Imp
                     .and_then(|r| i64::try_from(r).ok())
                     .filter(|r| *r > 0)
                 else {
-                    note(&mut survey, JournalError { line, message: "a price is positive with at most 9 decimals".into() }, line);
+                    note(
+                        &mut survey,
+                        JournalError {
+                            line,
+                            message: "a price is positive with at most 9 decimals".into(),
+                        },
+                        line,
+                    );
                     continue;
                 };
                 survey.prices.push((from, to, date, rate, line));
@@ -200,16 +223,38 @@ fn survey(path: &Path, base: &str, progress: &dyn Fn(u64)) -> Result<Survey, Imp
                 for p in &postings {
                     match currency_of(&p.amount.commodity, base) {
                         None => {
-                            bad = Some(JournalError { line: p.line, message: format!("commodity `{}` is not a currency: use an ISO 4217 code such as EUR (or $ € £ ¥)", p.amount.commodity) });
+                            bad = Some(JournalError {
+                                line: p.line,
+                                message: format!(
+                                    "commodity `{}` is not a currency: use an ISO 4217 code such as EUR (or $ € £ ¥)",
+                                    p.amount.commodity
+                                ),
+                            });
                         }
                         Some(c) if minor(p.amount.quantity, &c).is_none() => {
-                            bad = Some(JournalError { line: p.line, message: format!("{} has more decimals than {c}'s minor unit", p.amount) });
+                            bad = Some(JournalError {
+                                line: p.line,
+                                message: format!(
+                                    "{} has more decimals than {c}'s minor unit",
+                                    p.amount
+                                ),
+                            });
                         }
                         Some(c) => {
                             if crate::books::root_of_path(&p.account).is_none() {
-                                bad = Some(JournalError { line: p.line, message: format!("account {} must start with assets, liabilities, equity, income or expenses", p.account) });
+                                bad = Some(JournalError {
+                                    line: p.line,
+                                    message: format!(
+                                        "account {} must start with assets, liabilities, equity, income or expenses",
+                                        p.account
+                                    ),
+                                });
                             } else {
-                                survey.accounts.entry(p.account.clone()).or_default().insert(c);
+                                survey
+                                    .accounts
+                                    .entry(p.account.clone())
+                                    .or_default()
+                                    .insert(c);
                             }
                         }
                     }
@@ -254,7 +299,12 @@ pub async fn import_file(
         Ok(c) => c,
         Err(RepoError::NotFound { .. }) if options.create_currency.is_some() => {
             let currency = options.create_currency.clone().unwrap_or_default();
-            let abbr: String = options.company.chars().filter(char::is_ascii_alphanumeric).take(10).collect();
+            let abbr: String = options
+                .company
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(10)
+                .collect();
             repository
                 .create(scope, "company", json!({"company_name": options.company, "abbr": if abbr.is_empty() { "CO".to_owned() } else { abbr }, "currency": currency, "chart": "empty"}))
                 .await?;
@@ -269,12 +319,17 @@ pub async fn import_file(
     }
     // Accounts (a leaf that sees one currency takes only that one), the rounding account
     // when any line is foreign, and calendar fiscal years over the journal's dates.
-    let foreign = survey.accounts.values().any(|c| c.iter().any(|c| *c != base));
+    let foreign = survey
+        .accounts
+        .values()
+        .any(|c| c.iter().any(|c| *c != base));
     let mut paths: Vec<(String, Option<String>)> = survey
         .accounts
         .iter()
         .map(|(path, currencies)| {
-            let only = (currencies.len() == 1).then(|| currencies.iter().next().cloned()).flatten();
+            let only = (currencies.len() == 1)
+                .then(|| currencies.iter().next().cloned())
+                .flatten();
             (path.clone(), only)
         })
         .collect();
@@ -284,15 +339,29 @@ pub async fn import_file(
     }
     let accounts = books.ensure_accounts(scope, &company, &paths).await?;
     if foreign && company.rounding_account.is_none() {
-        let rounding = accounts.iter().find(|a| a.path == "expenses:exchange-rounding").map(|a| a.id.clone());
-        repository.update(scope, "company", &company.id, json!({"rounding_account": rounding}), None).await?;
+        let rounding = accounts
+            .iter()
+            .find(|a| a.path == "expenses:exchange-rounding")
+            .map(|a| a.id.clone());
+        repository
+            .update(
+                scope,
+                "company",
+                &company.id,
+                json!({"rounding_account": rounding}),
+                None,
+            )
+            .await?;
         company.rounding_account = rounding;
     }
     if let (Some(first), Some(last)) = (&survey.first, &survey.last) {
         books.ensure_years(scope, &company, first, last).await?;
     }
     let periods = books.periods(scope, &company.id).await?;
-    let account_ids: HashMap<String, String> = accounts.iter().map(|a| (a.path.clone(), a.id.clone())).collect();
+    let account_ids: HashMap<String, String> = accounts
+        .iter()
+        .map(|a| (a.path.clone(), a.id.clone()))
+        .collect();
     let mut rates = Rates::default();
     for (from, to, date, rate, _) in &survey.prices {
         if *to == base {
@@ -326,7 +395,10 @@ pub async fn import_file(
             return Err(ImportError::Invalid(
                 errors
                     .into_iter()
-                    .map(|e| JournalError { line: e.pointer.trim_start_matches("/line/").parse().unwrap_or(0), message: e.message })
+                    .map(|e| JournalError {
+                        line: e.pointer.trim_start_matches("/line/").parse().unwrap_or(0),
+                        message: e.message,
+                    })
                     .collect(),
             ));
         }
@@ -338,7 +410,9 @@ pub async fn import_file(
         transactions,
         postings,
         invalid,
-        more_invalid: survey.invalid_count.saturating_sub(survey.invalid.len() as u64),
+        more_invalid: survey
+            .invalid_count
+            .saturating_sub(survey.invalid.len() as u64),
     })
 }
 
@@ -378,13 +452,24 @@ async fn write_entries_of(
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
     let to = sql.arg(text(base));
-    sql.text = format!("SELECT from_code, date, rate FROM exchange_rate WHERE tenant_id = {tenant} AND to_code = {to} AND deleted_at IS NULL");
-    for row in conn.fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Int]).await? {
-        rates.add(&cell_text(row.first()).unwrap_or_default(), &cell_text(row.get(1)).unwrap_or_default(), cell_int(row.get(2)));
+    sql.text = format!(
+        "SELECT from_code, date, rate FROM exchange_rate WHERE tenant_id = {tenant} AND to_code = {to} AND deleted_at IS NULL"
+    );
+    for row in conn
+        .fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Int])
+        .await?
+    {
+        rates.add(
+            &cell_text(row.first()).unwrap_or_default(),
+            &cell_text(row.get(1)).unwrap_or_default(),
+            cell_int(row.get(2)),
+        );
     }
     rates.sort();
     write_rates(conn, scope, job, &now).await?;
-    let file = std::fs::File::open(&job.path).map_err(|e| ledger::invalid("", "io", format!("cannot read {}: {e}", job.path.display())))?;
+    let file = std::fs::File::open(&job.path).map_err(|e| {
+        ledger::invalid("", "io", format!("cannot read {}: {e}", job.path.display()))
+    })?;
     let reader = Reader::new(std::io::BufReader::with_capacity(1 << 16, file));
     let mut batch: Vec<LedgerEntry<'static>> = Vec::new();
     let mut batch_postings = 0usize;
@@ -392,11 +477,15 @@ async fn write_entries_of(
     let mut late = Vec::new();
     let mut errors = Vec::new();
     for item in reader {
-        let Ok(Item::Transaction(tx)) = item else { continue };
+        let Ok(Item::Transaction(tx)) = item else {
+            continue;
+        };
         if job.skip.contains(&tx.line) {
             continue;
         }
-        let Ok(balanced) = journal::balance(&tx) else { continue };
+        let Ok(balanced) = journal::balance(&tx) else {
+            continue;
+        };
         match entry_of(job, &rates, &tx, &balanced, transactions) {
             Ok(entry) => {
                 batch_postings += entry.voucher.lines.len();
@@ -405,7 +494,11 @@ async fn write_entries_of(
             }
             Err(e) => {
                 late.push(e.clone());
-                errors.push(ledger::invalid(&format!("/line/{}", e.line), "invalid", e.message));
+                errors.push(ledger::invalid(
+                    &format!("/line/{}", e.line),
+                    "invalid",
+                    e.message,
+                ));
                 continue;
             }
         }
@@ -434,7 +527,12 @@ async fn write_entries_of(
 }
 
 /// The journal's prices, as exchange rates of the books.
-async fn write_rates(conn: &mut Conn<'_>, scope: &TenantScope, job: &Job, now: &str) -> Result<(), RepoError> {
+async fn write_rates(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    job: &Job,
+    now: &str,
+) -> Result<(), RepoError> {
     for chunk in job.prices.chunks(1_000) {
         let mut sql = Sql::default();
         let tenant = sql.arg(text(scope.tenant()));
@@ -447,7 +545,9 @@ async fn write_rates(conn: &mut Conn<'_>, scope: &TenantScope, job: &Job, now: &
             let to = sql.arg(text(to));
             let date = sql.arg(text(date));
             let rate = sql.arg(prefiq_data::entity::sql::Arg::Int(Some(*rate)));
-            values.push(format!("({tenant},{id},{id},{at},{user},{at},{user},{from},{to},{date},{rate})"));
+            values.push(format!(
+                "({tenant},{id},{id},{at},{user},{at},{user},{from},{to},{date},{rate})"
+            ));
         }
         sql.text = format!(
             "INSERT INTO exchange_rate (tenant_id, id, name, created_at, created_by, modified_at, modified_by, from_code, to_code, date, rate) VALUES {}",
@@ -467,10 +567,16 @@ fn entry_of(
 ) -> Result<LedgerEntry<'static>, JournalError> {
     let base = job.company.base_currency.as_str();
     let Some(period) = ledger::period_of(&job.periods, &tx.date) else {
-        return Err(JournalError { line: tx.line, message: format!("no accounting period holds {}", tx.date) });
+        return Err(JournalError {
+            line: tx.line,
+            message: format!("no accounting period holds {}", tx.date),
+        });
     };
     if !period.open {
-        return Err(JournalError { line: tx.line, message: format!("the accounting period {} is closed", period.name) });
+        return Err(JournalError {
+            line: tx.line,
+            message: format!("the accounting period {} is closed", period.name),
+        });
     }
     let mut lines = Vec::with_capacity(balanced.len() + 1);
     let (mut debit_total, mut credit_total, mut converted) = (0i64, 0i64, 0i64);
@@ -486,7 +592,13 @@ fn entry_of(
                 message: format!("no price of {currency} in {base} on or before {}", tx.date),
             })?
         };
-        let base_amount = money::convert_currency(amount.abs(), &currency, rate, base).ok_or_else(|| JournalError { line: p.line, message: "the amount overflows".into() })?;
+        let base_amount =
+            money::convert_currency(amount.abs(), &currency, rate, base).ok_or_else(|| {
+                JournalError {
+                    line: p.line,
+                    message: "the amount overflows".into(),
+                }
+            })?;
         let account = job.accounts.get(&p.account).cloned().unwrap_or_default();
         let debit = amount >= 0;
         if debit {
@@ -511,7 +623,13 @@ fn entry_of(
     let difference = debit_total - credit_total;
     if difference != 0 {
         if difference.abs() > converted {
-            return Err(JournalError { line: tx.line, message: format!("converted to {base} the transaction is off by {}", money::format_minor(difference, base)) });
+            return Err(JournalError {
+                line: tx.line,
+                message: format!(
+                    "converted to {base} the transaction is off by {}",
+                    money::format_minor(difference, base)
+                ),
+            });
         }
         lines.push(PostingLine {
             account: job.company.rounding_account.clone().unwrap_or_default(),
@@ -604,8 +722,14 @@ pub async fn export(
 ) -> Result<u64, ImportError> {
     let company = books.company(scope, company).await?;
     let accounts = books.accounts(scope, &company.id).await?;
-    let paths: HashMap<String, String> = accounts.iter().map(|a| (a.id.clone(), a.path.clone())).collect();
-    let io = |e: std::io::Error| ImportError::Io { path: "output".into(), message: e.to_string() };
+    let paths: HashMap<String, String> = accounts
+        .iter()
+        .map(|a| (a.id.clone(), a.path.clone()))
+        .collect();
+    let io = |e: std::io::Error| ImportError::Io {
+        path: "output".into(),
+        message: e.to_string(),
+    };
     let mut head = String::new();
     for a in accounts.iter().filter(|a| !a.is_group) {
         let _ = journal::write_account(&mut head, &a.path);
@@ -637,8 +761,16 @@ pub async fn export(
         let mut text_out = String::new();
         for r in rates {
             let currency = cell_text(r.first()).unwrap_or_default();
-            let quantity = journal::Quantity { mantissa: i128::from(cell_int(r.get(2))), scale: RATE_SCALE };
-            let _ = journal::write_price(&mut text_out, &cell_text(r.get(1)).unwrap_or_default(), &currency, &journal::Amount::new(base.clone(), quantity));
+            let quantity = journal::Quantity {
+                mantissa: i128::from(cell_int(r.get(2))),
+                scale: RATE_SCALE,
+            };
+            let _ = journal::write_price(
+                &mut text_out,
+                &cell_text(r.get(1)).unwrap_or_default(),
+                &currency,
+                &journal::Amount::new(base.clone(), quantity),
+            );
         }
         out.write_all(text_out.as_bytes()).map_err(io)?;
     }
@@ -687,23 +819,36 @@ pub async fn export(
         let mut text_out = String::new();
         for (entry, lines) in &page {
             let date = cell_text(entry.get(2)).unwrap_or_default();
-            let title = cell_text(entry.get(3)).or_else(|| cell_text(entry.get(1))).unwrap_or_default();
+            let title = cell_text(entry.get(3))
+                .or_else(|| cell_text(entry.get(1)))
+                .unwrap_or_default();
             let mut per_currency: HashMap<String, i64> = HashMap::new();
             for l in lines {
-                *per_currency.entry(cell_text(l.get(3)).unwrap_or_default()).or_default() += cell_int(l.get(4)) - cell_int(l.get(5));
+                *per_currency
+                    .entry(cell_text(l.get(3)).unwrap_or_default())
+                    .or_default() += cell_int(l.get(4)) - cell_int(l.get(5));
             }
             let in_currencies = per_currency.values().all(|v| *v == 0);
             let postings: Vec<(String, journal::Amount)> = lines
                 .iter()
                 .filter(|l| !in_currencies || cell_int(l.get(4)) != 0 || cell_int(l.get(5)) != 0)
                 .map(|l| {
-                    let account = paths.get(&cell_text(l.first()).unwrap_or_default()).cloned().unwrap_or_default();
+                    let account = paths
+                        .get(&cell_text(l.first()).unwrap_or_default())
+                        .cloned()
+                        .unwrap_or_default();
                     let (currency, amount) = if in_currencies {
-                        (cell_text(l.get(3)).unwrap_or_default(), cell_int(l.get(4)) - cell_int(l.get(5)))
+                        (
+                            cell_text(l.get(3)).unwrap_or_default(),
+                            cell_int(l.get(4)) - cell_int(l.get(5)),
+                        )
                     } else {
                         (base.clone(), cell_int(l.get(1)) - cell_int(l.get(2)))
                     };
-                    let quantity = journal::Quantity { mantissa: i128::from(amount), scale: currency_scale(&currency) };
+                    let quantity = journal::Quantity {
+                        mantissa: i128::from(amount),
+                        scale: currency_scale(&currency),
+                    };
                     (account, journal::Amount::new(currency, quantity))
                 })
                 .collect();
@@ -711,7 +856,12 @@ pub async fn export(
             written += 1;
         }
         out.write_all(text_out.as_bytes()).map_err(io)?;
-        after = page.last().map(|(e, _)| (cell_text(e.get(2)).unwrap_or_default(), cell_text(e.get(1)).unwrap_or_default()));
+        after = page.last().map(|(e, _)| {
+            (
+                cell_text(e.get(2)).unwrap_or_default(),
+                cell_text(e.get(1)).unwrap_or_default(),
+            )
+        });
     }
     Ok(written)
 }

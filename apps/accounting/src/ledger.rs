@@ -447,7 +447,11 @@ pub async fn write_postings(
             .or_default();
         let add = |a: &mut i64, b: i64| {
             *a = a.checked_add(b).ok_or_else(|| {
-                invalid("", "overflow", "an account's balance overflows 64-bit minor units")
+                invalid(
+                    "",
+                    "overflow",
+                    "an account's balance overflows 64-bit minor units",
+                )
             })?;
             Ok::<(), RepoError>(())
         };
@@ -511,8 +515,7 @@ fn money_of(value: Option<&Value>) -> Option<(i64, String)> {
     let value = value?;
     let amount = value.get("amount")?.as_str()?;
     let currency = value.get("currency")?.as_str()?;
-    let minor =
-        prefiq_data::entity::value::parse_scaled(amount, currency_scale(currency)).ok()?;
+    let minor = prefiq_data::entity::value::parse_scaled(amount, currency_scale(currency)).ok()?;
     Some((minor, currency.to_owned()))
 }
 
@@ -591,7 +594,10 @@ pub async fn prepare_voucher(
             fail!(
                 "/posting_date".into(),
                 "period_closed",
-                format!("the accounting period {} ({} to {}) is closed", p.name, p.start, p.end),
+                format!(
+                    "the accounting period {} ({} to {}) is closed",
+                    p.name, p.start, p.end
+                ),
             );
             None
         }
@@ -671,7 +677,10 @@ pub async fn prepare_voucher(
             fail!(
                 at(if side_debit { "debit" } else { "credit" }),
                 "wrong_currency",
-                format!("account {} takes {account_currency}, not {currency}", a.path),
+                format!(
+                    "account {} takes {account_currency}, not {currency}",
+                    a.path
+                ),
             );
         }
         let rate = if currency == base {
@@ -692,7 +701,9 @@ pub async fn prepare_voucher(
                         fail!(
                             at("exchange_rate"),
                             "no_rate",
-                            format!("no exchange rate {currency} to {base} on or before {date}; give one"),
+                            format!(
+                                "no exchange rate {currency} to {base} on or before {date}; give one"
+                            ),
                         );
                         continue;
                     }
@@ -747,7 +758,10 @@ pub async fn prepare_voucher(
                 None => fail!(
                     "/lines".into(),
                     "no_rounding_account",
-                    format!("a rounding difference of {} {base} needs the company's rounding account", money::format_minor(difference.abs(), &base)),
+                    format!(
+                        "a rounding difference of {} {base} needs the company's rounding account",
+                        money::format_minor(difference.abs(), &base)
+                    ),
                 ),
             }
         } else {
@@ -787,7 +801,11 @@ pub async fn reversal_voucher(
 ) -> Result<(Company, Voucher), RepoError> {
     let company_id = str_of(doc.get("company")).unwrap_or_default();
     let Some(company) = load_company(conn, scope, &company_id).await? else {
-        return Err(invalid("/company", "unknown_company", "the company does not exist"));
+        return Err(invalid(
+            "/company",
+            "unknown_company",
+            "the company does not exist",
+        ));
     };
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
@@ -812,14 +830,20 @@ pub async fn reversal_voucher(
     ];
     let rows = conn.fetch(&sql, &types).await?;
     let periods = load_periods(conn, scope, &company.id).await?;
-    let period_id = rows.first().and_then(|r| cell_text(r.get(2))).unwrap_or_default();
+    let period_id = rows
+        .first()
+        .and_then(|r| cell_text(r.get(2)))
+        .unwrap_or_default();
     if let Some(p) = periods.iter().find(|p| p.id == period_id)
         && !p.open
     {
         return Err(invalid(
             "/posting_date",
             "period_closed",
-            format!("the accounting period {} is closed; its entries cannot be cancelled", p.name),
+            format!(
+                "the accounting period {} is closed; its entries cannot be cancelled",
+                p.name
+            ),
         ));
     }
     let lines = rows
@@ -838,7 +862,10 @@ pub async fn reversal_voucher(
             rate: None,
         })
         .collect();
-    let posting_date = rows.first().and_then(|r| cell_text(r.get(1))).unwrap_or_default();
+    let posting_date = rows
+        .first()
+        .and_then(|r| cell_text(r.get(1)))
+        .unwrap_or_default();
     Ok((
         company,
         Voucher {
@@ -907,7 +934,13 @@ pub async fn write_entries(
     }
     let lines: Vec<(&LedgerEntry<'_>, usize, &PostingLine)> = entries
         .iter()
-        .flat_map(|e| e.voucher.lines.iter().enumerate().map(move |(i, l)| (e, i, l)))
+        .flat_map(|e| {
+            e.voucher
+                .lines
+                .iter()
+                .enumerate()
+                .map(move |(i, l)| (e, i, l))
+        })
         .collect();
     for chunk in lines.chunks(ROWS_PER_STATEMENT) {
         let mut sql = Sql::default();
@@ -938,9 +971,15 @@ pub async fn write_entries(
             let party = sql.arg(opt_text(line.party.as_deref()));
             let remark = sql.arg(opt_text(line.remark.as_deref()));
             let (debit_cols, credit_cols) = if debit {
-                (format!("{amount},{currency}"), format!("{none},{none_currency}"))
+                (
+                    format!("{amount},{currency}"),
+                    format!("{none},{none_currency}"),
+                )
             } else {
-                (format!("{none},{none_currency}"), format!("{amount},{currency}"))
+                (
+                    format!("{none},{none_currency}"),
+                    format!("{amount},{currency}"),
+                )
             };
             if n > 0 {
                 values.push(',');

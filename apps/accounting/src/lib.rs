@@ -127,8 +127,12 @@ impl ServiceProvider for AccountingProvider {
                 EntityEvent::BeforeUpdate,
                 EntityEvent::BeforeDelete,
             ] {
-                cx.services
-                    .contribute(hook(entity, event, "immutable", written_by_the_ledger(entity)));
+                cx.services.contribute(hook(
+                    entity,
+                    event,
+                    "immutable",
+                    written_by_the_ledger(entity),
+                ));
             }
         }
         // Only the ledger writes closing and imported entries.
@@ -237,7 +241,9 @@ impl ServiceProvider for AccountingProvider {
                     if let (Some(start), Some(end)) = (start, end)
                         && start > end
                     {
-                        return Err(format!("the fiscal year ends ({end}) before it starts ({start})"));
+                        return Err(format!(
+                            "the fiscal year ends ({end}) before it starts ({start})"
+                        ));
                     }
                     Ok(input.doc)
                 })
@@ -245,12 +251,30 @@ impl ServiceProvider for AccountingProvider {
         ));
         cx.services.contribute(Arc::new(
             RouteSet::new("accounting")
-                .get("/api/v1/accounting/reports/trial-balance", routes::trial_balance)
-                .get("/api/v1/accounting/reports/general-ledger", routes::general_ledger)
-                .get("/api/v1/accounting/reports/balance-sheet", routes::balance_sheet)
-                .get("/api/v1/accounting/reports/profit-and-loss", routes::profit_and_loss)
-                .post("/api/v1/accounting/periods/{id}/close", routes::close_period)
-                .post("/api/v1/accounting/fiscal-years/{id}/close", routes::close_fiscal_year),
+                .get(
+                    "/api/v1/accounting/reports/trial-balance",
+                    routes::trial_balance,
+                )
+                .get(
+                    "/api/v1/accounting/reports/general-ledger",
+                    routes::general_ledger,
+                )
+                .get(
+                    "/api/v1/accounting/reports/balance-sheet",
+                    routes::balance_sheet,
+                )
+                .get(
+                    "/api/v1/accounting/reports/profit-and-loss",
+                    routes::profit_and_loss,
+                )
+                .post(
+                    "/api/v1/accounting/periods/{id}/close",
+                    routes::close_period,
+                )
+                .post(
+                    "/api/v1/accounting/fiscal-years/{id}/close",
+                    routes::close_fiscal_year,
+                ),
         ));
         let _ = json!(null);
         Ok(())

@@ -57,13 +57,27 @@ pub async fn movement(
         sql.text = format!(
             "SELECT account, CAST(SUM(debit) AS BIGINT), CAST(SUM(credit) AS BIGINT) FROM account_balance WHERE tenant_id = {tenant} AND company = {company_arg} AND period IN ({list}){closing} GROUP BY account"
         );
-        add_rows(&mut totals, conn.fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int]).await?);
+        add_rows(
+            &mut totals,
+            conn.fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int])
+                .await?,
+        );
     }
     for p in periods.iter().filter(|p| {
-        p.start.as_str() <= to && p.end.as_str() >= from && !(p.start.as_str() >= from && p.end.as_str() <= to)
+        p.start.as_str() <= to
+            && p.end.as_str() >= from
+            && !(p.start.as_str() >= from && p.end.as_str() <= to)
     }) {
-        let a = if p.start.as_str() > from { p.start.as_str() } else { from };
-        let b = if p.end.as_str() < to { p.end.as_str() } else { to };
+        let a = if p.start.as_str() > from {
+            p.start.as_str()
+        } else {
+            from
+        };
+        let b = if p.end.as_str() < to {
+            p.end.as_str()
+        } else {
+            to
+        };
         let mut sql = Sql::default();
         let tenant = sql.arg(text(scope.tenant()));
         let company_arg = sql.arg(text(company));
@@ -77,14 +91,20 @@ pub async fn movement(
         sql.text = format!(
             "SELECT account, CAST(SUM(debit) AS BIGINT), CAST(SUM(credit) AS BIGINT) FROM gl_entry WHERE tenant_id = {tenant} AND company = {company_arg} AND posting_date >= {a} AND posting_date <= {b}{closing} GROUP BY account"
         );
-        add_rows(&mut totals, conn.fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int]).await?);
+        add_rows(
+            &mut totals,
+            conn.fetch(&sql, &[SqlType::Text, SqlType::Int, SqlType::Int])
+                .await?,
+        );
     }
     Ok(totals)
 }
 
 fn add_rows(totals: &mut Totals, rows: Vec<Vec<prefiq_data::entity::sql::Cell>>) {
     for row in rows {
-        let entry = totals.entry(cell_text(row.first()).unwrap_or_default()).or_default();
+        let entry = totals
+            .entry(cell_text(row.first()).unwrap_or_default())
+            .or_default();
         entry.0 += cell_int(row.get(1));
         entry.1 += cell_int(row.get(2));
     }
@@ -155,8 +175,16 @@ fn tree_order(accounts: &[Account]) -> Vec<(usize, usize)> {
 }
 
 /// Rolls leaf values up the tree: each group gets the sum of its descendants.
-fn roll_up(accounts: &[Account], leaf: &dyn Fn(&Account) -> Vec<i64>, width: usize) -> Vec<Vec<i64>> {
-    let index: HashMap<&str, usize> = accounts.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
+fn roll_up(
+    accounts: &[Account],
+    leaf: &dyn Fn(&Account) -> Vec<i64>,
+    width: usize,
+) -> Vec<Vec<i64>> {
+    let index: HashMap<&str, usize> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.as_str(), i))
+        .collect();
     let mut values: Vec<Vec<i64>> = accounts
         .iter()
         .map(|a| if a.is_group { vec![0; width] } else { leaf(a) })
@@ -262,13 +290,30 @@ pub async fn trial_balance(
         .read(
             scope,
             Box::new(move |conn| {
-                let (scope, company, from, to) = (scope_for.clone(), company.clone(), from.clone(), to.clone());
+                let (scope, company, from, to) =
+                    (scope_for.clone(), company.clone(), from.clone(), to.clone());
                 Box::pin(async move {
                     let data = books_of(conn, &scope, &company).await?;
                     let from = from.unwrap_or_else(|| year_start(&data.periods, &to));
                     let before = dates::previous_day(&from).unwrap_or_else(|| BEGINNING.to_owned());
-                    let opening = movement(conn, &scope, &data.company.id, &data.periods, (BEGINNING, &before), true).await?;
-                    let moved = movement(conn, &scope, &data.company.id, &data.periods, (&from, &to), true).await?;
+                    let opening = movement(
+                        conn,
+                        &scope,
+                        &data.company.id,
+                        &data.periods,
+                        (BEGINNING, &before),
+                        true,
+                    )
+                    .await?;
+                    let moved = movement(
+                        conn,
+                        &scope,
+                        &data.company.id,
+                        &data.periods,
+                        (&from, &to),
+                        true,
+                    )
+                    .await?;
                     Ok(render_trial_balance(&data, &opening, &moved, &from, &to))
                 })
             }),
@@ -276,7 +321,13 @@ pub async fn trial_balance(
         .await
 }
 
-fn render_trial_balance(data: &Snapshot, opening: &Totals, moved: &Totals, from: &str, to: &str) -> Value {
+fn render_trial_balance(
+    data: &Snapshot,
+    opening: &Totals,
+    moved: &Totals,
+    from: &str,
+    to: &str,
+) -> Value {
     let base = &data.company.base_currency;
     let values = roll_up(
         &data.accounts,
@@ -481,14 +532,27 @@ fn columns(periods: &[Period], from: &str, to: &str) -> Vec<(String, String, Str
         .iter()
         .filter(|p| p.start.as_str() <= to && p.end.as_str() >= from)
         .map(|p| {
-            let a = if p.start.as_str() > from { p.start.clone() } else { from.to_owned() };
-            let b = if p.end.as_str() < to { p.end.clone() } else { to.to_owned() };
+            let a = if p.start.as_str() > from {
+                p.start.clone()
+            } else {
+                from.to_owned()
+            };
+            let b = if p.end.as_str() < to {
+                p.end.clone()
+            } else {
+                to.to_owned()
+            };
             (p.name.clone(), a, b)
         })
         .collect()
 }
 
-fn statement_rows(data: &Snapshot, roots: &[RootType], values: &[Vec<i64>], sign: &dyn Fn(RootType) -> i64) -> Vec<Value> {
+fn statement_rows(
+    data: &Snapshot,
+    roots: &[RootType],
+    values: &[Vec<i64>],
+    sign: &dyn Fn(RootType) -> i64,
+) -> Vec<Value> {
     let base = &data.company.base_currency;
     tree_order(&data.accounts)
         .into_iter()
@@ -551,6 +615,7 @@ pub async fn balance_sheet(
                     );
                     let sign = |root: RootType| if root == RootType::Asset { 1 } else { -1 };
                     let mut summary = Vec::new();
+                    #[allow(clippy::needless_range_loop)] // `c` indexes every column of `values` too.
                     for c in 0..cols.len() {
                         let assets = root_total(&data, &values, RootType::Asset, c);
                         let liabilities = -root_total(&data, &values, RootType::Liability, c);
@@ -618,6 +683,7 @@ pub async fn profit_and_loss(
                     let sign = |root: RootType| if root == RootType::Income { -1 } else { 1 };
                     let mut summary = Vec::new();
                     let mut total = 0;
+                    #[allow(clippy::needless_range_loop)] // `c` indexes every column of `values` too.
                     for c in 0..cols.len() {
                         let income = -root_total(&data, &values, RootType::Income, c);
                         let expense = root_total(&data, &values, RootType::Expense, c);
@@ -721,9 +787,20 @@ pub fn to_csv(report: &Value, fields: &[&str]) -> String {
         .unwrap_or_default();
     let mut header: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
     header.extend(column_names.iter().cloned());
-    out.push_str(&header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(","));
+    out.push_str(
+        &header
+            .iter()
+            .map(|h| csv_field(h))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     out.push_str("\r\n");
-    for row in report.get("rows").and_then(Value::as_array).into_iter().flatten() {
+    for row in report
+        .get("rows")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let mut cells: Vec<String> = fields.iter().map(|f| csv_field(&cell(&row[*f]))).collect();
         if let Some(values) = row.get("values").and_then(Value::as_array) {
             cells.extend(values.iter().map(|v| csv_field(&cell(v))));

@@ -24,7 +24,11 @@ pub const CLOSE_PERIOD: &str = "accounting.close_period";
 
 /// The caller's scope when it may do `action` on its tenant.
 #[allow(clippy::result_large_err)]
-async fn allowed(state: &HttpState, context: &Context, action: &str) -> Result<(TenantScope, Arc<Books>), Problem> {
+async fn allowed(
+    state: &HttpState,
+    context: &Context,
+    action: &str,
+) -> Result<(TenantScope, Arc<Books>), Problem> {
     if context.principal.is_none() {
         return Err(Problem::from(KernelError::service(
             ErrorKind::Unauthenticated,
@@ -42,7 +46,10 @@ async fn allowed(state: &HttpState, context: &Context, action: &str) -> Result<(
             .with_detail(refusal(action, "the tenant", &decision))
             .with_action(action));
     }
-    let books = state.services.get::<Books>("accounting routes").map_err(Problem::from)?;
+    let books = state
+        .services
+        .get::<Books>("accounting routes")
+        .map_err(Problem::from)?;
     Ok((scope, books))
 }
 
@@ -104,8 +111,13 @@ pub async fn trial_balance(
 ) -> Result<Response, Problem> {
     let (scope, books) = allowed(&state, &context, READ_REPORTS).await?;
     let to = query.to.clone().unwrap_or_else(reports::today);
-    let report = reports::trial_balance(&books, &scope, &query.company, query.from.as_deref(), &to).await?;
-    Ok(answer(report, query.format.as_deref(), TRIAL_BALANCE_FIELDS))
+    let report =
+        reports::trial_balance(&books, &scope, &query.company, query.from.as_deref(), &to).await?;
+    Ok(answer(
+        report,
+        query.format.as_deref(),
+        TRIAL_BALANCE_FIELDS,
+    ))
 }
 
 /// `GET /api/v1/accounting/reports/general-ledger`.
@@ -139,7 +151,9 @@ pub async fn profit_and_loss(
 ) -> Result<Response, Problem> {
     let (scope, books) = allowed(&state, &context, READ_REPORTS).await?;
     let to = query.to.clone().unwrap_or_else(reports::today);
-    let report = reports::profit_and_loss(&books, &scope, &query.company, query.from.as_deref(), &to).await?;
+    let report =
+        reports::profit_and_loss(&books, &scope, &query.company, query.from.as_deref(), &to)
+            .await?;
     Ok(answer(report, query.format.as_deref(), STATEMENT_FIELDS))
 }
 

@@ -46,7 +46,11 @@ fn hledger_balances(file: &Path) -> Option<BTreeMap<String, BTreeMap<String, i64
             return None;
         }
     };
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     let mut out = BTreeMap::new();
     for line in text.lines().skip(1) {
@@ -76,9 +80,10 @@ async fn hledger_balance_equals_the_imported_books_account_by_account() {
     let db = TestDatabase::sqlite().unwrap();
     let api = common::boot(&db).await;
     let books = api.app.resolver("test").get::<Books>().unwrap();
-    let file = db.root().join("generated.journal");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
-    for (seed, commodities) in [(7u64, vec!["USD", "EUR", "JPY"]), (8, vec!["USD", "GBP", "KWD", "JPY"])] {
+    for (seed, commodities) in [
+        (7u64, vec!["USD", "EUR", "JPY"]),
+        (8, vec!["USD", "GBP", "KWD", "JPY"]),
+    ] {
         let path = db.root().join(format!("generated-{seed}.journal"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         let options = Generate {
@@ -92,18 +97,32 @@ async fn hledger_balance_equals_the_imported_books_account_by_account() {
         drop(out);
         let scope = scope("books");
         let company = format!("Generated {seed}");
-        let report = import_file(&books, &scope, &path, &options_for(&company), &|_| {}).await.unwrap();
-        assert_eq!(report.postings >= 6_000, true, "{report:?}");
+        let report = import_file(&books, &scope, &path, &options_for(&company), &|_| {})
+            .await
+            .unwrap();
+        assert!(report.postings >= 6_000, "{report:?}");
         assert!(report.invalid.is_empty(), "{report:?}");
-        let ours = accounting::reports::balances_by_currency(&books, &scope, &company).await.unwrap();
+        let ours = accounting::reports::balances_by_currency(&books, &scope, &company)
+            .await
+            .unwrap();
         let Some(theirs) = hledger_balances(&path) else {
             return;
         };
         assert_eq!(ours, theirs, "seed {seed}");
-        let tb = accounting::reports::trial_balance(&books, &scope, &company, Some("2000-01-01"), "2030-12-31").await.unwrap();
-        assert_eq!(tb["totals"]["debit"], tb["totals"]["credit"], "converted to USD the books still balance");
+        let tb = accounting::reports::trial_balance(
+            &books,
+            &scope,
+            &company,
+            Some("2000-01-01"),
+            "2030-12-31",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            tb["totals"]["debit"], tb["totals"]["credit"],
+            "converted to USD the books still balance"
+        );
     }
-    drop(out);
     api.app.shutdown().await.unwrap();
 }
 
@@ -145,29 +164,52 @@ async fn an_invalid_transaction_writes_nothing_and_is_named_by_its_line() {
         panic!("expected invalid, got {outcome:?}");
     };
     let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
-    assert_eq!(lines, [8, 14], "the header of the unbalanced one, the posting of the AAPL one: {errors:?}");
-    assert!(errors[1].message.contains("`AAPL` is not a currency"), "{errors:?}");
-    let balances = accounting::reports::balances_by_currency(&books, &scope, "Shop").await.unwrap();
+    assert_eq!(
+        lines,
+        [8, 14],
+        "the header of the unbalanced one, the posting of the AAPL one: {errors:?}"
+    );
+    assert!(
+        errors[1].message.contains("`AAPL` is not a currency"),
+        "{errors:?}"
+    );
+    let balances = accounting::reports::balances_by_currency(&books, &scope, "Shop")
+        .await
+        .unwrap();
     assert!(balances.is_empty(), "nothing was written: {balances:?}");
 
     let mut skipping = options("Shop");
     skipping.skip_invalid = true;
-    let report = import_file(&books, &scope, &file, &skipping, &|_| {}).await.unwrap();
-    assert_eq!((report.transactions, report.postings, report.invalid.len()), (2, 4, 2), "{report:?}");
-    let balances = accounting::reports::balances_by_currency(&books, &scope, "Shop").await.unwrap();
+    let report = import_file(&books, &scope, &file, &skipping, &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.transactions, report.postings, report.invalid.len()),
+        (2, 4, 2),
+        "{report:?}"
+    );
+    let balances = accounting::reports::balances_by_currency(&books, &scope, "Shop")
+        .await
+        .unwrap();
     assert_eq!(balances["assets:bank"]["USD"], 15_000);
     assert_eq!(balances["income:sales"]["USD"], -15_000);
 
     // What was imported comes out in the same format and goes into another company
     // with the same balances.
     let mut exported = Vec::new();
-    let written = accounting::import::export(&books, &scope, "Shop", &mut exported).await.unwrap();
+    let written = accounting::import::export(&books, &scope, "Shop", &mut exported)
+        .await
+        .unwrap();
     assert_eq!(written, 2);
     let text = String::from_utf8(exported).unwrap();
     let copy = db.root().join("copy.journal");
     std::fs::write(&copy, &text).unwrap();
-    import_file(&books, &scope, &copy, &options("Copy"), &|_| {}).await.unwrap();
-    let again = accounting::reports::balances_by_currency(&books, &scope, "Copy").await.unwrap();
+    import_file(&books, &scope, &copy, &options("Copy"), &|_| {})
+        .await
+        .unwrap();
+    let again = accounting::reports::balances_by_currency(&books, &scope, "Copy")
+        .await
+        .unwrap();
     assert_eq!(again, balances, "{text}");
     if let Some(theirs) = hledger_balances(&copy) {
         assert_eq!(theirs, balances, "hledger reads the export: {text}");

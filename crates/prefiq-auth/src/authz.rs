@@ -722,7 +722,8 @@ impl CedarAuthorizer {
         {
             return model.clone();
         }
-        let model = Model::compile_with_grants(registry, &self.declared_actions, &self.grants, &[]).map(Arc::new);
+        let model = Model::compile_with_grants(registry, &self.declared_actions, &self.grants, &[])
+            .map(Arc::new);
         if let Err(e) = &model {
             tracing::error!(target: "prefiq::authz", error = %e, "the authorization model does not compile; every request is denied");
         }
@@ -749,9 +750,13 @@ impl CedarAuthorizer {
                 "the policies of tenant {tenant} cannot be read: {e}"
             ))),
             Ok(policies) if policies.is_empty() => base,
-            Ok(policies) => {
-                Model::compile_with_grants(&registry, &self.declared_actions, &self.grants, &policies).map(Arc::new)
-            }
+            Ok(policies) => Model::compile_with_grants(
+                &registry,
+                &self.declared_actions,
+                &self.grants,
+                &policies,
+            )
+            .map(Arc::new),
         };
         let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
         if tenants.len() >= MAX_CACHED_TENANTS {

@@ -137,20 +137,36 @@ pub async fn command(
     cli: &Cli,
     logs: &logging::LogControl,
 ) -> Result<(), CliError> {
-    if let AccountingCommand::Generate { postings, seed, commodities, to } = command {
-        let file = std::fs::File::create(to).map_err(|e| message(format!("{}: {e}", to.display())))?;
+    if let AccountingCommand::Generate {
+        postings,
+        seed,
+        commodities,
+        to,
+    } = command
+    {
+        let file =
+            std::fs::File::create(to).map_err(|e| message(format!("{}: {e}", to.display())))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
         let options = ::accounting::journal::Generate {
             postings: *postings,
             seed: *seed,
-            commodities: commodities.split(',').map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect(),
+            commodities: commodities
+                .split(',')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect(),
             elide: true,
             start_year: 2020,
         };
         let summary = ::accounting::journal::generate(&mut out, &options)
             .and_then(|s| std::io::Write::flush(&mut out).map(|()| s))
             .map_err(|e| message(format!("{}: {e}", to.display())))?;
-        print_out(&format!("{} transactions, {} postings written to {}\n", summary.transactions, summary.postings, to.display()));
+        print_out(&format!(
+            "{} transactions, {} postings written to {}\n",
+            summary.transactions,
+            summary.postings,
+            to.display()
+        ));
         return Ok(());
     }
     let booted = boot(app, cli, BootMode::Command, true, vec![], logs, true).await?;

@@ -130,7 +130,9 @@ pub async fn append_records(
     sql.text = format!(
         "INSERT INTO prefiq_audit_heads AS h (tenant_id, size) VALUES ({tenant_arg}, {count_arg}) ON CONFLICT (tenant_id) DO UPDATE SET size = h.size + excluded.size RETURNING size"
     );
-    let rows = conn.fetch(&sql, &[crate::entity::sql::SqlType::Int]).await?;
+    let rows = conn
+        .fetch(&sql, &[crate::entity::sql::SqlType::Int])
+        .await?;
     let last = match rows.first().and_then(|r| r.first()) {
         Some(crate::entity::sql::Cell::Int(size)) => *size,
         _ => return Err(DataError::Batch("the audit head returned no size".into())),
@@ -143,7 +145,10 @@ pub async fn append_records(
         for (i, record) in chunk.iter().enumerate() {
             let seq = first + (chunk_index * 1_000 + i) as i64;
             let seq_arg = sql.arg(Arg::Int(Some(seq)));
-            let entry = sql.arg(Arg::Text(Some(format!("{{\"seq\":{seq},{}", record.tail()))));
+            let entry = sql.arg(Arg::Text(Some(format!(
+                "{{\"seq\":{seq},{}",
+                record.tail()
+            ))));
             values.push(format!("({tenant_arg}, {seq_arg}, {entry})"));
         }
         sql.text = format!(

@@ -85,7 +85,11 @@ impl Api {
         let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
             .await
             .unwrap();
-        (status, content_type, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            status,
+            content_type,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     /// One call with a JSON answer.
@@ -108,7 +112,13 @@ impl Api {
     pub async fn user(&self, tenant: &str, email: &str, roles: &[&str]) -> String {
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
         self.identity()
-            .create_user(tenant, email, "correct horse battery", &roles, &serde_json::Map::new())
+            .create_user(
+                tenant,
+                email,
+                "correct horse battery",
+                &roles,
+                &serde_json::Map::new(),
+            )
             .await
             .unwrap();
         let request = Request::builder()
@@ -140,7 +150,11 @@ pub struct Staff {
 
 pub async fn staff(api: &Api, tenant: &str) -> Staff {
     api.identity()
-        .create_tenant(tenant, &format!("admin@{tenant}.test"), "correct horse battery")
+        .create_tenant(
+            tenant,
+            &format!("admin@{tenant}.test"),
+            "correct horse battery",
+        )
         .await
         .unwrap();
     let admin = {
@@ -163,10 +177,18 @@ pub async fn staff(api: &Api, tenant: &str) -> Staff {
     };
     Staff {
         manager: api
-            .user(tenant, &format!("manager@{tenant}.test"), &["Accounts Manager"])
+            .user(
+                tenant,
+                &format!("manager@{tenant}.test"),
+                &["Accounts Manager"],
+            )
             .await,
         accountant: api
-            .user(tenant, &format!("accountant@{tenant}.test"), &["Accountant"])
+            .user(
+                tenant,
+                &format!("accountant@{tenant}.test"),
+                &["Accountant"],
+            )
             .await,
         auditor: api
             .user(tenant, &format!("auditor@{tenant}.test"), &["Auditor"])
