@@ -645,3 +645,101 @@ fn audit_verify_export_and_archive_name_a_tampered_record() {
     let out = run(&["audit", "verify", "--tenant", "globex"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+const BAD_JOURNAL: &str = "\
+2026-01-02 Sale
+    assets:bank        100.00 USD
+    income:sales
+
+2026-01-03 Does not balance
+    assets:bank        100.00 USD
+    income:sales      -90.00 USD
+";
+
+#[test]
+fn accounting_import_names_bad_lines_writes_nothing_then_imports_and_exports() {
+    let dir = dir_with(&[("bad.journal", BAD_JOURNAL)]);
+    let import = [
+        "accounting",
+        "import",
+        "bad.journal",
+        "--company",
+        "Shop",
+        "--create-currency",
+        "USD",
+    ];
+    let out = prefiq(dir.path(), &import, &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("bad.journal:5: transaction does not balance: USD 10.00 left over"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.stderr.lines().last().unwrap_or_default(),
+        "error: bad.journal: 1 invalid transaction(s); nothing was written (use --skip-invalid to import the rest)"
+    );
+    let balance = prefiq(
+        dir.path(),
+        &["accounting", "balance", "--company", "Shop"],
+        &[],
+    );
+    assert_eq!(
+        (balance.code, balance.stdout.as_str()),
+        (0, ""),
+        "{}",
+        balance.stderr
+    );
+    let mut skipping = import.to_vec();
+    skipping.push("--skip-invalid");
+    check_in(
+        dir.path(),
+        &skipping,
+        0,
+        "imported 1 transactions, 2 postings",
+    );
+    check_in(
+        dir.path(),
+        &["accounting", "balance", "--company", "Shop"],
+        0,
+        "assets:bank 100.00 USD",
+    );
+    check_in(
+        dir.path(),
+        &[
+            "accounting",
+            "trial-balance",
+            "--company",
+            "Shop",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+        ],
+        0,
+        "total 100.00 100.00 100.00 100.00",
+    );
+    check_in(
+        dir.path(),
+        &["accounting", "export", "--company", "Shop"],
+        0,
+        "2026-01-02 Sale\nassets:bank 100.00 USD\nincome:sales -100.00 USD",
+    );
+    let missing = prefiq(
+        dir.path(),
+        &["accounting", "import", "nope.journal", "--company", "Shop"],
+        &[],
+    );
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing
+            .stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("error: cannot read nope.journal:"),
+        "{}",
+        missing.stderr
+    );
+}
