@@ -776,7 +776,77 @@ impl TransactionHook for PostingHook {
             EntityEvent::OnCancel => ledger::reversal_voucher(conn, scope, &id, doc).await?,
             _ => return Ok(()),
         };
-        ledger::write_postings(conn, scope, &company, &[voucher], &civil_now()).await?;
+        ledger::write_postings(
+            conn,
+            scope,
+            &company,
+            std::slice::from_ref(&voucher),
+            &civil_now(),
+        )
+        .await?;
+        if event == EntityEvent::OnSubmit {
+            // The entry's totals in company currency, as posted (rounding line included).
+            let mut sql = Sql::default();
+            let debit: i64 = voucher.lines.iter().map(|l| l.debit).sum();
+            let credit: i64 = voucher.lines.iter().map(|l| l.credit).sum();
+            let debit = sql.arg(Arg::Int(Some(debit)));
+            let credit = sql.arg(Arg::Int(Some(credit)));
+            let currency = sql.arg(text(&company.base_currency));
+            let tenant = sql.arg(text(scope.tenant()));
+            let id = sql.arg(text(&id));
+            sql.text = format!(
+                "UPDATE journal_entry SET total_debit = {debit}, total_debit_currency = {currency}, total_credit = {credit}, total_credit_currency = {currency} WHERE tenant_id = {tenant} AND id = {id}"
+            );
+            conn.execute(&sql).await?;
+        }
         Ok(())
     }
+}
+
+/// Checks an account against its parent: a group of the same company and root type.
+pub async fn check_account(
+    books: &Books,
+    scope: &TenantScope,
+    doc: &Map<String, Value>,
+) -> Result<(), String> {
+    let Some(parent) = field(doc, "parent_account") else {
+        return Ok(());
+    };
+    let parent = parent.to_owned();
+    let scope_for = scope.clone();
+    let found = books
+        .repository()
+        .map_err(|e| e.to_string())?
+        .read(
+            scope,
+            Box::new(move |conn| {
+                let parent = parent.clone();
+                let scope = scope_for.clone();
+                Box::pin(async move {
+                    ledger::load_accounts_by_id(conn, &scope, &[parent.as_str()]).await
+                })
+            }),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(parent) = found.into_values().next() else {
+        return Ok(());
+    };
+    if !parent.is_group {
+        return Err(format!("the parent account {} is not a group", parent.path));
+    }
+    if field(doc, "company").is_some_and(|c| c != parent.company) {
+        return Err(format!(
+            "the parent account {} belongs to another company",
+            parent.path
+        ));
+    }
+    if field(doc, "root_type").is_some_and(|r| r != parent.root_type.as_str()) {
+        return Err(format!(
+            "the parent account {} is of root type {}",
+            parent.path,
+            parent.root_type.as_str()
+        ));
+    }
+    Ok(())
 }

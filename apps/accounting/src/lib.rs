@@ -25,7 +25,7 @@ use prefiq_data::entity::repo::{
     EntityEvent, EntityHook, EntityHookFn, HookInput, Repository, TransactionHook,
 };
 use prefiq_http::RouteSet;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::books::{Books, PostingHook};
 
@@ -230,6 +230,40 @@ impl ServiceProvider for AccountingProvider {
                 }),
             ));
         }
+        {
+            let books = books.clone();
+            cx.services.contribute(hook(
+                "account",
+                EntityEvent::Validate,
+                "parent",
+                Arc::new(move |input: HookInput| {
+                    let books = books.clone();
+                    Box::pin(async move {
+                        crate::books::check_account(&books, &input.scope, &input.doc).await?;
+                        Ok(input.doc)
+                    })
+                }),
+            ));
+        }
+        // A currency's minor unit is ISO 4217's, which money fields already use.
+        cx.services.contribute(hook(
+            "currency",
+            EntityEvent::Validate,
+            "fraction_digits",
+            Arc::new(|input: HookInput| {
+                Box::pin(async move {
+                    let code = text_field(&input.doc, "code").unwrap_or_default();
+                    let digits = input.doc.get("fraction_digits").and_then(Value::as_i64);
+                    let iso = i64::from(prefiq_data::entity::value::currency_scale(&code));
+                    match digits {
+                        Some(d) if d != iso => Err(format!(
+                            "{code} has {iso} digits in its minor unit (ISO 4217), not {d}"
+                        )),
+                        _ => Ok(input.doc),
+                    }
+                })
+            }),
+        ));
         cx.services.contribute(hook(
             "fiscal_year",
             EntityEvent::Validate,
@@ -276,7 +310,6 @@ impl ServiceProvider for AccountingProvider {
                     routes::close_fiscal_year,
                 ),
         ));
-        let _ = json!(null);
         Ok(())
     }
 

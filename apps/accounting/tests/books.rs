@@ -212,7 +212,45 @@ async fn a_company_posts_reports_cancels_and_closes_through_the_api() {
         .await;
         assert_eq!(submit(&api, accountant, &paid).await.0, StatusCode::OK);
 
+        let (_, posted) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/journal_entry/{rounded}"),
+                accountant,
+                None,
+            )
+            .await;
+        assert_eq!(
+            posted["total_debit"],
+            json!({"amount": "36.00", "currency": "USD"}),
+            "{posted}"
+        );
+        assert_eq!(posted["docstatus"], 1);
+
         // Refusals, each a problem with its reason.
+        let (status, problem) = api
+            .call("POST", "/api/v1/resources/account", &staff.manager, Some(json!({"account_name": "Odd", "account_path": "assets:current:bank:odd", "company": company, "root_type": "Asset", "parent_account": bank})))
+            .await;
+        assert!(
+            status.is_client_error(),
+            "a leaf as parent: {status} {problem}"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("is not a group"),
+            "{problem}"
+        );
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/resources/currency",
+                &staff.manager,
+                Some(json!({"code": "JPY", "fraction_digits": 2})),
+            )
+            .await;
+        assert!(status.is_client_error(), "JPY has no minor unit");
         let unbalanced = entry(
             &api,
             accountant,
