@@ -31,7 +31,8 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let db = TestDatabase::sqlite().unwrap();
-        let api = common::boot(&db).await;
+        // One user posts thousands of entries a minute here: above the default limit.
+        let api = common::boot_with(&db, &[("PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE", "10000000")]).await;
         let staff = common::staff(&api, "bench").await;
         let (_, company) = api
             .call("POST", "/api/v1/resources/company", &staff.manager, Some(json!({"company_name": "Bench", "abbr": "B", "currency": "USD"})))

@@ -386,6 +386,7 @@ async fn a_company_posts_reports_cancels_and_closes_through_the_api() {
             ),
             "{csv}"
         );
+        insta::assert_snapshot!("trial_balance_csv", csv.replace("\r\n", "\n"));
 
         // Cancel writes the reversal and deletes nothing.
         let (status, body) = api

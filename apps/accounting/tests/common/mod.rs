@@ -21,7 +21,16 @@ pub struct Api {
 }
 
 pub async fn boot(db: &TestDatabase) -> Api {
+    boot_with(db, &[]).await
+}
+
+pub async fn boot_with(db: &TestDatabase, extra: &[(&str, &str)]) -> Api {
     let mut vars = vec![("PREFIQ__DATABASE__URL".to_owned(), db.url.clone())];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY") {
         vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
     }
