@@ -568,6 +568,8 @@ async fn close_in(
             id: period_id.to_owned(),
         });
     };
+    // Posts into the period wait for the close, and the close for them (PostgreSQL).
+    ledger::lock_period(conn, scope, period_id, "FOR UPDATE").await?;
     let Some(company) = ledger::load_company(conn, scope, &company_id).await? else {
         return Err(invalid(
             "/company",

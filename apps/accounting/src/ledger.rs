@@ -301,6 +301,32 @@ pub async fn load_periods(
         .collect())
 }
 
+/// On PostgreSQL, locks a period's row (`FOR SHARE` to post into it, `FOR UPDATE` to
+/// close it) and reads its status again; on SQLite, whose writes are serial, nothing.
+pub async fn lock_period(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    id: &str,
+    mode: &str,
+) -> Result<Option<String>, RepoError> {
+    if conn.backend() != prefiq::Backend::Postgres {
+        return Ok(None);
+    }
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let id = sql.arg(text(id));
+    let mode = if mode == "FOR UPDATE" {
+        "FOR UPDATE"
+    } else {
+        "FOR SHARE"
+    };
+    sql.text = format!(
+        "SELECT status FROM accounting_period WHERE tenant_id = {tenant} AND id = {id} {mode}"
+    );
+    let rows = conn.fetch(&sql, &[SqlType::Text]).await?;
+    Ok(rows.first().and_then(|r| cell_text(r.first())))
+}
+
 /// The period that holds `date`.
 pub fn period_of<'p>(periods: &'p [Period], date: &str) -> Option<&'p Period> {
     let at = periods.partition_point(|p| p.start.as_str() <= date);
@@ -601,7 +627,25 @@ pub async fn prepare_voucher(
             );
             None
         }
-        Some(p) => Some(p.id.clone()),
+        Some(p) => {
+            // On PostgreSQL a close may commit between the read above and this commit: a
+            // share lock on the period row waits for it, and the re-read sees its status.
+            if lock_period(conn, scope, &p.id, "FOR SHARE")
+                .await?
+                .as_deref()
+                == Some("Closed")
+            {
+                fail!(
+                    "/posting_date".into(),
+                    "period_closed",
+                    format!(
+                        "the accounting period {} ({} to {}) is closed",
+                        p.name, p.start, p.end
+                    ),
+                );
+            }
+            Some(p.id.clone())
+        }
     };
     let lines = draft_lines(doc);
     if lines.len() < 2 {
