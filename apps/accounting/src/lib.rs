@@ -264,6 +264,35 @@ impl ServiceProvider for AccountingProvider {
                 })
             }),
         ));
+        // A rate is positive, between two different ISO 4217 codes.
+        cx.services.contribute(hook(
+            "exchange_rate",
+            EntityEvent::Validate,
+            "rate",
+            Arc::new(|input: HookInput| {
+                Box::pin(async move {
+                    let code = |name: &str| {
+                        text_field(&input.doc, name)
+                            .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+                    };
+                    let (Some(from), Some(to)) = (code("from_code"), code("to_code")) else {
+                        return Err("from_code and to_code are ISO 4217 codes such as EUR".into());
+                    };
+                    if from == to {
+                        return Err(format!("a rate from {from} to itself is always 1"));
+                    }
+                    let positive = match input.doc.get("rate") {
+                        Some(Value::String(text)) => crate::money::parse_rate(text).is_some(),
+                        Some(Value::Number(n)) => n.as_i64().is_some_and(|n| n > 0),
+                        _ => true,
+                    };
+                    if !positive {
+                        return Err("an exchange rate is positive".into());
+                    }
+                    Ok(input.doc)
+                })
+            }),
+        ));
         cx.services.contribute(hook(
             "fiscal_year",
             EntityEvent::Validate,

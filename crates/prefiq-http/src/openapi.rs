@@ -302,8 +302,14 @@ fn value_schema(field: &FieldDef, registry: &EntityRegistry, mode: SchemaMode) -
         }
         FieldKind::Int => json!({"type": "integer", "format": "int64"}),
         FieldKind::Bool => json!({"type": "boolean"}),
-        FieldKind::Decimal { scale } => json!({
+        // Answers carry decimal strings; requests may give a whole number as a JSON
+        // integer too (`7` is `"7.00"`), as the engine takes it.
+        FieldKind::Decimal { scale } if mode == SchemaMode::Read => json!({
             "type": "string",
+            "pattern": decimal_pattern(*scale),
+        }),
+        FieldKind::Decimal { scale } => json!({
+            "type": ["string", "integer"],
             "pattern": decimal_pattern(*scale),
         }),
         FieldKind::Money => json!({

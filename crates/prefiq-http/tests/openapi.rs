@@ -126,6 +126,13 @@ fn field_types() {
         Read,
         json!({"type": ["string", "null"], "pattern": "^-?[0-9]+(\\.[0-9]{1,2})?$", "title": "F"}),
     );
+    // A request may give a whole number as an integer (the regression: schemathesis sent
+    // `"rate": 0`, which the engine takes, and flagged it as accepted against the schema).
+    check(
+        "{name: f, type: decimal, scale: 9}",
+        Create,
+        json!({"type": ["string", "integer", "null"], "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?$", "title": "F"}),
+    );
     check(
         "{name: f, type: money, required: true}",
         Create,
