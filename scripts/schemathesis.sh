@@ -19,7 +19,7 @@ password='schemathesis-password'
 (cd "$work" && PREFIQ__LOG__LEVEL=warn "$bin" tenant create schemathesis \
   --admin-email admin@schemathesis.test --admin-password "$password" >/dev/null 2>"$work/tenant.log") \
   || { cat "$work/tenant.log" >&2; exit 1; }
-(cd "$work" && PREFIQ__LOG__LEVEL=warn PREFIQ__CORTEX__ACCESS_TOKEN_TTL_S=7200 PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE=100000000 exec "$bin" serve --port "$port" 2>"$work/log.jsonl") &
+(cd "$work" && PREFIQ__LOG__LEVEL=warn PREFIQ__CORTEX__ACCESS_TOKEN_TTL_S=7200 PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE=10000000 exec "$bin" serve --port "$port" 2>"$work/log.jsonl") &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

@@ -367,8 +367,9 @@ async fn list(
             ));
         }
     };
+    // An empty `limit=` is not a number either: refused like any other non-number.
     let limit =
-        match params.get("limit").filter(|t| !t.is_empty()) {
+        match params.get("limit") {
             None => None,
             Some(text) => Some(text.parse::<u32>().map_err(|_| {
                 bad_request("/limit", "wrong_type", "`limit` is a positive integer")

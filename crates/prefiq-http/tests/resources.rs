@@ -588,6 +588,10 @@ async fn invalid_input(api: &Api) {
         api.get("/api/v1/resources/todo?limit=100000").await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
+    // Regression: an empty `limit=` was taken as no limit (found by schemathesis).
+    let (status, problem) = api.get("/api/v1/resources/todo?limit=").await;
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(problem["errors"][0]["pointer"], "/limit");
     assert_eq!(
         api.get("/api/v1/resources/todo?cursor=zz").await.0,
         StatusCode::UNPROCESSABLE_ENTITY
