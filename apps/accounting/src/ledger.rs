@@ -878,8 +878,9 @@ pub async fn reversal_voucher(
         .first()
         .and_then(|r| cell_text(r.get(2)))
         .unwrap_or_default();
+    let locked = lock_period(conn, scope, &period_id, "FOR SHARE").await?;
     if let Some(p) = periods.iter().find(|p| p.id == period_id)
-        && !p.open
+        && (!p.open || locked.as_deref() == Some("Closed"))
     {
         return Err(invalid(
             "/posting_date",

@@ -581,3 +581,83 @@ async fn a_company_posts_reports_cancels_and_closes_through_the_api() {
         api.app.shutdown().await.unwrap();
     }
 }
+
+/// Regression guard for the period lock: entries submitted while their period is being
+/// closed either get in before the close (and are closed with it) or are refused. No
+/// income may be left in a closed period. On SQLite writes are serial anyway; on
+/// PostgreSQL the period row's locks make this hold.
+#[tokio::test]
+async fn entries_racing_a_close_are_closed_with_it_or_refused() {
+    for db in databases("accounting_race").await {
+        let api = boot(&db).await;
+        let staff = staff(&api, "race").await;
+        let company = set_up(&api, &staff).await;
+        let accountant = staff.accountant.as_str();
+        let bank = account(&api, accountant, &company, "assets:current:bank").await;
+        let sales = account(&api, accountant, &company, "income:sales").await;
+        let mut drafts = Vec::new();
+        for _ in 0..16 {
+            drafts.push(
+                entry(
+                    &api,
+                    accountant,
+                    &company,
+                    "2026-01-15",
+                    vec![
+                        line(&bank, "debit", "10.00", "USD"),
+                        line(&sales, "credit", "10.00", "USD"),
+                    ],
+                )
+                .await,
+            );
+        }
+        let (_, periods) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/resources/accounting_period?limit=1&order_by=start_date&filters={}",
+                    encode(&json!([["company", "=", company]]).to_string())
+                ),
+                accountant,
+                None,
+            )
+            .await;
+        let january = periods["data"][0]["id"].as_str().unwrap().to_owned();
+        let submits = drafts.iter().map(|id| {
+            let api = &api;
+            let accountant = accountant.to_owned();
+            async move { submit(api, &accountant, id).await }
+        });
+        let close_path = format!("/api/v1/accounting/periods/{january}/close");
+        let close = api.call("POST", &close_path, &staff.manager, None);
+        let (closed, outcomes) = tokio::join!(close, futures_util::future::join_all(submits));
+        assert_eq!(closed.0, StatusCode::OK, "{}", closed.1);
+        for (status, body) in &outcomes {
+            assert!(
+                *status == StatusCode::OK || codes(body) == ["period_closed"],
+                "{status} {body}"
+            );
+        }
+        let tb = report(
+            &api,
+            accountant,
+            "trial-balance",
+            &format!("company={company}&to=2026-01-31"),
+        )
+        .await;
+        let income = row(&tb, "income");
+        assert_eq!(
+            (
+                income["closing_debit"].as_str(),
+                income["closing_credit"].as_str()
+            ),
+            (Some("0.00"), Some("0.00")),
+            "income left in a closed period: {tb}"
+        );
+        assert_eq!(
+            tb["totals"]["closing_debit"],
+            tb["totals"]["closing_credit"]
+        );
+        api.app.shutdown().await.unwrap();
+    }
+}

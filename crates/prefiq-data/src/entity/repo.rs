@@ -2204,7 +2204,9 @@ impl Repository {
             if conn.execute(&sql).await? == 0 {
                 return Err(conflict());
             }
-            write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now, self.audited).await?;
+            // Hooks run before the outbox and audit rows: the audit head's row lock is then
+            // the last lock a write takes, so a module's own locks (the ledger's period row)
+            // are always taken before it and two writes cannot wait on each other.
             let hook_event = match change {
                 Transition::Submit => Some(EntityEvent::OnSubmit),
                 Transition::Cancel => Some(EntityEvent::OnCancel),
@@ -2215,6 +2217,7 @@ impl Repository {
                     hook.run(conn, scope, hook_event, &record).await?;
                 }
             }
+            write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now, self.audited).await?;
         });
         self.audit.appended(&scope.tenant);
         Ok(record)
