@@ -6,9 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use prefiq::async_trait;
 use prefiq_data::audit::{AuditRecord, append_statement};
-use prefiq_data::entity::repo::{
-    EntityEvent, ListQuery, RepoError, Repository, TenantScope, TransactionHook,
-};
+use prefiq_data::entity::repo::{EntityEvent, RepoError, Repository, TenantScope, TransactionHook};
 use prefiq_data::entity::sql::{Arg, Conn, Sql, SqlType};
 use prefiq_data::entity::value::civil_now;
 use serde_json::{Map, Value, json};
@@ -193,6 +191,7 @@ impl Books {
 
     /// Reads one company by id, name or abbreviation.
     pub async fn company(&self, scope: &TenantScope, key: &str) -> Result<Company, RepoError> {
+        let asked = key.to_owned();
         let key = key.to_owned();
         let scope_for = scope.clone();
         let found = self
@@ -208,7 +207,7 @@ impl Books {
             .await?;
         found.ok_or_else(|| RepoError::NotFound {
             entity: "company".into(),
-            id: scope_key(scope),
+            id: asked,
         })
     }
 
@@ -527,26 +526,6 @@ impl Books {
             )
             .await
     }
-
-    /// The companies of the tenant (for defaults in reports).
-    pub async fn companies(&self, scope: &TenantScope) -> Result<Vec<Value>, RepoError> {
-        Ok(self
-            .repository()?
-            .list(
-                scope,
-                "company",
-                &ListQuery {
-                    limit: Some(500),
-                    ..ListQuery::default()
-                },
-            )
-            .await?
-            .data)
-    }
-}
-
-fn scope_key(scope: &TenantScope) -> String {
-    scope.tenant().to_owned()
 }
 
 /// The body of a period close, inside its transaction.
@@ -734,7 +713,7 @@ pub(crate) async fn append(
     id: &str,
     changes: Value,
 ) -> Result<(), RepoError> {
-    let trace = scope_trace(scope);
+    let trace = scope.trace_id().to_owned();
     let record = AuditRecord {
         tenant: scope.tenant(),
         time: now,
@@ -749,10 +728,6 @@ pub(crate) async fn append(
     sql.text = append_statement(&mut sql, conn.backend(), &record);
     conn.execute(&sql).await?;
     Ok(())
-}
-
-fn scope_trace(scope: &TenantScope) -> String {
-    scope.trace_id().to_owned()
 }
 
 /// Posts a journal entry's GL entries in its submit's transaction, and reverses them in

@@ -86,18 +86,18 @@ async fn hledger_balance_equals_the_imported_books_account_by_account() {
     ] {
         let path = db.root().join(format!("generated-{seed}.journal"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let options = Generate {
+        let generated = Generate {
             postings: 6_000,
             seed,
             commodities: commodities.into_iter().map(str::to_owned).collect(),
             elide: true,
             start_year: 2024,
         };
-        generate(&mut out, &options).unwrap();
+        generate(&mut out, &generated).unwrap();
         drop(out);
         let scope = scope("books");
         let company = format!("Generated {seed}");
-        let report = import_file(&books, &scope, &path, &options_for(&company), &|_| {})
+        let report = import_file(&books, &scope, &path, &options(&company), &|_| {})
             .await
             .unwrap();
         assert!(report.postings >= 6_000, "{report:?}");
@@ -124,10 +124,6 @@ async fn hledger_balance_equals_the_imported_books_account_by_account() {
         );
     }
     api.app.shutdown().await.unwrap();
-}
-
-fn options_for(company: &str) -> ImportOptions {
-    options(company)
 }
 
 const JOURNAL: &str = "\
