@@ -8,6 +8,7 @@
 
 pub mod books;
 pub mod dates;
+pub mod desk;
 pub mod import;
 pub mod journal;
 pub mod ledger;
@@ -312,6 +313,8 @@ impl ServiceProvider for AccountingProvider {
                 })
             }),
         ));
+        cx.services.contribute(Arc::new(desk::layer()));
+        cx.services.contribute(Arc::new(desk::routes()));
         cx.services.contribute(Arc::new(
             RouteSet::new("accounting")
                 .get(

@@ -40,8 +40,10 @@ macro_rules! on_reader {
 pub mod access;
 pub mod audit;
 pub mod credentials;
+pub mod desk;
 pub mod identity;
 pub mod platform;
+pub mod settings;
 pub mod sso;
 
 use std::sync::Arc;
@@ -108,6 +110,9 @@ impl ServiceProvider for CortexProvider {
                 .get("/api/v1/audit/checkpoint", audit::checkpoint)
                 .get("/api/v1/audit/proof/inclusion", audit::inclusion)
                 .get("/api/v1/audit/proof/consistency", audit::consistency)
+                .get("/api/v1/audit/verify", audit::verify)
+                .get("/api/v1/settings", settings::list)
+                .put("/api/v1/settings/{key}", settings::set)
                 .post("/api/v1/auth/password/reset", request_reset)
                 .post("/api/v1/auth/password/reset/confirm", confirm_reset)
                 .get("/api/v1/auth/api-keys", list_api_keys)
@@ -124,6 +129,17 @@ impl ServiceProvider for CortexProvider {
                     platform::resume_tenant,
                 ),
         ));
+        cx.services.contribute(Arc::new(desk::routes()));
+        // The desk is made on first use, when every module has contributed its layer.
+        cx.services.lazy_singleton::<desk::Desk, _>(|r| {
+            let config = r.get::<Config>()?;
+            let layers = r.services().all::<desk::DeskLayer>();
+            Ok(Arc::new(desk::Desk::new(
+                &layers,
+                &config.root,
+                &config.env,
+            )))
+        })?;
         // The key is read (or, in development, made) on first use; `boot` uses it at once
         // so that a missing production key stops boot.
         cx.services.lazy_singleton::<Identity, _>(|r| {

@@ -53,6 +53,28 @@ pub struct HttpState {
     pub authenticator: Option<Arc<dyn prefiq::Authenticator>>,
     /// Request counters for the rate limits.
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
+    /// The whole router, middleware included, once it is built: what [`HttpState::call`]
+    /// answers with. (It holds this state in turn; the cycle lives as long as the app.)
+    api: Arc<OnceLock<Router>>,
+}
+
+impl HttpState {
+    /// Answers `request` in process exactly as a client on the network would be answered:
+    /// the same middleware (authentication, rate limits, problem details, logs) and the
+    /// same handlers. The admin UI is a client of the API this way, so a page can do only
+    /// what its user could do with `curl`.
+    pub async fn call(&self, request: axum::extract::Request) -> Response {
+        use tower::ServiceExt;
+        match self.api.get() {
+            Some(router) => match router.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            None => Problem::new(StatusCode::SERVICE_UNAVAILABLE)
+                .with_detail("the router is not built yet")
+                .into_response(),
+        }
+    }
 }
 
 /// An error from the HTTP layer.
@@ -229,9 +251,10 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
         config: app.config.clone(),
         ready,
         rate_limiter: Arc::default(),
+        api: Arc::default(),
     };
     let body_limit = usize::try_from(app.config.server.body_limit_bytes).unwrap_or(usize::MAX);
-    Ok(routes
+    let router: Router = routes
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND).with_detail("no route matches this path")
         })
@@ -251,7 +274,10 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
             middleware::rate_limit,
         ))
         .layer(mw::from_fn_with_state(state.clone(), middleware::observe))
-        .with_state(state))
+        .with_state(state.clone());
+    // A second router from the same app keeps the first's: in-process calls never switch.
+    let _ = state.api.set(router.clone());
+    Ok(router)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets

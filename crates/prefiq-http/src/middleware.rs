@@ -320,8 +320,13 @@ pub async fn problem_details(request: Request, next: Next) -> Response {
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    // A handler that answers an error with its own JSON (`/readyz`) means it.
-    if !(status.is_client_error() || status.is_server_error()) || is_other_json {
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    // A handler that answers an error with its own JSON (`/readyz`) or its own page (the
+    // desk's forms shown again with their errors) means it.
+    if !(status.is_client_error() || status.is_server_error()) || is_other_json || is_html {
         return response;
     }
     let (parts, body) = response.into_parts();

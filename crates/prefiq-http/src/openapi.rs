@@ -566,6 +566,11 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
                     "The `next_cursor` of the previous page.",
                     json!({"type": "string"}),
                 ),
+                query_parameter(
+                    "total",
+                    "Also count the selected records (`total`, at most 10,001: more than 10,000).",
+                    json!({"type": "boolean", "default": false}),
+                ),
             ],
             "responses": responses(
                 &[(200, json!({
@@ -577,6 +582,11 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
                             "next_cursor": {
                                 "type": ["string", "null"],
                                 "description": "Pass as `cursor` for the next page; null on the last page.",
+                            },
+                            "total": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "With `total=true`: the selected records, at most 10,001 (more than 10,000).",
                             },
                         },
                         "required": ["data", "next_cursor"],

@@ -384,6 +384,17 @@ async fn list(
             .cloned(),
         limit,
         cursor: params.get("cursor").filter(|t| !t.is_empty()).cloned(),
+        total: match params.get("total").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(bad_request(
+                    "/total",
+                    "wrong_type",
+                    "`total` is `true` or `false`",
+                ));
+            }
+        },
     };
     let page = repository.list(&scope, &entity, &query).await?;
     Ok(axum::Json(page).into_response())

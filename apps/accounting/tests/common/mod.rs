@@ -205,3 +205,4 @@ pub async fn staff(api: &Api, tenant: &str) -> Staff {
         admin,
     }
 }
+pub mod browser;

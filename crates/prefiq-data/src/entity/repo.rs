@@ -453,7 +453,13 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Also count the rows the filters select (up to [`MAX_TOTAL`]).
+    pub total: bool,
 }
+
+/// The most rows a list counts: past it the count says "more than this", so a count stays
+/// one bounded index walk however large the table.
+pub const MAX_TOTAL: u64 = 10_000;
 
 /// One page of a list.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -462,6 +468,11 @@ pub struct Page {
     pub data: Vec<Value>,
     /// Pass as `cursor` for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
+    /// How many rows the filters select, when asked for and when it can be told: at most
+    /// [`MAX_TOTAL`] + 1 (meaning "more"), and absent when row-level policies are checked
+    /// row by row (a count would reveal rows the caller may not read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// How each selected column maps back to a record property.
@@ -1815,6 +1826,25 @@ impl Repository {
         if let RowAccess::AnyOf(any_of) = &access {
             clauses.push(row_access_sql(&schema, &custom, any_of, backend, &mut sql));
         }
+        let total = if query.total && access != RowAccess::EachRow {
+            let count = Sql {
+                text: format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT {}) AS counted",
+                    quote(&schema.name),
+                    clauses.join(" AND "),
+                    MAX_TOTAL + 1
+                ),
+                args: sql.args.clone(),
+            };
+            // The clauses so far bind the same arguments as the page's query, in order.
+            let rows = on_tenant_reader!(database, &scope.tenant, conn => conn.fetch(&count, &[SqlType::Int]).await?);
+            match rows.first().and_then(|r| r.first()) {
+                Some(Cell::Int(n)) => Some(u64::try_from(*n).unwrap_or(0)),
+                _ => None,
+            }
+        } else {
+            None
+        };
         if let Some((value, id)) = &cursor {
             clauses.push(order.after_sql(backend, value, id, &mut sql));
         }
@@ -1865,7 +1895,11 @@ impl Repository {
             }
             data.push(Value::Object(record));
         }
-        Ok(Page { data, next_cursor })
+        Ok(Page {
+            data,
+            next_cursor,
+            total,
+        })
     }
 
     /// Changes a draft. `expected_version` (from `If-Match`) must match the stored version.
