@@ -252,3 +252,473 @@ async fn the_browser_scenario_runs_through_forms() {
         db.cleanup().await;
     }
 }
+
+/// A value that breaks out of text, attributes and scripts when it is not escaped.
+const PAYLOAD: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
+
+/// Fails when any part of the payload reached the page unescaped.
+fn assert_escaped(page: &Page, what: &str) {
+    for raw in ["<script>alert", "<img src=x", "onerror=alert(2)>"] {
+        assert!(
+            !page.body.contains(raw),
+            "{what}: {raw:?} reached the page unescaped:\n{}",
+            page.body
+        );
+    }
+    assert!(
+        page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{what}: the payload is not shown at all:\n{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn hostile_values_are_escaped_in_every_field_type() {
+    for db in databases("desk_xss").await {
+        let api = boot(&db).await;
+        let staff = staff(&api, "acme").await;
+        let admin = staff.admin.as_str();
+        let company = company(&api, admin).await;
+        // An entity with every scalar field type, its labels and options hostile too.
+        let (status, made) = api
+            .call(
+                "POST",
+                "/api/v1/customize/entities",
+                admin,
+                Some(json!({
+                    "name": "probe",
+                    "label": format!("Probe {PAYLOAD}"),
+                    "fields": [
+                        {"name": "data_field", "type": "data", "label": format!("Data {PAYLOAD}"), "description": PAYLOAD},
+                        {"name": "text_field", "type": "text"},
+                        {"name": "int_field", "type": "int"},
+                        {"name": "decimal_field", "type": "decimal", "scale": 2},
+                        {"name": "money_field", "type": "money"},
+                        {"name": "bool_field", "type": "bool"},
+                        {"name": "date_field", "type": "date"},
+                        {"name": "datetime_field", "type": "datetime"},
+                        {"name": "select_field", "type": "select", "options": [PAYLOAD, "plain"]},
+                        {"name": "link_field", "type": "link", "target": "company"},
+                        {"name": "json_field", "type": "json"},
+                        {"name": "email_field", "type": "email"},
+                    ],
+                    "permissions": {"admin": ["read", "create", "update", "delete"]},
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let (status, _) = api
+            .call(
+                "PATCH",
+                &format!("/api/v1/resources/company/{company}"),
+                admin,
+                Some(json!({"company_name": PAYLOAD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, probe) = api
+            .call(
+                "POST",
+                "/api/v1/resources/probe",
+                admin,
+                Some(json!({
+                    "data_field": PAYLOAD,
+                    "text_field": PAYLOAD,
+                    "int_field": 7,
+                    "decimal_field": "1.50",
+                    "money_field": {"amount": "2.00", "currency": "USD"},
+                    "bool_field": true,
+                    "date_field": "2026-03-15",
+                    "datetime_field": "2026-03-15T10:00:00Z",
+                    "select_field": PAYLOAD,
+                    "link_field": company,
+                    "json_field": {"k": PAYLOAD},
+                    "email_field": "a@example.com",
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{probe}");
+        let probe = probe["id"].as_str().unwrap().to_owned();
+        // A child table row, through a journal entry draft.
+        let (_, accounts) = api.call("GET", "/api/v1/resources/account?limit=1&filters=%5B%5B%22is_group%22%2C%22%3D%22%2Cfalse%5D%5D", admin, None).await;
+        let account = accounts["data"][0]["id"].as_str().unwrap().to_owned();
+        let (status, entry) = api
+            .call(
+                "POST",
+                "/api/v1/resources/journal_entry",
+                admin,
+                Some(json!({"company": company, "posting_date": "2026-03-15", "title": PAYLOAD, "lines": [
+                    {"account": account, "debit": {"amount": "1.00", "currency": "USD"}, "party": PAYLOAD, "remark": PAYLOAD},
+                ]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{entry}");
+        let entry = entry["id"].as_str().unwrap().to_owned();
+
+        let browser = Browser::new(&api, "acme");
+        browser.login("admin@acme.test", PASSWORD).await;
+        for path in [
+            "/app".to_owned(),
+            "/app/e/probe".to_owned(),
+            format!("/app/e/probe/{probe}"),
+            format!("/app/e/probe/{probe}/history"),
+            "/app/e/probe/new".to_owned(),
+            "/app/e/company".to_owned(),
+            format!("/app/e/journal_entry/{entry}"),
+            "/app/e/journal_entry".to_owned(),
+            format!("/app/e/journal_entry/{entry}/history"),
+        ] {
+            let page = browser.get(&path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+            assert_escaped(&page, &path);
+        }
+        // Pages that show none of the values must not carry them raw either.
+        for path in [
+            "/app/accounting/trial-balance",
+            "/app/audit",
+            "/app/admin/users",
+        ] {
+            let page = browser.get(path).await;
+            assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+            assert!(!page.body.contains("<script>alert"), "{path}");
+        }
+        // Values sent back in a form, and the API's messages that quote them.
+        let refused = browser
+            .post(
+                &format!("/app/e/probe/{probe}"),
+                &[
+                    ("f.int_field", PAYLOAD),
+                    ("f.email_field", PAYLOAD),
+                    ("f.data_field", PAYLOAD),
+                ],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        assert_escaped(&refused, "the form shown again");
+        let refused = browser
+            .post(
+                &format!("/app/e/probe/{probe}"),
+                &[("f.email_field", PAYLOAD)],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        assert_has(&refused, "is not an email address");
+        assert_escaped(&refused, "the API's error message");
+        // The link search answers JSON, never HTML.
+        let found = browser.get("/app/search/company?q=script").await;
+        assert_eq!(found.headers["content-type"], "application/json");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn forms_need_their_csrf_token_and_permissions_match_the_api() {
+    for db in databases("desk_permissions").await {
+        let api = boot(&db).await;
+        let staff = staff(&api, "acme").await;
+        let company = company(&api, &staff.admin).await;
+        let (_, accounts) = api.call("GET", "/api/v1/resources/account?limit=1&filters=%5B%5B%22is_group%22%2C%22%3D%22%2Cfalse%5D%5D", &staff.admin, None).await;
+        let account = accounts["data"][0]["id"].as_str().unwrap().to_owned();
+        let (_, entry) = api
+            .call(
+                "POST",
+                "/api/v1/resources/journal_entry",
+                &staff.admin,
+                Some(json!({"company": company, "posting_date": "2026-03-15", "lines": []})),
+            )
+            .await;
+        let entry = entry["id"].as_str().unwrap().to_owned();
+
+        // CSRF: no token, a wrong token, or a cross-site request is refused before anything.
+        let admin = Browser::new(&api, "acme");
+        admin.login("admin@acme.test", PASSWORD).await;
+        let good = admin.cookie("prefiq_csrf").unwrap();
+        for (token, site) in [
+            ("", None),
+            ("0".repeat(64).as_str(), None),
+            (good.as_str(), Some("cross-site")),
+        ] {
+            let page = match site {
+                None => {
+                    admin
+                        .post(
+                            "/app/e/todo/new",
+                            &[("_csrf", token), ("f.description", "x")],
+                        )
+                        .await
+                }
+                Some(site) => {
+                    admin.set_cookie("x", "y");
+                    admin
+                        .post_with(
+                            "/app/e/todo/new",
+                            &[("f.description", "x")],
+                            &[("sec-fetch-site", site)],
+                        )
+                        .await
+                }
+            };
+            assert_eq!(
+                page.status,
+                StatusCode::FORBIDDEN,
+                "{token:?} {site:?}: {}",
+                page.body
+            );
+            assert_has(&page, "did not come from this site");
+        }
+        let (_, todos) = api
+            .call(
+                "GET",
+                "/api/v1/resources/todo?total=true",
+                &staff.admin,
+                None,
+            )
+            .await;
+        assert_eq!(todos["total"], 0, "a refused form writes nothing");
+
+        // The auditor reads journal entries but may not write them: no button, and the
+        // form posted anyway gets the API's refusal.
+        let auditor = Browser::new(&api, "acme");
+        auditor.login("auditor@acme.test", PASSWORD).await;
+        let list = auditor.get("/app/e/journal_entry").await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(!list.body.contains("New Journal Entry"), "{}", list.body);
+        assert!(!list.body.contains("Delete selected"));
+        let form = auditor.get(&format!("/app/e/journal_entry/{entry}")).await;
+        for button in [">Save</button>", ">Submit</button>", ">Delete</button>"] {
+            assert!(!form.body.contains(button), "{button} shown to the auditor");
+        }
+        let new = auditor.get("/app/e/journal_entry/new").await;
+        assert_eq!(new.status, StatusCode::FORBIDDEN);
+        let posted = auditor
+            .post(
+                "/app/e/journal_entry/new",
+                &[("f.company", "Acme Ltd"), ("f.posting_date", "2026-03-15")],
+            )
+            .await;
+        assert_eq!(posted.status, StatusCode::FORBIDDEN, "{}", posted.body);
+        let submitted = auditor
+            .post(&format!("/app/e/journal_entry/{entry}/do/submit"), &[])
+            .await;
+        assert_eq!(
+            submitted.status,
+            StatusCode::FORBIDDEN,
+            "{}",
+            submitted.body
+        );
+        let saved = auditor
+            .post(
+                &format!("/app/e/journal_entry/{entry}"),
+                &[("f.title", "changed")],
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::FORBIDDEN, "{}", saved.body);
+        let (_, stored) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/journal_entry/{entry}"),
+                &staff.admin,
+                None,
+            )
+            .await;
+        assert!(stored["title"].is_null(), "{stored}");
+        // Reports are the auditor's; administration is not.
+        assert_eq!(
+            auditor.get("/app/accounting/trial-balance").await.status,
+            StatusCode::OK
+        );
+        let home = auditor.get("/app").await;
+        assert!(!home.body.contains("/app/admin/users"), "{}", home.body);
+        let users = auditor.get("/app/admin/users").await;
+        assert_eq!(users.status, StatusCode::FORBIDDEN);
+        assert_has(&users, "cortex.manage_users");
+        let added = auditor
+            .post(
+                "/app/admin/users",
+                &[("email", "x@acme.test"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::FORBIDDEN);
+
+        // The accountant posts entries but may not create accounts.
+        let accountant = Browser::new(&api, "acme");
+        accountant.login("accountant@acme.test", PASSWORD).await;
+        let accounts = accountant.get("/app/e/account").await;
+        assert!(!accounts.body.contains("New Account"));
+        let made = accountant
+            .post(
+                "/app/e/account/new",
+                &[
+                    ("f.account_name", "X"),
+                    ("f.account_path", "assets:x"),
+                    ("f.company", "Acme Ltd"),
+                    ("f.root_type", "Asset"),
+                ],
+            )
+            .await;
+        assert_eq!(made.status, StatusCode::FORBIDDEN, "{}", made.body);
+        let entries = accountant.get("/app/e/journal_entry").await;
+        assert_has(&entries, "New Journal Entry");
+        let _ = account;
+
+        // Another tenant's session does not open this tenant's desk.
+        let elsewhere = Browser::new(&api, "globex");
+        elsewhere.set_cookie("prefiq_session", &admin.cookie("prefiq_session").unwrap());
+        assert_eq!(elsewhere.get("/app").await.status, StatusCode::SEE_OTHER);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers_and_a_tenant_theme_overrides_at_run_time() {
+    for db in databases("desk_theme").await {
+        let api = boot(&db).await;
+        let _staff = staff(&api, "acme").await;
+        let browser = Browser::new(&api, "acme");
+        let login = browser.get("/app/login").await;
+        let csp = login.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(login.headers["x-frame-options"], "DENY");
+        assert!(!login.body.contains("<script>"), "no inline script");
+        assert!(!login.body.contains(" style=\""), "no inline style");
+        browser.login("admin@acme.test", PASSWORD).await;
+        let cookies: Vec<String> = login
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for cookie in &cookies {
+            assert!(
+                cookie.contains("HttpOnly")
+                    && cookie.contains("SameSite=Lax")
+                    && cookie.contains("Path=/app"),
+                "{cookie}"
+            );
+        }
+        let css = browser.get("/app/static/desk.css").await;
+        assert_eq!(css.status, StatusCode::OK);
+        assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+        assert_eq!(
+            browser
+                .get("/app/static/..%2F..%2Fconfig%2Fbase.yaml")
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+        // A theme under themes/acme overrides a template and a stylesheet, without a restart.
+        let theme = db.root().join("themes/acme");
+        std::fs::create_dir_all(theme.join("templates")).unwrap();
+        std::fs::create_dir_all(theme.join("static")).unwrap();
+        std::fs::write(
+            theme.join("templates/home.html"),
+            "{% extends \"base.html\" %}{% block content %}<p>Acme's own home</p>{% endblock %}",
+        )
+        .unwrap();
+        std::fs::write(
+            theme.join("static/desk.css"),
+            "body { color: rebeccapurple; }",
+        )
+        .unwrap();
+        assert_has(&browser.get("/app").await, "Acme's own home");
+        assert_has(&browser.get("/app/static/desk.css").await, "rebeccapurple");
+        // Other pages keep the core templates, and another tenant keeps all of them.
+        assert_has(&browser.get("/app/e/todo").await, "New ToDo");
+        std::fs::remove_dir_all(&theme).unwrap();
+        assert!(!browser.get("/app").await.body.contains("Acme's own home"));
+        db.cleanup().await;
+    }
+}
+
+/// The page with its random parts (tokens, ids) replaced, so that a snapshot is stable.
+fn redact(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let hex = |b: u8| b.is_ascii_hexdigit() && !b.is_ascii_uppercase();
+    while i < bytes.len() {
+        // A UUID: 8-4-4-4-12 lower-case hex digits.
+        let uuid = bytes.len() - i >= 36
+            && (0..36).all(|k| {
+                let b = bytes[i + k];
+                if [8, 13, 18, 23].contains(&k) {
+                    b == b'-'
+                } else {
+                    hex(b)
+                }
+            });
+        if uuid {
+            out.push_str("[uuid]");
+            i += 36;
+            continue;
+        }
+        // A token: 64 hex digits.
+        if bytes.len() - i >= 64 && (0..64).all(|k| hex(bytes[i + k])) {
+            out.push_str("[token]");
+            i += 64;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+#[tokio::test]
+async fn rendered_pages_match_their_snapshots() {
+    // SQLite only: the pages are the same on both backends, and one snapshot is enough.
+    let db = prefiq_data::testing::TestDatabase::sqlite().unwrap();
+    let api = boot(&db).await;
+    let staff = staff(&api, "acme").await;
+    let company = company(&api, &staff.admin).await;
+    let (_, entry) = api
+        .call("POST", "/api/v1/resources/journal_entry", &staff.admin, Some(json!({"company": company, "posting_date": "2026-03-15", "title": "Rent for March", "lines": []})))
+        .await;
+    let entry = entry["id"].as_str().unwrap().to_owned();
+    let browser = Browser::new(&api, "acme");
+    insta::assert_snapshot!("login", redact(&browser.get("/app/login").await.body));
+    browser.login("accountant@acme.test", PASSWORD).await;
+    insta::assert_snapshot!(
+        "home_of_an_accountant",
+        redact(&browser.get("/app").await.body)
+    );
+    insta::assert_snapshot!(
+        "journal_entry_list",
+        redact(&browser.get("/app/e/journal_entry").await.body)
+    );
+    insta::assert_snapshot!(
+        "journal_entry_form",
+        redact(
+            &browser
+                .get(&format!("/app/e/journal_entry/{entry}"))
+                .await
+                .body
+        )
+    );
+    let refused = browser
+        .post(
+            &format!("/app/e/journal_entry/{entry}"),
+            &[
+                ("f.company", "No such company"),
+                ("f.posting_date", "2026-03-15"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    insta::assert_snapshot!("journal_entry_form_with_errors", redact(&refused.body));
+    db.cleanup().await;
+}

@@ -123,6 +123,16 @@ impl<'a> Browser<'a> {
 
     /// Posts `pairs` as a form, with the CSRF cookie's token unless `pairs` has one.
     pub async fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Page {
+        self.post_with(path, pairs, &[]).await
+    }
+
+    /// [`Browser::post`] with extra headers.
+    pub async fn post_with(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut body: Vec<String> = pairs
             .iter()
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
@@ -132,14 +142,14 @@ impl<'a> Browser<'a> {
         {
             body.push(format!("_csrf={csrf}"));
         }
-        self.send(
-            Request::builder()
-                .method("POST")
-                .uri(path)
-                .header("content-type", "application/x-www-form-urlencoded"),
-            Body::from(body.join("&")),
-        )
-        .await
+        let mut request = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request, Body::from(body.join("&"))).await
     }
 
     /// Signs in through the login form; panics unless it succeeds.

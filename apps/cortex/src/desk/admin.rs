@@ -35,7 +35,7 @@ fn known_roles(state: &HttpState, users: &[Value]) -> Vec<String> {
             roles.extend(schema.permissions.keys().cloned());
         }
     }
-    if let Some(modules) = state.services.get::<InstalledModules>("cortex desk").ok() {
+    if let Ok(modules) = state.services.get::<InstalledModules>("cortex desk") {
         for module in modules.list() {
             roles.extend(module.grants.iter().map(|(role, _)| role.clone()));
         }

@@ -17,6 +17,10 @@
 //! a template named `entity/{entity}/form.html` or `entity/{entity}/list.html` replaces
 //! the generic page for that entity.
 
+// A page's refusal is a whole response (a redirect or an error page), returned by value on
+// the cold path as prefiq-http's handlers return their problems.
+#![allow(clippy::result_large_err)]
+
 mod admin;
 pub mod form;
 mod pages;
@@ -392,7 +396,7 @@ impl DeskRequest {
                 uri,
                 token: None,
                 host: self.headers.get(header::HOST).cloned(),
-                connect: self.connect.clone(),
+                connect: self.connect,
                 correlation: &self.context.correlation_id,
                 extra: &extra,
                 body,
@@ -482,7 +486,7 @@ impl DeskRequest {
             token,
             context,
             host: self.headers.get(header::HOST).cloned(),
-            connect: self.connect.clone(),
+            connect: self.connect,
             set_cookies,
         })
     }
@@ -544,7 +548,7 @@ impl Session {
                 uri,
                 token: Some(&self.token),
                 host: self.host.clone(),
-                connect: self.connect.clone(),
+                connect: self.connect,
                 correlation: &self.context.correlation_id,
                 extra,
                 body,

@@ -1282,6 +1282,7 @@ fn submitted_rows(
     Ok(rows)
 }
 
+#[allow(clippy::too_many_arguments)]
 /// The request body a submitted form makes, with the form's own errors (bad numbers,
 /// unknown link titles) by pointer.
 async fn body_from_form(
