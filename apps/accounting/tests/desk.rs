@@ -722,3 +722,56 @@ async fn rendered_pages_match_their_snapshots() {
     insta::assert_snapshot!("journal_entry_form_with_errors", redact(&refused.body));
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn administrators_manage_users_roles_and_settings() {
+    for db in databases("desk_admin").await {
+        let api = boot(&db).await;
+        let _staff = staff(&api, "acme").await;
+        let browser = Browser::new(&api, "acme");
+        browser.login("admin@acme.test", PASSWORD).await;
+        // A user added with a role can sign in and has that role's pages.
+        let added = browser
+            .post("/app/admin/users", &[("email", "clerk@acme.test"), ("password", PASSWORD), ("roles", "Accountant")])
+            .await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        assert_has(&added, "Added clerk@acme.test.");
+        let too_short = browser.post("/app/admin/users", &[("email", "x@acme.test"), ("password", "short")]).await;
+        assert!(too_short.status.is_client_error(), "{}", too_short.body);
+        assert_has(&too_short, "notice error");
+        let clerk = Browser::new(&api, "acme");
+        clerk.login("clerk@acme.test", PASSWORD).await;
+        assert_has(&clerk.get("/app/e/journal_entry").await, "New Journal Entry");
+        // Its roles changed to Auditor: the next session reads only.
+        let (_, users) = api.call("GET", "/api/v1/users", &_staff.admin, None).await;
+        let id = users["data"].as_array().unwrap().iter().find(|u| u["email"] == "clerk@acme.test").unwrap()["id"].as_str().unwrap().to_owned();
+        let user = browser.get(&format!("/app/admin/users/{id}")).await;
+        assert_has(&user, "value=\"Accountant\" checked");
+        let saved = browser
+            .post(&format!("/app/admin/users/{id}"), &[("roles", "Auditor"), ("status", "active"), ("attributes", "{\"department\": \"finance\"}")])
+            .await;
+        assert_has(&saved, "Saved.");
+        let bad = browser.post(&format!("/app/admin/users/{id}"), &[("roles", "Auditor"), ("attributes", "[1]")]).await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let clerk = Browser::new(&api, "acme");
+        clerk.login("clerk@acme.test", PASSWORD).await;
+        assert!(!clerk.get("/app/e/journal_entry").await.body.contains("New Journal Entry"));
+        // Roles: the permission matrix and the tenant's own policies, checked by Cedar.
+        let roles = browser.get("/app/admin/roles").await;
+        assert_has(&roles, "Accounts Manager");
+        let refused = browser.post("/app/admin/roles", &[("id", "broken"), ("text", "permit(principal, action, resource")]).await;
+        assert!(refused.status.is_client_error(), "{}", refused.body);
+        assert_has(&refused, "notice error");
+        assert_has(&refused, "permit(principal, action, resource</textarea>");
+        // Settings: a tenant override is stored, shown, and cleared again.
+        let settings = browser.get("/app/admin/settings").await;
+        assert_has(&settings, "app.timezone");
+        let saved = browser
+            .post("/app/admin/settings", &[("app.timezone", "Europe/Zurich"), ("app.timezone.was", "UTC"), ("app.locale", "en"), ("app.locale.was", "en")])
+            .await;
+        assert_has(&saved, "Saved 1 setting(s).");
+        assert_has(&saved, "value=\"Europe/Zurich\"");
+        assert_has(&saved, "Set for this organisation.");
+        db.cleanup().await;
+    }
+}

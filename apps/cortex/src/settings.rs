@@ -21,7 +21,6 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The settings an administrator edits in the desk, with what each means.
 pub const EDITABLE: &[(&str, &str)] = &[
-    ("app.name", "The name shown in the desk's header."),
     (
         "app.locale",
         "The language of messages (BCP 47, such as en or de-CH).",
@@ -67,7 +66,6 @@ pub async fn list(
         None => Default::default(),
     };
     let values = json!({
-        "app.name": effective.app.name,
         "app.locale": effective.app.locale,
         "app.timezone": effective.app.timezone,
     });
