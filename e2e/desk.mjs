@@ -149,7 +149,10 @@ try {
     await fill(page, "Posting date", today);
     await fill(page, "Title", "Consulting fees");
     await page.getByRole("button", { name: "Add row" }).click();
-    await page.getByRole("button", { name: "Add row" }).click();
+    // The second row by keyboard: the button is reached and pressed without a mouse.
+    await page.getByRole("button", { name: "Add row" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByLabel("Account, row 3", { exact: true }).waitFor();
     const lines = [
       ["assets:current:petty-cash", "100.00", ""],
       ["income:consulting", "", "60.00"],

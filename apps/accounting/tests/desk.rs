@@ -137,6 +137,46 @@ async fn the_browser_scenario_runs_through_forms() {
         // on submit with the API's message, shown on the form.
         let new = browser.get("/app/e/journal_entry/new").await;
         assert_has(&new, "data-add-row=\"lines\"");
+        // Without the script, "Add row" and "Remove" are buttons the server answers: the
+        // form comes back with what was typed and one row more or less, unsaved.
+        let added = browser
+            .post(
+                "/app/e/journal_entry/new",
+                &[
+                    ("f.title", "Typed"),
+                    ("t.lines.0.remark", "first"),
+                    ("_add_row", "lines"),
+                ],
+            )
+            .await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        assert_has(&added, "value=\"Typed\"");
+        assert_has(&added, "name=\"t.lines.1.account\"");
+        let removed = browser
+            .post(
+                "/app/e/journal_entry/new",
+                &[
+                    ("t.lines.0.remark", "first"),
+                    ("t.lines.1.remark", "second"),
+                    ("_remove_row", "lines.0"),
+                ],
+            )
+            .await;
+        assert_has(&removed, "value=\"second\"");
+        assert!(
+            !removed.body.contains("value=\"first\""),
+            "{}",
+            removed.body
+        );
+        let (_, drafts) = api
+            .call(
+                "GET",
+                "/api/v1/resources/journal_entry?total=true",
+                &staff.admin,
+                None,
+            )
+            .await;
+        assert_eq!(drafts["total"], 0, "adding a row saves nothing");
         let lines = [
             ("assets:current:petty-cash", "100.00", ""),
             ("income:consulting", "", "60.00"),
@@ -244,6 +284,30 @@ async fn the_browser_scenario_runs_through_forms() {
         }
         let audit = browser.get("/app/audit").await;
         assert_has(&audit, "Verified.");
+
+        // Bulk: two todos selected and deleted from the list.
+        let mut ids = Vec::new();
+        for text in ["one", "two", "three"] {
+            let made = browser
+                .post("/app/e/todo/new", &[("f.description", text)])
+                .await;
+            ids.push(redirected_id(&made, "todo"));
+        }
+        let list = browser.get("/app/e/todo").await;
+        assert_has(&list, "3 ToDo records");
+        assert_has(&list, "data-select-all");
+        let done = browser
+            .post(
+                "/app/e/todo",
+                &[("bulk", "delete"), ("ids", &ids[0]), ("ids", &ids[1])],
+            )
+            .await;
+        assert_has(&done, "Deleted 2 of 2.");
+        assert_has(&done, "1 ToDo record");
+        let sorted = browser.get("/app/e/todo?sort=description&dir=asc").await;
+        assert_has(&sorted, "aria-sort=\"ascending\"");
+        let filtered = browser.get("/app/e/todo?f.status=Closed").await;
+        assert_has(&filtered, "0 ToDo records");
 
         // Logging out ends the session.
         let out = browser.post("/app/logout", &[]).await;
@@ -732,34 +796,83 @@ async fn administrators_manage_users_roles_and_settings() {
         browser.login("admin@acme.test", PASSWORD).await;
         // A user added with a role can sign in and has that role's pages.
         let added = browser
-            .post("/app/admin/users", &[("email", "clerk@acme.test"), ("password", PASSWORD), ("roles", "Accountant")])
+            .post(
+                "/app/admin/users",
+                &[
+                    ("email", "clerk@acme.test"),
+                    ("password", PASSWORD),
+                    ("roles", "Accountant"),
+                ],
+            )
             .await;
         assert_eq!(added.status, StatusCode::OK, "{}", added.body);
         assert_has(&added, "Added clerk@acme.test.");
-        let too_short = browser.post("/app/admin/users", &[("email", "x@acme.test"), ("password", "short")]).await;
+        let too_short = browser
+            .post(
+                "/app/admin/users",
+                &[("email", "x@acme.test"), ("password", "short")],
+            )
+            .await;
         assert!(too_short.status.is_client_error(), "{}", too_short.body);
         assert_has(&too_short, "notice error");
         let clerk = Browser::new(&api, "acme");
         clerk.login("clerk@acme.test", PASSWORD).await;
-        assert_has(&clerk.get("/app/e/journal_entry").await, "New Journal Entry");
+        assert_has(
+            &clerk.get("/app/e/journal_entry").await,
+            "New Journal Entry",
+        );
         // Its roles changed to Auditor: the next session reads only.
         let (_, users) = api.call("GET", "/api/v1/users", &_staff.admin, None).await;
-        let id = users["data"].as_array().unwrap().iter().find(|u| u["email"] == "clerk@acme.test").unwrap()["id"].as_str().unwrap().to_owned();
+        let id = users["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == "clerk@acme.test")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let user = browser.get(&format!("/app/admin/users/{id}")).await;
         assert_has(&user, "value=\"Accountant\" checked");
         let saved = browser
-            .post(&format!("/app/admin/users/{id}"), &[("roles", "Auditor"), ("status", "active"), ("attributes", "{\"department\": \"finance\"}")])
+            .post(
+                &format!("/app/admin/users/{id}"),
+                &[
+                    ("roles", "Auditor"),
+                    ("status", "active"),
+                    ("attributes", "{\"department\": \"finance\"}"),
+                ],
+            )
             .await;
         assert_has(&saved, "Saved.");
-        let bad = browser.post(&format!("/app/admin/users/{id}"), &[("roles", "Auditor"), ("attributes", "[1]")]).await;
+        let bad = browser
+            .post(
+                &format!("/app/admin/users/{id}"),
+                &[("roles", "Auditor"), ("attributes", "[1]")],
+            )
+            .await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
         let clerk = Browser::new(&api, "acme");
         clerk.login("clerk@acme.test", PASSWORD).await;
-        assert!(!clerk.get("/app/e/journal_entry").await.body.contains("New Journal Entry"));
+        assert!(
+            !clerk
+                .get("/app/e/journal_entry")
+                .await
+                .body
+                .contains("New Journal Entry")
+        );
         // Roles: the permission matrix and the tenant's own policies, checked by Cedar.
         let roles = browser.get("/app/admin/roles").await;
         assert_has(&roles, "Accounts Manager");
-        let refused = browser.post("/app/admin/roles", &[("id", "broken"), ("text", "permit(principal, action, resource")]).await;
+        let refused = browser
+            .post(
+                "/app/admin/roles",
+                &[
+                    ("id", "broken"),
+                    ("text", "permit(principal, action, resource"),
+                ],
+            )
+            .await;
         assert!(refused.status.is_client_error(), "{}", refused.body);
         assert_has(&refused, "notice error");
         assert_has(&refused, "permit(principal, action, resource</textarea>");
@@ -767,7 +880,15 @@ async fn administrators_manage_users_roles_and_settings() {
         let settings = browser.get("/app/admin/settings").await;
         assert_has(&settings, "app.timezone");
         let saved = browser
-            .post("/app/admin/settings", &[("app.timezone", "Europe/Zurich"), ("app.timezone.was", "UTC"), ("app.locale", "en"), ("app.locale.was", "en")])
+            .post(
+                "/app/admin/settings",
+                &[
+                    ("app.timezone", "Europe/Zurich"),
+                    ("app.timezone.was", "UTC"),
+                    ("app.locale", "en"),
+                    ("app.locale.was", "en"),
+                ],
+            )
             .await;
         assert_has(&saved, "Saved 1 setting(s).");
         assert_has(&saved, "value=\"Europe/Zurich\"");

@@ -796,6 +796,31 @@ mod tests {
     }
 
     #[test]
+    fn cookies_are_secure_outside_development() {
+        let root = std::env::temp_dir();
+        let check = |env: &str, secure: bool| {
+            let cookie = Desk::new(&[], &root, env).cookie(SESSION_COOKIE, "abc", 60);
+            assert!(
+                cookie.starts_with(
+                    "prefiq_session=abc; Path=/app; HttpOnly; SameSite=Lax; Max-Age=60"
+                ),
+                "{cookie}"
+            );
+            assert_eq!(cookie.ends_with("; Secure"), secure, "{env}: {cookie}");
+        };
+        check("production", true);
+        check("staging", true);
+        check("development", false);
+        check("test", false);
+        // Clearing a cookie ends it at once.
+        assert!(
+            Desk::new(&[], &root, "production")
+                .cookie(SESSION_COOKIE, "", 60)
+                .contains("Max-Age=0")
+        );
+    }
+
+    #[test]
     fn tokens_compare_whole() {
         assert!(same_token("abc", "abc"));
         assert!(!same_token("abc", "abd"));

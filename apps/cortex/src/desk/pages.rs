@@ -23,6 +23,9 @@ use super::{
 /// Columns a generated list shows besides the name.
 const LIST_COLUMNS: usize = 5;
 
+/// Characters of a long text a list cell shows.
+const LIST_TEXT_CHARS: usize = 80;
+
 /// Rows a list page shows unless asked for another size.
 const PAGE_ROWS: u32 = 20;
 
@@ -502,12 +505,7 @@ fn list_columns(schema: &EntitySchema) -> Vec<&FieldDef> {
     schema
         .fields
         .iter()
-        .filter(|f| {
-            !matches!(
-                f.kind,
-                FieldKind::Table { .. } | FieldKind::Json | FieldKind::Text
-            ) && !f.pii
-        })
+        .filter(|f| !matches!(f.kind, FieldKind::Table { .. } | FieldKind::Json) && !f.pii)
         .take(LIST_COLUMNS)
         .collect()
 }
@@ -645,6 +643,14 @@ pub(super) async fn render_list(
                             .get(&(target.clone(), linked.to_owned()))
                             .cloned()
                             .unwrap_or_else(|| linked.to_owned()),
+                        // A long text is cut in the list; the form shows all of it.
+                        (FieldKind::Text, _) => {
+                            let text = form::display(Some(&field.kind), value);
+                            match text.char_indices().nth(LIST_TEXT_CHARS) {
+                                Some((at, _)) => format!("{}…", &text[..at]),
+                                None => text,
+                            }
+                        }
                         _ => form::display(Some(&field.kind), value),
                     };
                     json!({ "text": text, "numeric": matches!(field.kind, FieldKind::Int | FieldKind::Decimal { .. } | FieldKind::Money) })
