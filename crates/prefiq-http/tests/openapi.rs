@@ -621,6 +621,7 @@ fn entity_operations() {
                 &json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 20})
             ),
             ("cursor", &json!({"type": "string"})),
+            ("total", &json!({"type": "boolean", "default": false})),
         ]
     );
     let filters = list["parameters"][1]["description"].as_str().unwrap();

@@ -592,6 +592,22 @@ async fn invalid_input(api: &Api) {
     let (status, problem) = api.get("/api/v1/resources/todo?limit=").await;
     assert!(status.is_client_error(), "{status}");
     assert_eq!(problem["errors"][0]["pointer"], "/limit");
+    // `total=true` counts the selected rows; anything but true or false is refused.
+    let (status, problem) = api.get("/api/v1/resources/todo?total=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem["errors"][0]["pointer"], "/total");
+    let (status, page) = api.get("/api/v1/resources/todo?total=true&limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page["total"].as_u64().unwrap() >= page["data"].as_array().unwrap().len() as u64);
+    let (_, page) = api
+        .get(&format!(
+            "/api/v1/resources/todo?total=true&filters={}",
+            encode(r#"[["description","=","no such row"]]"#)
+        ))
+        .await;
+    assert_eq!(page["total"], 0);
+    let (_, page) = api.get("/api/v1/resources/todo").await;
+    assert!(page.get("total").is_none(), "counted only when asked");
     assert_eq!(
         api.get("/api/v1/resources/todo?cursor=zz").await.0,
         StatusCode::UNPROCESSABLE_ENTITY
