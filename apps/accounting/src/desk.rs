@@ -8,7 +8,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use cortex::desk::form::{FormData, url_encode};
-use cortex::desk::{DeskLayer, DeskLink, DeskRequest, Session, desk};
+use std::sync::Arc;
+
+use cortex::desk::{Desk, DeskLayer, DeskLink, DeskRequest, Session};
 use prefiq_http::{HttpState, RouteSet};
 use serde_json::{Value, json};
 
@@ -229,15 +231,30 @@ fn nest(rows: &[Value], filters: &Filters) -> Vec<Value> {
     take(rows, &mut at, 0, filters)
 }
 
-async fn page_parts(
+/// The parts of a report page: the desk, the session, the filters and report `name` from
+/// the API, or the page that takes its place (sign-in, no company yet, a refusal).
+async fn report_page(
     state: &HttpState,
     request: &DeskRequest,
     query: Option<String>,
-) -> Result<(std::sync::Arc<cortex::desk::Desk>, Session, FormData), Response> {
-    let desk = desk(state)?;
-    let session = request.session(state, &desk).await?;
+    title: &str,
+    name: &str,
+) -> Result<(Arc<Desk>, Session, Filters, Value), Response> {
+    let (desk, session) = request.open(state).await?;
     let query = FormData::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
-    Ok((desk, session, query))
+    let f = match filters(state, &session, &query).await {
+        Ok(f) => f,
+        Err(message) => return Err(session.message(state, &desk, StatusCode::OK, title, &message)),
+    };
+    let extra = if name == "general-ledger" && !f.account.is_empty() {
+        format!("&account={}", url_encode(&f.account))
+    } else {
+        String::new()
+    };
+    match report(state, &session, name, &f, &extra).await {
+        Ok(report) => Ok((desk, session, f, report)),
+        Err((status, message)) => Err(session.message(state, &desk, status, title, &message)),
+    }
 }
 
 /// `GET /app/accounting/chart`: the chart of accounts as an expandable tree.
@@ -246,19 +263,16 @@ pub async fn chart(
     request: DeskRequest,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (desk, session, query) = try_page!(page_parts(&state, &request, query).await);
-    let f = match filters(&state, &session, &query).await {
-        Ok(f) => f,
-        Err(message) => {
-            return session.message(&state, &desk, StatusCode::OK, "Chart of accounts", &message);
-        }
-    };
-    let tb = match report(&state, &session, "trial-balance", &f, "").await {
-        Ok(tb) => tb,
-        Err((status, message)) => {
-            return session.message(&state, &desk, status, "Chart of accounts", &message);
-        }
-    };
+    let (desk, session, f, tb) = try_page!(
+        report_page(
+            &state,
+            &request,
+            query,
+            "Chart of accounts",
+            "trial-balance"
+        )
+        .await
+    );
     let rows = tb
         .get("rows")
         .and_then(Value::as_array)
@@ -285,19 +299,8 @@ pub async fn trial_balance(
     request: DeskRequest,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (desk, session, query) = try_page!(page_parts(&state, &request, query).await);
-    let f = match filters(&state, &session, &query).await {
-        Ok(f) => f,
-        Err(message) => {
-            return session.message(&state, &desk, StatusCode::OK, "Trial balance", &message);
-        }
-    };
-    let tb = match report(&state, &session, "trial-balance", &f, "").await {
-        Ok(tb) => tb,
-        Err((status, message)) => {
-            return session.message(&state, &desk, status, "Trial balance", &message);
-        }
-    };
+    let (desk, session, f, tb) =
+        try_page!(report_page(&state, &request, query, "Trial balance", "trial-balance").await);
     let fields = [
         "opening_debit",
         "opening_credit",
@@ -373,19 +376,8 @@ pub async fn balance_sheet(
     request: DeskRequest,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (desk, session, query) = try_page!(page_parts(&state, &request, query).await);
-    let f = match filters(&state, &session, &query).await {
-        Ok(f) => f,
-        Err(message) => {
-            return session.message(&state, &desk, StatusCode::OK, "Balance sheet", &message);
-        }
-    };
-    let bs = match report(&state, &session, "balance-sheet", &f, "").await {
-        Ok(bs) => bs,
-        Err((status, message)) => {
-            return session.message(&state, &desk, status, "Balance sheet", &message);
-        }
-    };
+    let (desk, session, f, bs) =
+        try_page!(report_page(&state, &request, query, "Balance sheet", "balance-sheet").await);
     let columns: Vec<Value> = bs
         .get("columns")
         .and_then(Value::as_array)
@@ -508,19 +500,16 @@ pub async fn profit_and_loss(
     request: DeskRequest,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (desk, session, query) = try_page!(page_parts(&state, &request, query).await);
-    let f = match filters(&state, &session, &query).await {
-        Ok(f) => f,
-        Err(message) => {
-            return session.message(&state, &desk, StatusCode::OK, "Profit and loss", &message);
-        }
-    };
-    let pl = match report(&state, &session, "profit-and-loss", &f, "").await {
-        Ok(pl) => pl,
-        Err((status, message)) => {
-            return session.message(&state, &desk, status, "Profit and loss", &message);
-        }
-    };
+    let (desk, session, f, pl) = try_page!(
+        report_page(
+            &state,
+            &request,
+            query,
+            "Profit and loss",
+            "profit-and-loss"
+        )
+        .await
+    );
     let columns: Vec<Value> = pl
         .get("columns")
         .and_then(Value::as_array)
@@ -581,24 +570,8 @@ pub async fn general_ledger(
     request: DeskRequest,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let (desk, session, query) = try_page!(page_parts(&state, &request, query).await);
-    let f = match filters(&state, &session, &query).await {
-        Ok(f) => f,
-        Err(message) => {
-            return session.message(&state, &desk, StatusCode::OK, "General ledger", &message);
-        }
-    };
-    let extra = if f.account.is_empty() {
-        String::new()
-    } else {
-        format!("&account={}", url_encode(&f.account))
-    };
-    let gl = match report(&state, &session, "general-ledger", &f, &extra).await {
-        Ok(gl) => gl,
-        Err((status, message)) => {
-            return session.message(&state, &desk, status, "General ledger", &message);
-        }
-    };
+    let (desk, session, f, gl) =
+        try_page!(report_page(&state, &request, query, "General ledger", "general-ledger").await);
     let rows: Vec<Value> = gl
         .get("rows")
         .and_then(Value::as_array)

@@ -13,8 +13,8 @@ use prefiq_data::entity::repo::Repository;
 use prefiq_http::HttpState;
 use serde_json::{Value, json};
 
-use super::form::{FormData, url_encode};
-use super::{DeskRequest, desk};
+use super::DeskRequest;
+use super::form::url_encode;
 
 macro_rules! try_page {
     ($e:expr) => {
@@ -60,8 +60,7 @@ fn known_roles(state: &HttpState, users: &[Value]) -> Vec<String> {
 
 /// `GET /app/admin/users`.
 pub async fn users(State(state): State<HttpState>, request: DeskRequest) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     users_page(&state, &desk, &session, StatusCode::OK, None, None).await
 }
 
@@ -101,10 +100,7 @@ pub async fn create_user(
     request: DeskRequest,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    let (desk, session, form) = try_page!(request.open_form(&state, &body).await);
     let roles: Vec<&str> = form.all("roles");
     let answer = session
         .call(
@@ -151,8 +147,7 @@ pub async fn user(
     request: DeskRequest,
     Path(id): Path<String>,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     user_page(&state, &desk, &session, &id, StatusCode::OK, None, None).await
 }
 
@@ -223,10 +218,7 @@ pub async fn update_user(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    let (desk, session, form) = try_page!(request.open_form(&state, &body).await);
     let attributes: Value =
         match serde_json::from_str(form.get("attributes").unwrap_or("{}").trim()) {
             Ok(value @ Value::Object(_)) => value,
@@ -285,8 +277,7 @@ pub async fn update_user(
 /// `GET /app/admin/roles`: what each role may do by the entity schemas, and the tenant's
 /// own Cedar policies.
 pub async fn roles(State(state): State<HttpState>, request: DeskRequest) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     roles_page(&state, &desk, &session, StatusCode::OK, None, None, "", "").await
 }
 
@@ -360,10 +351,7 @@ pub async fn add_policy(
     request: DeskRequest,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    let (desk, session, form) = try_page!(request.open_form(&state, &body).await);
     let id = form.get("id").unwrap_or("").trim();
     let text = form.get("text").unwrap_or("");
     let answer = session
@@ -407,10 +395,7 @@ pub async fn remove_policy(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    let (desk, session, _) = try_page!(request.open_form(&state, &body).await);
     let answer = session
         .call(
             &state,
@@ -447,8 +432,7 @@ pub async fn remove_policy(
 
 /// `GET /app/admin/settings`.
 pub async fn settings(State(state): State<HttpState>, request: DeskRequest) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     settings_page(&state, &desk, &session, StatusCode::OK, None, None).await
 }
 
@@ -499,10 +483,7 @@ pub async fn save_settings(
     request: DeskRequest,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    let (desk, session, form) = try_page!(request.open_form(&state, &body).await);
     let mut changed = 0;
     for (key, _) in crate::settings::EDITABLE {
         let (Some(value), Some(was)) = (form.get(key), form.get(&format!("{key}.was"))) else {

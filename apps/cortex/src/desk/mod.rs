@@ -491,6 +491,26 @@ impl DeskRequest {
         })
     }
 
+    /// The desk and the signed-in session, or the answer that takes the page's place (the
+    /// login form).
+    pub async fn open(&self, state: &HttpState) -> Result<(Arc<Desk>, Session), Response> {
+        let desk = desk(state)?;
+        let session = self.session(state, &desk).await?;
+        Ok((desk, session))
+    }
+
+    /// [`DeskRequest::open`] for a posted form: also the form, its CSRF token checked.
+    pub async fn open_form(
+        &self,
+        state: &HttpState,
+        body: &[u8],
+    ) -> Result<(Arc<Desk>, Session, form::FormData), Response> {
+        let (desk, session) = self.open(state).await?;
+        let form = form::FormData::parse(body).unwrap_or_default();
+        self.check_form(&form)?;
+        Ok((desk, session, form))
+    }
+
     /// Refuses a form whose `_csrf` is not the cookie's, or that comes from another site.
     pub fn check_form(&self, form: &form::FormData) -> Result<(), Response> {
         let cookie = cookie_value(&self.headers, CSRF_COOKIE).unwrap_or_default();

@@ -276,8 +276,7 @@ pub async fn asset(
 
 /// `GET /app`: the modules and pages the user may use.
 pub async fn home(State(state): State<HttpState>, request: DeskRequest) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     let Ok(repository) = state.services.get::<Repository>("cortex desk") else {
         return session.message(
             &state,
@@ -517,8 +516,7 @@ pub async fn list(
     Path(entity): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     let query = FormData::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     render_list(&state, &desk, &session, &entity, &query, None).await
 }
@@ -750,10 +748,7 @@ pub async fn bulk(
     Path(entity): Path<String>,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    let (desk, session, form) = try_page!(request.open_form(&state, &body).await);
     let action = form.get("bulk").unwrap_or("");
     let ids = form.all("ids");
     if ids.is_empty() {
@@ -1211,8 +1206,7 @@ pub async fn new_form(
     Path(entity): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     let (repository, schema, custom) = try_page!(schema_of(&state, &desk, &session, &entity).await);
     if !session.may_on(&state, &schema, "create", None).await {
         return session.message(
@@ -1463,10 +1457,7 @@ pub async fn create(
     Path(entity): Path<String>,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let submitted = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&submitted));
+    let (desk, session, submitted) = try_page!(request.open_form(&state, &body).await);
     let (repository, schema, custom) = try_page!(schema_of(&state, &desk, &session, &entity).await);
     save_or_show(
         &state,
@@ -1489,10 +1480,7 @@ pub async fn save(
     Path((entity, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let submitted = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&submitted));
+    let (desk, session, submitted) = try_page!(request.open_form(&state, &body).await);
     let (repository, schema, custom) = try_page!(schema_of(&state, &desk, &session, &entity).await);
     let answer = session
         .call(
@@ -1628,8 +1616,7 @@ pub async fn view(
     Path((entity, id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     let (repository, schema, custom) = try_page!(schema_of(&state, &desk, &session, &entity).await);
     let query = FormData::parse(query.unwrap_or_default().as_bytes()).unwrap_or_default();
     let notice = match query.get("saved").or(query.get("done")) {
@@ -1712,10 +1699,7 @@ pub async fn act(
     Path((entity, id, action)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
-    let submitted = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&submitted));
+    let (desk, session, _) = try_page!(request.open_form(&state, &body).await);
     let (repository, schema, custom) = try_page!(schema_of(&state, &desk, &session, &entity).await);
     let path = format!("/api/v1/resources/{entity}/{}", url_encode(&id));
     let answer = match action.as_str() {
@@ -1776,8 +1760,7 @@ pub async fn history(
     request: DeskRequest,
     Path((entity, id)): Path<(String, String)>,
 ) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     let (_, schema, _) = try_page!(schema_of(&state, &desk, &session, &entity).await);
     let record = session
         .call(
@@ -1917,8 +1900,7 @@ pub async fn search(
 
 /// `GET /app/audit`: the audit log's verification status and its latest records.
 pub async fn audit_status(State(state): State<HttpState>, request: DeskRequest) -> Response {
-    let desk = try_page!(desk(&state));
-    let session = try_page!(request.session(&state, &desk).await);
+    let (desk, session) = try_page!(request.open(&state).await);
     let verify = session
         .call(&state, Method::GET, "/api/v1/audit/verify", None)
         .await;
