@@ -258,7 +258,16 @@ pub fn field_view(
         }
         FieldKind::Int => view["step"] = json!("1"),
         FieldKind::Link { target } => view["target"] = json!(target),
-        FieldKind::Datetime => view["step"] = json!("1"),
+        FieldKind::Datetime => {
+            view["step"] = json!("1");
+            // `datetime-local` carries no zone: the value is UTC, and the hint says so.
+            let hint = if field.description.is_empty() {
+                "In UTC.".to_owned()
+            } else {
+                format!("{} In UTC.", field.description)
+            };
+            view["description"] = json!(hint);
+        }
         _ => {}
     }
     if let Some(max) = field
