@@ -496,6 +496,29 @@ async fn resolve_link(
     }
 }
 
+/// Record `id` of `entity` as the API shows it to the session's user, or the page that
+/// says why it cannot be shown.
+async fn fetch_record(
+    state: &HttpState,
+    desk: &Desk,
+    session: &Session,
+    entity: &str,
+    id: &str,
+) -> Result<Map<String, Value>, Response> {
+    let answer = session
+        .call(
+            state,
+            Method::GET,
+            &format!("/api/v1/resources/{entity}/{}", url_encode(id)),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return Err(session.message(state, desk, answer.status, "Not shown", &answer.message()));
+    }
+    Ok(form::fields_of(&answer.body))
+}
+
 // ---------------------------------------------------------------------------------------
 // Lists
 
@@ -1482,18 +1505,7 @@ pub async fn save(
 ) -> Response {
     let (desk, session, submitted) = try_page!(request.open_form(&state, &body).await);
     let (repository, schema, custom) = try_page!(schema_of(&state, &desk, &session, &entity).await);
-    let answer = session
-        .call(
-            &state,
-            Method::GET,
-            &format!("/api/v1/resources/{entity}/{}", url_encode(&id)),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        return session.message(&state, &desk, answer.status, "Not found", &answer.message());
-    }
-    let record = form::fields_of(&answer.body);
+    let record = try_page!(fetch_record(&state, &desk, &session, &entity, &id).await);
     save_or_show(
         &state,
         &desk,
@@ -1660,18 +1672,7 @@ async fn show_record(
     notice: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let answer = session
-        .call(
-            state,
-            Method::GET,
-            &format!("/api/v1/resources/{entity}/{}", url_encode(id)),
-            None,
-        )
-        .await;
-    if !answer.ok() {
-        return session.message(state, desk, answer.status, "Not shown", &answer.message());
-    }
-    let record = form::fields_of(&answer.body);
+    let record = try_page!(fetch_record(state, desk, session, entity, id).await);
     render_form(
         state,
         desk,
@@ -1762,17 +1763,7 @@ pub async fn history(
 ) -> Response {
     let (desk, session) = try_page!(request.open(&state).await);
     let (_, schema, _) = try_page!(schema_of(&state, &desk, &session, &entity).await);
-    let record = session
-        .call(
-            &state,
-            Method::GET,
-            &format!("/api/v1/resources/{entity}/{}", url_encode(&id)),
-            None,
-        )
-        .await;
-    if !record.ok() {
-        return session.message(&state, &desk, record.status, "Not shown", &record.message());
-    }
+    let record = try_page!(fetch_record(&state, &desk, &session, &entity, &id).await);
     let answer = session
         .call(
             &state,
@@ -1819,7 +1810,6 @@ pub async fn history(
         })
         .collect();
     let name = record
-        .body
         .get("name")
         .and_then(Value::as_str)
         .unwrap_or(&id)
