@@ -370,6 +370,23 @@ fn statement_rows(report: &Value, f: &Filters) -> Vec<Value> {
         .collect()
 }
 
+/// A statement's column names (one per period) and its summary per column.
+fn columns_and_summary(report: &Value) -> (Vec<Value>, Vec<Value>) {
+    let columns = report
+        .get("columns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| c.get("name").cloned().unwrap_or(Value::Null))
+        .collect();
+    let summary = report
+        .get("summary")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    (columns, summary)
+}
+
 /// `GET /app/accounting/balance-sheet`.
 pub async fn balance_sheet(
     State(state): State<HttpState>,
@@ -378,18 +395,7 @@ pub async fn balance_sheet(
 ) -> Response {
     let (desk, session, f, bs) =
         try_page!(report_page(&state, &request, query, "Balance sheet", "balance-sheet").await);
-    let columns: Vec<Value> = bs
-        .get("columns")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|c| c.get("name").cloned().unwrap_or(Value::Null))
-        .collect();
-    let summary = bs
-        .get("summary")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let (columns, summary) = columns_and_summary(&bs);
     let totals: Vec<Value> = summary
         .iter()
         .map(|s| s.get("total_assets").cloned().unwrap_or(Value::Null))
@@ -510,18 +516,7 @@ pub async fn profit_and_loss(
         )
         .await
     );
-    let columns: Vec<Value> = pl
-        .get("columns")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|c| c.get("name").cloned().unwrap_or(Value::Null))
-        .collect();
-    let summary = pl
-        .get("summary")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let (columns, summary) = columns_and_summary(&pl);
     let labels: Vec<String> = summary
         .iter()
         .map(|s| {

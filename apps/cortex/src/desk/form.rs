@@ -5,8 +5,6 @@
 //! `f.{field}.id` for a link's shown title and id), `c.{field}` for a tenant's custom
 //! fields, and `t.{table}.{row}.{field}` for child rows.
 
-use std::collections::BTreeMap;
-
 use prefiq_data::entity::EntitySchema;
 use prefiq_data::entity::schema::{FieldDef, FieldKind};
 use serde_json::{Map, Value, json};
@@ -134,15 +132,6 @@ pub fn escape(text: &str) -> String {
         .replace('\'', "&#x27;")
 }
 
-/// A problem with one field, from the form itself or from the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormError {
-    /// A JSON pointer such as `/lines/1/account`.
-    pub pointer: String,
-    /// What is wrong.
-    pub message: String,
-}
-
 /// The field that names a row to people: a unique text field, else an indexed required
 /// one, else `title` or `{entity}_name`, else the first required text field, else `name`.
 pub fn title_field(schema: &EntitySchema) -> String {
@@ -198,56 +187,38 @@ pub fn input_value(kind: &FieldKind, value: &Value) -> String {
 }
 
 /// How a stored value is shown as text (a list cell, a history diff).
-pub fn display(kind: Option<&FieldKind>, value: &Value) -> String {
-    match (kind, value) {
-        (_, Value::Null) => String::new(),
-        (_, Value::Bool(true)) => "Yes".into(),
-        (_, Value::Bool(false)) => "No".into(),
-        (_, Value::String(s)) => s.clone(),
-        (_, Value::Object(o)) if o.contains_key("amount") && o.contains_key("currency") => {
+pub fn display(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::Bool(true) => "Yes".into(),
+        Value::Bool(false) => "No".into(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) if o.contains_key("amount") && o.contains_key("currency") => {
             format!(
                 "{} {}",
                 o.get("amount").and_then(Value::as_str).unwrap_or(""),
                 o.get("currency").and_then(Value::as_str).unwrap_or("")
             )
         }
-        (_, v) => v.to_string(),
+        v => v.to_string(),
     }
 }
 
-/// What a template needs of one field: its input, its value and its error.
-pub fn field_view(
-    field: &FieldDef,
-    prefix: &str,
-    value: &Value,
-    errors: &BTreeMap<String, String>,
-    pointer: &str,
-    read_only: bool,
-) -> Value {
-    let name = format!("{prefix}{}", field.name);
+/// What a template needs of one field's input named `input`, apart from its value and
+/// error: the type, label, hint and constraints.
+pub fn field_view(field: &FieldDef, input: &str, read_only: bool) -> Value {
     let mut view = json!({
         "name": field.name,
-        "input": name,
-        "dom_id": dom_id(&name),
+        "input": input,
+        "dom_id": dom_id(input),
         "label": field.label,
         "type": field.kind.type_name(),
         "input_type": input_type(&field.kind),
         "required": field.required,
         "read_only": read_only || field.read_only,
         "description": field.description,
-        "value": input_value(&field.kind, value),
-        "error": errors.get(pointer),
     });
     match &field.kind {
-        FieldKind::Money => {
-            view["currency"] = json!(
-                value
-                    .get("currency")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-            );
-        }
-        FieldKind::Bool => view["checked"] = json!(value == &Value::Bool(true)),
         FieldKind::Select { options } => view["options"] = json!(options),
         FieldKind::Decimal { scale } => {
             view["step"] = json!(if *scale == 0 {

@@ -46,8 +46,6 @@ use serde_json::{Value, json};
 
 use render::{Layer, Renderer};
 
-pub use form::FormError;
-
 /// The cookie that holds the access token.
 pub const SESSION_COOKIE: &str = "prefiq_session";
 /// The cookie that holds the refresh token.

@@ -666,13 +666,13 @@ pub(super) async fn render_list(
                             .unwrap_or_else(|| linked.to_owned()),
                         // A long text is cut in the list; the form shows all of it.
                         (FieldKind::Text, _) => {
-                            let text = form::display(Some(&field.kind), value);
+                            let text = form::display(value);
                             match text.char_indices().nth(LIST_TEXT_CHARS) {
                                 Some((at, _)) => format!("{}…", &text[..at]),
                                 None => text,
                             }
                         }
-                        _ => form::display(Some(&field.kind), value),
+                        _ => form::display(value),
                     };
                     json!({ "text": text, "numeric": matches!(field.kind, FieldKind::Int | FieldKind::Decimal { .. } | FieldKind::Money) })
                 })
@@ -681,7 +681,7 @@ pub(super) async fn render_list(
                 "id": id,
                 "name": row.get("name").and_then(Value::as_str).unwrap_or(id),
                 "href": format!("/app/e/{entity}/{}", url_encode(id)),
-                "status": status_label(&schema, row),
+                "status": status_label(&schema, row.get("docstatus")),
                 "cells": cells,
             })
         })
@@ -744,8 +744,9 @@ pub(super) async fn render_list(
     )
 }
 
-fn docstatus(row: &Value) -> i64 {
-    match row.get("docstatus") {
+/// A record's `docstatus` (0 draft, 1 submitted, 2 cancelled).
+fn docstatus(status: Option<&Value>) -> i64 {
+    match status {
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
         Some(Value::String(s)) => match s.as_str() {
             "submitted" | "1" => 1,
@@ -756,8 +757,8 @@ fn docstatus(row: &Value) -> i64 {
     }
 }
 
-fn status_label(schema: &EntitySchema, row: &Value) -> Option<&'static str> {
-    schema.submittable.then(|| match docstatus(row) {
+fn status_label(schema: &EntitySchema, status: Option<&Value>) -> Option<&'static str> {
+    schema.submittable.then(|| match docstatus(status) {
         1 => "Submitted",
         2 => "Cancelled",
         _ => "Draft",
@@ -903,9 +904,7 @@ fn field_view(
     error: Option<&String>,
     read_only: bool,
 ) -> Value {
-    let mut view = form::field_view(field, "", &Value::Null, &BTreeMap::new(), "", read_only);
-    view["input"] = json!(input);
-    view["dom_id"] = json!(form::dom_id(&input));
+    let mut view = form::field_view(field, &input, read_only);
     view["value"] = json!(shown.value);
     view["currency"] = json!(shown.currency);
     view["checked"] = json!(shown.checked);
@@ -953,9 +952,7 @@ async fn render_form(
         (Some(scope), Ok(authorizer)) => authorizer.field_access(&scope, page.schema),
         _ => Default::default(),
     };
-    let docstatus = page
-        .record
-        .map_or(0, |r| docstatus(&Value::Object(r.clone())));
+    let docstatus = page.record.map_or(0, |r| docstatus(r.get("docstatus")));
     let editable = docstatus == 0
         && match page.record {
             Some(record) => {
@@ -1195,7 +1192,7 @@ async fn render_form(
             "is_new": page.record.is_none(),
             "action": match id { Some(id) => format!("/app/e/{}/{}", page.entity, url_encode(id)), None => format!("/app/e/{}/new", page.entity) },
             "version": page.record.and_then(|r| r.get("version")).cloned(),
-            "status": page.record.and_then(|r| status_label(page.schema, &Value::Object(r.clone()))),
+            "status": page.record.and_then(|r| status_label(page.schema, r.get("docstatus"))),
             "editable": editable,
             "fields": fields,
             "custom": custom_views,
@@ -1789,14 +1786,13 @@ pub async fn history(
                 .into_iter()
                 .flatten()
                 .map(|(field, change)| {
-                    let kind = schema.field(field).map(|f| &f.kind);
                     let label = schema
                         .field(field)
                         .map_or(field.as_str(), |f| f.label.as_str());
                     json!({
                         "field": label,
-                        "before": change.get("before").map(|v| form::display(kind, v)),
-                        "after": change.get("after").map(|v| form::display(kind, v)),
+                        "before": change.get("before").map(form::display),
+                        "after": change.get("after").map(form::display),
                     })
                 })
                 .collect();
