@@ -1,0 +1,267 @@
+//! Changing and deleting drafts.
+
+use super::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn update_tx(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    schema: &EntitySchema,
+    id: &str,
+    version: i64,
+    validated: &Validated,
+    current: &Map<String, Value>,
+    now: &str,
+    backend: Backend,
+    audited: bool,
+) -> Result<Map<String, Value>, RepoError> {
+    check_links(conn, scope, validated, "").await?;
+    let mut sql = Sql::default();
+    let mut sets = Vec::new();
+    if let Some((stored, _)) = &validated.custom {
+        let p = sql.arg(Arg::Text(Some(Value::Object(stored.clone()).to_string())));
+        sets.push(if backend == Backend::Postgres {
+            format!("custom = {p}::jsonb")
+        } else {
+            format!("custom = {p}")
+        });
+    }
+    for (field, stored) in &validated.columns {
+        for (column, arg) in column_names(field)
+            .into_iter()
+            .zip(stored_args(field, stored))
+        {
+            let p = placeholder(&mut sql, arg, field, backend);
+            sets.push(format!("{column} = {p}"));
+        }
+    }
+    let now_arg = sql.arg(Arg::Text(Some(now.to_owned())));
+    let user = sql.arg(Arg::Text(scope.user.clone()));
+    let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
+    let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
+    let version_arg = sql.arg(Arg::Int(Some(version)));
+    sets.push(format!("modified_at = {now_arg}"));
+    sets.push(format!("modified_by = {user}"));
+    sets.push("version = version + 1".into());
+    sql.text = format!(
+        "UPDATE {} SET {} WHERE tenant_id = {tenant} AND id = {id_arg} AND version = {version_arg} AND deleted_at IS NULL AND docstatus = 0",
+        quote(&schema.name),
+        sets.join(", ")
+    );
+    if conn
+        .execute(&sql)
+        .await
+        .map_err(|e| unique_error(e, schema))?
+        == 0
+    {
+        return Err(RepoError::VersionConflict {
+            entity: schema.name.clone(),
+            expected: version,
+            actual: version + 1,
+        });
+    }
+    for (field, child, _) in &validated.children {
+        let mut delete = Sql::default();
+        let tenant = delete.arg(Arg::Text(Some(scope.tenant.clone())));
+        let parent = delete.arg(Arg::Text(Some(id.to_owned())));
+        let parent_field = delete.arg(Arg::Text(Some(field.name.clone())));
+        delete.text = format!(
+            "DELETE FROM {} WHERE tenant_id = {tenant} AND parent_id = {parent} AND parent_field = {parent_field}",
+            quote(&child.name)
+        );
+        conn.execute(&delete).await?;
+    }
+    insert_children(conn, scope, id, validated, now, backend).await?;
+    if let Some(field) = schema.tree_parent() {
+        let parent = tree_parent_of(schema, validated);
+        if current.get(&field).and_then(Value::as_str) != parent.as_deref() {
+            tree::move_node(
+                conn,
+                scope,
+                schema,
+                id,
+                parent.as_deref(),
+                &format!("/{field}"),
+            )
+            .await?;
+        }
+    }
+    let mut record = current.clone();
+    record.extend(Repository::document(validated));
+    record.insert("modified_at".into(), json!(now));
+    record.insert("modified_by".into(), json!(scope.user));
+    record.insert("version".into(), json!(version + 1));
+    write_outbox(
+        conn,
+        scope,
+        schema,
+        (id, "updated", "update"),
+        Some(current),
+        &record,
+        now,
+        audited,
+    )
+    .await?;
+    Ok(record)
+}
+
+impl Repository {
+    /// Changes a draft. `expected_version` (from `If-Match`) must match the stored version.
+    pub async fn update(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+        patch: Value,
+        expected_version: Option<i64>,
+    ) -> Result<Value, RepoError> {
+        let schema = self.schema(scope, entity).await?;
+        let patch = object(patch, "")?;
+        let current = self.read_current(scope, &schema, id).await?;
+        let version = stored_version(&current);
+        if let Some(expected) = expected_version
+            && expected != version
+        {
+            return Err(RepoError::VersionConflict {
+                entity: schema.name.clone(),
+                expected,
+                actual: version,
+            });
+        }
+        if docstatus(&current) != Some(0) {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "document_submitted",
+                format!(
+                    "this {} is submitted or cancelled and cannot be edited; amend it instead",
+                    schema.name
+                ),
+            )]));
+        }
+        // The row as it is must be updatable too: otherwise a patch could move a row the
+        // principal may not touch into its reach (`department` changed to its own).
+        self.authorize(scope, &schema, "update", Some(&current))
+            .await?;
+        self.check_writable(scope, &schema, &patch, Some(&current))?;
+        let mut doc = current.clone();
+        doc.extend(patch.clone());
+        let doc = self
+            .run_hooks(
+                EntityEvent::BeforeValidate,
+                scope,
+                &schema,
+                doc,
+                Some(&current),
+            )
+            .await?;
+        let doc = self
+            .run_hooks(EntityEvent::Validate, scope, &schema, doc, Some(&current))
+            .await?;
+        // Unknown keys are reported against the patch, where the client wrote them.
+        self.validate(&schema, &patch, Some(&current), "")
+            .map_err(RepoError::Invalid)?;
+        let validated = self
+            .validate_all(scope, &schema, &doc, Some(&current))
+            .await?;
+        let mut doc = Self::document(&validated);
+        // The owner and status do not change with an update; decide with them.
+        for system in ["created_by", "docstatus"] {
+            if let Some(value) = current.get(system) {
+                doc.insert(system.into(), value.clone());
+            }
+        }
+        self.authorize(scope, &schema, "update", Some(&doc)).await?;
+        doc.remove("created_by");
+        doc.remove("docstatus");
+        // Before-hooks may change the document: what is written is then validated again.
+        let validated = if self.has_hooks(EntityEvent::BeforeUpdate, &schema) {
+            let doc = self
+                .run_hooks(
+                    EntityEvent::BeforeUpdate,
+                    scope,
+                    &schema,
+                    doc,
+                    Some(&current),
+                )
+                .await?;
+            self.validate_all(scope, &schema, &doc, Some(&current))
+                .await?
+        } else {
+            validated
+        };
+        let now = civil_now();
+        let handle = self.tenant_handle(scope).await?;
+        let database = handle.get()?;
+        let backend = database.backend();
+        let record = in_tenant_tx!(database, &scope.tenant, conn => update_tx(
+            conn, scope, &schema, id, version, &validated, &current, &now, backend, self.audited,
+        )
+        .await?);
+        self.audit.appended(&scope.tenant);
+        self.run_after_hooks(
+            EntityEvent::AfterUpdate,
+            scope,
+            &schema,
+            &record,
+            Some(&current),
+        )
+        .await;
+        Ok(Value::Object(record))
+    }
+
+    pub(super) async fn read_current(
+        &self,
+        scope: &TenantScope,
+        schema: &EntitySchema,
+        id: &str,
+    ) -> Result<Map<String, Value>, RepoError> {
+        // WAL readers see every committed write, so the current state comes from a reader.
+        Ok(
+            on_tenant_reader!(self.tenant_handle(scope).await?.get()?, &scope.tenant, conn => self.load(conn, scope, schema, id).await?),
+        )
+    }
+
+    /// Soft-deletes a draft or cancelled document.
+    pub async fn delete(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+    ) -> Result<(), RepoError> {
+        let schema = self.schema(scope, entity).await?;
+        let current = self.read_current(scope, &schema, id).await?;
+        if docstatus(&current) == Some(1) {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "document_submitted",
+                format!(
+                    "this {} is submitted; cancel it before deleting",
+                    schema.name
+                ),
+            )]));
+        }
+        self.authorize(scope, &schema, "delete", Some(&current))
+            .await?;
+        let doc = self
+            .run_hooks(
+                EntityEvent::BeforeDelete,
+                scope,
+                &schema,
+                current.clone(),
+                Some(&current),
+            )
+            .await?;
+        let version = stored_version(&current);
+        self.transition(scope, &schema, id, version, Transition::Delete, &doc)
+            .await?;
+        self.run_after_hooks(
+            EntityEvent::AfterDelete,
+            scope,
+            &schema,
+            &doc,
+            Some(&current),
+        )
+        .await;
+        Ok(())
+    }
+}
