@@ -12,7 +12,7 @@ use prefiq_data::entity::value::civil_now;
 use serde_json::{Map, Value, json};
 
 use crate::dates;
-use crate::ledger::{self, Company, LedgerEntry, PostingLine, RootType, Voucher, invalid, text};
+use crate::ledger::{self, Company, RootType, invalid, text};
 
 /// The standard chart of accounts a new company gets: (path, root type, account type,
 /// is group). Paths are colon-separated, as in plain-text accounting.
@@ -442,83 +442,26 @@ impl Books {
         Ok(())
     }
 
-    /// Closes a period: posts the closing entry that moves its income and expense to the
-    /// company's retained earnings, and locks it, in one transaction with their audit
-    /// records. Earlier periods of the company must be closed first.
-    pub async fn close_period(
+    /// Whether any GL entry posts to the company.
+    pub async fn company_has_postings(
         &self,
         scope: &TenantScope,
-        period_id: &str,
-    ) -> Result<Value, RepoError> {
-        let repository = self.repository()?;
-        let period_id = period_id.to_owned();
-        let scope_for = scope.clone();
-        let result = repository
-            .in_transaction(
-                scope,
-                Box::new(move |conn| {
-                    let scope = scope_for.clone();
-                    let period_id = period_id.clone();
-                    Box::pin(async move { close_in(conn, &scope, &period_id).await })
-                }),
-            )
-            .await?;
-        Ok(result)
-    }
-
-    /// Closes every open period of a fiscal year in date order, then the year.
-    pub async fn close_fiscal_year(
-        &self,
-        scope: &TenantScope,
-        year_id: &str,
-    ) -> Result<Value, RepoError> {
-        let repository = self.repository()?;
-        let year = repository.get(scope, "fiscal_year", year_id).await?;
-        let company = year
-            .get("company")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let periods = self.periods(scope, company).await?;
-        let mut closed = Vec::new();
-        for period in periods
-            .iter()
-            .filter(|p| p.fiscal_year == year_id && p.open)
-        {
-            closed.push(self.close_period(scope, &period.id).await?);
-        }
-        let version = year.get("version").and_then(Value::as_i64);
-        let year = repository
-            .update(
-                scope,
-                "fiscal_year",
-                year_id,
-                json!({"status": "Closed"}),
-                version,
-            )
-            .await?;
-        Ok(json!({"fiscal_year": year, "closed_periods": closed}))
-    }
-
-    /// Whether any GL entry posts to the account.
-    pub async fn has_postings(
-        &self,
-        scope: &TenantScope,
-        account: &str,
+        company: &str,
     ) -> Result<bool, RepoError> {
-        let account = account.to_owned();
+        let company = company.to_owned();
         let scope_for = scope.clone();
         self.repository()?
             .read(
                 scope,
                 Box::new(move |conn| {
-                    let account = account.clone();
+                    let company = company.clone();
                     let scope = scope_for.clone();
                     Box::pin(async move {
                         let mut sql = Sql::default();
                         let tenant = sql.arg(text(scope.tenant()));
-                        let account = sql.arg(text(&account));
+                        let company = sql.arg(text(&company));
                         sql.text = format!(
-                            "SELECT 1 FROM gl_entry WHERE tenant_id = {tenant} AND account = {account} LIMIT 1"
+                            "SELECT 1 FROM gl_entry WHERE tenant_id = {tenant} AND company = {company} LIMIT 1"
                         );
                         Ok(!conn.fetch(&sql, &[SqlType::Int]).await?.is_empty())
                     })
@@ -526,181 +469,6 @@ impl Books {
             )
             .await
     }
-}
-
-/// The body of a period close, inside its transaction.
-async fn close_in(
-    conn: &mut Conn<'_>,
-    scope: &TenantScope,
-    period_id: &str,
-) -> Result<Value, RepoError> {
-    let mut sql = Sql::default();
-    let tenant = sql.arg(text(scope.tenant()));
-    let id = sql.arg(text(period_id));
-    sql.text = format!(
-        "SELECT company FROM accounting_period WHERE tenant_id = {tenant} AND id = {id} AND deleted_at IS NULL"
-    );
-    let rows = conn.fetch(&sql, &[SqlType::Text]).await?;
-    let Some(company_id) = rows.first().and_then(|r| ledger::cell_text(r.first())) else {
-        return Err(RepoError::NotFound {
-            entity: "accounting_period".into(),
-            id: period_id.to_owned(),
-        });
-    };
-    // Posts into the period wait for the close, and the close for them (PostgreSQL).
-    ledger::lock_period(conn, scope, period_id, "FOR UPDATE").await?;
-    let Some(company) = ledger::load_company(conn, scope, &company_id).await? else {
-        return Err(invalid(
-            "/company",
-            "unknown_company",
-            "the period's company does not exist",
-        ));
-    };
-    let periods = ledger::load_periods(conn, scope, &company.id).await?;
-    let Some(period) = periods.iter().find(|p| p.id == period_id).cloned() else {
-        return Err(invalid("", "unknown_period", "no such period"));
-    };
-    if !period.open {
-        return Err(invalid(
-            "/status",
-            "already_closed",
-            format!("the period {} is already closed", period.name),
-        ));
-    }
-    if let Some(earlier) = periods.iter().find(|p| p.open && p.end < period.start) {
-        return Err(invalid(
-            "/status",
-            "earlier_open",
-            format!("close the earlier period {} first", earlier.name),
-        ));
-    }
-    let Some(retained) = company.retained_earnings_account.clone() else {
-        return Err(invalid(
-            "/retained_earnings_account",
-            "no_retained_earnings",
-            format!("company {} has no retained earnings account", company.name),
-        ));
-    };
-    // The period's income and expense, per account, from the balances kept as entries post.
-    let mut sql = Sql::default();
-    let tenant = sql.arg(text(scope.tenant()));
-    let period_arg = sql.arg(text(&period.id));
-    sql.text = format!(
-        "SELECT b.account, CAST(SUM(b.debit) AS BIGINT), CAST(SUM(b.credit) AS BIGINT), a.root_type FROM account_balance b JOIN account a ON a.tenant_id = b.tenant_id AND a.id = b.account WHERE b.tenant_id = {tenant} AND b.period = {period_arg} GROUP BY b.account, a.root_type ORDER BY b.account"
-    );
-    let rows = conn
-        .fetch(
-            &sql,
-            &[SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text],
-        )
-        .await?;
-    let base = company.base_currency.clone();
-    let mut lines = Vec::new();
-    let mut net_to_retained: i64 = 0;
-    let line = |account: String, debit: i64, credit: i64| PostingLine {
-        account,
-        debit,
-        credit,
-        currency: base.clone(),
-        debit_in_currency: debit,
-        credit_in_currency: credit,
-        party_type: None,
-        party: None,
-        cost_center: None,
-        remark: Some("period closing".into()),
-        rate: Some(crate::money::RATE_ONE),
-    };
-    for row in &rows {
-        let root = RootType::parse(&ledger::cell_text(row.get(3)).unwrap_or_default());
-        if !root.is_some_and(RootType::is_profit_and_loss) {
-            continue;
-        }
-        let net = ledger::cell_int(row.get(1)) - ledger::cell_int(row.get(2));
-        if net == 0 {
-            continue;
-        }
-        let account = ledger::cell_text(row.first()).unwrap_or_default();
-        lines.push(if net > 0 {
-            line(account, 0, net)
-        } else {
-            line(account, -net, 0)
-        });
-        net_to_retained += net;
-    }
-    let now = civil_now();
-    let entry_id = uuid::Uuid::now_v7().to_string();
-    let posted = !lines.is_empty();
-    if posted {
-        lines.push(if net_to_retained > 0 {
-            line(retained, net_to_retained, 0)
-        } else {
-            line(retained, 0, -net_to_retained)
-        });
-        let entry = LedgerEntry {
-            id: entry_id.clone(),
-            name: format!("CLOSE-{}-{}", company.abbr, period.name),
-            entry_type: "Closing Entry",
-            title: Some(format!("Closing of {}", period.name)),
-            remark: None,
-            voucher: Voucher {
-                journal_entry: entry_id.clone(),
-                posting_date: period.end.clone(),
-                period: period.id.clone(),
-                lines,
-                is_reversal: false,
-                is_closing: true,
-            },
-        };
-        ledger::write_entries(conn, scope, &company, std::slice::from_ref(&entry), &now).await?;
-        append(
-            conn,
-            scope,
-            &now,
-            "submit",
-            "journal_entry",
-            &entry_id,
-            ledger::audit_changes(&[
-                ("entry_type", json!("Closing Entry")),
-                ("period", json!(period.id)),
-                ("docstatus", json!(1)),
-            ]),
-        )
-        .await?;
-    }
-    let mut sql = Sql::default();
-    let tenant = sql.arg(text(scope.tenant()));
-    let id = sql.arg(text(&period.id));
-    let version = sql.arg(Arg::Int(Some(period.version)));
-    let at = sql.arg(text(&now));
-    let user = sql.arg(ledger::opt_text(scope.user()));
-    sql.text = format!(
-        "UPDATE accounting_period SET status = 'Closed', version = version + 1, modified_at = {at}, modified_by = {user} WHERE tenant_id = {tenant} AND id = {id} AND version = {version}"
-    );
-    if conn.execute(&sql).await? == 0 {
-        return Err(RepoError::VersionConflict {
-            entity: "accounting_period".into(),
-            expected: period.version,
-            actual: period.version + 1,
-        });
-    }
-    append(
-        conn,
-        scope,
-        &now,
-        "close",
-        "accounting_period",
-        &period.id,
-        json!({"status": {"before": "Open", "after": "Closed"}}),
-    )
-    .await?;
-    Ok(json!({
-        "period": period.id,
-        "period_name": period.name,
-        "status": "Closed",
-        "closing_entry": posted.then_some(entry_id),
-        "net_profit": crate::money::format_minor(-net_to_retained, &base),
-        "currency": base,
-    }))
 }
 
 /// Appends an audit record in the caller's transaction.

@@ -714,6 +714,14 @@ pub async fn prepare_voucher(
             );
             continue;
         }
+        if amount == 0 {
+            fail!(
+                at(if side_debit { "debit" } else { "credit" }),
+                "zero_amount",
+                "a line moves an amount: its debit or credit is not zero".into(),
+            );
+            continue;
+        }
         if let Some(a) = accounts.get(&line.account)
             && let Some(account_currency) = &a.currency
             && *account_currency != currency
@@ -781,6 +789,14 @@ pub async fn prepare_voucher(
         total_debit = total_debit.saturating_add(posting.debit);
         total_credit = total_credit.saturating_add(posting.credit);
         postings.push(posting);
+    }
+    if errors.is_empty() && total_debit == 0 && total_credit == 0 {
+        // Lines in a foreign currency can round to nothing in the company's currency.
+        fail!(
+            "/lines".into(),
+            "zero_amount",
+            format!("the entry moves nothing in {base}: every amount converts to zero"),
+        );
     }
     let difference = total_debit - total_credit;
     if errors.is_empty() && difference != 0 {

@@ -265,6 +265,23 @@ fn check_date(name: &str, value: &str) -> Result<(), RepoError> {
     Ok(())
 }
 
+/// Checks a report's dates: real dates, and `from` no later than `to` (an empty range is a
+/// mistake to say so, not a report of nothing).
+fn check_range(from: Option<&str>, to: &str) -> Result<(), RepoError> {
+    check_date("to", to)?;
+    if let Some(from) = from {
+        check_date("from", from)?;
+        if from > to {
+            return Err(invalid(
+                "/from",
+                "empty_range",
+                format!("`from` ({from}) is after `to` ({to})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Today's date in UTC.
 pub fn today() -> String {
     prefiq_data::entity::value::civil_now()[..10].to_owned()
@@ -279,10 +296,7 @@ pub async fn trial_balance(
     from: Option<&str>,
     to: &str,
 ) -> Result<Value, RepoError> {
-    check_date("to", to)?;
-    if let Some(from) = from {
-        check_date("from", from)?;
-    }
+    check_range(from, to)?;
     let (company, from, to) = (company.to_owned(), from.map(str::to_owned), to.to_owned());
     let scope_for = scope.clone();
     books
@@ -384,6 +398,7 @@ fn render_trial_balance(
 
 /// Filters of the general ledger.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LedgerFilter {
     /// The company (id, name or abbreviation).
     pub company: String,
@@ -411,11 +426,15 @@ pub async fn general_ledger(
     filter: &LedgerFilter,
 ) -> Result<Value, RepoError> {
     let to = filter.to.clone().unwrap_or_else(today);
-    check_date("to", &to)?;
-    if let Some(from) = &filter.from {
-        check_date("from", from)?;
+    check_range(filter.from.as_deref(), &to)?;
+    let limit = filter.limit.unwrap_or(1_000);
+    if !(1..=MAX_LEDGER_ROWS).contains(&limit) {
+        return Err(invalid(
+            "/limit",
+            "out_of_range",
+            format!("`limit` is from 1 to {MAX_LEDGER_ROWS}, not {limit}"),
+        ));
     }
-    let limit = filter.limit.unwrap_or(1_000).clamp(1, MAX_LEDGER_ROWS);
     let filter = filter.clone();
     let scope_for = scope.clone();
     books
@@ -654,10 +673,7 @@ pub async fn profit_and_loss(
     from: Option<&str>,
     to: &str,
 ) -> Result<Value, RepoError> {
-    check_date("to", to)?;
-    if let Some(from) = from {
-        check_date("from", from)?;
-    }
+    check_range(from, to)?;
     let (company, from, to) = (company.to_owned(), from.map(str::to_owned), to.to_owned());
     let scope_for = scope.clone();
     books

@@ -21,6 +21,8 @@ use crate::reports::{self, LedgerFilter};
 pub const READ_REPORTS: &str = "accounting.read_reports";
 /// Closing periods and fiscal years.
 pub const CLOSE_PERIOD: &str = "accounting.close_period";
+/// Reopening the latest closed period.
+pub const REOPEN_PERIOD: &str = "accounting.reopen_period";
 
 /// The caller's scope when it may do `action` on its tenant.
 #[allow(clippy::result_large_err)]
@@ -55,6 +57,7 @@ async fn allowed(
 
 /// Query of the trial balance, balance sheet and profit and loss.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     company: String,
     from: Option<String>,
@@ -175,4 +178,15 @@ pub async fn close_fiscal_year(
 ) -> Result<Json<Value>, Problem> {
     let (scope, books) = allowed(&state, &context, CLOSE_PERIOD).await?;
     Ok(Json(books.close_fiscal_year(&scope, &id).await?))
+}
+
+/// `POST /api/v1/accounting/periods/{id}/reopen`: its own action, so reopening the books
+/// can be granted apart from closing them.
+pub async fn reopen_period(
+    State(state): State<HttpState>,
+    Extension(context): Extension<Context>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let (scope, books) = allowed(&state, &context, REOPEN_PERIOD).await?;
+    Ok(Json(books.reopen_period(&scope, &id).await?))
 }

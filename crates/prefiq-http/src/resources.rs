@@ -259,6 +259,26 @@ impl From<RepoError> for Problem {
             e @ RepoError::VersionConflict { .. } => {
                 Problem::new(StatusCode::CONFLICT).with_detail(e.to_string())
             }
+            ref e @ RepoError::Referenced { ref references, .. } => {
+                let detail = e.to_string();
+                let items: Vec<Value> = references
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "pointer": "",
+                            "code": "referenced",
+                            "message": format!("{} {} links to it in `{}`", r.entity, r.name, r.field),
+                            "entity": r.entity,
+                            "id": r.id,
+                            "name": r.name,
+                            "field": r.field,
+                        })
+                    })
+                    .collect();
+                let mut p = Problem::new(StatusCode::CONFLICT).with_detail(detail);
+                p.errors = errors(Value::Array(items));
+                p
+            }
             RepoError::Rejected { message, .. } => {
                 let mut p =
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(message.clone());

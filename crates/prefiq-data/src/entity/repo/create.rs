@@ -86,8 +86,14 @@ pub(super) async fn check_links(
             let mut sql = Sql::default();
             let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
             let id_arg = sql.arg(Arg::Text(Some(id.clone())));
+            // On PostgreSQL the share lock makes a concurrent delete of the target wait
+            // for this write, and this check wait for a delete in flight.
+            let lock = match conn.backend() {
+                Backend::Postgres => " FOR SHARE",
+                Backend::Sqlite => "",
+            };
             sql.text = format!(
-                "SELECT CAST(1 AS BIGINT) FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
+                "SELECT CAST(1 AS BIGINT) FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL{lock}",
                 quote(target)
             );
             if conn.fetch(&sql, &[SqlType::Int]).await?.is_empty() {

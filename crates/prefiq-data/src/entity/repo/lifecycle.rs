@@ -4,9 +4,10 @@ use super::*;
 
 /// A status change of a stored document.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Transition {
+pub(super) enum Transition<'v> {
     Delete,
-    Submit,
+    /// With the document's validated values, whose links are checked again.
+    Submit(&'v Validated),
     Cancel,
 }
 
@@ -38,7 +39,8 @@ impl Repository {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_docstatus(&current, 0, "submit", "a draft")?;
-        self.validate_all(scope, &schema, &current, Some(&current))
+        let validated = self
+            .validate_all(scope, &schema, &current, Some(&current))
             .await?;
         self.authorize(scope, &schema, "submit", Some(&current))
             .await?;
@@ -53,7 +55,14 @@ impl Repository {
             .await?;
         let version = stored_version(&current);
         let record = self
-            .transition(scope, &schema, id, version, Transition::Submit, &doc)
+            .transition(
+                scope,
+                &schema,
+                id,
+                version,
+                Transition::Submit(&validated),
+                &doc,
+            )
             .await?;
         self.run_after_hooks(
             EntityEvent::OnSubmit,
@@ -157,12 +166,12 @@ impl Repository {
         schema: &EntitySchema,
         id: &str,
         version: i64,
-        change: Transition,
+        change: Transition<'_>,
         doc: &Map<String, Value>,
     ) -> Result<Map<String, Value>, RepoError> {
         let (set, event, action) = match change {
             Transition::Delete => ("deleted_at = {now}", "deleted", "delete"),
-            Transition::Submit => ("docstatus = 1", "submitted", "submit"),
+            Transition::Submit(_) => ("docstatus = 1", "submitted", "submit"),
             Transition::Cancel => ("docstatus = 2", "cancelled", "cancel"),
         };
         let now = civil_now();
@@ -193,6 +202,7 @@ impl Repository {
             actual: version + 1,
         };
         let delete_node = matches!(change, Transition::Delete) && schema.tree.is_some();
+        let registry = self.registry().visible_to(Some(&scope.tenant));
         let handle = self.tenant_handle(scope).await?;
         in_tenant_tx!(handle.get()?, &scope.tenant, conn => {
             if delete_node && tree::has_live_children(conn, scope, schema, id).await? {
@@ -205,11 +215,28 @@ impl Repository {
             if conn.execute(&sql).await? == 0 {
                 return Err(conflict());
             }
+            match change {
+                // The row is locked now: a reference committed before this point is seen,
+                // and a later one finds the row gone when it checks its links.
+                Transition::Delete => {
+                    let found =
+                        protecting_references(conn, &registry, scope, &schema.name, id).await?;
+                    if !found.0.is_empty() {
+                        return Err(referenced(schema, id, found));
+                    }
+                }
+                // A submitted document protects what it links to, so its links must be
+                // live when it is submitted, not only when it was saved as a draft.
+                Transition::Submit(validated) => {
+                    check_links(conn, scope, validated, "").await?;
+                }
+                Transition::Cancel => {}
+            }
             // Hooks run before the outbox and audit rows: the audit head's row lock is then
             // the last lock a write takes, so a module's own locks (the ledger's period row)
             // are always taken before it and two writes cannot wait on each other.
             let hook_event = match change {
-                Transition::Submit => Some(EntityEvent::OnSubmit),
+                Transition::Submit(_) => Some(EntityEvent::OnSubmit),
                 Transition::Cancel => Some(EntityEvent::OnCancel),
                 Transition::Delete => None,
             };

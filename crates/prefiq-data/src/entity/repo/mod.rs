@@ -179,6 +179,7 @@ mod custom_fields;
 mod lifecycle;
 mod outbox;
 mod read;
+mod references;
 mod rows;
 mod runtime_entities;
 mod update;
@@ -188,6 +189,8 @@ use create::*;
 use custom_fields::*;
 use lifecycle::*;
 use outbox::*;
+use references::*;
+pub use references::{MAX_NAMED_REFERENCES, Reference};
 
 use rows::*;
 
@@ -306,6 +309,18 @@ pub enum RepoError {
         /// The hook's message, for the caller.
         message: String,
     },
+    /// Rows that must outlive it link to the row a delete names.
+    #[error("{entity} `{id}` is referenced by {}", describe_references(.references, *.more))]
+    Referenced {
+        /// The entity of the row that was to be deleted.
+        entity: String,
+        /// Its id.
+        id: String,
+        /// What links to it (at most [`MAX_NAMED_REFERENCES`]).
+        references: Vec<Reference>,
+        /// Whether more rows link to it than are named.
+        more: bool,
+    },
     /// The authorizer refused.
     #[error("{reason}")]
     Forbidden {
@@ -317,6 +332,25 @@ pub enum RepoError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] DataError),
+}
+
+/// `journal_entry JE-2026-00001, gl_entry 0193…` (and how many more were not named).
+fn describe_references(references: &[Reference], more: bool) -> String {
+    let named: Vec<String> = references
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.entity,
+                if r.name.is_empty() { &r.id } else { &r.name }
+            )
+        })
+        .collect();
+    let more = if more { " and more" } else { "" };
+    format!(
+        "{}{more}; it cannot be deleted while they exist",
+        named.join(", ")
+    )
 }
 
 impl From<sqlx::Error> for RepoError {
