@@ -618,6 +618,7 @@ fn entry_of(
             cost_center: None,
             remark: p.comment.clone(),
             rate: Some(rate),
+            rate_source: None,
         });
     }
     let difference = debit_total - credit_total;
@@ -643,6 +644,7 @@ fn entry_of(
             cost_center: None,
             remark: Some("exchange rounding".into()),
             rate: Some(RATE_ONE),
+            rate_source: None,
         });
     }
     let id = uuid::Uuid::now_v7().to_string();

@@ -343,17 +343,19 @@ pub async fn load_rate(
     from: &str,
     to: &str,
     date: &str,
-) -> Result<Option<i64>, RepoError> {
+) -> Result<Option<(i64, String)>, RepoError> {
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
     let from = sql.arg(text(from));
     let to = sql.arg(text(to));
     let date = sql.arg(text(date));
     sql.text = format!(
-        "SELECT rate FROM exchange_rate WHERE tenant_id = {tenant} AND from_code = {from} AND to_code = {to} AND date <= {date} AND deleted_at IS NULL ORDER BY date DESC LIMIT 1"
+        "SELECT rate, id FROM exchange_rate WHERE tenant_id = {tenant} AND from_code = {from} AND to_code = {to} AND date <= {date} AND deleted_at IS NULL ORDER BY date DESC LIMIT 1"
     );
-    let rows = conn.fetch(&sql, &[SqlType::Int]).await?;
-    Ok(rows.first().map(|r| cell_int(r.first())))
+    let rows = conn.fetch(&sql, &[SqlType::Int, SqlType::Text]).await?;
+    Ok(rows
+        .first()
+        .map(|r| (cell_int(r.first()), cell_text(r.get(1)).unwrap_or_default())))
 }
 
 /// One posting row before it is written: amounts in company currency and in the line's.
@@ -381,6 +383,9 @@ pub struct PostingLine {
     pub remark: Option<String>,
     /// Company-currency units per unit of the line's currency (scaled by 10^9), when known.
     pub rate: Option<i64>,
+    /// The stored exchange rate the line was converted at, when the entry gave no rate:
+    /// the GL row links to it, which keeps it from being deleted.
+    pub rate_source: Option<String>,
 }
 
 /// The postings of one journal entry.
@@ -401,7 +406,7 @@ pub struct Voucher {
 }
 
 /// Columns of one GL row a statement binds (the rest are constants of the statement).
-const GL_ROW_ARGS: usize = 17;
+const GL_ROW_ARGS: usize = 18;
 
 /// The most rows one multi-row statement carries: under SQLite's and PostgreSQL's
 /// bound-parameter limits (32,766 and 65,535).
@@ -448,15 +453,16 @@ pub async fn write_postings(
             let remark = sql.arg(opt_text(line.remark.as_deref()));
             let reversal = sql.arg(Arg::Bool(Some(voucher.is_reversal)));
             let closing = sql.arg(Arg::Bool(Some(voucher.is_closing)));
+            let rate_source = sql.arg(opt_text(line.rate_source.as_deref()));
             if i > 0 {
                 values.push(',');
             }
             values.push_str(&format!(
-                "({tenant},{id},{id},{at},{user},{at},{user},{company_arg},{account},{date},{period},{entry},{debit},{base_arg},{credit},{base_arg},{debit_in},{currency},{credit_in},{currency},{party_type},{party},{cost_center},{remark},{reversal},{closing})"
+                "({tenant},{id},{id},{at},{user},{at},{user},{company_arg},{account},{date},{period},{entry},{debit},{base_arg},{credit},{base_arg},{debit_in},{currency},{credit_in},{currency},{party_type},{party},{cost_center},{remark},{reversal},{closing},{rate_source})"
             ));
         }
         sql.text = format!(
-            "INSERT INTO gl_entry (tenant_id, id, name, created_at, created_by, modified_at, modified_by, company, account, posting_date, period, journal_entry, debit, debit_currency, credit, credit_currency, line_debit, line_debit_currency, line_credit, line_credit_currency, party_type, party, cost_center, remark, is_reversal, is_closing) VALUES {values}"
+            "INSERT INTO gl_entry (tenant_id, id, name, created_at, created_by, modified_at, modified_by, company, account, posting_date, period, journal_entry, debit, debit_currency, credit, credit_currency, line_debit, line_debit_currency, line_credit, line_credit_currency, party_type, party, cost_center, remark, is_reversal, is_closing, rate_source) VALUES {values}"
         );
         run(conn, sql).await?;
     }
@@ -735,6 +741,7 @@ pub async fn prepare_voucher(
                 ),
             );
         }
+        let mut rate_source = None;
         let rate = if currency == base {
             if line.rate.is_some_and(|r| r != RATE_ONE) {
                 fail!(
@@ -748,7 +755,10 @@ pub async fn prepare_voucher(
             match line.rate {
                 Some(rate) => rate,
                 None => match load_rate(conn, scope, &currency, &base, &date).await? {
-                    Some(rate) => rate,
+                    Some((rate, source)) => {
+                        rate_source = Some(source);
+                        rate
+                    }
                     None => {
                         fail!(
                             at("exchange_rate"),
@@ -785,6 +795,7 @@ pub async fn prepare_voucher(
             cost_center: line.cost_center.clone(),
             remark: line.remark.clone(),
             rate: Some(rate),
+            rate_source,
         };
         total_debit = total_debit.saturating_add(posting.debit);
         total_credit = total_credit.saturating_add(posting.credit);
@@ -814,6 +825,7 @@ pub async fn prepare_voucher(
                     cost_center: None,
                     remark: Some("exchange rounding".into()),
                     rate: Some(RATE_ONE),
+                    rate_source: None,
                 }),
                 None => fail!(
                     "/lines".into(),
@@ -921,6 +933,7 @@ pub async fn reversal_voucher(
             cost_center: cell_text(r.get(10)),
             remark: cell_text(r.get(11)),
             rate: None,
+            rate_source: None,
         })
         .collect();
     let posting_date = rows

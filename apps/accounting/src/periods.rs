@@ -409,6 +409,7 @@ async fn close_in(
         cost_center: None,
         remark: Some("period closing".into()),
         rate: Some(crate::money::RATE_ONE),
+        rate_source: None,
     };
     for row in &rows {
         let root = RootType::parse(&ledger::cell_text(row.get(3)).unwrap_or_default());

@@ -387,6 +387,105 @@ async fn master_data_with_postings_cannot_be_deleted() {
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        // A currency is named by its code: in use by the company, the entries and the
+        // postings, its row is protected; so is the stored rate a posting converted at.
+        let currency =
+            |code: &str| json!({"code": code, "currency_name": code, "fraction_digits": 2});
+        let mut codes = Vec::new();
+        for code in ["USD", "EUR", "GBP"] {
+            let body = ok(
+                &api,
+                "POST",
+                "/api/v1/resources/currency",
+                &staff.manager,
+                Some(currency(code)),
+            )
+            .await;
+            codes.push(body["id"].as_str().unwrap().to_owned());
+        }
+        let rate = |from: &str| json!({"from_code": from, "to_code": "USD", "date": "2026-01-01", "rate": "1.08"});
+        let eur_rate = ok(
+            &api,
+            "POST",
+            "/api/v1/resources/exchange_rate",
+            &staff.manager,
+            Some(rate("EUR")),
+        )
+        .await;
+        let gbp_rate = ok(
+            &api,
+            "POST",
+            "/api/v1/resources/exchange_rate",
+            &staff.manager,
+            Some(rate("GBP")),
+        )
+        .await;
+        let current = find(
+            &api,
+            &staff.manager,
+            "account",
+            json!([
+                ["company", "=", b.company],
+                ["account_path", "=", "assets:current"]
+            ]),
+        )
+        .await;
+        let bank_eur = ok(
+            &api,
+            "POST",
+            "/api/v1/resources/account",
+            &staff.manager,
+            Some(json!({"account_name": "Bank EUR", "account_path": "assets:current:bank-eur", "company": b.company, "root_type": "Asset", "account_type": "Bank", "currency": "EUR", "parent_account": current})),
+        )
+        .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let eur_entry = entry(
+            &api,
+            &staff.accountant,
+            &b.company,
+            "2026-02-02",
+            vec![
+                json!({"account": bank_eur, "debit": {"amount": "10.00", "currency": "EUR"}}),
+                usd(&b.sales, "credit", "10.80"),
+            ],
+        )
+        .await;
+        ok(
+            &api,
+            "POST",
+            &format!("/api/v1/resources/journal_entry/{eur_entry}/submit"),
+            &staff.accountant,
+            None,
+        )
+        .await;
+        for (entity, id, expected) in [
+            (
+                "currency",
+                codes[0].as_str(),
+                (StatusCode::CONFLICT, "referenced"),
+            ),
+            (
+                "currency",
+                codes[1].as_str(),
+                (StatusCode::CONFLICT, "referenced"),
+            ),
+            (
+                "exchange_rate",
+                eur_rate["id"].as_str().unwrap(),
+                (StatusCode::CONFLICT, "referenced"),
+            ),
+            // Unused: the GBP rate, then GBP itself once its rate is gone.
+            (
+                "exchange_rate",
+                gbp_rate["id"].as_str().unwrap(),
+                (StatusCode::NO_CONTENT, ""),
+            ),
+            ("currency", codes[2].as_str(), (StatusCode::NO_CONTENT, "")),
+        ] {
+            check(&api, &staff.admin, delete(entity, id), expected).await;
+        }
         // A cancelled entry still protects: it is history.
         ok(
             &api,

@@ -149,9 +149,20 @@ pub struct FieldDef {
     pub pii: bool,
     /// What the field means.
     pub description: String,
+    /// For a data field, the value names a row of another entity by a unique field
+    /// (`currency.code`); for a money field, its currency does. The row need not exist
+    /// (the value is checked as its type says), but while this row stands past draft it
+    /// protects that row from deletion, as a link does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
 }
 
 impl FieldDef {
+    /// The `(entity, field)` a data or money field's value names, if it names one.
+    pub fn key_reference(&self) -> Option<(&str, &str)> {
+        self.references.as_deref()?.split_once('.')
+    }
+
     /// The effective maximum length for string types.
     pub fn max_chars(&self) -> Option<u32> {
         match self.kind {
@@ -311,6 +322,8 @@ struct RawField {
     pii: bool,
     #[serde(default)]
     description: Option<String>,
+    #[serde(default)]
+    references: Option<String>,
 }
 
 /// Whether `name` is a usable entity or field name: `[a-z][a-z0-9_]*`, at most 48 bytes.
@@ -550,7 +563,23 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
             indexed: f.indexed,
             pii: f.pii,
             description: f.description.unwrap_or_default(),
+            references: f.references,
         };
+        if let Some(reference) = &field.references {
+            only(
+                "references",
+                true,
+                matches!(field.kind, FieldKind::Data | FieldKind::Money),
+            )?;
+            if !reference
+                .split_once('.')
+                .is_some_and(|(e, f)| is_identifier(e) && is_identifier(f))
+            {
+                return Err(bad(format!(
+                    "`references` names an entity and its unique field, such as `currency.code`, not `{reference}`"
+                )));
+            }
+        }
         let default = match f.default {
             Some(value) => Some(
                 crate::entity::value::coerce(&field, &value)
@@ -606,6 +635,7 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
                 indexed: true,
                 pii: false,
                 description: "The parent row in the tree; none for a root.".into(),
+                references: None,
             }),
         }
     }
@@ -652,6 +682,17 @@ pub fn check_links(schemas: &[EntitySchema]) -> Result<(), SchemaError> {
                 field: Some(field.name.clone()),
                 message,
             };
+            if let Some((entity, key)) = field.key_reference() {
+                let unique_key = by_name
+                    .get(entity)
+                    .and_then(|t| t.field(key))
+                    .is_some_and(|k| k.unique && matches!(k.kind, FieldKind::Data));
+                if !unique_key {
+                    return Err(bad(format!(
+                        "references `{entity}.{key}`, which is not a unique data field of a declared entity"
+                    )));
+                }
+            }
             match &field.kind {
                 FieldKind::Link { target } => match by_name.get(target.as_str()) {
                     None => {
@@ -704,6 +745,18 @@ mod tests {
         check(
             "name: todo\nfields:\n  - {name: description, type: text, required: true}\n",
             "ok 1 fields",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: c, type: data, references: currency.code}\n  - {name: m, type: money, references: currency.code}\n",
+            "ok 2 fields",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: c, type: int, references: currency.code}\n",
+            "invalid entity schema schema/x.yaml, field `c`: `references` does not apply to a int field",
+        );
+        check(
+            "name: todo\nfields:\n  - {name: c, type: data, references: currency}\n",
+            "invalid entity schema schema/x.yaml, field `c`: `references` names an entity and its unique field, such as `currency.code`, not `currency`",
         );
         check(
             "name: Todo\nfields:\n  - {name: a, type: data}\n",
@@ -759,7 +812,7 @@ mod tests {
         );
         check(
             "name: todo\nfields:\n  - {name: a, type: data, colour: red}\n",
-            "invalid entity schema schema/x.yaml, field `a`: fields[0]: unknown field `colour`, expected one of `name`, `type`, `label`, `required`, `unique`, `default`, `max_length`, `options`, `target`, `entity`, `scale`, `read_only`, `indexed`, `pii`, `description` at line 3 column 27",
+            "invalid entity schema schema/x.yaml, field `a`: fields[0]: unknown field `colour`, expected one of `name`, `type`, `label`, `required`, `unique`, `default`, `max_length`, `options`, `target`, `entity`, `scale`, `read_only`, `indexed`, `pii`, `description`, `references` at line 3 column 27",
         );
         check(
             "name: todo\nfields:\n  - {name: a, type: data}\npermissions:\n  Clerk: [read, fly]\n",
@@ -811,5 +864,27 @@ mod tests {
         assert_eq!(all(&[&order, &item]), Err("invalid entity schema a.yaml, field `customer`: links to `customer`, which no module declares".into()));
         assert_eq!(all(&[&order, &customer]), Err("invalid entity schema a.yaml, field `items`: holds rows of `sales_order_item`, which no module declares".into()));
         assert_eq!(all(&[&customer, &customer]), Err("invalid entity schema c.yaml: entity `customer` is also declared by module `m` in c.yaml".into()));
+        // A key reference names a unique data field of a declared entity.
+        let currency = parse(
+            "d.yaml",
+            "name: currency\nfields:\n  - {name: code, type: data, unique: true}\n  - {name: label, type: data}\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let priced = |reference: &str| {
+            parse(
+                "e.yaml",
+                &format!("name: price\nfields:\n  - {{name: amount, type: money, references: {reference}}}\n"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(all(&[&currency, &priced("currency.code")]), Ok(()));
+        for bad in ["currency.label", "currency.nothing", "money.code"] {
+            assert_eq!(
+                all(&[&currency, &priced(bad)]),
+                Err(format!(
+                    "invalid entity schema e.yaml, field `amount`: references `{bad}`, which is not a unique data field of a declared entity"
+                )),
+            );
+        }
     }
 }

@@ -412,6 +412,7 @@ mod tests {
             indexed: false,
             pii: false,
             description: String::new(),
+            references: None,
         }
     }
 

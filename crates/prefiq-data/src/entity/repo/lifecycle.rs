@@ -220,7 +220,7 @@ impl Repository {
                 // and a later one finds the row gone when it checks its links.
                 Transition::Delete => {
                     let found =
-                        protecting_references(conn, &registry, scope, &schema.name, id).await?;
+                        protecting_references(conn, &registry, scope, &schema.name, doc).await?;
                     if !found.0.is_empty() {
                         return Err(referenced(schema, id, found));
                     }

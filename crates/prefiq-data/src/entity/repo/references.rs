@@ -33,8 +33,13 @@ struct LinkSite {
     owner: Arc<EntitySchema>,
     /// For a child entity, its table and the parent's table field.
     child: Option<(Arc<EntitySchema>, String)>,
-    /// The link column.
+    /// The referencing field.
+    field: String,
+    /// The column holding the reference.
     column: String,
+    /// `None` for a link (the column holds the target's id); for a key reference, the
+    /// target's field whose value the column holds.
+    key: Option<String>,
 }
 
 /// Every link field of the entities `tenant` sees that points at `target`, child tables
@@ -43,17 +48,25 @@ fn link_sites(registry: &EntityRegistry, target: &str) -> Vec<LinkSite> {
     let mut sites = Vec::new();
     for schema in registry.all() {
         for field in &schema.fields {
-            let FieldKind::Link { target: linked } = &field.kind else {
-                continue;
+            let (column, key) = match (&field.kind, field.key_reference()) {
+                (FieldKind::Link { target: linked }, _) if linked == target => {
+                    (field.name.clone(), None)
+                }
+                (FieldKind::Money, Some((entity, key))) if entity == target => {
+                    (format!("{}_currency", field.name), Some(key.to_owned()))
+                }
+                (FieldKind::Data, Some((entity, key))) if entity == target => {
+                    (field.name.clone(), Some(key.to_owned()))
+                }
+                _ => continue,
             };
-            if linked != target {
-                continue;
-            }
             if !schema.child {
                 sites.push(LinkSite {
                     owner: schema.clone(),
                     child: None,
-                    column: field.name.clone(),
+                    field: field.name.clone(),
+                    column,
+                    key,
                 });
                 continue;
             }
@@ -65,7 +78,9 @@ fn link_sites(registry: &EntityRegistry, target: &str) -> Vec<LinkSite> {
                         sites.push(LinkSite {
                             owner: parent.clone(),
                             child: Some((schema.clone(), table.name.clone())),
-                            column: field.name.clone(),
+                            field: field.name.clone(),
+                            column: column.clone(),
+                            key: key.clone(),
                         });
                     }
                 }
@@ -86,7 +101,7 @@ pub(super) async fn protecting_references(
     registry: &EntityRegistry,
     scope: &TenantScope,
     target: &str,
-    id: &str,
+    record: &Map<String, Value>,
 ) -> Result<(Vec<Reference>, bool), RepoError> {
     let mut found = Vec::new();
     let mut more = false;
@@ -96,9 +111,17 @@ pub(super) async fn protecting_references(
             more = true;
             break;
         }
+        // What the referencing column holds: the target's id, or its key's value.
+        let value = match &site.key {
+            None => record.get("id"),
+            Some(key) => record.get(key),
+        };
+        let Some(Value::String(value)) = value else {
+            continue;
+        };
         let mut sql = Sql::default();
         let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
-        let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
+        let id_arg = sql.arg(Arg::Text(Some(value.clone())));
         // One more than named tells whether there are more.
         let limit = sql.arg(Arg::Int(Some(left as i64 + 1)));
         let owner = &site.owner;
@@ -124,22 +147,30 @@ pub(super) async fn protecting_references(
             }
         };
         let field = match &site.child {
-            None => site.column.clone(),
-            Some((_, table_field)) => format!("{table_field}.{}", site.column),
+            None => site.field.clone(),
+            Some((_, table_field)) => format!("{table_field}.{}", site.field),
         };
         let mut rows = conn.fetch(&sql, &[SqlType::Text, SqlType::Text]).await?;
         if rows.len() > left {
             more = true;
             rows.truncate(left);
         }
+        let text = |cell: Option<&Cell>| match cell {
+            Some(Cell::Text(text)) => text.clone(),
+            _ => String::new(),
+        };
         for row in rows {
-            let text = |cell: Option<&Cell>| match cell {
-                Some(Cell::Text(text)) => text.clone(),
-                _ => String::new(),
-            };
+            let id = text(row.first());
+            // A row that references the target in several fields is named once.
+            if found
+                .iter()
+                .any(|r: &Reference| r.entity == owner.name && r.id == id)
+            {
+                continue;
+            }
             found.push(Reference {
                 entity: owner.name.clone(),
-                id: text(row.first()),
+                id,
                 name: text(row.get(1)),
                 field: field.clone(),
             });
