@@ -442,26 +442,32 @@ impl Books {
         Ok(())
     }
 
-    /// Whether any GL entry posts to the company.
-    pub async fn company_has_postings(
+    /// Whether any GL entry posts to the company or the account `id` (`column` is
+    /// `company` or `account`).
+    pub async fn has_postings(
         &self,
         scope: &TenantScope,
-        company: &str,
+        column: PostingsOf,
+        id: &str,
     ) -> Result<bool, RepoError> {
-        let company = company.to_owned();
+        let id = id.to_owned();
         let scope_for = scope.clone();
         self.repository()?
             .read(
                 scope,
                 Box::new(move |conn| {
-                    let company = company.clone();
+                    let id = id.clone();
                     let scope = scope_for.clone();
                     Box::pin(async move {
                         let mut sql = Sql::default();
                         let tenant = sql.arg(text(scope.tenant()));
-                        let company = sql.arg(text(&company));
+                        let id = sql.arg(text(&id));
+                        let column = match column {
+                            PostingsOf::Company => "company",
+                            PostingsOf::Account => "account",
+                        };
                         sql.text = format!(
-                            "SELECT 1 FROM gl_entry WHERE tenant_id = {tenant} AND company = {company} LIMIT 1"
+                            "SELECT 1 FROM gl_entry WHERE tenant_id = {tenant} AND {column} = {id} LIMIT 1"
                         );
                         Ok(!conn.fetch(&sql, &[SqlType::Int]).await?.is_empty())
                     })
@@ -469,6 +475,15 @@ impl Books {
             )
             .await
     }
+}
+
+/// What [`Books::has_postings`] asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostingsOf {
+    /// A company.
+    Company,
+    /// An account.
+    Account,
 }
 
 /// Appends an audit record in the caller's transaction.

@@ -7,7 +7,7 @@ use prefiq::RegisterContext;
 use prefiq_data::entity::repo::{EntityEvent, EntityHook, EntityHookFn, HookInput};
 use serde_json::{Map, Value};
 
-use crate::books::Books;
+use crate::books::{Books, PostingsOf};
 
 fn hook(entity: &str, event: EntityEvent, name: &str, run: EntityHookFn) -> Arc<EntityHook> {
     Arc::new(EntityHook {
@@ -84,10 +84,42 @@ pub fn register(cx: &mut RegisterContext<'_>, books: &Arc<Books>) {
                     if after.is_none() || before == after {
                         return Ok(input.doc);
                     }
-                    let id = text_field(&input.doc, "id").unwrap_or_default();
-                    match books.company_has_postings(&input.scope, &id).await {
+                    let id = input.old.as_ref().and_then(|o| text_field(o, "id")).unwrap_or_default();
+                    match books.has_postings(&input.scope, PostingsOf::Company, &id).await {
                         Ok(false) => Ok(input.doc),
                         Ok(true) => Err("the company has postings in its currency; its currency does not change".into()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                })
+            }),
+        ));
+    }
+    // Reports group postings by the account's company and root type, and post only to
+    // leaves: once an account has postings, none of those changes.
+    {
+        let books = books.clone();
+        cx.services.contribute(hook(
+            "account",
+            EntityEvent::BeforeUpdate,
+            "posted",
+            Arc::new(move |input: HookInput| {
+                let books = books.clone();
+                Box::pin(async move {
+                    let old = input.old.clone().unwrap_or_default();
+                    let changed: Vec<&str> = ["company", "root_type", "is_group", "currency"]
+                        .into_iter()
+                        .filter(|f| input.doc.get(*f).is_some() && input.doc.get(*f) != old.get(*f))
+                        .collect();
+                    if changed.is_empty() {
+                        return Ok(input.doc);
+                    }
+                    let id = input.old.as_ref().and_then(|o| text_field(o, "id")).unwrap_or_default();
+                    match books.has_postings(&input.scope, PostingsOf::Account, &id).await {
+                        Ok(false) => Ok(input.doc),
+                        Ok(true) => Err(format!(
+                            "the account has postings; its {} does not change (freeze it and open another)",
+                            changed.join(", ")
+                        )),
                         Err(e) => Err(e.to_string()),
                     }
                 })

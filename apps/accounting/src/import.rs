@@ -435,8 +435,59 @@ async fn write_all(
     scope: &TenantScope,
     job: &Job,
 ) -> Result<(u64, u64, Vec<JournalError>), RepoError> {
+    still_open(conn, scope, job).await?;
     let now = civil_now();
     write_entries_of(conn, scope, job, &now).await
+}
+
+/// The first pass read the books outside this transaction: a period closed or an account
+/// deleted since then must not receive postings. Inside the transaction (on PostgreSQL
+/// with share locks, so a close or a delete waits for the import), the periods the first
+/// pass found open are open still and the accounts live.
+async fn still_open(conn: &mut Conn<'_>, scope: &TenantScope, job: &Job) -> Result<(), RepoError> {
+    for period in job.periods.iter().filter(|p| p.open) {
+        let locked = ledger::lock_period(conn, scope, &period.id, "FOR SHARE").await?;
+        if locked.as_deref() == Some("Closed") {
+            return Err(ledger::invalid(
+                "",
+                "period_closed",
+                format!(
+                    "the accounting period {} was closed during the import",
+                    period.name
+                ),
+            ));
+        }
+    }
+    let now = ledger::load_periods(conn, scope, &job.company.id).await?;
+    if let Some(closed) = job
+        .periods
+        .iter()
+        .filter(|p| p.open)
+        .find(|p| !now.iter().any(|n| n.id == p.id && n.open))
+    {
+        return Err(ledger::invalid(
+            "",
+            "period_closed",
+            format!(
+                "the accounting period {} was closed during the import",
+                closed.name
+            ),
+        ));
+    }
+    let ids: Vec<&str> = job.accounts.values().map(String::as_str).collect();
+    let live = ledger::lock_accounts(conn, scope, &ids).await?;
+    if let Some(gone) = job
+        .accounts
+        .iter()
+        .find(|(_, id)| !live.contains(id.as_str()))
+    {
+        return Err(ledger::invalid(
+            "",
+            "unknown_account",
+            format!("the account {} was deleted during the import", gone.0),
+        ));
+    }
+    Ok(())
 }
 
 async fn write_entries_of(

@@ -265,6 +265,36 @@ pub async fn load_accounts_by_id(
     Ok(out)
 }
 
+/// The live accounts among `ids`; on PostgreSQL each is share-locked, so it cannot be
+/// deleted before the caller's transaction ends.
+pub async fn lock_accounts(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    ids: &[&str],
+) -> Result<std::collections::HashSet<String>, RepoError> {
+    let lock = match conn.backend() {
+        prefiq::Backend::Postgres => " FOR SHARE",
+        prefiq::Backend::Sqlite => "",
+    };
+    let mut out = std::collections::HashSet::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::default();
+        let tenant = sql.arg(text(scope.tenant()));
+        let list = chunk
+            .iter()
+            .map(|id| sql.arg(text(id)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sql.text = format!(
+            "SELECT id FROM account WHERE tenant_id = {tenant} AND id IN ({list}) AND deleted_at IS NULL{lock}"
+        );
+        for row in conn.fetch(&sql, &[SqlType::Text]).await? {
+            out.extend(cell_text(row.first()));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads every accounting period of a company, in date order.
 pub async fn load_periods(
     conn: &mut Conn<'_>,

@@ -333,6 +333,35 @@ async fn master_data_with_postings_cannot_be_deleted() {
                 "{answer}"
             );
         }
+        // What reports group postings by does not change under them; a name does.
+        for (call, expected) in [
+            (
+                patch("account", &b.bank, json!({"root_type": "Liability"})),
+                (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            ),
+            (
+                patch("account", &b.bank, json!({"is_group": true})),
+                (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            ),
+            (
+                patch("company", &b.company, json!({"currency": "EUR"})),
+                (StatusCode::UNPROCESSABLE_ENTITY, "rejected"),
+            ),
+            (
+                patch("account", &b.bank, json!({"account_name": "Main bank"})),
+                (StatusCode::OK, ""),
+            ),
+            (
+                patch(
+                    "account",
+                    &b.rent,
+                    json!({"root_type": "Expense", "account_number": "6100"}),
+                ),
+                (StatusCode::OK, ""),
+            ),
+        ] {
+            check(&api, &staff.admin, call, expected).await;
+        }
         // The submitted entry names itself among the company's references.
         let answer = check(
             &api,

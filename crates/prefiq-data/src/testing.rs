@@ -141,6 +141,22 @@ pub async fn repository_with(
         std::sync::Arc<crate::entity::Entities>,
     ) -> Option<std::sync::Arc<dyn crate::entity::repo::EntityAuthorizer>>,
 ) -> crate::entity::repo::Repository {
+    repository_of(db, &[(file, yaml)], authorizer).await
+}
+
+/// [`repository_with`] for several entity schemas (`(file, yaml)`) of module `m`.
+///
+/// # Panics
+///
+/// As [`repository`].
+#[allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+pub async fn repository_of(
+    db: &TestDatabase,
+    schemas: &[(&'static str, &'static str)],
+    authorizer: impl FnOnce(
+        std::sync::Arc<crate::entity::Entities>,
+    ) -> Option<std::sync::Arc<dyn crate::entity::repo::EntityAuthorizer>>,
+) -> crate::entity::repo::Repository {
     use std::path::Path;
     use std::sync::Arc;
 
@@ -165,7 +181,12 @@ pub async fn repository_with(
             .unwrap(),
     );
     let entities = Arc::new(crate::entity::Entities::default());
-    let sources = EntitySources(vec![("m".into(), EntitySource { file, yaml })]);
+    let sources = EntitySources(
+        schemas
+            .iter()
+            .map(|(file, yaml)| ("m".into(), EntitySource { file, yaml }))
+            .collect(),
+    );
     entities.set(crate::entity::EntityRegistry::load(&sources).unwrap());
     let runner = crate::SqlMigrationRunner::new(handle.clone(), entities.clone());
     let modules = vec![ModuleMigrations {
