@@ -1,6 +1,6 @@
 //! The middleware every request passes through, outermost first: observe (correlation id,
 //! context, access log, metrics) → problem details for bare error responses → panic
-//! catcher → request timeout → body limit → the route.
+//! catcher → request timeout → body limit → repeated JSON keys (`json_keys.rs`) → the route.
 
 use std::time::{Duration, Instant};
 
