@@ -272,6 +272,10 @@ impl From<RepoError> for Problem {
             e @ RepoError::VersionConflict { .. } => {
                 Problem::new(StatusCode::CONFLICT).with_detail(e.to_string())
             }
+            // RFC 9110 §13.1.1: an `If-Match` that no longer matches.
+            e @ RepoError::PreconditionFailed { .. } => {
+                Problem::new(StatusCode::PRECONDITION_FAILED).with_detail(e.to_string())
+            }
             RepoError::Rejected { message, .. } => {
                 let mut p =
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(message.clone());
@@ -499,13 +503,14 @@ async fn read(
     Ok(with_etag(axum::Json(&record).into_response(), &record))
 }
 
-/// `If-Match: "3"` (or `3`, or `W/"3"`) → 3.
+/// `If-Match: "3"` (or `3`, or `W/"3"`) → 3; `*` (any current version) is the same as no
+/// `If-Match`.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
-    if text.is_empty() {
+    if text.is_empty() || text == "*" {
         return Ok(None);
     }
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');

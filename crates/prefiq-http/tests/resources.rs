@@ -348,7 +348,7 @@ async fn crud(api: &Api) {
     let (status, _) = api.call("GET", &path, None, None, None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "no tenant, no data");
 
-    // PATCH with a stale version conflicts; with the current one it applies.
+    // PATCH with a stale version fails its precondition; with the current one it applies.
     let (status, problem) = api
         .call(
             "PATCH",
@@ -358,7 +358,7 @@ async fn crud(api: &Api) {
             Some("\"7\""),
         )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{problem}");
     let (status, updated) = api
         .call(
             "PATCH",

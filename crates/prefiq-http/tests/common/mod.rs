@@ -89,6 +89,12 @@ pub async fn boot(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
             Manifest::from_yaml("name: sample\nversion: 1.0.0\n").unwrap(),
         ));
     let mut env: Vec<(String, String)> = vec![("PREFIQ__DATABASE__URL".into(), db.url.clone())];
+    // CI runs the suites again with a database per tenant; a suite may choose its own.
+    if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY")
+        && !vars.iter().any(|(k, _)| *k == "PREFIQ__DATABASE__TENANCY")
+    {
+        env.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
+    }
     env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut options = BootOptions::new(BootMode::Serve);
     options.config = ConfigOptions {
@@ -157,4 +163,29 @@ pub fn first_error(status: StatusCode, problem: &Value) -> (StatusCode, String, 
         error["pointer"].as_str().unwrap_or("-").to_owned(),
         error["code"].as_str().unwrap_or("-").to_owned(),
     )
+}
+
+/// The rows of `table` that `column` says belong to `value`, read straight from the main
+/// database at `url`.
+pub async fn count_rows(url: &str, table: &str, column: &str, value: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(&sql)
+            .bind(value)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(&sql)
+            .bind(value)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        n
+    }
 }
