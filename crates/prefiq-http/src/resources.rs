@@ -45,13 +45,18 @@ pub fn routes() -> RouteSet {
         .post("/api/v1/customize/entities", create_runtime_entity)
 }
 
-/// How a runtime entity is shown: its name, its resource and its whole schema.
+/// How a runtime entity is shown: its name, its resource and its whole schema (without
+/// the name of its table, which is the server's business).
 fn runtime_entity_json(schema: &prefiq_data::entity::EntitySchema) -> Value {
+    let mut shown = json!(schema);
+    if let Some(object) = shown.as_object_mut() {
+        object.remove("table");
+    }
     json!({
         "name": schema.name,
         "label": schema.label,
         "resource": format!("/api/v1/resources/{}", schema.name),
-        "schema": schema,
+        "schema": shown,
     })
 }
 
@@ -168,8 +173,8 @@ async fn list_custom_fields(
     let (repository, scope) = parts(&state, &context)?;
     if repository
         .registry()
-        .get(&entity)
-        .is_none_or(|s| s.child || !s.visible_to(Some(scope.tenant())))
+        .get_for(Some(scope.tenant()), &entity)
+        .is_none_or(|s| s.child)
     {
         return Err(RepoError::UnknownEntity(entity).into());
     }

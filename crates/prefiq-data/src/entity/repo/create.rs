@@ -61,7 +61,7 @@ pub(super) async fn insert_children(
             }
             sql.text = format!(
                 "INSERT INTO {} ({}) VALUES ({})",
-                quote(&child.name),
+                quote(child.table()),
                 columns.join(", "),
                 values.join(", ")
             );
@@ -86,9 +86,10 @@ pub(super) async fn check_links(
             let mut sql = Sql::default();
             let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
             let id_arg = sql.arg(Arg::Text(Some(id.clone())));
+            let table = validated.link_tables.get(target).unwrap_or(target);
             sql.text = format!(
                 "SELECT CAST(1 AS BIGINT) FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
-                quote(target)
+                quote(table)
             );
             if conn.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
                 errors.push(field_error(
@@ -175,7 +176,7 @@ pub(super) fn unique_error(error: DataError, schema: &EntitySchema) -> RepoError
             .fields
             .iter()
             .find(|f| {
-                constraint == format!("{}__u_{}", schema.name, f.name)
+                constraint == crate::entity::ddl::unique_index(schema, &f.name)
                     || message.ends_with(&format!(".{}", f.name))
             })
             .map(|f| f.name.clone());
@@ -338,7 +339,7 @@ impl Repository {
         }
         sql.text = format!(
             "INSERT INTO {} ({}) VALUES ({})",
-            quote(&schema.name),
+            quote(schema.table()),
             columns.join(", "),
             values.join(", ")
         );

@@ -45,7 +45,7 @@ pub(super) async fn update_tx(
     sets.push("version = version + 1".into());
     sql.text = format!(
         "UPDATE {} SET {} WHERE tenant_id = {tenant} AND id = {id_arg} AND version = {version_arg} AND deleted_at IS NULL AND docstatus = 0",
-        quote(&schema.name),
+        quote(schema.table()),
         sets.join(", ")
     );
     if conn
@@ -67,7 +67,7 @@ pub(super) async fn update_tx(
         let parent_field = delete.arg(Arg::Text(Some(field.name.clone())));
         delete.text = format!(
             "DELETE FROM {} WHERE tenant_id = {tenant} AND parent_id = {parent} AND parent_field = {parent_field}",
-            quote(&child.name)
+            quote(child.table())
         );
         conn.execute(&delete).await?;
     }
