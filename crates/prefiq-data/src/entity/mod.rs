@@ -236,3 +236,136 @@ impl Entities {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schema of `module` called `name`, with one field, or a link to `link`.
+    fn entity(module: &str, name: &str, link: Option<&str>) -> EntitySchema {
+        let field = match link {
+            Some(target) => format!("{{name: other, type: link, target: {target}}}"),
+            None => "{name: x, type: int}".to_owned(),
+        };
+        let yaml = format!("name: {name}\nfields:\n  - {field}\n");
+        let mut schema =
+            schema::parse_schema(module, "schema/x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(tenant) = schema.owner_tenant().map(str::to_owned) {
+            schema.table = Some(schema::runtime_table(&tenant, name));
+        }
+        schema
+    }
+
+    /// Adds `added` to a registry with the declared entity `todo`: `Ok(())` or the error.
+    fn check(added: Vec<EntitySchema>, expected: Result<(), &str>) {
+        let base = EntityRegistry::default()
+            .with(vec![entity("m", "todo", None)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = added
+            .iter()
+            .map(|s| format!("{}/{}", s.module, s.name))
+            .collect();
+        match (base.with(added), expected) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{names:?}: {e}"),
+            (got, want) => panic!("{names:?}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn runtime_entity_names_are_per_tenant() {
+        check(
+            vec![
+                entity("tenant:acme", "vehicle", None),
+                entity("tenant:globex", "vehicle", None),
+            ],
+            Ok(()),
+        );
+        check(
+            vec![
+                entity("tenant:acme", "vehicle", None),
+                entity("tenant:acme", "vehicle", None),
+            ],
+            Err("also declared"),
+        );
+        check(
+            vec![entity("tenant:acme", "todo", None)],
+            Err("also declared"),
+        );
+        // A link reaches declared entities and the tenant's own, not another tenant's.
+        check(vec![entity("tenant:acme", "garage", Some("todo"))], Ok(()));
+        check(
+            vec![
+                entity("tenant:acme", "car", None),
+                entity("tenant:acme", "garage", Some("car")),
+            ],
+            Ok(()),
+        );
+        check(
+            vec![
+                entity("tenant:globex", "car", None),
+                entity("tenant:acme", "garage", Some("car")),
+            ],
+            Err("no module declares"),
+        );
+        // A declared entity added later may not take a name a tenant uses.
+        let with_runtime = EntityRegistry::default()
+            .with(vec![entity("tenant:acme", "vehicle", None)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            with_runtime
+                .with(vec![entity("m", "vehicle", None)])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn each_tenant_sees_its_own_runtime_entities() {
+        let registry = EntityRegistry::default()
+            .with(vec![
+                entity("m", "todo", None),
+                entity("tenant:acme", "vehicle", None),
+                entity("tenant:globex", "vehicle", None),
+                entity("tenant:globex", "boat", None),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seen = |tenant: Option<&str>| {
+            registry
+                .visible_to(tenant)
+                .all()
+                .map(|s| format!("{}:{}", s.module, s.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seen(None), ["m:todo"]);
+        assert_eq!(seen(Some("acme")), ["m:todo", "tenant:acme:vehicle"]);
+        assert_eq!(
+            seen(Some("globex")),
+            ["tenant:globex:boat", "m:todo", "tenant:globex:vehicle"]
+        );
+        let table = |tenant, name| registry.get_for(tenant, name).map(|s| s.table().to_owned());
+        assert_ne!(
+            table(Some("acme"), "vehicle"),
+            table(Some("globex"), "vehicle")
+        );
+        assert_eq!(table(Some("initech"), "vehicle"), None);
+        assert_eq!(table(None, "vehicle"), None);
+        assert_eq!(table(Some("acme"), "todo").as_deref(), Some("todo"));
+        assert_eq!(registry.get("vehicle").map(|s| s.name.clone()), None);
+    }
+
+    #[test]
+    fn identifiers_fit_postgres() {
+        let check = |name: String, expected: &str| {
+            let fitted = schema::fit_identifier(name.clone());
+            assert!(fitted.len() <= schema::MAX_IDENTIFIER_BYTES, "{fitted}");
+            assert!(fitted.starts_with(expected), "{name} → {fitted}");
+        };
+        check("todo__u_status".into(), "todo__u_status");
+        check("x".repeat(63), &"x".repeat(63));
+        check("x".repeat(64), &"x".repeat(50));
+        // Two long names that share their first 63 bytes stay two names.
+        let a = schema::fit_identifier(format!("{}_a", "x".repeat(70)));
+        let b = schema::fit_identifier(format!("{}_b", "x".repeat(70)));
+        assert_ne!(a, b);
+    }
+}
