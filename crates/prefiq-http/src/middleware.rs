@@ -68,6 +68,20 @@ pub fn tenant_from_header(headers: &HeaderMap) -> Result<Option<String>, &'stati
     }
 }
 
+/// Why a request that sends `Host` or `Authorization` more than once is refused: each
+/// names one thing (RFC 9110 §7.2, §11.6.2), and serving the first while a proxy checked
+/// the second would act for someone else than was checked.
+fn repeated_singleton(headers: &HeaderMap) -> Option<&'static str> {
+    let twice = |name| headers.get_all(name).iter().nth(1).is_some();
+    if twice(header::AUTHORIZATION) {
+        Some("the Authorization header is repeated: send one credential")
+    } else if twice(header::HOST) {
+        Some("the Host header is repeated: send it once")
+    } else {
+        None
+    }
+}
+
 /// Sets up the request's context and span, then logs and measures the response.
 pub async fn observe(State(state): State<HttpState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -80,7 +94,9 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .and_then(TraceId::parse)
         .unwrap_or_else(TraceId::generate);
     let correlation_id = given.unwrap_or_else(|| trace_id.to_string());
-    let (tenant, mut rejection) = match tenant_from_header(request.headers()) {
+    let (tenant, mut rejection) = match repeated_singleton(request.headers())
+        .map_or_else(|| tenant_from_header(request.headers()), Err)
+    {
         Ok(tenant) => (tenant, None),
         Err(reason) => (
             None,

@@ -178,6 +178,28 @@ async fn x_tenant_malformed_or_repeated_is_400_and_another_tenant_is_403() {
         "different tenants",
     )
     .await;
+    // One credential, one host: a repeated one is refused, whichever comes first.
+    check(
+        &router,
+        &[token, ("authorization", "Bearer acme-token")],
+        bad,
+        "Authorization header is repeated",
+    )
+    .await;
+    check(
+        &router,
+        &[("authorization", "Bearer acme-token"), token],
+        bad,
+        "Authorization header is repeated",
+    )
+    .await;
+    check(
+        &router,
+        &[("host", "acme.localhost"), ("host", "globex.localhost")],
+        bad,
+        "Host header is repeated",
+    )
+    .await;
     drop(router);
     drop(app);
 }
