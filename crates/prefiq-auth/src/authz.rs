@@ -722,8 +722,14 @@ impl CedarAuthorizer {
         {
             return model.clone();
         }
-        let model = Model::compile_with_grants(registry, &self.declared_actions, &self.grants, &[])
-            .map(Arc::new);
+        // Declared entities only: runtime ones belong to their tenants' models.
+        let model = Model::compile_with_grants(
+            &registry.visible_to(None),
+            &self.declared_actions,
+            &self.grants,
+            &[],
+        )
+        .map(Arc::new);
         if let Err(e) = &model {
             tracing::error!(target: "prefiq::authz", error = %e, "the authorization model does not compile; every request is denied");
         }
@@ -744,14 +750,17 @@ impl CedarAuthorizer {
                 return entry.model.clone();
             }
         }
-        let base = self.base_model(&registry);
+        // A tenant sees the declared entities and its own runtime ones (two tenants may
+        // each have an entity of the same name): a tenant with runtime entities or policies
+        // of its own gets a model of its own.
+        let own_entities = registry.runtime_of(tenant).next().is_some();
         let model = match self.store.tenant_policies(tenant).await {
             Err(e) => Err(AuthzError::Model(format!(
                 "the policies of tenant {tenant} cannot be read: {e}"
             ))),
-            Ok(policies) if policies.is_empty() => base,
+            Ok(policies) if policies.is_empty() && !own_entities => self.base_model(&registry),
             Ok(policies) => Model::compile_with_grants(
-                &registry,
+                &registry.visible_to(Some(tenant)),
                 &self.declared_actions,
                 &self.grants,
                 &policies,

@@ -203,7 +203,7 @@ impl MigrationRunner for SqlMigrationRunner {
             }
             for schema in registry.all().filter(|s| s.module == module.module) {
                 let planned =
-                    crate::entity::ddl::plan_entity(schema, snapshots.get(&schema.name), backend)
+                    crate::entity::ddl::plan_entity(schema, snapshots.get(schema.table()), backend)
                         .map_err(|e| migration_error(e.to_string()))?;
                 if let Some(pending) = planned
                     && !applied.contains_key(&(pending.module.clone(), pending.id.clone()))

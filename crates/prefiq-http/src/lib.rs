@@ -6,6 +6,7 @@
 //! in-flight requests drain, and shuts the app down. This is the only crate that knows HTTP
 //! status codes.
 
+mod json_keys;
 mod middleware;
 pub mod openapi;
 mod problem;
@@ -259,6 +260,10 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
             Problem::new(StatusCode::NOT_FOUND).with_detail("no route matches this path")
         })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(mw::from_fn_with_state(
+            state.clone(),
+            json_keys::refuse_repeated_keys,
+        ))
         .layer(mw::from_fn_with_state(
             state.clone(),
             middleware::body_limit,

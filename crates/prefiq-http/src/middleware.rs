@@ -1,12 +1,12 @@
 //! The middleware every request passes through, outermost first: observe (correlation id,
 //! context, access log, metrics) → problem details for bare error responses → panic
-//! catcher → request timeout → body limit → the route.
+//! catcher → request timeout → body limit → repeated JSON keys (`json_keys.rs`) → the route.
 
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prefiq::{Context, TraceId};
@@ -47,12 +47,39 @@ pub fn tenant_from_host(host: &str, pattern: &str) -> Option<String> {
     (!label.contains('.') && prefiq::context::is_tenant_name(label)).then(|| label.to_owned())
 }
 
-fn accept_tenant(value: &HeaderValue) -> Option<String> {
-    value
-        .to_str()
-        .ok()
-        .filter(|t| prefiq::context::is_tenant_name(t))
-        .map(str::to_owned)
+/// The tenant the `X-Tenant` header names: `Ok(None)` without the header. A header sent
+/// more than once, or whose value is not one tenant name (lower-case letters, digits and
+/// `-`: `ACME`, `globex,acme` and ` acme` are all malformed) is refused with the reason,
+/// which the caller answers as a 400: a request names at most one tenant, exactly, and is
+/// never served with a guess.
+pub fn tenant_from_header(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
+    let mut values = headers.get_all(TENANT_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err("the X-Tenant header is repeated: send it once, naming one tenant");
+    }
+    match value.to_str() {
+        Ok(name) if prefiq::context::is_tenant_name(name) => Ok(Some(name.to_owned())),
+        _ => Err(
+            "the X-Tenant header is not a tenant name: 1 to 63 of lower-case a-z, 0-9 and `-`, not starting with `-`",
+        ),
+    }
+}
+
+/// Why a request that sends `Host` or `Authorization` more than once is refused: each
+/// names one thing (RFC 9110 §7.2, §11.6.2), and serving the first while a proxy checked
+/// the second would act for someone else than was checked.
+fn repeated_singleton(headers: &HeaderMap) -> Option<&'static str> {
+    let twice = |name| headers.get_all(name).iter().nth(1).is_some();
+    if twice(header::AUTHORIZATION) {
+        Some("the Authorization header is repeated: send one credential")
+    } else if twice(header::HOST) {
+        Some("the Host header is repeated: send it once")
+    } else {
+        None
+    }
 }
 
 /// Sets up the request's context and span, then logs and measures the response.
@@ -67,10 +94,19 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .and_then(TraceId::parse)
         .unwrap_or_else(TraceId::generate);
     let correlation_id = given.unwrap_or_else(|| trace_id.to_string());
+    let (tenant, mut rejection) = match repeated_singleton(request.headers())
+        .map_or_else(|| tenant_from_header(request.headers()), Err)
+    {
+        Ok(tenant) => (tenant, None),
+        Err(reason) => (
+            None,
+            Some(Problem::new(StatusCode::BAD_REQUEST).with_detail(reason)),
+        ),
+    };
     let mut context = Context {
         correlation_id: correlation_id.clone(),
         trace_id,
-        tenant: request.headers().get(TENANT_HEADER).and_then(accept_tenant),
+        tenant,
         user: None,
         principal: None,
         locale: state.config.app.locale.clone(),
@@ -80,8 +116,8 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| tenant_from_host(h, &state.config.server.tenant_host_pattern));
-    let mut rejection = None;
     match (&context.tenant, from_host) {
+        _ if rejection.is_some() => {}
         (Some(header), Some(host)) if *header != host => {
             rejection = Some(
                 Problem::new(StatusCode::BAD_REQUEST)
@@ -413,7 +449,45 @@ pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Respo
 
 #[cfg(test)]
 mod tests {
-    use super::tenant_from_host;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{TENANT_HEADER, tenant_from_header, tenant_from_host};
+
+    /// Reads the `X-Tenant` values `sent` (in order): `Ok(tenant)` or `Err(part of the
+    /// detail)`.
+    fn check_header(sent: &[&[u8]], expected: Result<Option<&str>, &str>) {
+        let mut headers = HeaderMap::new();
+        for value in sent {
+            headers.append(
+                TENANT_HEADER,
+                HeaderValue::from_bytes(value).expect("a test header value"),
+            );
+        }
+        match (tenant_from_header(&headers), expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{sent:?}"),
+            (Err(reason), Err(part)) => {
+                assert!(reason.contains(part), "{sent:?}: `{reason}` lacks `{part}`");
+            }
+            (got, want) => panic!("{sent:?}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn x_tenant_is_one_well_formed_tenant_name() {
+        check_header(&[], Ok(None));
+        check_header(&[b"acme"], Ok(Some("acme")));
+        check_header(&[b"acme-2"], Ok(Some("acme-2")));
+        check_header(&[b"ACME"], Err("not a tenant name"));
+        check_header(&[b"Acme"], Err("not a tenant name"));
+        check_header(&[b"globex,acme"], Err("not a tenant name"));
+        check_header(&[b"globex, acme"], Err("not a tenant name"));
+        check_header(&[b""], Err("not a tenant name"));
+        check_header(&[b"-acme"], Err("not a tenant name"));
+        check_header(&[b"acme\xff"], Err("not a tenant name"));
+        check_header(&[&[b'a'; 64]], Err("not a tenant name"));
+        check_header(&[b"globex", b"acme"], Err("repeated"));
+        check_header(&[b"acme", b"acme"], Err("repeated"));
+    }
 
     fn check(host: &str, pattern: &str, expected: Option<&str>) {
         assert_eq!(

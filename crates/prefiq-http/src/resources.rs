@@ -45,13 +45,18 @@ pub fn routes() -> RouteSet {
         .post("/api/v1/customize/entities", create_runtime_entity)
 }
 
-/// How a runtime entity is shown: its name, its resource and its whole schema.
+/// How a runtime entity is shown: its name, its resource and its whole schema (without
+/// the name of its table, which is the server's business).
 fn runtime_entity_json(schema: &prefiq_data::entity::EntitySchema) -> Value {
+    let mut shown = json!(schema);
+    if let Some(object) = shown.as_object_mut() {
+        object.remove("table");
+    }
     json!({
         "name": schema.name,
         "label": schema.label,
         "resource": format!("/api/v1/resources/{}", schema.name),
-        "schema": schema,
+        "schema": shown,
     })
 }
 
@@ -59,7 +64,9 @@ fn runtime_entity_json(schema: &prefiq_data::entity::EntitySchema) -> Value {
 async fn list_runtime_entities(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     let data: Vec<Value> = repository
         .runtime_entities(&scope)
@@ -74,8 +81,10 @@ async fn list_runtime_entities(
 async fn create_runtime_entity(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     let schema = repository.create_entity(&scope, &json_body(&body)?).await?;
     let mut response = (
@@ -94,7 +103,9 @@ async fn create_runtime_entity(
 async fn openapi_json(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let entities = state
         .services
         .get::<Entities>("prefiq-http openapi")
@@ -155,13 +166,15 @@ async fn openapi_json(
 async fn list_custom_fields(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path(entity): Path<String>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     if repository
         .registry()
-        .get(&entity)
-        .is_none_or(|s| s.child || !s.visible_to(Some(scope.tenant())))
+        .get_for(Some(scope.tenant()), &entity)
+        .is_none_or(|s| s.child)
     {
         return Err(RepoError::UnknownEntity(entity).into());
     }
@@ -172,9 +185,11 @@ async fn list_custom_fields(
 async fn add_custom_field(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path(entity): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     let field = repository
         .add_custom_field(&scope, &entity, &json_body(&body)?)
@@ -185,8 +200,10 @@ async fn add_custom_field(
 async fn remove_custom_field(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path((entity, name)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository
         .remove_custom_field(&scope, &entity, &name)
@@ -198,8 +215,9 @@ async fn entity_schema(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
     Path(entity): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
+    let params = query_params(query, &["mode"])?;
     let entities = state
         .services
         .get::<Entities>("prefiq-http schema")
@@ -279,6 +297,10 @@ impl From<RepoError> for Problem {
                 p.errors = errors(Value::Array(items));
                 p
             }
+            // RFC 9110 §13.1.1: an `If-Match` that no longer matches.
+            e @ RepoError::PreconditionFailed { .. } => {
+                Problem::new(StatusCode::PRECONDITION_FAILED).with_detail(e.to_string())
+            }
             RepoError::Rejected { message, .. } => {
                 let mut p =
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(message.clone());
@@ -332,6 +354,47 @@ fn parts(
     Ok((repository, scope))
 }
 
+/// The query parameters of `/api/v1/resources/{entity}`.
+const LIST_PARAMETERS: &[&str] = &["fields", "filters", "order_by", "limit", "cursor", "total"];
+
+/// The query parameters of a route that takes those in `allowed`, by name. A parameter the
+/// route does not take, or one given twice, is a 400 naming it: ignoring it would answer
+/// something else than what was asked (`offset=50` would return the first page again).
+fn query_params(
+    given: Vec<(String, String)>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, Problem> {
+    let mut params = HashMap::with_capacity(given.len());
+    for (name, value) in given {
+        if !allowed.contains(&name.as_str()) {
+            let takes = match allowed {
+                [] => "this route takes no query parameters".to_owned(),
+                _ => format!("this route takes {}", allowed.join(", ")),
+            };
+            let paging = if matches!(name.as_str(), "offset" | "page" | "skip" | "start") {
+                "; pages continue with `cursor` (the previous page's `next_cursor`)"
+            } else {
+                ""
+            };
+            let shown: String = name.chars().take(64).collect();
+            return Err(bad_request(
+                &format!("/{shown}"),
+                "unknown_parameter",
+                format!("unknown query parameter `{shown}`: {takes}{paging}"),
+            ));
+        }
+        if params.contains_key(&name) {
+            return Err(bad_request(
+                &format!("/{name}"),
+                "repeated_parameter",
+                format!("the query parameter `{name}` is given more than once"),
+            ));
+        }
+        params.insert(name, value);
+    }
+    Ok(params)
+}
+
 fn json_body(body: &Bytes) -> Result<Value, Problem> {
     serde_json::from_slice(body)
         .map_err(|e| bad_request("", "invalid_json", format!("the body is not JSON: {e}")))
@@ -362,8 +425,9 @@ async fn list(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
     Path(entity): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, Problem> {
+    let params = query_params(query, LIST_PARAMETERS)?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "read").await?;
     let fields = match json_param(&params, "fields")? {
@@ -423,9 +487,11 @@ async fn list(
 async fn create(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path(entity): Path<String>,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "create").await?;
     let record = repository
@@ -452,21 +518,24 @@ fn with_etag(mut response: Response, record: &Value) -> Response {
 async fn read(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "read").await?;
     let record = repository.get(&scope, &entity, &id).await?;
     Ok(with_etag(axum::Json(&record).into_response(), &record))
 }
 
-/// `If-Match: "3"` (or `3`, or `W/"3"`) → 3.
+/// `If-Match: "3"` (or `3`, or `W/"3"`) → 3; `*` (any current version) is the same as no
+/// `If-Match`.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
-    if text.is_empty() {
+    if text.is_empty() || text == "*" {
         return Ok(None);
     }
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
@@ -482,10 +551,12 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
 async fn update(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path((entity, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "update").await?;
     let expected = if_match(&headers)?;
@@ -498,8 +569,10 @@ async fn update(
 async fn delete(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "delete").await?;
     repository.delete(&scope, &entity, &id).await?;
@@ -509,8 +582,10 @@ async fn delete(
 async fn act(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    Query(query): Query<Vec<(String, String)>>,
     Path((entity, id, action)): Path<(String, String, String)>,
 ) -> Result<Response, Problem> {
+    query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     if matches!(action.as_str(), "submit" | "cancel" | "amend") {
         repository.check_route(&scope, &entity, &action).await?;

@@ -7,7 +7,7 @@ use prefiq::{Backend, PendingMigration};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::schema::{EntitySchema, FieldDef, FieldKind};
+use super::schema::{EntitySchema, FieldDef, FieldKind, fit_identifier};
 
 /// The PostgreSQL role that statements on entity tables run as: it has no `BYPASSRLS`
 /// and only the table privileges it needs, so row-level security holds it.
@@ -44,7 +44,7 @@ pub fn app_role() -> String {
 /// The tables of `schema` that hold tenant rows: its own and, for a tree, its closure
 /// table.
 pub fn tenant_tables(schema: &EntitySchema) -> Vec<String> {
-    let mut tables = vec![schema.name.clone()];
+    let mut tables = vec![schema.table().to_owned()];
     tables.extend(schema.tree_table());
     tables
 }
@@ -106,21 +106,26 @@ fn c_collation(column: String, backend: Backend) -> String {
     }
 }
 
-fn field_indexes(entity: &str, field: &FieldDef) -> Vec<String> {
+/// The name of the unique index of `field`: what a unique violation names.
+pub fn unique_index(schema: &EntitySchema, field: &str) -> String {
+    schema.index_name(&format!("u_{field}"))
+}
+
+fn field_indexes(schema: &EntitySchema, field: &FieldDef) -> Vec<String> {
     let mut out = Vec::new();
     if field.unique {
         out.push(format!(
             "CREATE UNIQUE INDEX {} ON {} (tenant_id, {}) WHERE deleted_at IS NULL;",
-            quote(&format!("{entity}__u_{}", field.name)),
-            quote(entity),
+            quote(&unique_index(schema, &field.name)),
+            quote(schema.table()),
             quote(&field.name)
         ));
     }
     if field.indexed && !field.unique {
         out.push(format!(
             "CREATE INDEX {} ON {} (tenant_id, {});",
-            quote(&format!("{entity}__i_{}", field.name)),
-            quote(entity),
+            quote(&schema.index_name(&format!("i_{}", field.name))),
+            quote(schema.table()),
             quote(&field.name)
         ));
     }
@@ -169,7 +174,7 @@ pub fn create_table(schema: &EntitySchema, backend: Backend) -> String {
         .map(|c| c_collation(c, backend))
         .collect();
     columns.push("PRIMARY KEY (tenant_id, id)".to_owned());
-    let table = quote(&schema.name);
+    let table = quote(schema.table());
     let mut sql = format!(
         "CREATE TABLE {table} (\n    {}\n);\n",
         columns.join(",\n    ")
@@ -177,22 +182,22 @@ pub fn create_table(schema: &EntitySchema, backend: Backend) -> String {
     let _ = writeln!(
         sql,
         "CREATE UNIQUE INDEX {} ON {table} (tenant_id, name);",
-        quote(&format!("{}__name", schema.name))
+        quote(&schema.index_name("name"))
     );
     let _ = writeln!(
         sql,
         "CREATE INDEX {} ON {table} (tenant_id, modified_at, id);",
-        quote(&format!("{}__modified", schema.name))
+        quote(&schema.index_name("modified"))
     );
     if schema.child {
         let _ = writeln!(
             sql,
             "CREATE INDEX {} ON {table} (tenant_id, parent_id, parent_field, idx);",
-            quote(&format!("{}__parent", schema.name))
+            quote(&schema.index_name("parent"))
         );
     }
     for field in &schema.fields {
-        for index in field_indexes(&schema.name, field) {
+        for index in field_indexes(schema, field) {
             let _ = writeln!(sql, "{index}");
         }
     }
@@ -205,7 +210,7 @@ pub fn create_table(schema: &EntitySchema, backend: Backend) -> String {
         let _ = writeln!(
             sql,
             "CREATE INDEX {} ON {} (tenant_id, descendant, depth);",
-            quote(&format!("{tree}_descendant")),
+            quote(&fit_identifier(format!("{tree}_descendant"))),
             quote(&tree)
         );
     }
@@ -271,7 +276,7 @@ fn snapshot_upsert(schema: &EntitySchema, backend: Backend) -> String {
     };
     format!(
         "INSERT INTO prefiq_entities (name, module, schema) VALUES ({}, {}, {}{cast}) ON CONFLICT (name) DO UPDATE SET module = excluded.module, schema = excluded.schema;\n",
-        literal(&schema.name),
+        literal(schema.table()),
         literal(&schema.module),
         literal(&json)
     )
@@ -322,12 +327,12 @@ pub fn plan_entity(
             Some(now) => {
                 if (before.unique, before.indexed) != (now.unique, now.indexed) {
                     for name in [
-                        format!("{}__u_{}", schema.name, now.name),
-                        format!("{}__i_{}", schema.name, now.name),
+                        unique_index(schema, &now.name),
+                        schema.index_name(&format!("i_{}", now.name)),
                     ] {
                         let _ = writeln!(sql, "DROP INDEX IF EXISTS {};", quote(&name));
                     }
-                    for index in field_indexes(&schema.name, now) {
+                    for index in field_indexes(schema, now) {
                         let _ = writeln!(sql, "{index}");
                     }
                 }
@@ -343,10 +348,10 @@ pub fn plan_entity(
             let _ = writeln!(
                 sql,
                 "ALTER TABLE {} ADD COLUMN {column};",
-                quote(&schema.name)
+                quote(schema.table())
             );
         }
-        for index in field_indexes(&schema.name, field) {
+        for index in field_indexes(schema, field) {
             let _ = writeln!(sql, "{index}");
         }
     }

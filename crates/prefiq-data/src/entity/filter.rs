@@ -318,7 +318,7 @@ pub fn parse_filters(
         );
         let tree = match (tree_op, schema.tree_table()) {
             (false, _) => None,
-            (true, Some(table)) if name == "id" => Some((schema.name.clone(), table)),
+            (true, Some(table)) if name == "id" => Some((schema.table().to_owned(), table)),
             (true, Some(_)) => {
                 return Err(qerr(
                     at(0),

@@ -20,10 +20,15 @@ use prefiq::EntitySources;
 
 pub use schema::{EntitySchema, FieldDef, FieldKind, SchemaError};
 
-/// Every entity of the installation, by name.
+/// Every entity of the installation: the declared ones (modules' and the site's) by name,
+/// and the runtime ones by (tenant, name), since each tenant names its own.
+///
+/// A *tenant's view* ([`EntityRegistry::visible_to`]) holds the declared entities and that
+/// tenant's runtime ones together by name; [`EntityRegistry::get`] on it finds both.
 #[derive(Debug, Default, Clone)]
 pub struct EntityRegistry {
     by_name: BTreeMap<String, Arc<EntitySchema>>,
+    runtime: BTreeMap<(String, String), Arc<EntitySchema>>,
 }
 
 impl EntityRegistry {
@@ -46,46 +51,104 @@ impl EntityRegistry {
         if let Some(dir) = site_dir {
             schemas.extend(read_site_schemas(dir)?);
         }
-        schema::check_links(&schemas)?;
-        Ok(EntityRegistry {
-            by_name: schemas
-                .into_iter()
-                .map(|s| (s.name.clone(), Arc::new(s)))
-                .collect(),
-        })
+        EntityRegistry::default().with(schemas)
     }
 
-    /// The entity called `name`.
+    /// The entity called `name`: a declared one, or in a tenant's view also that tenant's
+    /// runtime one. Use [`EntityRegistry::get_for`] on the whole registry.
     pub fn get(&self, name: &str) -> Option<&Arc<EntitySchema>> {
         self.by_name.get(name)
     }
 
-    /// Every entity, by name.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<EntitySchema>> {
-        self.by_name.values()
+    /// The entity called `name` as `tenant` sees it: its own runtime entity, else a
+    /// declared one; `None` sees declared entities only.
+    pub fn get_for(&self, tenant: Option<&str>, name: &str) -> Option<&Arc<EntitySchema>> {
+        tenant
+            .and_then(|t| self.runtime.get(&(t.to_owned(), name.to_owned())))
+            .or_else(|| self.by_name.get(name).filter(|s| s.visible_to(tenant)))
     }
 
-    /// The entities one tenant sees: every module's and the site's, and that tenant's own
-    /// runtime entities; `None` sees no runtime entity at all.
+    /// Every entity: the declared ones by name, then every tenant's runtime ones by tenant
+    /// and name (two tenants' may share a name).
+    pub fn all(&self) -> impl Iterator<Item = &Arc<EntitySchema>> {
+        self.by_name.values().chain(self.runtime.values())
+    }
+
+    /// The runtime entities of `tenant`, by name.
+    pub fn runtime_of<'r>(
+        &'r self,
+        tenant: &'r str,
+    ) -> impl Iterator<Item = &'r Arc<EntitySchema>> {
+        self.runtime
+            .range((tenant.to_owned(), String::new())..)
+            .take_while(move |((owner, _), _)| owner == tenant)
+            .map(|(_, s)| s)
+    }
+
+    /// The entities one tenant sees, together by name: every module's and the site's, and
+    /// that tenant's own runtime entities; `None` sees no runtime entity at all.
     pub fn visible_to(&self, tenant: Option<&str>) -> EntityRegistry {
+        let mut by_name = self.by_name.clone();
+        if let Some(tenant) = tenant {
+            by_name.extend(self.runtime_of(tenant).map(|s| (s.name.clone(), s.clone())));
+        }
         EntityRegistry {
-            by_name: self
-                .by_name
-                .iter()
-                .filter(|(_, s)| s.visible_to(tenant))
-                .map(|(n, s)| (n.clone(), s.clone()))
-                .collect(),
+            by_name,
+            runtime: BTreeMap::new(),
         }
     }
 
-    /// This registry with `added` entities, checked together (unique names, link targets).
+    /// This registry with `added` entities. Declared entities are checked together with
+    /// every declared one and every tenant's runtime ones (a name both use stops boot);
+    /// runtime ones with their tenant's view: unique names there, link targets there.
     pub fn with(&self, added: Vec<EntitySchema>) -> Result<EntityRegistry, SchemaError> {
-        let mut all: Vec<EntitySchema> = self.by_name.values().map(|s| (**s).clone()).collect();
-        all.extend(added.iter().cloned());
-        schema::check_links(&all)?;
-        let mut by_name = self.by_name.clone();
-        by_name.extend(added.into_iter().map(|s| (s.name.clone(), Arc::new(s))));
-        Ok(EntityRegistry { by_name })
+        let mut next = self.clone();
+        let mut tenants = std::collections::BTreeSet::new();
+        let mut declared = Vec::new();
+        for schema in added {
+            let schema = Arc::new(schema);
+            match schema.owner_tenant() {
+                Some(tenant) => {
+                    let key = (tenant.to_owned(), schema.name.clone());
+                    if let Some(first) = next.runtime.get(&key) {
+                        return Err(SchemaError {
+                            file: schema.file.clone(),
+                            field: None,
+                            message: format!(
+                                "entity `{}` is also declared by module `{}` in {}",
+                                schema.name, first.module, first.file
+                            ),
+                        });
+                    }
+                    tenants.insert(tenant.to_owned());
+                    next.runtime.insert(key, schema);
+                }
+                None => declared.push(schema),
+            }
+        }
+        if !declared.is_empty() {
+            let all_declared: Vec<&EntitySchema> = next
+                .by_name
+                .values()
+                .chain(declared.iter())
+                .map(|s| &**s)
+                .collect();
+            schema::check_links_of(&all_declared)?;
+            next.by_name
+                .extend(declared.into_iter().map(|s| (s.name.clone(), s)));
+            // New declared entities must not take a name a tenant already uses.
+            tenants.extend(next.runtime.keys().map(|(tenant, _)| tenant.clone()));
+        }
+        for tenant in &tenants {
+            let view: Vec<&EntitySchema> = next
+                .by_name
+                .values()
+                .chain(next.runtime_of(tenant))
+                .map(|s| &**s)
+                .collect();
+            schema::check_links_of(&view)?;
+        }
+        Ok(next)
     }
 }
 
@@ -171,5 +234,138 @@ impl Entities {
         };
         *slot = Arc::new(slot.with(added)?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schema of `module` called `name`, with one field, or a link to `link`.
+    fn entity(module: &str, name: &str, link: Option<&str>) -> EntitySchema {
+        let field = match link {
+            Some(target) => format!("{{name: other, type: link, target: {target}}}"),
+            None => "{name: x, type: int}".to_owned(),
+        };
+        let yaml = format!("name: {name}\nfields:\n  - {field}\n");
+        let mut schema =
+            schema::parse_schema(module, "schema/x.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(tenant) = schema.owner_tenant().map(str::to_owned) {
+            schema.table = Some(schema::runtime_table(&tenant, name));
+        }
+        schema
+    }
+
+    /// Adds `added` to a registry with the declared entity `todo`: `Ok(())` or the error.
+    fn check(added: Vec<EntitySchema>, expected: Result<(), &str>) {
+        let base = EntityRegistry::default()
+            .with(vec![entity("m", "todo", None)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<String> = added
+            .iter()
+            .map(|s| format!("{}/{}", s.module, s.name))
+            .collect();
+        match (base.with(added), expected) {
+            (Ok(_), Ok(())) => {}
+            (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{names:?}: {e}"),
+            (got, want) => panic!("{names:?}: got {got:?}, expected {want:?}"),
+        }
+    }
+
+    #[test]
+    fn runtime_entity_names_are_per_tenant() {
+        check(
+            vec![
+                entity("tenant:acme", "vehicle", None),
+                entity("tenant:globex", "vehicle", None),
+            ],
+            Ok(()),
+        );
+        check(
+            vec![
+                entity("tenant:acme", "vehicle", None),
+                entity("tenant:acme", "vehicle", None),
+            ],
+            Err("also declared"),
+        );
+        check(
+            vec![entity("tenant:acme", "todo", None)],
+            Err("also declared"),
+        );
+        // A link reaches declared entities and the tenant's own, not another tenant's.
+        check(vec![entity("tenant:acme", "garage", Some("todo"))], Ok(()));
+        check(
+            vec![
+                entity("tenant:acme", "car", None),
+                entity("tenant:acme", "garage", Some("car")),
+            ],
+            Ok(()),
+        );
+        check(
+            vec![
+                entity("tenant:globex", "car", None),
+                entity("tenant:acme", "garage", Some("car")),
+            ],
+            Err("no module declares"),
+        );
+        // A declared entity added later may not take a name a tenant uses.
+        let with_runtime = EntityRegistry::default()
+            .with(vec![entity("tenant:acme", "vehicle", None)])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            with_runtime
+                .with(vec![entity("m", "vehicle", None)])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn each_tenant_sees_its_own_runtime_entities() {
+        let registry = EntityRegistry::default()
+            .with(vec![
+                entity("m", "todo", None),
+                entity("tenant:acme", "vehicle", None),
+                entity("tenant:globex", "vehicle", None),
+                entity("tenant:globex", "boat", None),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let seen = |tenant: Option<&str>| {
+            registry
+                .visible_to(tenant)
+                .all()
+                .map(|s| format!("{}:{}", s.module, s.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seen(None), ["m:todo"]);
+        assert_eq!(seen(Some("acme")), ["m:todo", "tenant:acme:vehicle"]);
+        assert_eq!(
+            seen(Some("globex")),
+            ["tenant:globex:boat", "m:todo", "tenant:globex:vehicle"]
+        );
+        let table = |tenant, name| registry.get_for(tenant, name).map(|s| s.table().to_owned());
+        assert_ne!(
+            table(Some("acme"), "vehicle"),
+            table(Some("globex"), "vehicle")
+        );
+        assert_eq!(table(Some("initech"), "vehicle"), None);
+        assert_eq!(table(None, "vehicle"), None);
+        assert_eq!(table(Some("acme"), "todo").as_deref(), Some("todo"));
+        assert_eq!(registry.get("vehicle").map(|s| s.name.clone()), None);
+    }
+
+    #[test]
+    fn identifiers_fit_postgres() {
+        let check = |name: String, expected: &str| {
+            let fitted = schema::fit_identifier(name.clone());
+            assert!(fitted.len() <= schema::MAX_IDENTIFIER_BYTES, "{fitted}");
+            assert!(fitted.starts_with(expected), "{name} → {fitted}");
+        };
+        check("todo__u_status".into(), "todo__u_status");
+        check("x".repeat(63), &"x".repeat(63));
+        check("x".repeat(64), &"x".repeat(50));
+        // Two long names that share their first 63 bytes stay two names.
+        let a = schema::fit_identifier(format!("{}_a", "x".repeat(70)));
+        let b = schema::fit_identifier(format!("{}_b", "x".repeat(70)));
+        assert_ne!(a, b);
     }
 }

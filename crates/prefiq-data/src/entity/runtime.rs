@@ -6,8 +6,12 @@
 //! `prefiq_migrations` under that pseudo-module, and its schema snapshot in
 //! `prefiq_entities` is what brings it back into the registry at the next boot.
 //!
-//! Entity names are also table names, so they are unique across the installation: a
-//! tenant cannot take a name a module or another tenant already uses.
+//! Each tenant names its runtime entities in a namespace of its own: the table is named
+//! after the tenant and the entity ([`schema::runtime_table`]), and the registry keeps
+//! runtime entities by (tenant, name). Two tenants may each create `vehicle`, with
+//! different fields, and neither can learn whether the other did. A runtime entity may
+//! not take the name of a declared (module or site) entity, which every tenant sees, nor
+//! a reserved name ([`reserved_name`]).
 
 use serde_json::Value;
 
@@ -21,6 +25,34 @@ pub const MAX_RUNTIME_ENTITIES: usize = 200;
 /// The pseudo-module of `tenant`'s runtime entities.
 pub fn runtime_module(tenant: &str) -> String {
     format!("{RUNTIME_MODULE_PREFIX}{tenant}")
+}
+
+/// Why `name` may not name a runtime entity, if it may not: names of the databases' own
+/// tables and schemas, and of the platform's tables, which a reader of the database (or
+/// of an error) would take for them.
+pub fn reserved_name(name: &str) -> Option<&'static str> {
+    const PREFIXES: &[(&str, &str)] = &[
+        ("sqlite_", "SQLite reserves names that start with `sqlite_`"),
+        ("pg_", "PostgreSQL reserves names that start with `pg_`"),
+        (
+            "prefiq",
+            "names that start with `prefiq` are the platform's",
+        ),
+        (
+            "cortex_",
+            "names that start with `cortex_` are the platform's",
+        ),
+    ];
+    const NAMES: &[&str] = &["information_schema", "public"];
+    PREFIXES
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, why)| *why)
+        .or_else(|| {
+            NAMES
+                .contains(&name)
+                .then_some("the name is reserved for the platform")
+        })
 }
 
 /// Parses a runtime entity definition of `tenant`. It is the document of a schema file;
@@ -40,9 +72,16 @@ pub fn parse_definition(tenant: &str, definition: &Value) -> Result<EntitySchema
     if !definition.is_object() {
         return Err(error(None, "the definition must be a JSON object"));
     }
+    if let Some(why) = reserved_name(name) {
+        return Err(error(
+            None,
+            &format!("`{name}` cannot name an entity: {why}"),
+        ));
+    }
     // JSON is YAML, so the definition goes through the very parser schema files do.
     let text = definition.to_string();
-    let schema = schema::parse_schema(&runtime_module(tenant), &file, &text)?;
+    let mut schema = schema::parse_schema(&runtime_module(tenant), &file, &text)?;
+    schema.table = Some(schema::runtime_table(tenant, &schema.name));
     if schema.child {
         return Err(error(
             None,
@@ -169,5 +208,43 @@ mod tests {
             ]}),
             Err(("/fields/1", "`table` fields")),
         );
+        for (name, why) in [
+            ("sqlite_master", "SQLite reserves"),
+            ("sqlite_sequence", "SQLite reserves"),
+            ("pg_class", "PostgreSQL reserves"),
+            ("prefiq_entities", "platform's"),
+            ("prefiqx", "platform's"),
+            ("cortex_users", "platform's"),
+            ("information_schema", "reserved"),
+            ("public", "reserved"),
+        ] {
+            check(
+                json!({"name": name, "fields": [{"name": "x", "type": "int"}]}),
+                Err(("", why)),
+            );
+        }
+    }
+
+    #[test]
+    fn runtime_tables_are_named_after_tenant_and_entity() {
+        let table = |tenant: &str, name: &str| {
+            parse_definition(
+                tenant,
+                &json!({"name": name, "fields": [{"name": "x", "type": "int"}]}),
+            )
+            .unwrap()
+            .table()
+            .to_owned()
+        };
+        let acme = table("acme", "vehicle");
+        assert!(
+            acme.starts_with('t') && acme.ends_with("_vehicle"),
+            "{acme}"
+        );
+        assert_ne!(acme, table("globex", "vehicle"));
+        assert_eq!(acme, table("acme", "vehicle"), "the same name every time");
+        // The longest tenant and entity names still fit PostgreSQL's identifiers.
+        let long = table(&"t".repeat(63), &"v".repeat(48));
+        assert!(long.len() <= schema::MAX_IDENTIFIER_BYTES, "{long}");
     }
 }

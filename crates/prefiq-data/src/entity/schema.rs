@@ -177,7 +177,8 @@ impl FieldDef {
 /// A validated entity schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntitySchema {
-    /// snake_case, unique across modules; also the table name.
+    /// snake_case, unique across modules and within a tenant's runtime entities; the table
+    /// name of a declared entity (see [`EntitySchema::table`]).
     pub name: String,
     /// Human label.
     pub label: String,
@@ -199,6 +200,45 @@ pub struct EntitySchema {
     pub fields: Vec<FieldDef>,
     /// Role → what it may do, enforced by the authorization layer.
     pub permissions: BTreeMap<String, Permission>,
+    /// The table, when it is not the entity's name: a runtime entity's table is named
+    /// after its tenant and its name ([`runtime_table`]), so two tenants may each have an
+    /// entity of the same name. Recorded with the schema, so a table keeps its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+}
+
+/// The longest identifier PostgreSQL keeps (longer ones are cut, silently, to 63 bytes).
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// `name` made to fit [`MAX_IDENTIFIER_BYTES`]: unchanged when it does, else its first
+/// bytes and 12 hex digits of its SHA-256, so two long names that share a beginning stay
+/// two names (PostgreSQL would cut both to the same 63 bytes).
+pub fn fit_identifier(name: String) -> String {
+    if name.len() <= MAX_IDENTIFIER_BYTES {
+        return name;
+    }
+    use sha2::Digest as _;
+    let digest: String = sha2::Sha256::digest(name.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Identifiers are ASCII, so any byte is a character boundary.
+    let keep = MAX_IDENTIFIER_BYTES - digest.len() - 1;
+    format!("{}_{digest}", &name[..keep])
+}
+
+/// The table of the runtime entity `name` of `tenant`: `t`, 12 hex digits of the SHA-256 of
+/// the tenant's name, `_`, the entity's name; at most 62 bytes (names are at most 48).
+/// The tenant's name itself (up to 63 bytes, with `-`) would not fit beside the entity's.
+pub fn runtime_table(tenant: &str, name: &str) -> String {
+    use sha2::Digest as _;
+    let digest: String = sha2::Sha256::digest(tenant.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t{digest}_{name}")
 }
 
 /// Words an entity may not be called: the entity becomes a Cedar entity type, and Cedar
@@ -248,7 +288,19 @@ impl EntitySchema {
 
     /// For a tree entity, its closure table.
     pub fn tree_table(&self) -> Option<String> {
-        self.tree.map(|_| format!("{}__tree", self.name))
+        self.tree
+            .map(|_| fit_identifier(format!("{}__tree", self.table())))
+    }
+
+    /// The table that holds the rows: the entity's name, but for runtime entities.
+    pub fn table(&self) -> &str {
+        self.table.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The name of the index (or another object beside the table) `suffix` of the table:
+    /// `{table}__{suffix}`, made to fit PostgreSQL's identifiers.
+    pub fn index_name(&self, suffix: &str) -> String {
+        fit_identifier(format!("{}__{suffix}", self.table()))
     }
 
     /// The field called `name`.
@@ -651,6 +703,7 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         child: raw.child,
         fields,
         permissions,
+        table: None,
     })
 }
 
@@ -662,8 +715,13 @@ fn is_custom_action(action: &str) -> bool {
 
 /// Checks what needs every schema: unique names, link targets and child tables.
 pub fn check_links(schemas: &[EntitySchema]) -> Result<(), SchemaError> {
+    check_links_of(&schemas.iter().collect::<Vec<_>>())
+}
+
+/// [`check_links`] over borrowed schemas.
+pub fn check_links_of(schemas: &[&EntitySchema]) -> Result<(), SchemaError> {
     let mut by_name: BTreeMap<&str, &EntitySchema> = BTreeMap::new();
-    for schema in schemas {
+    for &schema in schemas {
         if let Some(first) = by_name.insert(&schema.name, schema) {
             return Err(SchemaError {
                 file: schema.file.clone(),
@@ -675,7 +733,7 @@ pub fn check_links(schemas: &[EntitySchema]) -> Result<(), SchemaError> {
             });
         }
     }
-    for schema in schemas {
+    for &schema in schemas {
         for field in &schema.fields {
             let bad = |message: String| SchemaError {
                 file: schema.file.clone(),

@@ -129,7 +129,7 @@ pub(crate) async fn has_live_children(
     let node = sql.arg(text(id));
     sql.text = format!(
         "SELECT CAST(1 AS BIGINT) FROM {} WHERE tenant_id = {tenant} AND {} = {node} AND deleted_at IS NULL LIMIT 1",
-        quote(&schema.name),
+        quote(schema.table()),
         quote(&parent)
     );
     Ok(!conn.fetch(&sql, &[SqlType::Int]).await?.is_empty())

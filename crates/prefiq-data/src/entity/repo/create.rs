@@ -61,7 +61,7 @@ pub(super) async fn insert_children(
             }
             sql.text = format!(
                 "INSERT INTO {} ({}) VALUES ({})",
-                quote(&child.name),
+                quote(child.table()),
                 columns.join(", "),
                 values.join(", ")
             );
@@ -86,6 +86,7 @@ pub(super) async fn check_links(
             let mut sql = Sql::default();
             let tenant = sql.arg(Arg::Text(Some(scope.tenant.clone())));
             let id_arg = sql.arg(Arg::Text(Some(id.clone())));
+            let table = validated.link_tables.get(target).unwrap_or(target);
             // On PostgreSQL the share lock makes a concurrent delete of the target wait
             // for this write, and this check wait for a delete in flight.
             let lock = match conn.backend() {
@@ -94,7 +95,7 @@ pub(super) async fn check_links(
             };
             sql.text = format!(
                 "SELECT CAST(1 AS BIGINT) FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL{lock}",
-                quote(target)
+                quote(table)
             );
             if conn.fetch(&sql, &[SqlType::Int]).await?.is_empty() {
                 errors.push(field_error(
@@ -181,7 +182,7 @@ pub(super) fn unique_error(error: DataError, schema: &EntitySchema) -> RepoError
             .fields
             .iter()
             .find(|f| {
-                constraint == format!("{}__u_{}", schema.name, f.name)
+                constraint == crate::entity::ddl::unique_index(schema, &f.name)
                     || message.ends_with(&format!(".{}", f.name))
             })
             .map(|f| f.name.clone());
@@ -344,7 +345,7 @@ impl Repository {
         }
         sql.text = format!(
             "INSERT INTO {} ({}) VALUES ({})",
-            quote(&schema.name),
+            quote(schema.table()),
             columns.join(", "),
             values.join(", ")
         );

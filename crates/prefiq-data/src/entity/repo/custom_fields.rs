@@ -156,8 +156,8 @@ impl Repository {
             let suffix: String = sha2_hex(&format!("{}:{}", scope.tenant, field.name));
             format!(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (tenant_id, {expression}) WHERE tenant_id = {}",
-                quote(&format!("{}__cf_{suffix}", schema.name)),
-                quote(&schema.name),
+                quote(&schema.index_name(&format!("cf_{suffix}"))),
+                quote(schema.table()),
                 crate::entity::ddl::literal(&scope.tenant)
             )
         });

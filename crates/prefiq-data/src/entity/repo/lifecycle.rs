@@ -183,7 +183,7 @@ impl Repository {
         let version_arg = sql.arg(Arg::Int(Some(version)));
         sql.text = format!(
             "UPDATE {} SET {}, modified_at = {now_arg}, modified_by = {user}, version = version + 1 WHERE tenant_id = {tenant} AND id = {id_arg} AND version = {version_arg} AND deleted_at IS NULL",
-            quote(&schema.name),
+            quote(schema.table()),
             set.replace("{now}", &now_arg)
         );
         let mut record = doc.clone();

@@ -182,6 +182,7 @@ mod read;
 mod references;
 mod rows;
 mod runtime_entities;
+mod turns;
 mod update;
 mod validate;
 
@@ -300,6 +301,17 @@ pub enum RepoError {
         expected: i64,
         /// The version stored.
         actual: i64,
+    },
+    /// The caller wrote to a version of the row (`If-Match`) that is no longer the stored
+    /// one: someone changed it since the caller read it.
+    #[error(
+        "the {entity} changed since version {expected} was read: read it again and reapply the change"
+    )]
+    PreconditionFailed {
+        /// The entity.
+        entity: String,
+        /// The version the caller had.
+        expected: i64,
     },
     /// A hook refused the write.
     #[error("{message}")]
@@ -568,6 +580,8 @@ pub struct Repository {
     audit: Arc<crate::audit::AuditSignal>,
     /// Whether writes append audit records: always, but for the benchmark's baseline.
     audited: bool,
+    /// Updates without an expected version of one record take turns here.
+    update_turns: turns::Turns,
 }
 
 /// How often an unknown entity name may make the repository re-read the runtime entities.
@@ -603,6 +617,7 @@ impl Repository {
             runtime_reload: std::sync::Mutex::default(),
             audit: Arc::default(),
             audited: true,
+            update_turns: turns::Turns::default(),
         }
     }
 

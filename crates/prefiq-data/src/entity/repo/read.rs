@@ -51,7 +51,7 @@ impl Repository {
         let id_arg = sql.arg(Arg::Text(Some(id.to_owned())));
         sql.text = format!(
             "SELECT {select} FROM {} WHERE tenant_id = {tenant} AND id = {id_arg} AND deleted_at IS NULL",
-            quote(&schema.name)
+            quote(schema.table())
         );
         let rows = conn.fetch(&sql, &types).await?;
         let Some(cells) = rows.first() else {
@@ -81,7 +81,7 @@ impl Repository {
                 let parent_field = sql.arg(Arg::Text(Some(field.name.clone())));
                 sql.text = format!(
                     "SELECT {select} FROM {} WHERE tenant_id = {tenant} AND parent_id = {parent} AND parent_field = {parent_field} ORDER BY idx",
-                    quote(&child.name)
+                    quote(child.table())
                 );
                 let rows = conn.fetch(&sql, &types).await?;
                 let children = rows
@@ -192,7 +192,7 @@ impl Repository {
             let count = Sql {
                 text: format!(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT {}) AS counted",
-                    quote(&schema.name),
+                    quote(schema.table()),
                     clauses.join(" AND "),
                     MAX_TOTAL + 1
                 ),
@@ -215,7 +215,7 @@ impl Repository {
         types.push(order.column.ty);
         sql.text = format!(
             "SELECT {select}, {sort_select} FROM {} WHERE {} {} LIMIT {}",
-            quote(&schema.name),
+            quote(schema.table()),
             clauses.join(" AND "),
             order.sql(backend),
             limit + 1

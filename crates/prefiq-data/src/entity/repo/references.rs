@@ -135,14 +135,14 @@ pub(super) async fn protecting_references(
         sql.text = match &site.child {
             None => format!(
                 "SELECT o.id, o.name FROM {} o WHERE o.tenant_id = {tenant} AND o.{column} = {id_arg} AND o.deleted_at IS NULL{status} ORDER BY o.id LIMIT {limit}",
-                quote(&owner.name)
+                quote(owner.table())
             ),
             Some((child, table_field)) => {
                 let field_arg = sql.arg(Arg::Text(Some(table_field.clone())));
                 format!(
                     "SELECT DISTINCT o.id, o.name FROM {} c JOIN {} o ON o.tenant_id = c.tenant_id AND o.id = c.parent_id WHERE c.tenant_id = {tenant} AND c.parent_field = {field_arg} AND c.{column} = {id_arg} AND o.deleted_at IS NULL{status} ORDER BY o.id LIMIT {limit}",
-                    quote(&child.name),
-                    quote(&owner.name)
+                    quote(child.table()),
+                    quote(owner.table())
                 )
             }
         };

@@ -141,6 +141,8 @@ pub(super) struct Validated {
     pub(super) children: Vec<(FieldDef, Arc<EntitySchema>, Vec<Validated>)>,
     /// Custom field values: (storage form, API form); `None` for child rows.
     pub(super) custom: Option<custom::CustomValues>,
+    /// The table of each entity a link field names (a runtime entity's is not its name).
+    pub(super) link_tables: std::collections::BTreeMap<String, String>,
 }
 
 pub(super) fn stored_args(field: &FieldDef, stored: &Stored) -> Vec<Arg> {

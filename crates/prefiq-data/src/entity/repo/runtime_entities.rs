@@ -13,8 +13,8 @@ impl Repository {
     ) -> Result<Arc<EntitySchema>, RepoError> {
         let visible = |registry: &EntityRegistry| {
             registry
-                .get(entity)
-                .filter(|s| !s.child && s.visible_to(Some(&scope.tenant)))
+                .get_for(Some(&scope.tenant), entity)
+                .filter(|s| !s.child)
                 .cloned()
         };
         if let Some(schema) = visible(&self.entities.registry()) {
@@ -47,7 +47,7 @@ impl Repository {
         let added: Vec<EntitySchema> = runtime::load(database)
             .await?
             .into_iter()
-            .filter(|s| registry.get(&s.name).is_none())
+            .filter(|s| registry.get_for(s.owner_tenant(), &s.name).is_none())
             .collect();
         if added.is_empty() {
             return Ok(false);
@@ -62,8 +62,7 @@ impl Repository {
     pub fn runtime_entities(&self, scope: &TenantScope) -> Vec<Arc<EntitySchema>> {
         self.entities
             .registry()
-            .all()
-            .filter(|s| s.owner_tenant() == Some(scope.tenant()))
+            .runtime_of(scope.tenant())
             .cloned()
             .collect()
     }
@@ -88,7 +87,12 @@ impl Repository {
         })?;
         self.authorize(scope, &schema, "customize", None).await?;
         let registry = self.entities.registry();
-        if registry.get(&schema.name).is_some() {
+        // A declared entity (every tenant's) or one of this tenant's: another tenant's
+        // entities are not in this tenant's namespace, so the answer says nothing of them.
+        if registry
+            .get_for(Some(&scope.tenant), &schema.name)
+            .is_some()
+        {
             return Err(RepoError::Unique(field_error(
                 "/name",
                 "unique",
@@ -107,9 +111,7 @@ impl Repository {
         }
         for (i, field) in schema.fields.iter().enumerate() {
             if let FieldKind::Link { target: entity } = &field.kind
-                && !registry
-                    .get(entity)
-                    .is_some_and(|t| t.visible_to(Some(&scope.tenant)))
+                && registry.get_for(Some(&scope.tenant), entity).is_none()
                 && *entity != schema.name
             {
                 return Err(invalid(

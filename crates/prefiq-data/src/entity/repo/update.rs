@@ -45,7 +45,7 @@ pub(super) async fn update_tx(
     sets.push("version = version + 1".into());
     sql.text = format!(
         "UPDATE {} SET {} WHERE tenant_id = {tenant} AND id = {id_arg} AND version = {version_arg} AND deleted_at IS NULL AND docstatus = 0",
-        quote(&schema.name),
+        quote(schema.table()),
         sets.join(", ")
     );
     if conn
@@ -67,7 +67,7 @@ pub(super) async fn update_tx(
         let parent_field = delete.arg(Arg::Text(Some(field.name.clone())));
         delete.text = format!(
             "DELETE FROM {} WHERE tenant_id = {tenant} AND parent_id = {parent} AND parent_field = {parent_field}",
-            quote(&child.name)
+            quote(child.table())
         );
         conn.execute(&delete).await?;
     }
@@ -105,8 +105,19 @@ pub(super) async fn update_tx(
     Ok(record)
 }
 
+/// How often an update without an expected version starts again from the row as it now
+/// is, when another writer changed it first (another replica: in this process updates
+/// of one record take turns).
+const MAX_UPDATE_ATTEMPTS: usize = 16;
+
 impl Repository {
-    /// Changes a draft. `expected_version` (from `If-Match`) must match the stored version.
+    /// Changes a draft.
+    ///
+    /// With `expected_version` (from `If-Match`) the patch applies only to that version:
+    /// another one is [`RepoError::PreconditionFailed`]. Without it the last writer wins:
+    /// the patch is applied to the row as it is when it is written, so concurrent patches
+    /// all apply, in some order. A patch that changes nothing writes nothing (no new
+    /// version, audit record or event) and answers the record as it is.
     pub async fn update(
         &self,
         scope: &TenantScope,
@@ -117,15 +128,53 @@ impl Repository {
     ) -> Result<Value, RepoError> {
         let schema = self.schema(scope, entity).await?;
         let patch = object(patch, "")?;
+        let _turn = match expected_version {
+            None => Some(
+                self.update_turns
+                    .take(&scope.tenant, &schema.name, id)
+                    .await,
+            ),
+            Some(_) => None,
+        };
+        let mut attempts = 1;
+        loop {
+            match self
+                .update_once(scope, &schema, id, &patch, expected_version)
+                .await
+            {
+                Err(RepoError::VersionConflict { entity, .. })
+                    if let Some(expected) = expected_version =>
+                {
+                    return Err(RepoError::PreconditionFailed { entity, expected });
+                }
+                Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
+                    attempts += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One attempt of [`Repository::update`]: read, merge, validate, write if anything
+    /// changed. A row that changed between the read and the write is a
+    /// [`RepoError::VersionConflict`].
+    async fn update_once(
+        &self,
+        scope: &TenantScope,
+        schema: &Arc<EntitySchema>,
+        id: &str,
+        patch: &Map<String, Value>,
+        expected_version: Option<i64>,
+    ) -> Result<Value, RepoError> {
+        let schema = schema.clone();
         let current = self.read_current(scope, &schema, id).await?;
         let version = stored_version(&current);
         if let Some(expected) = expected_version
             && expected != version
         {
-            return Err(RepoError::VersionConflict {
+            return Err(RepoError::PreconditionFailed {
                 entity: schema.name.clone(),
                 expected,
-                actual: version,
             });
         }
         if docstatus(&current) != Some(0) {
@@ -142,7 +191,7 @@ impl Repository {
         // principal may not touch into its reach (`department` changed to its own).
         self.authorize(scope, &schema, "update", Some(&current))
             .await?;
-        self.check_writable(scope, &schema, &patch, Some(&current))?;
+        self.check_writable(scope, &schema, patch, Some(&current))?;
         let mut doc = current.clone();
         doc.extend(patch.clone());
         let doc = self
@@ -158,7 +207,7 @@ impl Repository {
             .run_hooks(EntityEvent::Validate, scope, &schema, doc, Some(&current))
             .await?;
         // Unknown keys are reported against the patch, where the client wrote them.
-        self.validate(&schema, &patch, Some(&current), "")
+        self.validate(&schema, patch, Some(&current), "")
             .map_err(RepoError::Invalid)?;
         let validated = self
             .validate_all(scope, &schema, &doc, Some(&current))
@@ -189,6 +238,13 @@ impl Repository {
         } else {
             validated
         };
+        // Nothing to write: no new version, no audit record, no event.
+        if Self::document(&validated)
+            .iter()
+            .all(|(key, value)| current.get(key).unwrap_or(&Value::Null) == value)
+        {
+            return Ok(Value::Object(current));
+        }
         let now = civil_now();
         let handle = self.tenant_handle(scope).await?;
         let database = handle.get()?;

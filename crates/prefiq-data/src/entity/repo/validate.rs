@@ -60,6 +60,15 @@ impl Repository {
             }
         }
         let mut out = Validated::default();
+        // A runtime entity links to declared entities and to its own tenant's.
+        for field in &schema.fields {
+            if let FieldKind::Link { target } = &field.kind
+                && let Some(linked) = registry.get_for(schema.owner_tenant(), target)
+            {
+                out.link_tables
+                    .insert(target.clone(), linked.table().to_owned());
+            }
+        }
         for field in &schema.fields {
             let pointer = format!("{prefix}/{}", field.name);
             let given = doc.get(&field.name);

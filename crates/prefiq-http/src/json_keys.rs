@@ -1,0 +1,204 @@
+//! Request bodies that repeat a key in a JSON object are refused (400) before any handler
+//! runs. A parser keeps the last of the repeated members (serde_json does), another the
+//! first, so a body with `{"amount": 1, "amount": 1000}` means different things to a
+//! proxy that checked it and to the handler that acts on it; RFC 8259 calls such a body
+//! unpredictable, so it is not accepted at all.
+//!
+//! Module handlers read bodies as bytes and parse them as JSON whatever the declared
+//! content type (`curl -d` sends `application/x-www-form-urlencoded`), so the check looks
+//! at every body that starts like a JSON object or array, whatever its content type, except
+//! binary and multipart ones. A body that is not JSON is passed on untouched: its handler
+//! says what is wrong with it.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::json;
+
+use crate::HttpState;
+use crate::problem::Problem;
+
+/// The JSON pointer of the first member of `bytes` whose key its object already has;
+/// `None` when no object repeats a key, and when `bytes` is not JSON.
+pub fn repeated_key(bytes: &[u8]) -> Option<String> {
+    let found = RefCell::new(None);
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let seed = Walk {
+        pointer: String::new(),
+        found: &found,
+    };
+    // A syntax error, or the marker error below: either way `found` tells.
+    let _ = seed.deserialize(&mut deserializer);
+    found.into_inner()
+}
+
+/// Visits one JSON value, with the pointer it is found at.
+struct Walk<'f> {
+    pointer: String,
+    found: &'f RefCell<Option<String>>,
+}
+
+impl Walk<'_> {
+    fn child(&self, token: &str) -> Self {
+        // RFC 6901: `~` is written `~0` and `/` is written `~1` in a reference token.
+        let escaped = token.replace('~', "~0").replace('/', "~1");
+        Walk {
+            pointer: format!("{}/{escaped}", self.pointer),
+            found: self.found,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while seq
+            .next_element_seed(self.child(&index.to_string()))?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let member = self.child(&key);
+            if !seen.insert(key) {
+                *self.found.borrow_mut() = Some(member.pointer);
+                return Err(A::Error::custom("repeated key"));
+            }
+            map.next_value_seed(member)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a body of this content type is never JSON, so it need not be read here.
+fn never_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let media = v.split(';').next().unwrap_or_default().trim();
+            media.eq_ignore_ascii_case("application/octet-stream")
+                || media
+                    .get(..10)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"))
+        })
+}
+
+/// Refuses a request whose JSON body repeats a key in an object (400, naming the repeated
+/// member by its JSON pointer); other requests go on with their body as it was.
+pub async fn refuse_repeated_keys(
+    State(state): State<HttpState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if never_json(&request) {
+        return next.run(request).await;
+    }
+    let limit = usize::try_from(state.config.server.body_limit_bytes).unwrap_or(usize::MAX);
+    let (parts, body) = request.into_parts();
+    // The body limit layer has refused a declared length over the limit; one without a
+    // declared length is cut off here at the same limit.
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_detail(format!("the request body is larger than {limit} bytes"))
+            .into_response();
+    };
+    let looks_like_json = bytes
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[');
+    if looks_like_json && let Some(pointer) = repeated_key(&bytes) {
+        let message = format!("the body gives the member `{pointer}` twice; give each key once");
+        let mut problem = Problem::new(StatusCode::BAD_REQUEST).with_detail(message.clone());
+        problem.errors = Some(json!([{
+            "pointer": pointer,
+            "code": "duplicate_key",
+            "message": message,
+        }]));
+        return problem.into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeated_key;
+
+    fn check(body: &str, expected: Option<&str>) {
+        assert_eq!(repeated_key(body.as_bytes()).as_deref(), expected, "{body}");
+    }
+
+    #[test]
+    fn repeated_keys_are_found_where_they_are() {
+        check(r#"{"a": 1, "b": 2}"#, None);
+        check(r#"{"a": 1, "a": 2}"#, Some("/a"));
+        check(r#"{"a": 1, "b": {"c": 1, "c": 1}}"#, Some("/b/c"));
+        check(
+            r#"[{"x": 1}, {"x": 1, "y": [1, {"z": 0, "z": 0}]}]"#,
+            Some("/1/y/1/z"),
+        );
+        // The same key in sibling objects is no repetition.
+        check(r#"[{"x": 1}, {"x": 2}]"#, None);
+        check(r#"{"items": [{"qty": 1}, {"qty": 2}], "qty": 3}"#, None);
+        // Keys compare after unescaping: `\u0061` is `a`.
+        check(r#"{"a": 1, "\u0061": 2}"#, Some("/a"));
+        check(r#"{"a/b": 1, "a~b": 2, "a/b": 3}"#, Some("/a~1b"));
+        // Not JSON, or not an object: nothing to say here.
+        check(r#"{"a": 1, "b""#, None);
+        check("email=a&email=b", None);
+        check("", None);
+        check("[1, 1, 1]", None);
+    }
+}
