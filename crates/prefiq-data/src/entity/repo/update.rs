@@ -165,7 +165,11 @@ impl Repository {
                     Err(RepoError::VersionConflict { entity, .. })
                         if let Some(expected) = expected_version =>
                     {
-                        return Err(RepoError::PreconditionFailed { entity, expected });
+                        return Err(RepoError::PreconditionFailed {
+                            entity,
+                            expected,
+                            actual: None,
+                        });
                     }
                     Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
                         attempts += 1;
@@ -217,6 +221,7 @@ impl Repository {
             return Err(RepoError::PreconditionFailed {
                 entity: schema.name.clone(),
                 expected,
+                actual: Some(version),
             });
         }
         if docstatus(&current) != Some(0) {
