@@ -209,3 +209,38 @@ async fn hooks_that_update_records_inside_an_update_do_not_wait_for_it() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn if_match_on_delete_is_checked_not_ignored() {
+    for db in databases("prefiq-http If-Match on DELETE").await {
+        let api = boot(&db, &[]).await;
+        let path = todo(&api).await;
+        let (status, _) = patch(&api, &path, &json!({"estimate": 1}), None).await;
+        assert_eq!(status, StatusCode::OK);
+        for (if_match, status) in [
+            ("\"1\"", StatusCode::PRECONDITION_FAILED),
+            ("\"3\"", StatusCode::PRECONDITION_FAILED),
+            ("x", StatusCode::BAD_REQUEST),
+            ("\"2\"", StatusCode::NO_CONTENT),
+        ] {
+            let (got, answer) = api
+                .raw(
+                    "DELETE",
+                    &path,
+                    &[("x-tenant", "acme"), ("if-match", if_match)],
+                    "",
+                )
+                .await;
+            assert_eq!(got, status, "{} If-Match {if_match}: {answer}", api.url);
+            let (still, _) = api.call("GET", &path, "acme", None).await;
+            let expected = if status == StatusCode::NO_CONTENT {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            assert_eq!(still, expected, "If-Match {if_match}");
+        }
+        drop(api);
+        db.cleanup().await;
+    }
+}
