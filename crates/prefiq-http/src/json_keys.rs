@@ -174,7 +174,45 @@ pub async fn refuse_repeated_keys(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::repeated_key;
+
+    /// A JSON value written as text, whose objects may repeat keys; with whether one does.
+    fn document() -> impl Strategy<Value = (String, bool)> {
+        let leaf = prop_oneof![
+            Just(("1".to_owned(), false)),
+            Just(("\"a\"".to_owned(), false)),
+            Just(("null".to_owned(), false)),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(|items| {
+                    let repeated = items.iter().any(|(_, r)| *r);
+                    let text: Vec<String> = items.into_iter().map(|(t, _)| t).collect();
+                    (format!("[{}]", text.join(",")), repeated)
+                }),
+                proptest::collection::vec(("[abc]", inner), 0..4).prop_map(|members| {
+                    let mut keys = std::collections::HashSet::new();
+                    let mut repeated = false;
+                    let mut text = Vec::new();
+                    for (key, (value, inner_repeated)) in members {
+                        repeated |= !keys.insert(key.clone()) || inner_repeated;
+                        text.push(format!("\"{key}\":{value}"));
+                    }
+                    (format!("{{{}}}", text.join(",")), repeated)
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// A repeated key is found exactly when some object of the document repeats one.
+        #[test]
+        fn a_repeated_key_is_found_exactly_when_there_is_one((text, repeated) in document()) {
+            prop_assert_eq!(repeated_key(text.as_bytes()).is_some(), repeated, "{}", text);
+        }
+    }
 
     fn check(body: &str, expected: Option<&str>) {
         assert_eq!(repeated_key(body.as_bytes()).as_deref(), expected, "{body}");

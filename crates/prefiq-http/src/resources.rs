@@ -548,6 +548,34 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     })
 }
 
+/// Checks an `If-Match` sent with a delete or a status change against the stored version
+/// (412 when it is another), so it is not ignored. The repository compares the write
+/// with the version it reads itself, not with this one, so a change that lands in the
+/// moment between this read and that one is not seen: the repository's delete and
+/// status changes take no expected version yet.
+async fn precondition(
+    repository: &Repository,
+    scope: &TenantScope,
+    entity: &str,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(), Problem> {
+    let Some(expected) = if_match(headers)? else {
+        return Ok(());
+    };
+    let record = repository.get(scope, entity, id).await?;
+    let actual = record.get("version").and_then(Value::as_i64);
+    if actual != Some(expected) {
+        return Err(RepoError::PreconditionFailed {
+            entity: entity.to_owned(),
+            expected,
+            actual,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 async fn update(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
@@ -571,10 +599,12 @@ async fn delete(
     Extension(context): Extension<Context>,
     Query(query): Query<Vec<(String, String)>>,
     Path((entity, id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "delete").await?;
+    precondition(&repository, &scope, &entity, &id, &headers).await?;
     repository.delete(&scope, &entity, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -584,11 +614,13 @@ async fn act(
     Extension(context): Extension<Context>,
     Query(query): Query<Vec<(String, String)>>,
     Path((entity, id, action)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
     query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     if matches!(action.as_str(), "submit" | "cancel" | "amend") {
         repository.check_route(&scope, &entity, &action).await?;
+        precondition(&repository, &scope, &entity, &id, &headers).await?;
     }
     let record = match action.as_str() {
         "submit" => repository.submit(&scope, &entity, &id).await?,

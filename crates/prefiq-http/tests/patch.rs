@@ -165,3 +165,82 @@ async fn stale_if_match_is_412_and_a_patch_that_changes_nothing_keeps_its_versio
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn hooks_that_update_records_inside_an_update_do_not_wait_for_it() {
+    let shared = [("PREFIQ__DATABASE__TENANCY", "shared")];
+    for db in databases("prefiq-http nested updates").await {
+        let api = boot(&db, &shared).await;
+        let todo = todo(&api).await;
+        let (status, customer) = api
+            .call(
+                "POST",
+                "/api/v1/resources/customer",
+                "acme",
+                Some(&json!({"title": "Acme"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{customer}");
+        let path = format!(
+            "/api/v1/resources/customer/{}",
+            customer["id"].as_str().unwrap()
+        );
+        // The before-hook updates the todo, the after-hook the customer itself: both are
+        // updates inside an update, which used to wait for a turn they held themselves.
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            patch(&api, &path, &json!({"title": "nested"}), None),
+        )
+        .await
+        .expect("the nested updates finished");
+        assert_eq!(answer.0, StatusCode::OK, "{} {}", api.url, answer.1);
+        let (_, customer) = api.call("GET", &path, "acme", None).await;
+        assert_eq!(
+            (customer["title"].clone(), customer["version"].clone()),
+            (json!("NESTED"), json!(3)),
+            "{customer}"
+        );
+        let (_, todo) = api.call("GET", &todo, "acme", None).await;
+        assert_eq!(
+            (todo["status"].clone(), todo["version"].clone()),
+            (json!("Closed"), json!(2))
+        );
+        drop(api);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn if_match_on_delete_is_checked_not_ignored() {
+    for db in databases("prefiq-http If-Match on DELETE").await {
+        let api = boot(&db, &[]).await;
+        let path = todo(&api).await;
+        let (status, _) = patch(&api, &path, &json!({"estimate": 1}), None).await;
+        assert_eq!(status, StatusCode::OK);
+        for (if_match, status) in [
+            ("\"1\"", StatusCode::PRECONDITION_FAILED),
+            ("\"3\"", StatusCode::PRECONDITION_FAILED),
+            ("x", StatusCode::BAD_REQUEST),
+            ("\"2\"", StatusCode::NO_CONTENT),
+        ] {
+            let (got, answer) = api
+                .raw(
+                    "DELETE",
+                    &path,
+                    &[("x-tenant", "acme"), ("if-match", if_match)],
+                    "",
+                )
+                .await;
+            assert_eq!(got, status, "{} If-Match {if_match}: {answer}", api.url);
+            let (still, _) = api.call("GET", &path, "acme", None).await;
+            let expected = if status == StatusCode::NO_CONTENT {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            };
+            assert_eq!(still, expected, "If-Match {if_match}");
+        }
+        drop(api);
+        db.cleanup().await;
+    }
+}

@@ -228,3 +228,82 @@ async fn json_bodies_with_repeated_keys_are_refused_on_every_route() {
         db.cleanup().await;
     }
 }
+
+/// The refusals are part of the contract: their problem details, snapshotted (the same on
+/// every backend).
+#[tokio::test]
+async fn refusals_are_problem_details() {
+    for db in databases("prefiq-http refusal bodies").await {
+        let api = boot(&db, &[]).await;
+        let (_, todo) = api
+            .call(
+                "POST",
+                "/api/v1/resources/todo",
+                "acme",
+                Some(&json!({"description": "x"})),
+            )
+            .await;
+        let one = format!("/api/v1/resources/todo/{}", todo["id"].as_str().unwrap());
+        let acme = [("x-tenant", "acme")];
+        for (name, method, path, headers, body) in [
+            (
+                "unknown_parameter",
+                "GET",
+                "/api/v1/resources/todo?offset=-5",
+                &acme[..],
+                "",
+            ),
+            (
+                "repeated_parameter",
+                "GET",
+                "/api/v1/resources/todo?limit=1&limit=2",
+                &acme[..],
+                "",
+            ),
+            (
+                "duplicate_key",
+                "POST",
+                "/api/v1/resources/todo",
+                &acme[..],
+                r#"{"description": "a", "description": "b"}"#,
+            ),
+            (
+                "stale_if_match",
+                "PATCH",
+                one.as_str(),
+                &[("x-tenant", "acme"), ("if-match", "\"9\"")][..],
+                r#"{"estimate": 1}"#,
+            ),
+            (
+                "reserved_entity_name",
+                "POST",
+                "/api/v1/customize/entities",
+                &acme[..],
+                r#"{"name": "sqlite_master", "fields": [{"name": "x", "type": "int"}]}"#,
+            ),
+            (
+                "malformed_x_tenant",
+                "GET",
+                "/api/v1/resources/todo",
+                &[("x-tenant", "ACME")][..],
+                "",
+            ),
+            (
+                "repeated_x_tenant",
+                "GET",
+                "/api/v1/resources/todo",
+                &[("x-tenant", "acme"), ("x-tenant", "globex")][..],
+                "",
+            ),
+        ] {
+            let (status, mut problem) = api.raw(method, path, headers, body).await;
+            problem["trace_id"] = json!("[trace_id]");
+            insta::assert_json_snapshot!(
+                name,
+                json!({"status": status.as_u16(), "problem": problem})
+            );
+        }
+        drop(api);
+        db.cleanup().await;
+    }
+}

@@ -2,8 +2,8 @@
 //! (no identity module, so `X-Tenant` names the tenant) and raw calls through its router.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, Weak};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -12,9 +12,10 @@ use prefiq::{
     RegisterContext, ServiceProvider, async_trait,
 };
 use prefiq_data::DatabaseProvider;
+use prefiq_data::entity::repo::{EntityEvent, EntityHook, EntityHookFn, ListQuery, Repository};
 use prefiq_data::testing::TestDatabase;
 use prefiq_http::{HttpProvider, RouteSet};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 pub const TODO: &str = "name: todo
@@ -30,6 +31,13 @@ fields:
 ";
 
 struct Sample(Manifest);
+
+/// The repository of the installation booted last, for the hooks.
+static HOOK_REPOSITORY: Mutex<Option<Weak<Repository>>> = Mutex::new(None);
+
+fn hook_repository() -> Option<Arc<Repository>> {
+    HOOK_REPOSITORY.lock().ok()?.as_ref()?.upgrade()
+}
 
 struct EchoRoutes;
 
@@ -49,6 +57,66 @@ impl ServiceProvider for EchoRoutes {
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         cx.services
             .contribute(Arc::new(RouteSet::new("sample").post("/demo/echo", echo)));
+        // Hooks on `customer` that update records themselves, through the repository: a
+        // change of a customer's title to `nested` changes every todo's status before the
+        // customer is written, and upper-cases the customer's title after.
+        let hook = |event, name: &str, run: EntityHookFn| {
+            Arc::new(EntityHook {
+                module: "sample".into(),
+                name: name.into(),
+                entity: "customer".into(),
+                event,
+                run,
+            })
+        };
+        cx.services.contribute(hook(
+            EntityEvent::BeforeUpdate,
+            "close_todos",
+            Arc::new(|input| {
+                Box::pin(async move {
+                    if input.doc.get("title") == Some(&json!("nested"))
+                        && let Some(repository) = hook_repository()
+                    {
+                        let todos = repository
+                            .list(&input.scope, "todo", &ListQuery::default())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        for todo in &todos.data {
+                            let id = todo["id"].as_str().unwrap_or_default();
+                            repository
+                                .update(&input.scope, "todo", id, json!({"status": "Closed"}), None)
+                                .await
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    Ok(input.doc)
+                })
+            }),
+        ));
+        cx.services.contribute(hook(
+            EntityEvent::AfterUpdate,
+            "shout",
+            Arc::new(|input| {
+                Box::pin(async move {
+                    if input.doc.get("title") == Some(&json!("nested"))
+                        && let Some(repository) = hook_repository()
+                        && let Some(id) = input.doc.get("id").and_then(Value::as_str)
+                    {
+                        repository
+                            .update(
+                                &input.scope,
+                                "customer",
+                                id,
+                                json!({"title": "NESTED"}),
+                                None,
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok(input.doc)
+                })
+            }),
+        ));
         Ok(())
     }
 }
@@ -103,6 +171,8 @@ pub async fn boot(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
         ..Default::default()
     };
     let app = app.boot(options).await.unwrap();
+    let repository = app.resolver("tests").get::<Repository>().unwrap();
+    *HOOK_REPOSITORY.lock().unwrap() = Some(Arc::downgrade(&repository));
     let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
     Api {
         router,

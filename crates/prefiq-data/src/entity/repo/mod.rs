@@ -304,14 +304,14 @@ pub enum RepoError {
     },
     /// The caller wrote to a version of the row (`If-Match`) that is no longer the stored
     /// one: someone changed it since the caller read it.
-    #[error(
-        "the {entity} changed since version {expected} was read: read it again and reapply the change"
-    )]
+    #[error("{}", precondition_failed(entity, *expected, *actual))]
     PreconditionFailed {
         /// The entity.
         entity: String,
         /// The version the caller had.
         expected: i64,
+        /// The version stored, when it was read (not when another write won the race).
+        actual: Option<i64>,
     },
     /// A hook refused the write.
     #[error("{message}")]
@@ -363,6 +363,17 @@ fn describe_references(references: &[Reference], more: bool) -> String {
         "{}{more}; it cannot be deleted while they exist",
         named.join(", ")
     )
+}
+
+fn precondition_failed(entity: &str, expected: i64, actual: Option<i64>) -> String {
+    match actual {
+        Some(actual) => format!(
+            "the {entity} is at version {actual}, not {expected}: read it again and reapply the change"
+        ),
+        None => format!(
+            "the {entity} changed after version {expected}: read it again and reapply the change"
+        ),
+    }
 }
 
 impl From<sqlx::Error> for RepoError {

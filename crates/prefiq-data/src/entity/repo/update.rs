@@ -110,6 +110,22 @@ pub(super) async fn update_tx(
 /// of one record take turns).
 const MAX_UPDATE_ATTEMPTS: usize = 16;
 
+tokio::task_local! {
+    /// Set while a task runs an update: an update a hook makes inside it is nested.
+    static IN_UPDATE: ();
+}
+
+/// What one attempt of an update did.
+enum Updated {
+    /// The patch changed nothing: the record as it is.
+    Unchanged(Map<String, Value>),
+    /// The row was written: the record now, and before.
+    Written {
+        record: Map<String, Value>,
+        before: Map<String, Value>,
+    },
+}
+
 impl Repository {
     /// Changes a draft.
     ///
@@ -128,29 +144,59 @@ impl Repository {
     ) -> Result<Value, RepoError> {
         let schema = self.schema(scope, entity).await?;
         let patch = object(patch, "")?;
-        let _turn = match expected_version {
-            None => Some(
+        // A hook that updates a record runs inside this update, in this task: it does not
+        // wait for a turn (which could be this one's), it relies on starting again.
+        let nested = IN_UPDATE.try_with(|_| ()).is_ok();
+        let turn = match expected_version {
+            None if !nested => Some(
                 self.update_turns
                     .take(&scope.tenant, &schema.name, id)
                     .await,
             ),
-            Some(_) => None,
+            _ => None,
         };
-        let mut attempts = 1;
-        loop {
-            match self
-                .update_once(scope, &schema, id, &patch, expected_version)
-                .await
-            {
-                Err(RepoError::VersionConflict { entity, .. })
-                    if let Some(expected) = expected_version =>
+        let attempt = async {
+            let mut attempts = 1;
+            loop {
+                match self
+                    .update_once(scope, &schema, id, &patch, expected_version)
+                    .await
                 {
-                    return Err(RepoError::PreconditionFailed { entity, expected });
+                    Err(RepoError::VersionConflict { entity, .. })
+                        if let Some(expected) = expected_version =>
+                    {
+                        return Err(RepoError::PreconditionFailed {
+                            entity,
+                            expected,
+                            actual: None,
+                        });
+                    }
+                    Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
+                        attempts += 1;
+                    }
+                    result => return result,
                 }
-                Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
-                    attempts += 1;
-                }
-                result => return result,
+            }
+        };
+        let outcome = if nested {
+            attempt.await
+        } else {
+            IN_UPDATE.scope((), attempt).await
+        }?;
+        // After-hooks run once the turn is over: one that updates a record waits for no one.
+        drop(turn);
+        match outcome {
+            Updated::Unchanged(current) => Ok(Value::Object(current)),
+            Updated::Written { record, before } => {
+                self.run_after_hooks(
+                    EntityEvent::AfterUpdate,
+                    scope,
+                    &schema,
+                    &record,
+                    Some(&before),
+                )
+                .await;
+                Ok(Value::Object(record))
             }
         }
     }
@@ -165,7 +211,7 @@ impl Repository {
         id: &str,
         patch: &Map<String, Value>,
         expected_version: Option<i64>,
-    ) -> Result<Value, RepoError> {
+    ) -> Result<Updated, RepoError> {
         let schema = schema.clone();
         let current = self.read_current(scope, &schema, id).await?;
         let version = stored_version(&current);
@@ -175,6 +221,7 @@ impl Repository {
             return Err(RepoError::PreconditionFailed {
                 entity: schema.name.clone(),
                 expected,
+                actual: Some(version),
             });
         }
         if docstatus(&current) != Some(0) {
@@ -243,7 +290,7 @@ impl Repository {
             .iter()
             .all(|(key, value)| current.get(key).unwrap_or(&Value::Null) == value)
         {
-            return Ok(Value::Object(current));
+            return Ok(Updated::Unchanged(current));
         }
         let now = civil_now();
         let handle = self.tenant_handle(scope).await?;
@@ -254,15 +301,10 @@ impl Repository {
         )
         .await?);
         self.audit.appended(&scope.tenant);
-        self.run_after_hooks(
-            EntityEvent::AfterUpdate,
-            scope,
-            &schema,
-            &record,
-            Some(&current),
-        )
-        .await;
-        Ok(Value::Object(record))
+        Ok(Updated::Written {
+            record,
+            before: current,
+        })
     }
 
     pub(super) async fn read_current(
