@@ -548,34 +548,6 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
     })
 }
 
-/// Checks an `If-Match` sent with a delete or a status change against the stored version
-/// (412 when it is another), so it is not ignored. The repository compares the write
-/// with the version it reads itself, not with this one, so a change that lands in the
-/// moment between this read and that one is not seen: the repository's delete and
-/// status changes take no expected version yet.
-async fn precondition(
-    repository: &Repository,
-    scope: &TenantScope,
-    entity: &str,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<(), Problem> {
-    let Some(expected) = if_match(headers)? else {
-        return Ok(());
-    };
-    let record = repository.get(scope, entity, id).await?;
-    let actual = record.get("version").and_then(Value::as_i64);
-    if actual != Some(expected) {
-        return Err(RepoError::PreconditionFailed {
-            entity: entity.to_owned(),
-            expected,
-            actual,
-        }
-        .into());
-    }
-    Ok(())
-}
-
 async fn update(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
@@ -604,8 +576,8 @@ async fn delete(
     query_params(query, &[])?;
     let (repository, scope) = parts(&state, &context)?;
     repository.check_route(&scope, &entity, "delete").await?;
-    precondition(&repository, &scope, &entity, &id, &headers).await?;
-    repository.delete(&scope, &entity, &id).await?;
+    let expected = if_match(&headers)?;
+    repository.delete_at(&scope, &entity, &id, expected).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -620,12 +592,26 @@ async fn act(
     let (repository, scope) = parts(&state, &context)?;
     if matches!(action.as_str(), "submit" | "cancel" | "amend") {
         repository.check_route(&scope, &entity, &action).await?;
-        precondition(&repository, &scope, &entity, &id, &headers).await?;
     }
+    let expected = if_match(&headers)?;
     let record = match action.as_str() {
-        "submit" => repository.submit(&scope, &entity, &id).await?,
-        "cancel" => repository.cancel(&scope, &entity, &id).await?,
+        "submit" => repository.submit_at(&scope, &entity, &id, expected).await?,
+        "cancel" => repository.cancel_at(&scope, &entity, &id, expected).await?,
         "amend" => {
+            // Amending writes a new draft; the cancelled document it copies is checked
+            // against `If-Match` as it is read.
+            if let Some(expected) = expected {
+                let source = repository.get(&scope, &entity, &id).await?;
+                let actual = source.get("version").and_then(Value::as_i64);
+                if actual != Some(expected) {
+                    return Err(RepoError::PreconditionFailed {
+                        entity: entity.clone(),
+                        expected,
+                        actual,
+                    }
+                    .into());
+                }
+            }
             let record = repository.amend(&scope, &entity, &id).await?;
             return Ok(with_etag(
                 (StatusCode::CREATED, axum::Json(&record)).into_response(),

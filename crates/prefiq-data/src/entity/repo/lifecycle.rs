@@ -11,6 +11,39 @@ pub(super) enum Transition<'v> {
     Cancel,
 }
 
+/// Refuses a write whose caller expected another version than the stored one.
+pub(super) fn expect_version(
+    schema: &EntitySchema,
+    current: &Map<String, Value>,
+    expected: Option<i64>,
+) -> Result<(), RepoError> {
+    match expected {
+        Some(expected) if stored_version(current) != expected => {
+            Err(RepoError::PreconditionFailed {
+                entity: schema.name.clone(),
+                expected,
+                actual: Some(stored_version(current)),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A write that lost the race for its row: with an expected version the caller's
+/// precondition failed; without one, the row changed under it.
+pub(super) fn lost_race(error: RepoError, expected: Option<i64>) -> RepoError {
+    match (error, expected) {
+        (RepoError::VersionConflict { entity, .. }, Some(expected)) => {
+            RepoError::PreconditionFailed {
+                entity,
+                expected,
+                actual: None,
+            }
+        }
+        (error, _) => error,
+    }
+}
+
 pub(super) fn expect_docstatus(
     current: &Map<String, Value>,
     expected: i64,
@@ -36,8 +69,21 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
+        self.submit_at(scope, entity, id, None).await
+    }
+
+    /// [`Repository::submit`] only while the document is at version `expected` (from
+    /// `If-Match`): another version, now or when the write lands, is `PreconditionFailed`.
+    pub async fn submit_at(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+        expected: Option<i64>,
+    ) -> Result<Value, RepoError> {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
+        expect_version(&schema, &current, expected)?;
         expect_docstatus(&current, 0, "submit", "a draft")?;
         let validated = self
             .validate_all(scope, &schema, &current, Some(&current))
@@ -63,7 +109,8 @@ impl Repository {
                 Transition::Submit(&validated),
                 &doc,
             )
-            .await?;
+            .await
+            .map_err(|e| lost_race(e, expected))?;
         self.run_after_hooks(
             EntityEvent::OnSubmit,
             scope,
@@ -82,15 +129,29 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
+        self.cancel_at(scope, entity, id, None).await
+    }
+
+    /// [`Repository::cancel`] only while the document is at version `expected` (from
+    /// `If-Match`): another version, now or when the write lands, is `PreconditionFailed`.
+    pub async fn cancel_at(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+        expected: Option<i64>,
+    ) -> Result<Value, RepoError> {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
+        expect_version(&schema, &current, expected)?;
         expect_docstatus(&current, 1, "cancel", "submitted")?;
         self.authorize(scope, &schema, "cancel", Some(&current))
             .await?;
         let version = stored_version(&current);
         let record = self
             .transition(scope, &schema, id, version, Transition::Cancel, &current)
-            .await?;
+            .await
+            .map_err(|e| lost_race(e, expected))?;
         self.run_after_hooks(
             EntityEvent::OnCancel,
             scope,

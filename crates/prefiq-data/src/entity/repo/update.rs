@@ -326,8 +326,21 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<(), RepoError> {
+        self.delete_at(scope, entity, id, None).await
+    }
+
+    /// [`Repository::delete`] of the row only while it is at version `expected` (from
+    /// `If-Match`): another version, now or when the write lands, is `PreconditionFailed`.
+    pub async fn delete_at(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+        expected: Option<i64>,
+    ) -> Result<(), RepoError> {
         let schema = self.schema(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
+        expect_version(&schema, &current, expected)?;
         if docstatus(&current) == Some(1) {
             return Err(RepoError::Invalid(vec![field_error(
                 "",
@@ -351,7 +364,8 @@ impl Repository {
             .await?;
         let version = stored_version(&current);
         self.transition(scope, &schema, id, version, Transition::Delete, &doc)
-            .await?;
+            .await
+            .map_err(|e| lost_race(e, expected))?;
         self.run_after_hooks(
             EntityEvent::AfterDelete,
             scope,
