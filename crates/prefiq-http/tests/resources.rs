@@ -309,6 +309,7 @@ async fn rest_contract_on_backends() {
         error_bodies(&api).await;
         lists(&api).await;
         documents(&api).await;
+        lifecycle_refusals_read_as_sentences(&api).await;
         custom_fields(&api).await;
         // A second replica on the same database, booted before the entity exists.
         let replica = boot(&db).await;
@@ -1023,6 +1024,43 @@ async fn custom_fields(api: &Api) {
     );
     let (_, read) = api.get(&path).await;
     assert_eq!(read["custom"].as_object().unwrap().len(), 499);
+}
+
+/// A lifecycle action on a document in the wrong state says so in plain English (the
+/// regression: "only a draft documents can be submited").
+async fn lifecycle_refusals_read_as_sentences(api: &Api) {
+    let (_, customer) = api
+        .post(
+            "/api/v1/resources/customer",
+            json!({"title": "Initrode", "code": "C7"}),
+        )
+        .await;
+    let (status, invoice) = api
+        .post(
+            "/api/v1/resources/invoice",
+            json!({"customer": customer["id"], "total": {"amount": "1", "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invoice}");
+    let path = format!(
+        "/api/v1/resources/invoice/{}",
+        invoice["id"].as_str().unwrap()
+    );
+    for (action, expected) in [
+        ("cancel", "only submitted documents can be cancelled"),
+        ("amend", "only cancelled documents can be amended"),
+        ("submit", ""),
+        ("submit", "only draft documents can be submitted"),
+    ] {
+        let (status, body) = api.post(&format!("{path}/{action}"), json!({})).await;
+        if expected.is_empty() {
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+            continue;
+        }
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{action}: {body}");
+        assert_eq!(body["detail"], expected, "{action}");
+        assert_eq!(body["errors"][0]["code"], "wrong_status", "{action}");
+    }
 }
 
 /// `/api/v1/schema/{entity}` describes the tenant's custom fields in `custom`, which
