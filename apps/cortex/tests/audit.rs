@@ -200,3 +200,30 @@ async fn the_audit_log_over_http_on_backends() {
         db.cleanup().await;
     }
 }
+
+/// A page size out of range is refused (422), not quietly clamped: the regression was
+/// `limit=501` answering 200 with 500 records, against the documented maximum.
+#[tokio::test]
+async fn audit_list_refuses_a_limit_out_of_range() {
+    let db = prefiq_data::testing::TestDatabase::sqlite().unwrap();
+    let api = boot(&db).await;
+    api.identity()
+        .create_tenant("acme", "admin@acme.test", PASSWORD)
+        .await
+        .unwrap();
+    let admin = api.bearer("acme", "admin@acme.test", PASSWORD).await;
+    let auth = [("authorization", admin.as_str())];
+    for (limit, expected) in [
+        ("1", StatusCode::OK),
+        ("500", StatusCode::OK),
+        ("0", StatusCode::UNPROCESSABLE_ENTITY),
+        ("501", StatusCode::UNPROCESSABLE_ENTITY),
+        ("4294967295", StatusCode::UNPROCESSABLE_ENTITY),
+        ("-1", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = api
+            .call("GET", &format!("/api/v1/audit?limit={limit}"), &auth, None)
+            .await;
+        assert_eq!(status, expected, "limit={limit}: {body}");
+    }
+}

@@ -597,11 +597,15 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
             ),
         }),
     );
+    // The created record's id is what the operations on one record take: links say so,
+    // so a client (or schemathesis' stateful phase) can follow a create to them.
+    let mut created = record("The created record.");
+    created["links"] = record_links(schema);
     let create = with(
         operation("create", format!("Create {label}")),
         json!({
             "requestBody": body(format!("{name}_create")),
-            "responses": responses(&[(201, record("The created record."))], &[400, 403, 409, 413, 422]),
+            "responses": responses(&[(201, created)], &[400, 403, 409, 413, 422]),
         }),
     );
     let get = with(
@@ -683,6 +687,28 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
         }
     }
     paths
+}
+
+/// The OpenAPI links from a created record to the operations on it.
+fn record_links(schema: &EntitySchema) -> Value {
+    let name = schema.name.as_str();
+    let mut verbs = vec!["get", "update", "delete"];
+    if schema.submittable {
+        verbs.extend(["submit", "cancel", "amend"]);
+    }
+    let links: Map<String, Value> = verbs
+        .into_iter()
+        .map(|verb| {
+            (
+                verb.to_owned(),
+                json!({
+                    "operationId": format!("{verb}_{name}"),
+                    "parameters": {"id": "$response.body#/id"},
+                }),
+            )
+        })
+        .collect();
+    Value::Object(links)
 }
 
 /// The built-in routes.

@@ -788,7 +788,7 @@ fn module_descriptions_are_checked_when_made() {
     check_description(
         &fragment("/x", "{summary: A, responses: {'200': {description: ok}}}"),
         Err(
-            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get`: an operation has a `operationId`",
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get`: an operation needs `operationId`",
         ),
     );
     check_description(
@@ -815,13 +815,22 @@ fn module_descriptions_are_checked_when_made() {
             "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get/responses/200/$ref`: `#/components/responses/Gone` is neither a schema of this fragment nor a shared component",
         ),
     );
+    // An entity's record may be referred to (the assembled document resolves it); a
+    // capitalised name must be the fragment's own.
     check_description(
         &fragment(
             "/x",
             "{operationId: a, summary: A, responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/todo'}}}}}}",
         ),
+        Ok(()),
+    );
+    check_description(
+        &fragment(
+            "/x",
+            "{operationId: a, summary: A, responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Todo'}}}}}}",
+        ),
         Err(
-            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get/responses/200/content/application~1json/schema/$ref`: `#/components/schemas/todo` is neither a schema of this fragment nor a shared component",
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get/responses/200/content/application~1json/schema/$ref`: `#/components/schemas/Todo` is neither a schema of this fragment nor a shared component",
         ),
     );
 }
