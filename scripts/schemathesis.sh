@@ -63,6 +63,8 @@ period=$(call GET "/api/v1/resources/accounting_period?order_by=start_date%20asc
 export ST_TOKEN=$token ST_PLATFORM_TOKEN=$platform_token ST_COMPANY=$company \
   ST_FISCAL_YEAR=$fiscal_year ST_PERIOD=$period
 
+# Run from the throw-away directory, so hypothesis' example database goes with it.
+cd "$work"
 run_schemathesis() {
   schemathesis --config-file "$root/scripts/schemathesis.toml" run "$base/api/v1/openapi.json" \
     --url "$base" \
