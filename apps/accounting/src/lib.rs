@@ -96,6 +96,11 @@ impl ServiceProvider for AccountingProvider {
         hooks::register(cx, &books);
         cx.services.contribute(Arc::new(desk::layer()));
         cx.services.contribute(Arc::new(desk::routes()));
+        cx.services
+            .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
+                "accounting",
+                include_str!("../openapi/routes.yaml"),
+            )?));
         cx.services.contribute(Arc::new(
             RouteSet::new("accounting")
                 .get(

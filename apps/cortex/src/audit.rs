@@ -57,13 +57,25 @@ pub struct ListParams {
     limit: Option<u32>,
 }
 
-/// `GET /api/v1/audit`: the tenant's records, newest first.
+/// Most records one page of `GET /api/v1/audit` holds (the store clamps to it too).
+const MAX_PAGE: u32 = 500;
+
+/// `GET /api/v1/audit`: the tenant's records, newest first. A page size out of range is
+/// refused rather than quietly clamped, so a client never takes a short page for the last.
 pub async fn list(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, Problem> {
     let (log, tenant) = scope(&state, &context, "cortex audit list").await?;
+    if let Some(limit) = params.limit
+        && !(1..=MAX_PAGE).contains(&limit)
+    {
+        return Err(Problem::from(KernelError::service(
+            ErrorKind::Invalid,
+            format!("`limit` is 1 to {MAX_PAGE}, not {limit}"),
+        )));
+    }
     let query = AuditQuery {
         entity: params.entity,
         id: params.id,
@@ -162,7 +174,9 @@ pub async fn consistency(
 /// `GET /api/v1/audit/verify`: recomputes the tenant's log from where the last
 /// verification left off and checks it against every signed checkpoint. A changed,
 /// missing or reordered record is a 409 naming it; the desk shows this as the log's
-/// verification status.
+/// verification status. The records before that point are not read again: `trusted`
+/// says how many, so the answer never counts them as verified (`prefiq audit verify`
+/// without `--incremental` reads every record).
 pub async fn verify(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
@@ -175,6 +189,7 @@ pub async fn verify(
             "status": "verified",
             "size": report.size,
             "walked": report.walked,
+            "trusted": report.size - report.walked.min(report.size),
             "checkpoints": report.checkpoints,
             "covered": report.covered,
         }))),

@@ -129,6 +129,11 @@ impl ServiceProvider for CortexProvider {
                     platform::resume_tenant,
                 ),
         ));
+        cx.services
+            .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
+                "cortex",
+                include_str!("../openapi/routes.yaml"),
+            )?));
         cx.services.contribute(Arc::new(desk::routes()));
         // The desk is made on first use, when every module has contributed its layer.
         cx.services.lazy_singleton::<desk::Desk, _>(|r| {

@@ -200,3 +200,66 @@ async fn the_audit_log_over_http_on_backends() {
         db.cleanup().await;
     }
 }
+
+/// A page size out of range is refused (422), not quietly clamped: the regression was
+/// `limit=501` answering 200 with 500 records, against the documented maximum.
+#[tokio::test]
+async fn audit_list_refuses_a_limit_out_of_range() {
+    let db = prefiq_data::testing::TestDatabase::sqlite().unwrap();
+    let api = boot(&db).await;
+    api.identity()
+        .create_tenant("acme", "admin@acme.test", PASSWORD)
+        .await
+        .unwrap();
+    let admin = api.bearer("acme", "admin@acme.test", PASSWORD).await;
+    let auth = [("authorization", admin.as_str())];
+    for (limit, expected) in [
+        ("1", StatusCode::OK),
+        ("500", StatusCode::OK),
+        ("0", StatusCode::UNPROCESSABLE_ENTITY),
+        ("501", StatusCode::UNPROCESSABLE_ENTITY),
+        ("4294967295", StatusCode::UNPROCESSABLE_ENTITY),
+        ("-1", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = api
+            .call("GET", &format!("/api/v1/audit?limit={limit}"), &auth, None)
+            .await;
+        assert_eq!(status, expected, "limit={limit}: {body}");
+    }
+}
+
+/// `GET /api/v1/audit/verify` reads only the records since the last verification, and
+/// says how many it trusted without reading them (the regression: the desk said "All N
+/// records match" when it had read none).
+#[tokio::test]
+async fn audit_verify_answer_names_the_records_it_trusted() {
+    let db = prefiq_data::testing::TestDatabase::sqlite().unwrap();
+    let api = boot(&db).await;
+    api.identity()
+        .create_tenant("acme", "admin@acme.test", PASSWORD)
+        .await
+        .unwrap();
+    let admin = api.bearer("acme", "admin@acme.test", PASSWORD).await;
+    let auth = [("authorization", admin.as_str())];
+    let (status, first) = api.call("GET", "/api/v1/audit/verify", &auth, None).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["trusted"], 0, "{first}");
+    assert_eq!(first["walked"], first["size"], "{first}");
+    let (status, _) = api
+        .call(
+            "POST",
+            "/api/v1/resources/todo",
+            &auth,
+            Some(json!({"description": "one more"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, second) = api.call("GET", "/api/v1/audit/verify", &auth, None).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["trusted"], first["size"], "{second}");
+    assert_eq!(
+        second["walked"].as_u64().unwrap() + second["trusted"].as_u64().unwrap(),
+        second["size"].as_u64().unwrap(),
+        "{second}"
+    );
+}

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use prefiq::{App, BootMode};
 use prefiq_audit::checkpoint::{self, Checkpoint};
 use prefiq_audit::verify::{check_consistency, check_inclusion, unhex, unhex_hash};
-use prefiq_data::audit::{AuditConfig, AuditLog};
+use prefiq_data::audit::{AuditConfig, AuditLog, VerifyReport};
 
 use crate::{Cli, CliError, boot, logging, print_out};
 
@@ -25,8 +25,9 @@ pub enum AuditCommand {
         /// A signed checkpoint kept outside the server (repeatable).
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
-        /// Start from the last verified snapshot instead of the first record: faster, but
-        /// blind to changes of records an earlier run verified.
+        /// Start from the snapshot the last verification left instead of the first record:
+        /// faster, but the records it covers are not read, so a change to them is not
+        /// detected (the output names them).
         #[arg(long)]
         incremental: bool,
     },
@@ -70,6 +71,46 @@ pub enum AuditCommand {
         #[arg(long)]
         public_key: Option<String>,
     },
+}
+
+/// One line saying what a verification checked, and what it did not.
+///
+/// An incremental verification starts from the signed snapshot an earlier one left and
+/// reads only the records after it: the ones before are trusted, not re-read, so a
+/// change to them cannot be detected without the full walk. The line never counts them
+/// as verified, and names them.
+pub fn verified_summary(report: &VerifyReport) -> String {
+    let trusted = report.size - report.walked.min(report.size);
+    let plural = if report.checkpoints == 1 { "" } else { "s" };
+    let checked = format!(
+        "{} signed checkpoint{plural} checked, signatures cover {}",
+        report.checkpoints, report.covered
+    );
+    if trusted == 0 {
+        return format!(
+            "tenant {}: {} records verified: every record read and recomputed, {checked}",
+            report.tenant, report.size
+        );
+    }
+    let walked = match report.walked {
+        0 => "no records verified: none were added since the snapshot".to_owned(),
+        1 => format!("1 record verified (record {})", report.size),
+        n => format!(
+            "{n} records verified (records {} to {})",
+            trusted + 1,
+            report.size
+        ),
+    };
+    let (not_read, them) = match trusted {
+        1 => ("record 1 was not read".to_owned(), "it"),
+        n => (format!("records 1 to {n} were not read"), "them"),
+    };
+    format!(
+        "tenant {}: {walked}, {checked}; {not_read}: trusted from the signed snapshot an earlier \
+         verification left, so a change to {them} is not detected (run `prefiq audit verify` \
+         without --incremental to check {them})",
+        report.tenant
+    )
 }
 
 fn message(text: impl Into<String>) -> CliError {
@@ -211,20 +252,22 @@ pub async fn command(
                         .collect();
                     match log.verify(&tenant, &mine, !*incremental).await {
                         Ok(r) => {
-                            let _ = writeln!(
-                                out,
-                                "tenant {}: {} records verified ({} walked, {} signed checkpoints checked, signatures cover {})",
-                                r.tenant, r.size, r.walked, r.checkpoints, r.covered
-                            );
+                            let _ = writeln!(out, "{}", verified_summary(&r));
                         }
                         Err(e) => failures.push(e.to_string()),
                     }
                 }
                 for (origin, _) in &external {
-                    if !out.contains(&format!("tenant {} ", origin.rsplit('/').next().unwrap_or_default()))
-                        && failures.iter().all(|f| !f.contains(origin.rsplit('/').next().unwrap_or_default()))
+                    if !out.contains(&format!(
+                        "tenant {} ",
+                        origin.rsplit('/').next().unwrap_or_default()
+                    )) && failures
+                        .iter()
+                        .all(|f| !f.contains(origin.rsplit('/').next().unwrap_or_default()))
                     {
-                        failures.push(format!("a given checkpoint is of the log `{origin}`, which was not verified"));
+                        failures.push(format!(
+                            "a given checkpoint is of the log `{origin}`, which was not verified"
+                        ));
                     }
                 }
                 print_out(&out);
@@ -237,9 +280,18 @@ pub async fn command(
             AuditCommand::Checkpoint { tenant } => {
                 let mut out = String::new();
                 for tenant in tenants(tenant).await? {
-                    match log.checkpoint(&tenant).await.map_err(|e| message(e.to_string()))? {
-                        Some(size) => { let _ = writeln!(out, "tenant {tenant}: checkpoint of size {size} signed"); }
-                        None => { let _ = writeln!(out, "tenant {tenant}: no new records"); }
+                    match log
+                        .checkpoint(&tenant)
+                        .await
+                        .map_err(|e| message(e.to_string()))?
+                    {
+                        Some(size) => {
+                            let _ =
+                                writeln!(out, "tenant {tenant}: checkpoint of size {size} signed");
+                        }
+                        None => {
+                            let _ = writeln!(out, "tenant {tenant}: no new records");
+                        }
                     }
                 }
                 print_out(&out);
@@ -335,5 +387,52 @@ fn verify_proof(
                 "the consistency proof does not hold against the checkpoints",
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary of a report of `size` records of which the last `walked` were read.
+    fn check(size: u64, walked: u64, expected: &str) {
+        let report = VerifyReport {
+            tenant: "acme".into(),
+            size,
+            walked,
+            checkpoints: 2,
+            covered: size,
+        };
+        assert_eq!(verified_summary(&report), expected, "{size}/{walked}");
+    }
+
+    #[test]
+    fn verify_incremental_names_the_records_it_did_not_read() {
+        check(
+            3,
+            3,
+            "tenant acme: 3 records verified: every record read and recomputed, 2 signed checkpoints checked, signatures cover 3",
+        );
+        check(
+            0,
+            0,
+            "tenant acme: 0 records verified: every record read and recomputed, 2 signed checkpoints checked, signatures cover 0",
+        );
+        // The regression: "496 records verified (0 walked, …)" for records never read.
+        check(
+            496,
+            0,
+            "tenant acme: no records verified: none were added since the snapshot, 2 signed checkpoints checked, signatures cover 496; records 1 to 496 were not read: trusted from the signed snapshot an earlier verification left, so a change to them is not detected (run `prefiq audit verify` without --incremental to check them)",
+        );
+        check(
+            508,
+            12,
+            "tenant acme: 12 records verified (records 497 to 508), 2 signed checkpoints checked, signatures cover 508; records 1 to 496 were not read: trusted from the signed snapshot an earlier verification left, so a change to them is not detected (run `prefiq audit verify` without --incremental to check them)",
+        );
+        check(
+            2,
+            1,
+            "tenant acme: 1 record verified (record 2), 2 signed checkpoints checked, signatures cover 2; record 1 was not read: trusted from the signed snapshot an earlier verification left, so a change to it is not detected (run `prefiq audit verify` without --incremental to check it)",
+        );
     }
 }

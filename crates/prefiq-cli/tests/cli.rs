@@ -646,6 +646,48 @@ fn audit_verify_export_and_archive_name_a_tampered_record() {
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
+/// A change to a record an earlier verification covered: `--incremental` does not read
+/// it, says so and does not count it as verified; the full verification names it. (The
+/// regression: "496 records verified (0 walked…)" and exit 0 after such a change.)
+#[test]
+fn audit_verify_incremental_says_what_it_did_not_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        prefiq(
+            dir.path(),
+            args,
+            &[("PREFIQ_ADMIN_PASSWORD", "correct horse")],
+        )
+    };
+    let out = run(&["tenant", "create", "acme", "--admin-email", "a@b.test"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["tenant", "suspend", "acme"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["audit", "checkpoint"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // A full verification leaves a signed snapshot of what it checked.
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    tamper(
+        dir.path(),
+        "DROP INDEX prefiq_audit_record; DROP TRIGGER prefiq_audit_no_update; UPDATE prefiq_audit SET entry = replace(entry, 'tenant_suspend', 'tenant_resume') WHERE tenant_id = 'acme' AND seq = 2",
+    );
+    let out = run(&["audit", "verify", "--incremental"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "tenant acme: no records verified: none were added since the snapshot, 0 signed checkpoints checked, signatures cover 2; records 1 to 2 were not read: trusted from the signed snapshot an earlier verification left, so a change to them is not detected (run `prefiq audit verify` without --incremental to check them)\n"
+    );
+    let out = run(&["audit", "verify"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert_eq!(
+        out.stderr.lines().last(),
+        Some(
+            "error: audit log of tenant `acme`: record 2 was changed: it does not match the signed checkpoint of size 2"
+        )
+    );
+}
+
 const BAD_JOURNAL: &str = "\
 2026-01-02 Sale
     assets:bank        100.00 USD

@@ -153,6 +153,11 @@ impl ServiceProvider for HttpProvider {
                 .get("/metrics", metrics_text),
         ));
         cx.services.contribute(Arc::new(resources::routes()));
+        cx.services
+            .contribute(Arc::new(openapi::ApiDescription::from_yaml(
+                BUILTIN,
+                include_str!("openapi/customize.yaml"),
+            )?));
         Ok(())
     }
 }

@@ -12,6 +12,13 @@ use serde_json::{Map, Value, json};
 
 use crate::PROBLEM_JSON;
 
+mod custom;
+mod describe;
+mod shared;
+
+pub use custom::{custom_property, with_custom_fields};
+pub use describe::{ApiDescription, DescriptionError, merge_descriptions};
+
 /// The JSON Schema dialect of [`entity_json_schema`].
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
@@ -62,11 +69,14 @@ pub fn field_json_schema(field: &FieldDef, registry: &EntityRegistry, mode: Sche
     field_schema(field, registry, mode)
 }
 
-/// The whole OpenAPI 3.1.0 document for every non-child entity in the registry.
+/// The generated part of the OpenAPI 3.1.0 document: every non-child entity in the
+/// registry and the built-in routes.
 ///
 /// Each entity `E` gets the components `E` (a record), `E_create` and `E_update` (request
 /// bodies) and the paths under `/api/v1/resources/E`; child entities only appear inside
-/// their parents' `table` fields. The built-in routes are listed too.
+/// their parents' `table` fields. Modules describe their own routes in an
+/// [`ApiDescription`], which [`merge_descriptions`] adds; the shared problem responses
+/// (`#/components/responses/NotFound`, …) and the `Tenant` parameter are here for them.
 pub fn openapi_document(registry: &EntityRegistry, version: &str) -> Value {
     let mut paths = Map::new();
     let mut schemas = Map::new();
@@ -111,6 +121,8 @@ pub fn openapi_document(registry: &EntityRegistry, version: &str) -> Value {
         "security": [{"bearer": []}, {}],
         "components": {
             "schemas": schemas,
+            "responses": shared::responses(),
+            "parameters": shared::parameters(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             },
@@ -151,12 +163,18 @@ fn record_schema(schema: &EntitySchema, registry: &EntityRegistry, mode: SchemaM
             required.push(json!(name));
             properties.insert(name.into(), property);
         }
+        required.push(json!("custom"));
+        properties.insert("custom".into(), custom_property(&[], registry, mode));
         if schema.submittable {
             properties.insert(
                 "amended_from".into(),
                 json!({"type": ["string", "null"], "readOnly": true, "description": "The id of the cancelled record this one amends."}),
             );
         }
+    } else {
+        // Writable: a create or PATCH may set the tenant's custom fields (none here; a
+        // request that knows its tenant adds them with `with_custom_fields`).
+        properties.insert("custom".into(), custom_property(&[], registry, mode));
     }
     for field in writable(schema, mode) {
         properties.insert(field.name.clone(), field_schema(field, registry, mode));
@@ -224,10 +242,6 @@ fn system_properties(naming: &Naming) -> Vec<(&'static str, Value)> {
         (
             "docstatus",
             json!({"type": "integer", "enum": [0, 1, 2], "readOnly": true, "description": "0 draft, 1 submitted, 2 cancelled."}),
-        ),
-        (
-            "custom",
-            json!({"type": "object", "readOnly": true, "description": "The tenant's custom fields."}),
         ),
     ]
 }
@@ -440,20 +454,7 @@ fn json_content(schema: Value) -> Value {
 
 /// An error response with a problem details body.
 fn problem(status: u16) -> (String, Value) {
-    let description = match status {
-        400 => "Bad request: the body or a parameter is malformed.",
-        401 => "Unauthorized: the bearer token is missing, malformed, forged or expired.",
-        403 => "Forbidden: the caller may not do this.",
-        404 => "Not found.",
-        409 => "Conflict: the record changed, or its state or a unique value does not allow this.",
-        413 => "The request body is too large.",
-        422 => "Validation failed; `errors` points at each offending value.",
-        429 => {
-            "Too many requests: the caller's rate limit for this minute is spent (see `Retry-After`)."
-        }
-        503 => "Unavailable.",
-        _ => "Error.",
-    };
+    let description = shared::problem_description(status);
     (
         status.to_string(),
         json!({
@@ -596,11 +597,15 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
             ),
         }),
     );
+    // The created record's id is what the operations on one record take: links say so,
+    // so a client (or schemathesis' stateful phase) can follow a create to them.
+    let mut created = record("The created record.");
+    created["links"] = record_links(schema);
     let create = with(
         operation("create", format!("Create {label}")),
         json!({
             "requestBody": body(format!("{name}_create")),
-            "responses": responses(&[(201, record("The created record."))], &[400, 403, 409, 413, 422]),
+            "responses": responses(&[(201, created)], &[400, 403, 409, 413, 422]),
         }),
     );
     let get = with(
@@ -620,18 +625,18 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
                     "name": "If-Match",
                     "in": "header",
                     "required": false,
-                    "description": "The record's `version` as a string; the update fails with 409 if the record has changed since.",
+                    "description": "The record's `version` as a string; the update fails with 412 if the record has changed since.",
                     "schema": {"type": "string"},
                 },
             ],
             "requestBody": body(format!("{name}_update")),
-            "responses": responses(&[(200, record("The updated record."))], &[400, 403, 404, 409, 413, 422]),
+            "responses": responses(&[(200, record("The updated record."))], &[400, 403, 404, 409, 412, 413, 422]),
         }),
     );
     let delete = with(
         operation("delete", format!("Delete {label}")),
         json!({
-            "description": "Soft-deletes the record.",
+            "description": "Soft-deletes the record. A record that submitted documents refer to cannot be deleted (409).",
             "parameters": [id_parameter()],
             "responses": responses(&[(204, json!({"description": "Deleted."}))], &[400, 403, 404, 409, 422]),
         }),
@@ -684,6 +689,28 @@ fn entity_paths(schema: &EntitySchema) -> Vec<(String, Value)> {
     paths
 }
 
+/// The OpenAPI links from a created record to the operations on it.
+fn record_links(schema: &EntitySchema) -> Value {
+    let name = schema.name.as_str();
+    let mut verbs = vec!["get", "update", "delete"];
+    if schema.submittable {
+        verbs.extend(["submit", "cancel", "amend"]);
+    }
+    let links: Map<String, Value> = verbs
+        .into_iter()
+        .map(|verb| {
+            (
+                verb.to_owned(),
+                json!({
+                    "operationId": format!("{verb}_{name}"),
+                    "parameters": {"id": "$response.body#/id"},
+                }),
+            )
+        })
+        .collect();
+    Value::Object(links)
+}
+
 /// The built-in routes.
 fn builtin_paths() -> Vec<(String, Value)> {
     vec![
@@ -732,21 +759,41 @@ fn builtin_paths() -> Vec<(String, Value)> {
             json!({"get": {
                 "operationId": "get_entity_schema",
                 "summary": "The JSON Schema of an entity's record",
+                "description": "With a bearer token, the record's `custom` property lists the tenant's custom fields.",
                 "tags": [SYSTEM_TAG],
-                "parameters": [{
-                    "name": "entity",
-                    "in": "path",
-                    "required": true,
-                    "description": "The entity's name, such as `todo`.",
-                    "schema": {"type": "string"},
-                }],
+                "parameters": [
+                    {
+                        "name": "entity",
+                        "in": "path",
+                        "required": true,
+                        "description": "The entity's name, such as `todo`.",
+                        "schema": {"type": "string"},
+                    },
+                    query_parameter(
+                        "mode",
+                        "Which shape: a record as read (the default), a create body or a PATCH body.",
+                        json!({"type": "string", "enum": ["read", "create", "update"], "default": "read"}),
+                    ),
+                ],
                 "responses": responses(
                     &[(200, json!({
                         "description": "A JSON Schema (draft 2020-12).",
-                        "content": json_content(json!({"type": "object"})),
+                        "content": {"application/schema+json": {"schema": {"type": "object"}}},
                     }))],
-                    &[404],
+                    &[400, 401, 404, 429],
                 ),
+            }}),
+        ),
+        (
+            "/metrics".into(),
+            json!({"get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics in the text exposition format",
+                "tags": [SYSTEM_TAG],
+                "responses": {"200": {
+                    "description": "The metrics (text format 0.0.4).",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }},
             }}),
         ),
     ]

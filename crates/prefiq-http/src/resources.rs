@@ -98,8 +98,9 @@ async fn create_runtime_entity(
     Ok(response)
 }
 
-/// The OpenAPI document; with a tenant (`X-Tenant`), each entity's `custom` property lists
-/// that tenant's custom fields.
+/// The OpenAPI document: the generated part and every module's description of its routes;
+/// with a tenant (`X-Tenant`), each entity's `custom` property lists that tenant's custom
+/// fields.
 async fn openapi_json(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
@@ -114,6 +115,9 @@ async fn openapi_json(
     let tenant = trusted_tenant(&state, &context);
     let registry = entities.registry().visible_to(tenant);
     let mut document = crate::openapi::openapi_document(&registry, env!("CARGO_PKG_VERSION"));
+    let descriptions = state.services.all::<crate::openapi::ApiDescription>();
+    crate::openapi::merge_descriptions(&mut document, descriptions.iter().map(|d| d.as_ref()))
+        .map_err(|e| Problem::from(prefiq::KernelError::service(prefiq::ErrorKind::Internal, e)))?;
     if tenant.is_some() {
         let (repository, scope) = parts(&state, &context)?;
         for schema in registry.all().filter(|s| !s.child) {
@@ -127,35 +131,8 @@ async fn openapi_json(
                 (format!("{}_create", schema.name), SchemaMode::Create),
                 (format!("{}_update", schema.name), SchemaMode::Update),
             ] {
-                let properties: serde_json::Map<String, Value> = fields
-                    .iter()
-                    .map(|f| {
-                        (
-                            f.name.clone(),
-                            crate::openapi::field_json_schema(f, &registry, mode),
-                        )
-                    })
-                    .collect();
-                let required: Vec<&str> = fields
-                    .iter()
-                    .filter(|f| mode == SchemaMode::Create && f.required && f.default.is_none())
-                    .map(|f| f.name.as_str())
-                    .collect();
-                let mut custom = json!({
-                    "type": "object",
-                    "description": "This tenant's custom fields.",
-                    "properties": properties,
-                    "additionalProperties": false,
-                });
-                if !required.is_empty() {
-                    custom["required"] = json!(required);
-                }
-                if let Some(object) = components
-                    .get_mut(&component)
-                    .and_then(|c| c.get_mut("properties"))
-                    .and_then(Value::as_object_mut)
-                {
-                    object.insert("custom".into(), custom);
+                if let Some(record) = components.get_mut(&component) {
+                    crate::openapi::with_custom_fields(record, &fields, &registry, mode);
                 }
             }
         }
@@ -241,8 +218,14 @@ async fn entity_schema(
             ));
         }
     };
-    let mut response =
-        axum::Json(crate::openapi::entity_json_schema(schema, &registry, mode)).into_response();
+    let mut body = crate::openapi::entity_json_schema(schema, &registry, mode);
+    // The tenant's custom fields are part of its records (and of what it may write).
+    if trusted_tenant(&state, &context).is_some() {
+        let (repository, scope) = parts(&state, &context)?;
+        let fields = repository.custom_fields(&scope, &entity).await?;
+        crate::openapi::with_custom_fields(&mut body, &fields, &registry, mode);
+    }
+    let mut response = axum::Json(body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/schema+json"),

@@ -3,7 +3,9 @@
 
 use prefiq::{EntitySource, EntitySources};
 use prefiq_data::entity::EntityRegistry;
-use prefiq_http::openapi::{SchemaMode, entity_json_schema, openapi_document};
+use prefiq_http::openapi::{
+    ApiDescription, SchemaMode, entity_json_schema, merge_descriptions, openapi_document,
+};
 use serde_json::{Value, json};
 
 const TODO: &str = "\
@@ -314,8 +316,16 @@ fn record_modes() {
             "custom"
         ]
     );
+    // The system properties are read-only; `custom` is not (create and PATCH write it).
     for system in strings(&read["required"]) {
-        assert_eq!(read["properties"][system]["readOnly"], true, "{system}");
+        let read_only = system != "custom";
+        assert_eq!(
+            read["properties"][system]["readOnly"]
+                .as_bool()
+                .unwrap_or(false),
+            read_only,
+            "{system}"
+        );
     }
     assert_eq!(read["properties"]["docstatus"]["enum"], json!([0, 1, 2]));
     assert_eq!(
@@ -332,7 +342,14 @@ fn record_modes() {
     let create = entity_json_schema(todo, &registry, SchemaMode::Create);
     assert_eq!(
         keys(&create["properties"]),
-        ["allocated_to", "date", "description", "priority", "status"]
+        [
+            "allocated_to",
+            "custom",
+            "date",
+            "description",
+            "priority",
+            "status"
+        ]
     );
     // `status` is not required on create: it has a default.
     assert_eq!(strings(&create["required"]), ["description"]);
@@ -506,6 +523,7 @@ fn operations_and_error_responses() {
         "GET /readyz readyz",
         "GET /api/v1/openapi.json openapi",
         "GET /api/v1/schema/{entity} get_entity_schema",
+        "GET /metrics metrics",
         "GET /api/v1/resources/invoice list_invoice",
         "POST /api/v1/resources/invoice create_invoice",
         "GET /api/v1/resources/invoice/{id} get_invoice",
@@ -563,7 +581,9 @@ fn operations_and_error_responses() {
             ("GET", false) => &["400", "401", "403", "422", "429"],
             ("POST", false) => &["400", "401", "403", "409", "413", "422", "429"],
             ("GET", true) => &["400", "401", "403", "404", "429"],
-            ("PATCH", true) => &["400", "401", "403", "404", "409", "413", "422", "429"],
+            ("PATCH", true) => &[
+                "400", "401", "403", "404", "409", "412", "413", "422", "429",
+            ],
             ("DELETE", true) => &["400", "401", "403", "404", "409", "422", "429"],
             ("POST", true) => &["400", "401", "403", "404", "409", "422", "429"],
             _ => panic!("{what}: unexpected operation"),
@@ -684,11 +704,202 @@ fn empty_registry() {
             "/api/v1/openapi.json",
             "/api/v1/schema/{entity}",
             "/healthz",
+            "/metrics",
             "/readyz"
         ]
     );
     assert_eq!(
         keys(&doc["components"]["schemas"]),
         ["Problem", "Readiness"]
+    );
+}
+
+/// Reads a module's fragment and compares the outcome: `Ok` or the error's message.
+fn check_description(yaml: &str, expected: Result<(), &str>) {
+    let outcome = ApiDescription::from_yaml("demo", yaml)
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    assert_eq!(outcome, expected.map_err(str::to_owned), "{yaml}");
+}
+
+/// A path item with one operation answering `responses` (flow YAML).
+fn fragment(path: &str, operation: &str) -> String {
+    format!("paths:\n  {path}:\n    get: {operation}\n")
+}
+
+#[test]
+fn module_descriptions_are_checked_when_made() {
+    let ok = "{operationId: a, summary: A, responses: {'200': {description: ok}}}";
+    check_description(&fragment("/x", ok), Ok(()));
+    check_description(
+        "paths:\n  /x/{id}:\n    parameters: [{name: id, in: path, required: true, schema: {type: string}}]\n    get: {operationId: a, summary: A, responses: {'204': {description: ok}, '404': {$ref: '#/components/responses/NotFound'}}}\n",
+        Ok(()),
+    );
+    check_description(
+        "components:\n  schemas:\n    Thing: {type: object}\n  parameters:\n    Q: {name: q, in: query, schema: {type: string}}\npaths:\n  /x:\n    get: {operationId: a, summary: A, parameters: [{$ref: '#/components/parameters/Q'}], responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Thing'}}}}}}\n",
+        Ok(()),
+    );
+    check_description(
+        "paths: [",
+        Err(
+            "the OpenAPI description of module `demo` cannot be read: did not find expected node content at line 2 column 1, while parsing a flow node",
+        ),
+    );
+    check_description(
+        "[1, 2]",
+        Err("the OpenAPI description of module `demo` is invalid at ``: the fragment is an object"),
+    );
+    check_description(
+        "info: {title: x}",
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/info`: a fragment holds only `tags`, `paths` and `components`",
+        ),
+    );
+    check_description(
+        "components: {responses: {}}",
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/components/responses`: a fragment's components are only `schemas` and `parameters`",
+        ),
+    );
+    check_description(
+        "components: {schemas: {todo: {type: object}}}",
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/components/schemas/todo`: a module's component names start with a capital letter (entity names do not)",
+        ),
+    );
+    check_description(
+        &fragment("x", ok),
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/x`: a path starts with `/`",
+        ),
+    );
+    check_description(
+        "paths:\n  /x:\n    GET: {}\n",
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/GET`: a path item holds operations under lower-case HTTP methods",
+        ),
+    );
+    check_description(
+        "paths:\n  /x:\n    parameters: []\n",
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x`: a path item has at least one operation",
+        ),
+    );
+    check_description(
+        &fragment("/x", "{summary: A, responses: {'200': {description: ok}}}"),
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get`: an operation needs `operationId`",
+        ),
+    );
+    check_description(
+        &fragment(
+            "/x",
+            "{operationId: a, summary: A, responses: {'404': {description: no}}}",
+        ),
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get/responses`: an operation has a success (2xx) response",
+        ),
+    );
+    check_description(
+        &fragment("/x/{id}", ok),
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x~1{id}/get/parameters`: the path parameter `id` is not declared",
+        ),
+    );
+    check_description(
+        &fragment(
+            "/x",
+            "{operationId: a, summary: A, responses: {'200': {$ref: '#/components/responses/Gone'}}}",
+        ),
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get/responses/200/$ref`: `#/components/responses/Gone` is neither a schema of this fragment nor a shared component",
+        ),
+    );
+    // An entity's record may be referred to (the assembled document resolves it); a
+    // capitalised name must be the fragment's own.
+    check_description(
+        &fragment(
+            "/x",
+            "{operationId: a, summary: A, responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/todo'}}}}}}",
+        ),
+        Ok(()),
+    );
+    check_description(
+        &fragment(
+            "/x",
+            "{operationId: a, summary: A, responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Todo'}}}}}}",
+        ),
+        Err(
+            "the OpenAPI description of module `demo` is invalid at `/paths/~1x/get/responses/200/content/application~1json/schema/$ref`: `#/components/schemas/Todo` is neither a schema of this fragment nor a shared component",
+        ),
+    );
+}
+
+#[test]
+fn merged_descriptions_may_not_overlap() {
+    let operation = "{operationId: a, summary: A, responses: {'200': {description: ok}}}";
+    let first = ApiDescription::from_yaml("first", &fragment("/x", operation)).unwrap();
+    let second = ApiDescription::from_yaml("second", &fragment("/x", operation)).unwrap();
+    let mut doc = document();
+    merge_descriptions(&mut doc, [&first]).unwrap();
+    assert_eq!(doc["paths"]["/x"]["get"]["operationId"], "a");
+    assert_eq!(
+        merge_descriptions(&mut document(), [&first, &second])
+            .unwrap_err()
+            .to_string(),
+        "modules `first` and `second` both describe `GET /x` in the OpenAPI document"
+    );
+    // Nor may a module describe a generated operation.
+    let generated = ApiDescription::from_yaml("demo", &fragment("/healthz", operation)).unwrap();
+    assert_eq!(
+        merge_descriptions(&mut document(), [&generated])
+            .unwrap_err()
+            .to_string(),
+        "modules `prefiq` and `demo` both describe `GET /healthz` in the OpenAPI document"
+    );
+    let schema = "components: {schemas: {Problem: {type: object}}}";
+    let shadow = ApiDescription::from_yaml("demo", schema).unwrap();
+    assert_eq!(
+        merge_descriptions(&mut document(), [&shadow])
+            .unwrap_err()
+            .to_string(),
+        "modules `prefiq` and `demo` both describe `#/components/schemas/Problem` in the OpenAPI document"
+    );
+}
+
+#[test]
+fn shared_problem_responses_are_components() {
+    let doc = document();
+    let responses = &doc["components"]["responses"];
+    for (name, status) in [
+        ("BadRequest", 400),
+        ("Unauthorized", 401),
+        ("Forbidden", 403),
+        ("NotFound", 404),
+        ("Conflict", 409),
+        ("PreconditionFailed", 412),
+        ("PayloadTooLarge", 413),
+        ("Unprocessable", 422),
+        ("PreconditionRequired", 428),
+        ("TooManyRequests", 429),
+    ] {
+        assert_eq!(
+            responses[name]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "{name}"
+        );
+        // The inline problem of a generated operation says the same.
+        let inline =
+            &doc["paths"]["/api/v1/resources/todo/{id}"]["patch"]["responses"][status.to_string()];
+        if !inline.is_null() {
+            assert_eq!(
+                inline["description"], responses[name]["description"],
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(
+        doc["components"]["parameters"]["Tenant"]["name"],
+        "X-Tenant"
     );
 }

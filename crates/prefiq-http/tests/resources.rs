@@ -309,6 +309,7 @@ async fn rest_contract_on_backends() {
         error_bodies(&api).await;
         lists(&api).await;
         documents(&api).await;
+        lifecycle_refusals_read_as_sentences(&api).await;
         custom_fields(&api).await;
         // A second replica on the same database, booted before the entity exists.
         let replica = boot(&db).await;
@@ -992,11 +993,11 @@ async fn custom_fields(api: &Api) {
     let (_, theirs) = api
         .call("GET", "/api/v1/openapi.json", Some("globex"), None, None)
         .await;
-    assert!(
-        theirs["components"]["schemas"]["todo"]["properties"]["custom"]
-            .get("properties")
-            .is_none()
+    assert_eq!(
+        theirs["components"]["schemas"]["todo"]["properties"]["custom"]["properties"],
+        json!({})
     );
+    schema_lists_custom_fields(api).await;
     let (_, other) = api
         .call(
             "GET",
@@ -1023,6 +1024,80 @@ async fn custom_fields(api: &Api) {
     );
     let (_, read) = api.get(&path).await;
     assert_eq!(read["custom"].as_object().unwrap().len(), 499);
+}
+
+/// A lifecycle action on a document in the wrong state says so in plain English (the
+/// regression: "only a draft documents can be submited").
+async fn lifecycle_refusals_read_as_sentences(api: &Api) {
+    let (_, customer) = api
+        .post(
+            "/api/v1/resources/customer",
+            json!({"title": "Initrode", "code": "C7"}),
+        )
+        .await;
+    let (status, invoice) = api
+        .post(
+            "/api/v1/resources/invoice",
+            json!({"customer": customer["id"], "total": {"amount": "1", "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invoice}");
+    let path = format!(
+        "/api/v1/resources/invoice/{}",
+        invoice["id"].as_str().unwrap()
+    );
+    for (action, expected) in [
+        ("cancel", "only submitted documents can be cancelled"),
+        ("amend", "only cancelled documents can be amended"),
+        ("submit", ""),
+        ("submit", "only draft documents can be submitted"),
+    ] {
+        let (status, body) = api.post(&format!("{path}/{action}"), json!({})).await;
+        if expected.is_empty() {
+            assert_eq!(status, StatusCode::OK, "{action}: {body}");
+            continue;
+        }
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{action}: {body}");
+        assert_eq!(body["detail"], expected, "{action}");
+        assert_eq!(body["errors"][0]["code"], "wrong_status", "{action}");
+    }
+}
+
+/// `/api/v1/schema/{entity}` describes the tenant's custom fields in `custom`, which
+/// create and PATCH write, so it is not read-only (the regression: it left them out and
+/// marked `custom` read-only).
+async fn schema_lists_custom_fields(api: &Api) {
+    for mode in ["read", "create", "update"] {
+        let (status, schema) = api
+            .get(&format!("/api/v1/schema/customer?mode={mode}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{mode}");
+        let custom = &schema["properties"]["custom"];
+        assert!(custom.get("readOnly").is_none(), "{mode}: {custom}");
+        insta::assert_json_snapshot!(format!("schema_custom_fields_{mode}"), custom);
+        // A create must send `custom`, as the tenant has a required custom field.
+        let required = schema["required"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            required.contains(&json!("custom")),
+            mode != "update",
+            "{mode}: {required:?}"
+        );
+    }
+    // Another tenant's schema has none of them, and accepts no custom value but null or {}.
+    let (_, theirs) = api
+        .call(
+            "GET",
+            "/api/v1/schema/customer?mode=update",
+            Some("globex"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(theirs["properties"]["custom"]["properties"], json!({}));
+    assert_eq!(
+        theirs["properties"]["custom"]["additionalProperties"],
+        json!(false)
+    );
 }
 
 /// The migrations recorded for `module`, read straight from the database.

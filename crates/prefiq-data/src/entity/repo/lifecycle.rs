@@ -47,8 +47,7 @@ pub(super) fn lost_race(error: RepoError, expected: Option<i64>) -> RepoError {
 pub(super) fn expect_docstatus(
     current: &Map<String, Value>,
     expected: i64,
-    action: &str,
-    state: &str,
+    message: &str,
 ) -> Result<(), RepoError> {
     if docstatus(current) == Some(expected) {
         Ok(())
@@ -56,7 +55,7 @@ pub(super) fn expect_docstatus(
         Err(RepoError::Invalid(vec![field_error(
             "",
             "wrong_status",
-            format!("only {state} documents can be {action}ed"),
+            message.to_owned(),
         )]))
     }
 }
@@ -84,7 +83,7 @@ impl Repository {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_version(&schema, &current, expected)?;
-        expect_docstatus(&current, 0, "submit", "a draft")?;
+        expect_docstatus(&current, 0, "only draft documents can be submitted")?;
         let validated = self
             .validate_all(scope, &schema, &current, Some(&current))
             .await?;
@@ -144,7 +143,7 @@ impl Repository {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_version(&schema, &current, expected)?;
-        expect_docstatus(&current, 1, "cancel", "submitted")?;
+        expect_docstatus(&current, 1, "only submitted documents can be cancelled")?;
         self.authorize(scope, &schema, "cancel", Some(&current))
             .await?;
         let version = stored_version(&current);
@@ -172,7 +171,7 @@ impl Repository {
     ) -> Result<Value, RepoError> {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
-        expect_docstatus(&current, 2, "amend", "cancelled")?;
+        expect_docstatus(&current, 2, "only cancelled documents can be amended")?;
         self.authorize(scope, &schema, "amend", Some(&current))
             .await?;
         let old_name = current
