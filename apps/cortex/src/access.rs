@@ -259,6 +259,21 @@ pub async fn add_policy(
     model
         .check_policy(&policy)
         .map_err(|e| invalid(e.to_string()))?;
+    // A policy that takes the policy routes from administrators could never be removed.
+    let existing = identity
+        .policies(scope.tenant())
+        .await
+        .map_err(identity_problem)?;
+    if let Some(caller) = context.principal.as_deref() {
+        crate::recovery::check_policy_keeps_administrators(
+            &authorizer,
+            scope.tenant(),
+            &existing,
+            &policy,
+            caller,
+        )
+        .map_err(invalid)?;
+    }
     identity
         .add_policy(scope.tenant(), &policy)
         .await

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use prefiq::{ErrorKind, KernelError, async_trait};
+use prefiq::{ErrorKind, KernelError};
 use prefiq_auth::{AccessClaims, SigningKey};
 use prefiq_data::{Database, DatabaseHandle};
 use serde::{Deserialize, Serialize};
@@ -80,6 +80,11 @@ pub enum IdentityError {
         /// The known roles, quoted and separated by commas.
         known: String,
     },
+    /// A change that would leave the tenant without an active administrator.
+    #[error(
+        "tenant `{0}` would be left without an active System Manager; give another user the role first (or run `prefiq tenant recover`)"
+    )]
+    LastAdministrator(String),
     /// No such user in the tenant.
     #[error("user `{0}` does not exist")]
     NoUser(String),
@@ -124,7 +129,8 @@ impl From<IdentityError> for KernelError {
             | IdentityError::UnknownRole { .. } => ErrorKind::Invalid,
             IdentityError::TenantExists(_)
             | IdentityError::UserExists(_)
-            | IdentityError::PolicyExists(_) => ErrorKind::Conflict,
+            | IdentityError::PolicyExists(_)
+            | IdentityError::LastAdministrator(_) => ErrorKind::Conflict,
             IdentityError::NoTenant(_) | IdentityError::NoUser(_) => ErrorKind::NotFound,
             IdentityError::BadCredentials
             | IdentityError::RefreshInvalid
@@ -591,6 +597,18 @@ impl Identity {
         let attributes = attributes.map(|a| serde_json::Value::Object(a.clone()).to_string());
         let changed = on_pool!(self.database()?, pool => {
             let mut tx = pool.begin().await?;
+            // Changes to one tenant's users run one at a time (a row lock on PostgreSQL;
+            // SQLite writes one at a time anyway), so two administrators cannot disable
+            // each other at once and leave none.
+            sqlx::query(crate::recovery::LOCK_TENANT_SQL)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            let admins_before: i64 = sqlx::query_scalar(crate::recovery::ACTIVE_ADMINS_SQL)
+                .bind(tenant)
+                .bind(crate::recovery::admin_pattern())
+                .fetch_one(&mut *tx)
+                .await?;
             let changed = sqlx::query(sql)
                 .bind(roles)
                 .bind(attributes)
@@ -600,6 +618,14 @@ impl Identity {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            let admins_after: i64 = sqlx::query_scalar(crate::recovery::ACTIVE_ADMINS_SQL)
+                .bind(tenant)
+                .bind(crate::recovery::admin_pattern())
+                .fetch_one(&mut *tx)
+                .await?;
+            if admins_before > 0 && admins_after == 0 {
+                return Err(IdentityError::LastAdministrator(tenant.to_owned()));
+            }
             sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
                 .bind(unix_now())
                 .bind(tenant)
@@ -615,65 +641,6 @@ impl Identity {
         self.forget_user(tenant, id);
         tracing::info!(target: "cortex::identity", tenant, user = id, "user changed");
         Ok(())
-    }
-
-    /// The tenant's own Cedar policies, by id.
-    pub async fn policies(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<prefiq_auth::TenantPolicy>, IdentityError> {
-        let sql = "SELECT id, text FROM cortex_policies WHERE tenant_id = $1 ORDER BY id LIMIT $2";
-        let rows: Vec<(String, String)> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(i64::try_from(prefiq_auth::authz::MAX_TENANT_POLICIES).unwrap_or(i64::MAX))
-            .fetch_all(pool)
-            .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(id, text)| prefiq_auth::TenantPolicy { id, text })
-            .collect())
-    }
-
-    /// Stores a policy (already validated by the caller).
-    pub async fn add_policy(
-        &self,
-        tenant: &str,
-        policy: &prefiq_auth::TenantPolicy,
-    ) -> Result<(), IdentityError> {
-        if self.policies(tenant).await?.len() >= prefiq_auth::authz::MAX_TENANT_POLICIES {
-            return Err(IdentityError::Invalid {
-                field: "id",
-                message: format!(
-                    "a tenant has at most {} policies",
-                    prefiq_auth::authz::MAX_TENANT_POLICIES
-                ),
-            });
-        }
-        let sql = "INSERT INTO cortex_policies (tenant_id, id, text, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, id) DO NOTHING";
-        let inserted = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(&policy.id)
-            .bind(&policy.text)
-            .bind(civil_now())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if inserted == 0 {
-            return Err(IdentityError::PolicyExists(policy.id.clone()));
-        }
-        Ok(())
-    }
-
-    /// Removes a policy; `false` when there was none.
-    pub async fn remove_policy(&self, tenant: &str, id: &str) -> Result<bool, IdentityError> {
-        let sql = "DELETE FROM cortex_policies WHERE tenant_id = $1 AND id = $2";
-        let removed = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(removed > 0)
     }
 
     /// Every tenant, by name.
@@ -1016,16 +983,5 @@ impl Identity {
             .await;
         }
         Ok(())
-    }
-}
-
-/// Cortex keeps each tenant's policies in `cortex_policies`.
-#[async_trait]
-impl prefiq_auth::PolicyStore for Identity {
-    async fn tenant_policies(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<prefiq_auth::TenantPolicy>, String> {
-        self.policies(tenant).await.map_err(|e| e.to_string())
     }
 }

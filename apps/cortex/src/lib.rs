@@ -44,6 +44,8 @@ pub mod credentials;
 pub mod desk;
 pub mod identity;
 pub mod platform;
+pub mod policies;
+pub mod recovery;
 pub mod settings;
 pub mod sso;
 pub mod throttle;
