@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use sqlx::Row;
 
+/// Where a password change's failures are counted in the login throttle, in place of an
+/// email.
+const PASSWORD_CHANGE: &str = "password change";
+
 /// The role a tenant's first user gets.
 pub const ADMIN_ROLE: &str = prefiq_auth::authz::ADMINISTRATOR;
 
@@ -759,17 +763,21 @@ impl Identity {
             .filter(|user| verified && !locked && user.status == "active")
         else {
             let delay = self.throttle.failed(tenant, &email, address);
-            if let Some(user) = &row {
-                self.audit(
-                    tenant,
-                    None,
-                    "login_failed",
-                    Some(&user.id),
-                    serde_json::json!({"locked": {"after": locked}}),
-                )
-                .await;
-            }
-            tokio::time::sleep(delay).await;
+            // The audit record is written during the delay, so a real user's failure
+            // takes no longer than an unknown email's.
+            let record = async {
+                if let Some(user) = &row {
+                    self.audit(
+                        tenant,
+                        None,
+                        "login_failed",
+                        Some(&user.id),
+                        serde_json::json!({"locked": {"after": locked}}),
+                    )
+                    .await;
+                }
+            };
+            tokio::join!(record, tokio::time::sleep(delay));
             return Err(IdentityError::BadCredentials);
         };
         self.throttle.succeeded(tenant, &email, address);
@@ -930,6 +938,12 @@ impl Identity {
                     field: "new_password",
                     message: e.to_string(),
                 })?;
+        // Guessing the current password with a stolen session is throttled as logins
+        // are, per user (the user stands where a login's address does).
+        let guesser = format!("user\u{0}{user}");
+        if self.throttle.locked(tenant, PASSWORD_CHANGE, &guesser) {
+            return Err(IdentityError::WrongPassword);
+        }
         let sql = "SELECT password_hash FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
         let hash: Option<String> = on_pool!(self.database()?, pool => sqlx::query_scalar(sql)
             .bind(tenant)
@@ -940,8 +954,11 @@ impl Identity {
             return Err(IdentityError::WrongPassword);
         };
         if !prefiq_auth::verify_password(&hash, current).await {
+            let delay = self.throttle.failed(tenant, PASSWORD_CHANGE, &guesser);
+            tokio::time::sleep(delay).await;
             return Err(IdentityError::WrongPassword);
         }
+        self.throttle.succeeded(tenant, PASSWORD_CHANGE, &guesser);
         let now = unix_now();
         let result = on_pool!(self.database()?, pool => {
             let mut tx = pool.begin().await?;

@@ -1,6 +1,7 @@
 //! Failed logins, through the HTTP stack on SQLite and (when configured) PostgreSQL: a
 //! locked account and an unknown email get the same answer, and an attacker guessing from
-//! one address locks out only itself, never the real user signing in from another.
+//! one address locks out only itself, never the real user signing in from another; and
+//! guessing the current password with a stolen session is throttled too.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -123,6 +124,39 @@ async fn address_guessing_at_many_accounts_is_locked_out_on_backends() {
             let (status, seen) = login(&api, address, "ann@acme.test", PASSWORD).await;
             assert_eq!(status, expected, "from {address}: {seen}");
         }
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn password_change_guesses_are_throttled_on_backends() {
+    for db in databases("cortex lockout password change").await {
+        let api = installation(&db).await;
+        let bearer = api.bearer("acme", "ann@acme.test", PASSWORD).await;
+        let change = |current: &str| json!({"current_password": current, "new_password": "stolen and changed"});
+        for _ in 0..PAIR_LOCK_AFTER {
+            let (status, _) = api
+                .call(
+                    "POST",
+                    "/api/v1/auth/password",
+                    &[("authorization", &bearer)],
+                    Some(change("guess")),
+                )
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+        }
+        // Even the right current password is refused now; the password is unchanged.
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/password",
+                &[("authorization", &bearer)],
+                Some(change(PASSWORD)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = login(&api, OWNER, "ann@acme.test", PASSWORD).await;
+        assert_eq!(status, StatusCode::OK);
         db.cleanup().await;
     }
 }
