@@ -1,6 +1,6 @@
 //! Tenants, users and logins: the records behind `prefiq tenant ...` and
-//! `POST /api/v1/auth/login`, and the [`Authenticator`] that turns a bearer token back into
-//! a principal.
+//! `POST /api/v1/auth/login`. Turning a bearer token back into a principal, and revoking
+//! tokens, is [`crate::authenticate`]'s.
 //!
 //! Passwords are argon2id hashes (made off the async runtime by `prefiq-auth`); access
 //! tokens are EdDSA JWTs bound to one tenant. Repeated failed logins slow down and then
