@@ -18,7 +18,7 @@ use prefiq_http::{HttpState, Problem};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::identity::{Identity, UserInfo};
+use crate::identity::{Identity, UserInfo, check_known_roles};
 
 /// The action of managing a tenant's users.
 pub const MANAGE_USERS: &str = "cortex.manage_users";
@@ -118,6 +118,7 @@ pub async fn create_user(
             "the body must be {{\"email\", \"password\", \"roles\"?, \"attributes\"?}}: {e}"
         ))
     })?;
+    check_known_roles(&request.roles, &authorizer.known_roles()).map_err(identity_problem)?;
     let user = identity
         .create_user(
             scope.tenant(),
@@ -166,6 +167,9 @@ pub async fn update_user(
             "the body must be {{\"roles\"?, \"attributes\"?, \"status\"?}}: {e}"
         ))
     })?;
+    if let Some(roles) = &change.roles {
+        check_known_roles(roles, &authorizer.known_roles()).map_err(identity_problem)?;
+    }
     identity
         .update_user(
             scope.tenant(),
@@ -255,6 +259,21 @@ pub async fn add_policy(
     model
         .check_policy(&policy)
         .map_err(|e| invalid(e.to_string()))?;
+    // A policy that takes the policy routes from administrators could never be removed.
+    let existing = identity
+        .policies(scope.tenant())
+        .await
+        .map_err(identity_problem)?;
+    if let Some(caller) = context.principal.as_deref() {
+        crate::recovery::check_policy_keeps_administrators(
+            &authorizer,
+            scope.tenant(),
+            &existing,
+            &policy,
+            caller,
+        )
+        .map_err(invalid)?;
+    }
     identity
         .add_policy(scope.tenant(), &policy)
         .await

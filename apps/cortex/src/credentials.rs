@@ -152,7 +152,8 @@ impl Identity {
     }
 
     /// Finishes a password reset: the token works once, before it expires; the password
-    /// is replaced, the lockout cleared and every refresh token of the user revoked.
+    /// is replaced, the lockout cleared and every token of the user revoked (refresh
+    /// tokens, and access tokens through its session epoch).
     pub async fn confirm_reset(
         &self,
         tenant: &str,
@@ -181,7 +182,7 @@ impl Identity {
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(user) = &user {
-                sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE tenant_id = $2 AND id = $3")
+                sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL, session_epoch = session_epoch + 1 WHERE tenant_id = $2 AND id = $3")
                     .bind(&hash)
                     .bind(tenant)
                     .bind(user)
@@ -199,6 +200,7 @@ impl Identity {
         });
         match done {
             Some(user) => {
+                self.forget_user(tenant, &user);
                 tracing::info!(target: "cortex::identity", tenant, user = %user, "password reset");
                 Ok(())
             }
@@ -352,6 +354,16 @@ impl Identity {
             tracing::info!(target: "cortex::identity", tenant, key = id, "API key revoked");
         }
         Ok(revoked > 0)
+    }
+
+    /// Forgets the cached keys of `user`, after a change to the user, so that their next
+    /// use reads the user's row again (a disabled user's keys stop at once).
+    pub(crate) fn forget_api_keys_of(&self, tenant: &str, user: &str) {
+        self.keys
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (_, _, principal)| !(principal.tenant == tenant && principal.user == user));
     }
 
     /// The principal of an API key, or `Unauthenticated`.

@@ -1,33 +1,27 @@
 //! Tenants, users and logins: the records behind `prefiq tenant ...` and
-//! `POST /api/v1/auth/login`, and the [`Authenticator`] that turns a bearer token back into
-//! a principal.
+//! `POST /api/v1/auth/login`. Turning a bearer token back into a principal, and revoking
+//! tokens, is [`crate::authenticate`]'s.
 //!
 //! Passwords are argon2id hashes (made off the async runtime by `prefiq-auth`); access
 //! tokens are EdDSA JWTs bound to one tenant. Repeated failed logins slow down and then
-//! lock the account: each failure adds [`FAILURE_DELAY_MS`] to the answer (capped), and
-//! [`LOCK_AFTER`] failures in a row lock it for a time that doubles with every further
-//! failure, up to [`MAX_LOCK_S`].
+//! lock out the (account, client address) pair, or the address, that made them (see
+//! [`crate::throttle`]); the account itself is never locked, so nobody can lock its owner
+//! out.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use prefiq::{Authenticator, ErrorKind, KernelError, Principal, async_trait};
+use prefiq::{ErrorKind, KernelError};
 use prefiq_auth::{AccessClaims, SigningKey};
 use prefiq_data::{Database, DatabaseHandle};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use sqlx::Row;
 
-/// Failed logins in a row before the account locks.
-pub const LOCK_AFTER: i64 = 5;
-/// The first lock, in seconds; it doubles with each failure after.
-pub const FIRST_LOCK_S: i64 = 60;
-/// The longest lock, in seconds.
-pub const MAX_LOCK_S: i64 = 3600;
-/// Added to the answer of a failed login per failure in a row, in milliseconds.
-pub const FAILURE_DELAY_MS: u64 = 200;
-/// The longest such delay, in milliseconds.
-pub const MAX_FAILURE_DELAY_MS: u64 = 2000;
+/// Where a password change's failures are counted in the login throttle, in place of an
+/// email.
+const PASSWORD_CHANGE: &str = "password change";
+
 /// The role a tenant's first user gets.
 pub const ADMIN_ROLE: &str = prefiq_auth::authz::ADMINISTRATOR;
 
@@ -82,6 +76,19 @@ pub enum IdentityError {
     /// A user with this email exists already in the tenant.
     #[error("a user with email `{0}` already exists")]
     UserExists(String),
+    /// A role that no entity permission, module grant or the administrator role names.
+    #[error("role `{role}` does not exist; the roles are {known}")]
+    UnknownRole {
+        /// The role given.
+        role: String,
+        /// The known roles, quoted and separated by commas.
+        known: String,
+    },
+    /// A change that would leave the tenant without an active administrator.
+    #[error(
+        "tenant `{0}` would be left without an active System Manager; give another user the role first (or run `prefiq tenant recover`)"
+    )]
+    LastAdministrator(String),
     /// No such user in the tenant.
     #[error("user `{0}` does not exist")]
     NoUser(String),
@@ -94,8 +101,8 @@ pub enum IdentityError {
     /// No such tenant.
     #[error("tenant `{0}` does not exist")]
     NoTenant(String),
-    /// Wrong email or password, unknown tenant, or a suspended tenant: one answer for all,
-    /// so that a login reveals nothing.
+    /// Wrong email or password, unknown tenant, a suspended tenant, a disabled user, or
+    /// too many failed logins: one answer for all, so that a login reveals nothing.
     #[error("the email or password is wrong")]
     BadCredentials,
     /// A refresh token that is unknown, expired, revoked, or of a suspended tenant or user.
@@ -107,9 +114,6 @@ pub enum IdentityError {
     /// The current password given to a password change is wrong.
     #[error("the current password is wrong")]
     WrongPassword,
-    /// Too many failed logins.
-    #[error("the account is locked after repeated failed logins; try again in {0} s")]
-    Locked(i64),
     /// The signing key cannot be read or made.
     #[error("token signing key: {0}")]
     Key(String),
@@ -124,15 +128,18 @@ pub enum IdentityError {
 impl From<IdentityError> for KernelError {
     fn from(error: IdentityError) -> Self {
         let kind = match &error {
-            IdentityError::Invalid { .. } | IdentityError::ResetInvalid => ErrorKind::Invalid,
+            IdentityError::Invalid { .. }
+            | IdentityError::ResetInvalid
+            | IdentityError::UnknownRole { .. } => ErrorKind::Invalid,
             IdentityError::TenantExists(_)
             | IdentityError::UserExists(_)
-            | IdentityError::PolicyExists(_) => ErrorKind::Conflict,
+            | IdentityError::PolicyExists(_)
+            | IdentityError::LastAdministrator(_) => ErrorKind::Conflict,
             IdentityError::NoTenant(_) | IdentityError::NoUser(_) => ErrorKind::NotFound,
             IdentityError::BadCredentials
             | IdentityError::RefreshInvalid
             | IdentityError::RefreshReused => ErrorKind::Unauthenticated,
-            IdentityError::Locked(_) | IdentityError::WrongPassword => ErrorKind::Forbidden,
+            IdentityError::WrongPassword => ErrorKind::Forbidden,
             IdentityError::Key(_) | IdentityError::Database(_) | IdentityError::Data(_) => {
                 ErrorKind::Internal
             }
@@ -228,6 +235,25 @@ pub fn check_roles(roles: &[String]) -> Result<(), IdentityError> {
     Ok(())
 }
 
+/// Refuses the first of `roles` that is not one of `known` (see
+/// [`prefiq_auth::CedarAuthorizer::known_roles`]), naming it and the known ones.
+pub fn check_known_roles(
+    roles: &[String],
+    known: &std::collections::BTreeSet<String>,
+) -> Result<(), IdentityError> {
+    match roles.iter().find(|role| !known.contains(*role)) {
+        None => Ok(()),
+        Some(role) => Err(IdentityError::UnknownRole {
+            role: role.clone(),
+            known: known
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 /// Checks attributes: snake_case names, scalar values (strings of at most 256 bytes).
 pub fn check_attributes(
     attributes: &serde_json::Map<String, serde_json::Value>,
@@ -320,14 +346,13 @@ struct UserRow {
     roles: String,
     attributes: String,
     status: String,
-    failures: i64,
-    locked_until: Option<i64>,
+    epoch: i64,
 }
 
 /// Tenants, users and logins over the application database.
 pub struct Identity {
     handle: Arc<DatabaseHandle>,
-    key: SigningKey,
+    pub(crate) key: SigningKey,
     ttl_s: i64,
     refresh_ttl_s: i64,
     /// Verified against when a login names no user, so that such a login takes as long.
@@ -335,19 +360,19 @@ pub struct Identity {
     /// Whether each tenant is active, with when that was read: every authenticated
     /// request asks, and a database round trip each time would double the cost of a read.
     status_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
-    /// Tokens already verified, by SHA-256 of the token, until they expire: a signature
-    /// check costs tens of microseconds, a lookup well under one.
-    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], AccessClaims>>,
+    /// Tokens already verified, by SHA-256 of the token, until they expire (a signature
+    /// check costs tens of microseconds, a lookup well under one), and users' current
+    /// session epochs, which every request is checked against.
+    pub(crate) caches: crate::authenticate::TokenCaches,
     /// Verified API keys and their last recorded use.
     pub(crate) keys: crate::credentials::KeyCache,
+    /// Failed logins per (account, address) and per address.
+    pub(crate) throttle: crate::throttle::LoginThrottle,
     /// External OpenID Connect issuers whose tokens are accepted.
-    issuers: Vec<crate::sso::ExternalIssuer>,
+    pub(crate) issuers: Vec<crate::sso::ExternalIssuer>,
     /// The audit log, set at boot when the installation has one.
     audit: std::sync::OnceLock<Arc<prefiq_data::audit::AuditLog>>,
 }
-
-/// The verified-token cache is cleared when it holds this many tokens.
-const VERIFIED_CACHE_MAX: usize = 10_000;
 
 /// How long a tenant's status is trusted. A suspension through this process applies at
 /// once; one made through another replica within this time.
@@ -366,8 +391,9 @@ impl Identity {
             refresh_ttl_s: config.refresh_token_ttl_s,
             decoy: tokio::sync::OnceCell::new(),
             status_cache: std::sync::Mutex::default(),
-            verified: std::sync::Mutex::default(),
+            caches: crate::authenticate::TokenCaches::default(),
             keys: crate::credentials::KeyCache::default(),
+            throttle: crate::throttle::LoginThrottle::default(),
             issuers: Vec::new(),
             audit: std::sync::OnceLock::new(),
         }
@@ -546,9 +572,10 @@ impl Identity {
             .collect())
     }
 
-    /// Changes a user's roles, attributes or status (`active` or `disabled`). Access
-    /// tokens already issued keep what they say until they expire; the user's refresh
-    /// tokens are revoked so that the next session carries the change.
+    /// Changes a user's roles, attributes or status (`active` or `disabled`). Every token
+    /// of the user stops at once: its refresh tokens are revoked and its session epoch
+    /// bumped (access tokens carry roles and attributes, so they must not outlive them),
+    /// and its API keys are read again on their next use.
     pub async fn update_user(
         &self,
         tenant: &str,
@@ -569,11 +596,23 @@ impl Identity {
                 message: "a user's status is `active` or `disabled`".into(),
             });
         }
-        let sql = "UPDATE cortex_users SET roles = COALESCE($1, roles), attributes = COALESCE($2, attributes), status = COALESCE($3, status) WHERE tenant_id = $4 AND id = $5";
+        let sql = "UPDATE cortex_users SET roles = COALESCE($1, roles), attributes = COALESCE($2, attributes), status = COALESCE($3, status), session_epoch = session_epoch + 1 WHERE tenant_id = $4 AND id = $5";
         let roles = roles.map(|r| serde_json::json!(r).to_string());
         let attributes = attributes.map(|a| serde_json::Value::Object(a.clone()).to_string());
         let changed = on_pool!(self.database()?, pool => {
             let mut tx = pool.begin().await?;
+            // Changes to one tenant's users run one at a time (a row lock on PostgreSQL;
+            // SQLite writes one at a time anyway), so two administrators cannot disable
+            // each other at once and leave none.
+            sqlx::query(crate::recovery::LOCK_TENANT_SQL)
+                .bind(tenant)
+                .execute(&mut *tx)
+                .await?;
+            let admins_before: i64 = sqlx::query_scalar(crate::recovery::ACTIVE_ADMINS_SQL)
+                .bind(tenant)
+                .bind(crate::recovery::admin_pattern())
+                .fetch_one(&mut *tx)
+                .await?;
             let changed = sqlx::query(sql)
                 .bind(roles)
                 .bind(attributes)
@@ -583,6 +622,14 @@ impl Identity {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            let admins_after: i64 = sqlx::query_scalar(crate::recovery::ACTIVE_ADMINS_SQL)
+                .bind(tenant)
+                .bind(crate::recovery::admin_pattern())
+                .fetch_one(&mut *tx)
+                .await?;
+            if admins_before > 0 && admins_after == 0 {
+                return Err(IdentityError::LastAdministrator(tenant.to_owned()));
+            }
             sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
                 .bind(unix_now())
                 .bind(tenant)
@@ -595,67 +642,9 @@ impl Identity {
         if changed == 0 {
             return Err(IdentityError::NoUser(id.to_owned()));
         }
+        self.forget_user(tenant, id);
         tracing::info!(target: "cortex::identity", tenant, user = id, "user changed");
         Ok(())
-    }
-
-    /// The tenant's own Cedar policies, by id.
-    pub async fn policies(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<prefiq_auth::TenantPolicy>, IdentityError> {
-        let sql = "SELECT id, text FROM cortex_policies WHERE tenant_id = $1 ORDER BY id LIMIT $2";
-        let rows: Vec<(String, String)> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(i64::try_from(prefiq_auth::authz::MAX_TENANT_POLICIES).unwrap_or(i64::MAX))
-            .fetch_all(pool)
-            .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(id, text)| prefiq_auth::TenantPolicy { id, text })
-            .collect())
-    }
-
-    /// Stores a policy (already validated by the caller).
-    pub async fn add_policy(
-        &self,
-        tenant: &str,
-        policy: &prefiq_auth::TenantPolicy,
-    ) -> Result<(), IdentityError> {
-        if self.policies(tenant).await?.len() >= prefiq_auth::authz::MAX_TENANT_POLICIES {
-            return Err(IdentityError::Invalid {
-                field: "id",
-                message: format!(
-                    "a tenant has at most {} policies",
-                    prefiq_auth::authz::MAX_TENANT_POLICIES
-                ),
-            });
-        }
-        let sql = "INSERT INTO cortex_policies (tenant_id, id, text, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, id) DO NOTHING";
-        let inserted = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(&policy.id)
-            .bind(&policy.text)
-            .bind(civil_now())
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if inserted == 0 {
-            return Err(IdentityError::PolicyExists(policy.id.clone()));
-        }
-        Ok(())
-    }
-
-    /// Removes a policy; `false` when there was none.
-    pub async fn remove_policy(&self, tenant: &str, id: &str) -> Result<bool, IdentityError> {
-        let sql = "DELETE FROM cortex_policies WHERE tenant_id = $1 AND id = $2";
-        let removed = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(removed > 0)
     }
 
     /// Every tenant, by name.
@@ -718,18 +707,22 @@ impl Identity {
         Ok(status.as_deref() == Some("active"))
     }
 
-    /// Checks an email and password in `tenant` and issues an access token. Every failure
-    /// that is not a lock reads `BadCredentials`.
+    /// Checks an email and password in `tenant`, tried from client `address`, and issues
+    /// an access token. Every failure reads `BadCredentials` — a wrong password, an
+    /// unknown email, a disabled user, a suspended tenant, and a locked (account, address)
+    /// pair or address alike — after one password verification and the throttle's delay
+    /// (see [`crate::throttle`]), so the answer says nothing about the account.
     pub async fn login(
         &self,
         tenant: &str,
         email: &str,
         password: &str,
+        address: &str,
     ) -> Result<Session, IdentityError> {
-        let now = unix_now();
         let email = normalise_email(email).map_err(|_| IdentityError::BadCredentials)?;
+        let locked = self.throttle.locked(tenant, &email, address);
         let active = self.tenant_active(tenant).await?;
-        let sql = "SELECT id, password_hash, roles, attributes, status, failed_logins, locked_until FROM cortex_users WHERE tenant_id = $1 AND email = $2";
+        let sql = "SELECT id, password_hash, roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND email = $2";
         let row: Option<UserRow> = on_reader!(self.database()?, pool => sqlx::query(sql)
             .bind(tenant)
             .bind(&email)
@@ -742,62 +735,56 @@ impl Identity {
                     roles: row.try_get("roles")?,
                     attributes: row.try_get("attributes")?,
                     status: row.try_get("status")?,
-                    failures: row.try_get("failed_logins")?,
-                    locked_until: row.try_get("locked_until")?,
+                    epoch: row.try_get("session_epoch")?,
                 })
             })
             .transpose()?);
+        let row = row.filter(|_| active);
+        // One verification on every path, against the decoy when there is no user.
+        let verified = match &row {
+            Some(user) => prefiq_auth::verify_password(&user.hash, password).await,
+            None => {
+                let decoy = self
+                    .decoy
+                    .get_or_init(prefiq_auth::password::decoy_hash)
+                    .await;
+                let _ = prefiq_auth::verify_password(decoy, password).await;
+                false
+            }
+        };
         let Some(UserRow {
             id,
-            hash,
             roles,
             attributes,
-            status,
-            failures,
-            locked_until,
-        }) = row.filter(|_| active)
+            epoch,
+            ..
+        }) = row
+            .as_ref()
+            .filter(|user| verified && !locked && user.status == "active")
         else {
-            let decoy = self
-                .decoy
-                .get_or_init(prefiq_auth::password::decoy_hash)
-                .await;
-            let _ = prefiq_auth::verify_password(decoy, password).await;
+            let delay = self.throttle.failed(tenant, &email, address);
+            // The audit record is written during the delay, so a real user's failure
+            // takes no longer than an unknown email's.
+            let record = async {
+                if let Some(user) = &row {
+                    self.audit(
+                        tenant,
+                        None,
+                        "login_failed",
+                        Some(&user.id),
+                        serde_json::json!({"locked": {"after": locked}}),
+                    )
+                    .await;
+                }
+            };
+            tokio::join!(record, tokio::time::sleep(delay));
             return Err(IdentityError::BadCredentials);
         };
-        if let Some(until) = locked_until.filter(|u| *u > now) {
-            return Err(IdentityError::Locked(until - now));
-        }
-        if status != "active" || !prefiq_auth::verify_password(&hash, password).await {
-            let failures = failures + 1;
-            let locked_until = (failures >= LOCK_AFTER).then(|| {
-                let doublings = u32::try_from(failures - LOCK_AFTER)
-                    .unwrap_or(u32::MAX)
-                    .min(16);
-                now + (FIRST_LOCK_S << doublings).min(MAX_LOCK_S)
-            });
-            let sql = "UPDATE cortex_users SET failed_logins = $1, locked_until = $2 WHERE tenant_id = $3 AND id = $4";
-            on_pool!(self.database()?, pool => sqlx::query(sql).bind(failures).bind(locked_until).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
-            let delay =
-                (FAILURE_DELAY_MS * u64::try_from(failures).unwrap_or(0)).min(MAX_FAILURE_DELAY_MS);
-            self.audit(
-                tenant,
-                None,
-                "login_failed",
-                Some(&id),
-                serde_json::json!({"failed_logins": {"after": failures}}),
-            )
-            .await;
-            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-            return Err(IdentityError::BadCredentials);
-        }
-        if failures > 0 || locked_until.is_some() {
-            let sql = "UPDATE cortex_users SET failed_logins = 0, locked_until = NULL WHERE tenant_id = $1 AND id = $2";
-            on_pool!(self.database()?, pool => sqlx::query(sql).bind(tenant).bind(&id).execute(pool).await?.rows_affected());
-        }
+        self.throttle.succeeded(tenant, &email, address);
         let session = self
-            .issue_session(tenant, &id, &roles, &attributes, None)
+            .issue_session(tenant, id, roles, attributes, *epoch, None)
             .await?;
-        self.audit(tenant, Some(&id), "login", Some(&id), serde_json::json!({}))
+        self.audit(tenant, Some(id), "login", Some(id), serde_json::json!({}))
             .await;
         Ok(session)
     }
@@ -809,6 +796,7 @@ impl Identity {
         user: &str,
         roles: &str,
         attributes: &str,
+        epoch: i64,
         family: Option<&str>,
     ) -> Result<Session, IdentityError> {
         let now = unix_now();
@@ -838,6 +826,7 @@ impl Identity {
             nbf: now,
             exp: now + self.ttl_s,
             jti: uuid::Uuid::now_v7().to_string(),
+            epoch,
         };
         Ok(Session {
             access_token: self.key.issue(claims),
@@ -910,25 +899,31 @@ impl Identity {
         if !self.read_tenant_active(&row.tenant).await? {
             return Err(IdentityError::RefreshInvalid);
         }
-        let sql =
-            "SELECT roles, attributes, status FROM cortex_users WHERE tenant_id = $1 AND id = $2";
-        let user: Option<(String, String, String)> = on_pool!(self.database()?, pool => sqlx::query_as(sql)
+        let sql = "SELECT roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND id = $2";
+        let user: Option<(String, String, String, i64)> = on_pool!(self.database()?, pool => sqlx::query_as(sql)
             .bind(&row.tenant)
             .bind(&row.user)
             .fetch_optional(pool)
             .await?);
-        let Some((roles, attributes, "active")) = user
+        let Some((roles, attributes, "active", epoch)) = user
             .as_ref()
-            .map(|(r, a, s)| (r.as_str(), a.as_str(), s.as_str()))
+            .map(|(r, a, s, e)| (r.as_str(), a.as_str(), s.as_str(), *e))
         else {
             return Err(IdentityError::RefreshInvalid);
         };
-        self.issue_session(&row.tenant, &row.user, roles, attributes, Some(&row.family))
-            .await
+        self.issue_session(
+            &row.tenant,
+            &row.user,
+            roles,
+            attributes,
+            epoch,
+            Some(&row.family),
+        )
+        .await
     }
 
-    /// Changes a user's password after checking the current one, and revokes every refresh
-    /// token of the user, so other sessions end when their access tokens expire.
+    /// Changes a user's password after checking the current one, and revokes every token
+    /// of the user: its refresh tokens, and (through its session epoch) its access tokens.
     pub async fn change_password(
         &self,
         tenant: &str,
@@ -943,6 +938,12 @@ impl Identity {
                     field: "new_password",
                     message: e.to_string(),
                 })?;
+        // Guessing the current password with a stolen session is throttled as logins
+        // are, per user (the user stands where a login's address does).
+        let guesser = format!("user\u{0}{user}");
+        if self.throttle.locked(tenant, PASSWORD_CHANGE, &guesser) {
+            return Err(IdentityError::WrongPassword);
+        }
         let sql = "SELECT password_hash FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
         let hash: Option<String> = on_pool!(self.database()?, pool => sqlx::query_scalar(sql)
             .bind(tenant)
@@ -953,12 +954,15 @@ impl Identity {
             return Err(IdentityError::WrongPassword);
         };
         if !prefiq_auth::verify_password(&hash, current).await {
+            let delay = self.throttle.failed(tenant, PASSWORD_CHANGE, &guesser);
+            tokio::time::sleep(delay).await;
             return Err(IdentityError::WrongPassword);
         }
+        self.throttle.succeeded(tenant, PASSWORD_CHANGE, &guesser);
         let now = unix_now();
         let result = on_pool!(self.database()?, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL WHERE tenant_id = $2 AND id = $3")
+            sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL, session_epoch = session_epoch + 1 WHERE tenant_id = $2 AND id = $3")
                 .bind(&new_hash)
                 .bind(tenant)
                 .bind(user)
@@ -973,15 +977,19 @@ impl Identity {
             tx.commit().await
         });
         result?;
+        self.forget_user(tenant, user);
         tracing::info!(target: "cortex::identity", tenant, user, "password changed");
         Ok(())
     }
 
-    /// Ends the login a refresh token belongs to: every token of its family is revoked.
+    /// Ends the login a refresh token belongs to: every token of its family is revoked,
+    /// and the user's session epoch bumped, so the access tokens issued so far stop at
+    /// once (the user's other logins get new ones with their own refresh tokens).
     /// Unknown tokens are ignored, so logging out twice is not an error.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), IdentityError> {
         if let Some(row) = self.find_refresh(refresh_token).await? {
             self.revoke_family(&row.tenant, &row.family).await?;
+            self.bump_epoch(&row.tenant, &row.user).await?;
             self.audit(
                 &row.tenant,
                 Some(&row.user),
@@ -992,171 +1000,5 @@ impl Identity {
             .await;
         }
         Ok(())
-    }
-}
-
-impl Identity {
-    /// The same service, accepting tokens of `issuers` too.
-    pub fn with_issuers(mut self, issuers: Vec<crate::sso::ExternalIssuer>) -> Self {
-        self.issuers = issuers;
-        self
-    }
-
-    /// The configured external issuer a token names, if any.
-    fn external_issuer(&self, bearer: &str) -> Option<&crate::sso::ExternalIssuer> {
-        if self.issuers.is_empty() {
-            return None;
-        }
-        let peeked = prefiq_auth::oidc::peek(bearer).ok()?;
-        self.issuers
-            .iter()
-            .find(|issuer| issuer.config.issuer == peeked.issuer)
-    }
-
-    /// Verifies an external token and maps it to a user of the issuer's tenant (made on
-    /// first sign-in when the issuer provisions), as the claims of a session token.
-    async fn external_claims(
-        &self,
-        issuer: &crate::sso::ExternalIssuer,
-        bearer: &str,
-        now: i64,
-    ) -> Result<AccessClaims, KernelError> {
-        let refused = |message: String| KernelError::service(ErrorKind::Unauthenticated, message);
-        let claims = issuer.verify(bearer, now).await?;
-        let config = &issuer.config;
-        if claims
-            .get("email_verified")
-            .and_then(serde_json::Value::as_bool)
-            == Some(false)
-        {
-            return Err(refused(
-                "the identity provider has not verified the email".into(),
-            ));
-        }
-        let email = claims
-            .get(&config.email_claim)
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| refused(format!("the token has no `{}` claim", config.email_claim)))?;
-        let email = normalise_email(email).map_err(|e| refused(e.to_string()))?;
-        let tenant = &config.tenant;
-        type Row = (String, String, String, String);
-        let sql = "SELECT id, roles, attributes, status FROM cortex_users WHERE tenant_id = $1 AND email = $2";
-        let row: Option<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(&email)
-            .fetch_optional(pool)
-            .await
-            .map_err(IdentityError::from)?);
-        let (user, roles, attributes) = match row {
-            Some((id, roles, attributes, status)) if status == "active" => (id, roles, attributes),
-            Some(_) => return Err(refused("the user is disabled".into())),
-            None if config.provision => {
-                // No password signs this user in: the hash is of a secret nobody keeps.
-                let secret: [u8; 32] = rand::random();
-                let unusable = base64::Engine::encode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    secret,
-                );
-                match self
-                    .create_user(
-                        tenant,
-                        &email,
-                        &unusable,
-                        &config.default_roles,
-                        &serde_json::Map::new(),
-                    )
-                    .await
-                {
-                    Ok(created) => {
-                        tracing::info!(target: "cortex::sso", tenant = %tenant, user = %created.id, issuer = %config.issuer, "user provisioned on first sign-in");
-                        (
-                            created.id,
-                            serde_json::json!(created.roles).to_string(),
-                            "{}".to_owned(),
-                        )
-                    }
-                    Err(e) => return Err(KernelError::from(e)),
-                }
-            }
-            None => {
-                return Err(refused(format!(
-                    "no user of tenant {tenant} has the email this identity provider vouches for"
-                )));
-            }
-        };
-        Ok(AccessClaims {
-            iss: config.issuer.clone(),
-            sub: user,
-            tenant: tenant.clone(),
-            roles: serde_json::from_str(&roles).unwrap_or_default(),
-            attrs: serde_json::from_str(&attributes).unwrap_or_default(),
-            iat: now,
-            nbf: now,
-            exp: claims
-                .get("exp")
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(now),
-            jti: String::new(),
-        })
-    }
-}
-
-#[async_trait]
-impl Authenticator for Identity {
-    async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError> {
-        if bearer.starts_with(crate::credentials::API_KEY_PREFIX) {
-            return self.authenticate_api_key(bearer).await;
-        }
-        let now = unix_now();
-        let digest: [u8; 32] = sha2::Sha256::digest(bearer.as_bytes()).into();
-        let cached = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|cache| cache.get(&digest).cloned())
-            .filter(|claims| now <= claims.exp + prefiq_auth::token::LEEWAY_S);
-        let claims = match cached {
-            Some(claims) => claims,
-            None => {
-                let claims = match self.external_issuer(bearer) {
-                    Some(issuer) => self.external_claims(issuer, bearer, now).await?,
-                    None => self
-                        .key
-                        .verify(bearer, now)
-                        .map_err(|e| KernelError::service(ErrorKind::Unauthenticated, e))?,
-                };
-                if let Ok(mut cache) = self.verified.lock() {
-                    if cache.len() >= VERIFIED_CACHE_MAX {
-                        cache.clear();
-                    }
-                    cache.insert(digest, claims.clone());
-                }
-                claims
-            }
-        };
-        if !self.tenant_active(&claims.tenant).await? {
-            return Err(KernelError::service(
-                ErrorKind::Unauthenticated,
-                "the token's tenant does not exist or is suspended",
-            ));
-        }
-        Ok(Principal {
-            tenant: claims.tenant,
-            user: claims.sub,
-            roles: claims.roles,
-            attributes: claims.attrs,
-            api_key: None,
-        })
-    }
-}
-
-/// Cortex keeps each tenant's policies in `cortex_policies`.
-#[async_trait]
-impl prefiq_auth::PolicyStore for Identity {
-    async fn tenant_policies(
-        &self,
-        tenant: &str,
-    ) -> Result<Vec<prefiq_auth::TenantPolicy>, String> {
-        self.policies(tenant).await.map_err(|e| e.to_string())
     }
 }

@@ -39,12 +39,16 @@ macro_rules! on_reader {
 
 pub mod access;
 pub mod audit;
+pub mod authenticate;
 pub mod credentials;
 pub mod desk;
 pub mod identity;
 pub mod platform;
+pub mod policies;
+pub mod recovery;
 pub mod settings;
 pub mod sso;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -139,11 +143,11 @@ impl ServiceProvider for CortexProvider {
         cx.services.lazy_singleton::<desk::Desk, _>(|r| {
             let config = r.get::<Config>()?;
             let layers = r.services().all::<desk::DeskLayer>();
-            Ok(Arc::new(desk::Desk::new(
-                &layers,
-                &config.root,
-                &config.env,
-            )))
+            // CSRF tokens are bound to sessions under a secret every replica derives alike.
+            let csrf_secret = r.get::<Identity>()?.key.derive_secret("desk csrf");
+            Ok(Arc::new(
+                desk::Desk::new(&layers, &config.root, &config.env).with_csrf_secret(csrf_secret),
+            ))
         })?;
         // The key is read (or, in development, made) on first use; `boot` uses it at once
         // so that a missing production key stops boot.
@@ -327,8 +331,11 @@ async fn logout(
 async fn login(
     State(state): State<HttpState>,
     Extension(context): Extension<Context>,
+    connect: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Bytes,
 ) -> Result<Json<identity::Session>, Problem> {
+    // Failed logins are throttled per client address (see `throttle`).
+    let address = connect.map_or_else(|| "unknown".to_owned(), |c| c.0.0.ip().to_string());
     let Some(tenant) = context.tenant.as_deref() else {
         return Err(Problem::from(KernelError::service(
             ErrorKind::Invalid,
@@ -346,7 +353,7 @@ async fn login(
         .get::<Identity>("cortex login")
         .map_err(Problem::from)?;
     let session = identity
-        .login(tenant, &request.email, &request.password)
+        .login(tenant, &request.email, &request.password, &address)
         .await
         .map_err(|e| Problem::from(KernelError::from(e)))?;
     Ok(Json(session))
@@ -473,6 +480,14 @@ async fn create_api_key(
         .services
         .get::<Identity>("cortex create_api_key")
         .map_err(Problem::from)?;
+    if let Some(roles) = &request.roles {
+        let authorizer = state
+            .services
+            .get::<CedarAuthorizer>("cortex create_api_key")
+            .map_err(Problem::from)?;
+        identity::check_known_roles(roles, &authorizer.known_roles())
+            .map_err(|e| Problem::from(KernelError::from(e)))?;
+    }
     let key = identity
         .create_api_key(
             &principal.tenant,
@@ -568,6 +583,7 @@ impl Module for Cortex {
             identity::refresh_migration(),
             identity::access_migration(),
             credentials::migration(),
+            authenticate::migration(),
         ]
     }
 

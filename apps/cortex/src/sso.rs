@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt as _;
 use prefiq::{ErrorKind, KernelError};
+use prefiq_auth::AccessClaims;
+use prefiq_data::Database;
+
+use crate::identity::{Identity, IdentityError, normalise_email};
 use prefiq_auth::oidc::{self, JwkSet, MAX_JWKS_BYTES};
 use serde::Deserialize;
 
@@ -202,6 +206,116 @@ async fn fetch_http(uri: &str) -> Result<Vec<u8>, KernelError> {
     .map_err(|_| failed("timed out".into()))?
     .map_err(|e| failed(e.to_string()))?;
     Ok(body.to_bytes().to_vec())
+}
+
+impl Identity {
+    /// The same service, accepting tokens of `issuers` too.
+    pub fn with_issuers(mut self, issuers: Vec<ExternalIssuer>) -> Self {
+        self.issuers = issuers;
+        self
+    }
+
+    /// The configured external issuer a token names, if any.
+    pub(crate) fn external_issuer(&self, bearer: &str) -> Option<&ExternalIssuer> {
+        if self.issuers.is_empty() {
+            return None;
+        }
+        let peeked = prefiq_auth::oidc::peek(bearer).ok()?;
+        self.issuers
+            .iter()
+            .find(|issuer| issuer.config.issuer == peeked.issuer)
+    }
+
+    /// Verifies an external token and maps it to a user of the issuer's tenant (made on
+    /// first sign-in when the issuer provisions), as the claims of a session token.
+    pub(crate) async fn external_claims(
+        &self,
+        issuer: &ExternalIssuer,
+        bearer: &str,
+        now: i64,
+    ) -> Result<AccessClaims, KernelError> {
+        let refused = |message: String| KernelError::service(ErrorKind::Unauthenticated, message);
+        let claims = issuer.verify(bearer, now).await?;
+        let config = &issuer.config;
+        if claims
+            .get("email_verified")
+            .and_then(serde_json::Value::as_bool)
+            == Some(false)
+        {
+            return Err(refused(
+                "the identity provider has not verified the email".into(),
+            ));
+        }
+        let email = claims
+            .get(&config.email_claim)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| refused(format!("the token has no `{}` claim", config.email_claim)))?;
+        let email = normalise_email(email).map_err(|e| refused(e.to_string()))?;
+        let tenant = &config.tenant;
+        type Row = (String, String, String, String, i64);
+        let sql = "SELECT id, roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND email = $2";
+        let row: Option<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
+            .bind(tenant)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await
+            .map_err(IdentityError::from)?);
+        let (user, roles, attributes, epoch) = match row {
+            Some((id, roles, attributes, status, epoch)) if status == "active" => {
+                (id, roles, attributes, epoch)
+            }
+            Some(_) => return Err(refused("the user is disabled".into())),
+            None if config.provision => {
+                // No password signs this user in: the hash is of a secret nobody keeps.
+                let secret: [u8; 32] = rand::random();
+                let unusable = base64::Engine::encode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    secret,
+                );
+                match self
+                    .create_user(
+                        tenant,
+                        &email,
+                        &unusable,
+                        &config.default_roles,
+                        &serde_json::Map::new(),
+                    )
+                    .await
+                {
+                    Ok(created) => {
+                        tracing::info!(target: "cortex::sso", tenant = %tenant, user = %created.id, issuer = %config.issuer, "user provisioned on first sign-in");
+                        (
+                            created.id,
+                            serde_json::json!(created.roles).to_string(),
+                            "{}".to_owned(),
+                            0,
+                        )
+                    }
+                    Err(e) => return Err(KernelError::from(e)),
+                }
+            }
+            None => {
+                return Err(refused(format!(
+                    "no user of tenant {tenant} has the email this identity provider vouches for"
+                )));
+            }
+        };
+        Ok(AccessClaims {
+            iss: config.issuer.clone(),
+            sub: user,
+            tenant: tenant.clone(),
+            roles: serde_json::from_str(&roles).unwrap_or_default(),
+            attrs: serde_json::from_str(&attributes).unwrap_or_default(),
+            iat: now,
+            nbf: now,
+            exp: claims
+                .get("exp")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(now),
+            jti: String::new(),
+            epoch,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ async fn the_audit_log_over_http_on_backends() {
                 "POST",
                 "/api/v1/users",
                 &auth,
-                Some(json!({"email": "clerk@acme.test", "password": PASSWORD, "roles": ["Clerk"]})),
+                Some(json!({"email": "clerk@acme.test", "password": PASSWORD, "roles": []})),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED);

@@ -132,7 +132,12 @@ async fn soak(db: &TestDatabase, tenants: usize, requests: usize) {
             .await
             .unwrap();
         let session = identity
-            .login(&name, &format!("admin@{name}.test"), "soak-password")
+            .login(
+                &name,
+                &format!("admin@{name}.test"),
+                "soak-password",
+                "127.0.0.1",
+            )
             .await
             .unwrap();
         all.push(Tenant {

@@ -782,6 +782,37 @@ impl CedarAuthorizer {
         model
     }
 
+    /// The roles that mean something to this installation: `System Manager`, every role
+    /// an entity's permissions block names (but `All`, which is everyone), and every role
+    /// a module grants an action to. Any other role grants nothing, so whoever assigns
+    /// roles refuses it rather than store a name that only looks like a permission.
+    pub fn known_roles(&self) -> std::collections::BTreeSet<String> {
+        let registry = self.entities.registry();
+        let mut roles = std::collections::BTreeSet::from([ADMINISTRATOR.to_owned()]);
+        for schema in registry.all() {
+            roles.extend(
+                schema
+                    .permissions
+                    .keys()
+                    .filter(|role| role.as_str() != ALL_ROLE)
+                    .cloned(),
+            );
+        }
+        roles.extend(self.grants.iter().map(|(role, _)| role.clone()));
+        roles
+    }
+
+    /// The model `tenant_policies` would make, compiled but not cached: for checking a
+    /// candidate policy set before it is stored.
+    pub fn candidate_model(&self, tenant_policies: &[TenantPolicy]) -> Result<Model, AuthzError> {
+        Model::compile_with_grants(
+            &self.entities.registry(),
+            &self.declared_actions,
+            &self.grants,
+            tenant_policies,
+        )
+    }
+
     /// Forgets the cached model of `tenant`, after its policies changed.
     pub fn invalidate(&self, tenant: &str) {
         self.tenants

@@ -3,7 +3,8 @@
 //! Verification is strict: the header must say exactly `EdDSA` (so `none` and any HMAC
 //! confusion are refused before the signature is looked at), the key id must be ours, the
 //! signature must verify, and `iss`, `exp` and `nbf` are checked against the clock with a
-//! small leeway. A token is bound to one tenant (`tenant` claim).
+//! small leeway. A token is bound to one tenant (`tenant` claim) and carries its user's
+//! session epoch (`epoch` claim), which the issuer compares with the user's current one.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -72,6 +73,12 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Token id.
     pub jti: String,
+    /// The user's session epoch when the token was issued. The issuer bumps a user's
+    /// epoch when something must end the user's tokens at once (a logout, a password
+    /// change or reset, a change of roles, attributes or status), and refuses a token
+    /// whose epoch is not the current one; tokens made before epochs existed read 0.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -119,6 +126,18 @@ impl SigningKey {
     /// A fresh random seed.
     pub fn generate_seed() -> [u8; 32] {
         rand::random()
+    }
+
+    /// A 32-byte secret for `purpose` (such as `desk csrf`), derived from this key's seed
+    /// with HMAC-SHA-256: every replica that holds the key derives the same secret, and
+    /// no secret tells anything about the key or about another purpose's secret.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.key.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"prefiq derived secret\0");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// The key id written in each token's header.
@@ -220,6 +239,7 @@ mod tests {
             nbf: now,
             exp: now + 900,
             jti: "j1".into(),
+            epoch: 0,
         }
     }
 
@@ -235,6 +255,16 @@ mod tests {
     fn check(token: &str, now: i64, expected: Result<&str, TokenError>) {
         let got = key().verify(token, now).map(|c| c.tenant);
         assert_eq!(got.as_deref().map_err(Clone::clone), expected, "{token}");
+    }
+
+    #[test]
+    fn derived_secrets_differ_by_purpose_and_key() {
+        let a = key().derive_secret("desk csrf");
+        assert_eq!(a, key().derive_secret("desk csrf"));
+        assert_ne!(a, key().derive_secret("something else"));
+        let other = SigningKey::from_seed(&[8u8; 32], "codexion").unwrap();
+        assert_ne!(a, other.derive_secret("desk csrf"));
+        assert_ne!(&a, other.key.as_bytes());
     }
 
     #[test]

@@ -148,6 +148,19 @@ pub enum TenantCommand {
         /// The tenant.
         name: String,
     },
+    /// Break-glass: remove the tenant's own policies and restore an administrator
+    /// (re-enable it and give it `System Manager`, or create it); recorded in the
+    /// tenant's audit log.
+    Recover {
+        /// The tenant.
+        name: String,
+        /// The administrator to restore (default: the tenant's first System Manager).
+        #[arg(long)]
+        admin_email: Option<String>,
+        /// The password of an administrator that does not exist yet and is created.
+        #[arg(long, env = "PREFIQ_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
 }
 
 /// `prefiq config ...`.
@@ -433,6 +446,14 @@ async fn tenant_command(
             .set_status(name, "active")
             .await
             .map(|()| format!("resumed tenant `{name}`\n")),
+        TenantCommand::Recover {
+            name,
+            admin_email,
+            admin_password,
+        } => identity
+            .recover_tenant(name, admin_email.as_deref(), admin_password.as_deref())
+            .await
+            .map(|recovery| recovery.to_string()),
     };
     booted.shutdown().await?;
     print_out(&result.map_err(|e| CliError::Message(e.to_string()))?);

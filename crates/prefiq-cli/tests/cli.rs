@@ -520,6 +520,75 @@ fn tenant_create_list_suspend_resume() {
 }
 
 #[test]
+fn tenant_recover_restores_an_administrator_and_says_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    check_in(
+        dir.path(),
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "admin@acme.test",
+            "--admin-password",
+            "correct horse",
+        ],
+        0,
+        "created tenant `acme`",
+    );
+    // The signing keys made on first use are readable by their owner only.
+    #[cfg(unix)]
+    for key in ["data/auth-ed25519.key", "data/audit-ed25519.key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(format!("{:o}", mode & 0o777), "600", "{key}");
+    }
+    check_in(
+        dir.path(),
+        &["tenant", "recover", "acme"],
+        0,
+        "tenant `acme` had no policies of its own\nadministrator admin@acme.test of tenant `acme`: already active",
+    );
+    check_in(
+        dir.path(),
+        &[
+            "tenant",
+            "recover",
+            "acme",
+            "--admin-email",
+            "rescue@acme.test",
+            "--admin-password",
+            "another long one",
+        ],
+        0,
+        "administrator rescue@acme.test of tenant `acme`: created",
+    );
+    for (args, message) in [
+        (
+            vec!["tenant", "recover", "initech"],
+            "error: tenant `initech` does not exist",
+        ),
+        (
+            vec![
+                "tenant",
+                "recover",
+                "acme",
+                "--admin-email",
+                "ghost@acme.test",
+            ],
+            "error: ghost@acme.test is not a user of tenant `acme`; give --admin-password (or PREFIQ_ADMIN_PASSWORD) to create it",
+        ),
+    ] {
+        let out = prefiq(dir.path(), &args, &[]);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().last(), Some(message), "{args:?}");
+    }
+}
+
+#[test]
 fn production_refuses_to_start_without_a_signing_key() {
     let dir = tempfile::tempdir().unwrap();
     let out = prefiq(

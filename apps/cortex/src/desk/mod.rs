@@ -9,7 +9,11 @@
 //!
 //! Sessions are three cookies, all `HttpOnly`, `SameSite=Lax`, path `/app`, and `Secure`
 //! outside development: the access token, the refresh token (spent to renew an expired
-//! access token) and a random CSRF token that every form carries back in `_csrf`.
+//! access token) and the CSRF token that every form carries back in `_csrf`. The CSRF
+//! token is bound to the session: it is an HMAC of the session's refresh token under a
+//! secret derived from the server's signing key, so a token (and a CSRF cookie) taken
+//! from another session — the attacker's own — is refused. Before sign-in, the login form
+//! uses a random token that must match its cookie.
 //! Pages carry a Content-Security-Policy that allows only the desk's own script and
 //! stylesheet.
 //!
@@ -141,6 +145,8 @@ pub struct Desk {
     renderer: Renderer,
     links: Vec<DeskLink>,
     secure_cookies: bool,
+    /// The key of the CSRF tokens' HMAC.
+    csrf_secret: [u8; 32],
 }
 
 impl Desk {
@@ -159,7 +165,30 @@ impl Desk {
             renderer: Renderer::new(all, root.join("themes")),
             links,
             secure_cookies: env != "development" && env != "test",
+            csrf_secret: rand::random(),
         }
+    }
+
+    /// The same desk binding CSRF tokens under `secret` (the same on every replica), not
+    /// under the random one of this process.
+    pub fn with_csrf_secret(mut self, secret: [u8; 32]) -> Self {
+        self.csrf_secret = secret;
+        self
+    }
+
+    /// The CSRF token of the session whose secret (refresh token) is `session_secret`:
+    /// HMAC-SHA-256 under the desk's secret, 64 hex characters.
+    pub fn csrf_token(&self, session_secret: &str) -> String {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.csrf_secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"desk csrf\0");
+        mac.update(session_secret.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The layered templates and files.
@@ -420,6 +449,7 @@ impl DeskRequest {
         };
         let mut set_cookies = Vec::new();
         let mut principal = None;
+        let mut renewed_refresh = None;
         let mut token = cookie_value(&self.headers, SESSION_COOKIE).unwrap_or_default();
         if !token.is_empty() {
             principal = authenticator.authenticate(&token).await.ok();
@@ -451,6 +481,7 @@ impl DeskRequest {
                     .unwrap_or(3600);
                 set_cookies.push(desk.cookie(SESSION_COOKIE, &token, refresh_s));
                 set_cookies.push(desk.cookie(REFRESH_COOKIE, refresh, refresh_s));
+                renewed_refresh = Some(refresh.to_owned());
             }
         }
         let Some(principal) = principal else {
@@ -462,14 +493,14 @@ impl DeskRequest {
         {
             return Err(to_login());
         }
-        let csrf = match cookie_value(&self.headers, CSRF_COOKIE) {
-            Some(csrf) if csrf.len() == 64 => csrf,
-            _ => {
-                let csrf = random_token();
-                set_cookies.push(desk.cookie(CSRF_COOKIE, &csrf, 30 * 24 * 3600));
-                csrf
-            }
+        // Bound to the session the page is rendered for: a renewed one has a new secret.
+        let csrf = match renewed_refresh.as_deref() {
+            Some(refresh) => desk.csrf_token(refresh),
+            None => desk.csrf_token(&self.session_secret().unwrap_or_else(|| token.clone())),
         };
+        if cookie_value(&self.headers, CSRF_COOKIE).as_deref() != Some(csrf.as_str()) {
+            set_cookies.push(desk.cookie(CSRF_COOKIE, &csrf, 30 * 24 * 3600));
+        }
         let principal = Arc::new(principal);
         let mut context = self.context.clone();
         context.tenant = Some(principal.tenant.clone());
@@ -505,13 +536,31 @@ impl DeskRequest {
     ) -> Result<(Arc<Desk>, Session, form::FormData), Response> {
         let (desk, session) = self.open(state).await?;
         let form = form::FormData::parse(body).unwrap_or_default();
-        self.check_form(&form)?;
+        self.check_form(&desk, &form)?;
         Ok((desk, session, form))
     }
 
-    /// Refuses a form whose `_csrf` is not the cookie's, or that comes from another site.
-    pub fn check_form(&self, form: &form::FormData) -> Result<(), Response> {
-        let cookie = cookie_value(&self.headers, CSRF_COOKIE).unwrap_or_default();
+    /// The secret a signed-in request's CSRF token is bound to: its refresh token, else
+    /// its access token; `None` before sign-in.
+    fn session_secret(&self) -> Option<String> {
+        cookie_value(&self.headers, REFRESH_COOKIE)
+            .or_else(|| cookie_value(&self.headers, SESSION_COOKIE))
+    }
+
+    /// The CSRF token this request's forms must carry: the one bound to its session, or
+    /// before sign-in the random one of its CSRF cookie (`None` when there is none).
+    pub fn expected_csrf(&self, desk: &Desk) -> Option<String> {
+        match self.session_secret() {
+            Some(secret) => Some(desk.csrf_token(&secret)),
+            None => cookie_value(&self.headers, CSRF_COOKIE).filter(|c| c.len() == 64),
+        }
+    }
+
+    /// Refuses a form whose `_csrf` is not the token of this request's session (so a
+    /// token of another session, even with that session's CSRF cookie, is refused), or
+    /// that comes from another site.
+    pub fn check_form(&self, desk: &Desk, form: &form::FormData) -> Result<(), Response> {
+        let cookie = self.expected_csrf(desk).unwrap_or_default();
         let given = form.get("_csrf").unwrap_or_default();
         let cross_site = self
             .headers

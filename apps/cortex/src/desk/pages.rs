@@ -85,11 +85,11 @@ fn login_form(
     email: &str,
     error: &str,
 ) -> Response {
-    // The login form needs a CSRF token before there is a session.
-    let (csrf, fresh) = match super::cookie_value(&request.headers, CSRF_COOKIE) {
-        Some(c) if c.len() == 64 => (c, false),
-        _ => (random_token(), true),
-    };
+    // The login form needs a CSRF token before there is a session (bound to the old
+    // session when the browser still has one, as the form's check will expect).
+    let csrf = request.expected_csrf(desk).unwrap_or_else(random_token);
+    let fresh =
+        super::cookie_value(&request.headers, CSRF_COOKIE).as_deref() != Some(csrf.as_str());
     let context = json!({
         "app_name": state.config.app.name,
         "csrf": csrf,
@@ -111,7 +111,7 @@ fn login_form(
 pub async fn login(State(state): State<HttpState>, request: DeskRequest, body: Bytes) -> Response {
     let desk = try_page!(desk(&state));
     let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    try_page!(request.check_form(&desk, &form));
     let next = safe_next(form.get("next"));
     let email = form.get("email").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
@@ -174,6 +174,8 @@ pub async fn login(State(state): State<HttpState>, request: DeskRequest, body: B
         desk.cookie(SESSION_COOKIE, access, refresh_s),
         desk.cookie(REFRESH_COOKIE, refresh, refresh_s),
         desk.cookie(USER_COOKIE, &url_encode(&email), refresh_s),
+        // The new session's CSRF token; the login form's is spent.
+        desk.cookie(CSRF_COOKIE, &desk.csrf_token(refresh), refresh_s),
     ] {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
@@ -186,7 +188,7 @@ pub async fn login(State(state): State<HttpState>, request: DeskRequest, body: B
 pub async fn logout(State(state): State<HttpState>, request: DeskRequest, body: Bytes) -> Response {
     let desk = try_page!(desk(&state));
     let form = FormData::parse(&body).unwrap_or_default();
-    try_page!(request.check_form(&form));
+    try_page!(request.check_form(&desk, &form));
     if let Some(refresh) = super::cookie_value(&request.headers, REFRESH_COOKIE) {
         let _ = request
             .call_anonymous(

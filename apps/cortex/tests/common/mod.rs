@@ -16,6 +16,8 @@ use prefiq_http::HttpProvider;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+pub mod browser;
+
 pub struct Api {
     pub router: axum::Router,
     pub app: prefiq::BootedApp,
