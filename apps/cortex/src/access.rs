@@ -113,12 +113,13 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<UserInfo>), Problem> {
     let (identity, authorizer) = services(&state, "cortex create_user")?;
     let scope = allowed(&authorizer, &context, MANAGE_USERS).await?;
-    let request: NewUser = serde_json::from_slice(&body).map_err(|e| {
+    let request: NewUser = prefiq_http::json_object(&body).map_err(|e| {
         invalid(format!(
             "the body must be {{\"email\", \"password\", \"roles\"?, \"attributes\"?}}: {e}"
         ))
     })?;
-    check_known_roles(&request.roles, &authorizer.known_roles()).map_err(identity_problem)?;
+    check_known_roles(&request.roles, &authorizer.known_roles(scope.tenant()))
+        .map_err(identity_problem)?;
     let user = identity
         .create_user(
             scope.tenant(),
@@ -162,13 +163,14 @@ pub async fn update_user(
 ) -> Result<StatusCode, Problem> {
     let (identity, authorizer) = services(&state, "cortex update_user")?;
     let scope = allowed(&authorizer, &context, MANAGE_USERS).await?;
-    let change: UserChange = serde_json::from_slice(&body).map_err(|e| {
+    let change: UserChange = prefiq_http::json_object(&body).map_err(|e| {
         invalid(format!(
             "the body must be {{\"roles\"?, \"attributes\"?, \"status\"?}}: {e}"
         ))
     })?;
     if let Some(roles) = &change.roles {
-        check_known_roles(roles, &authorizer.known_roles()).map_err(identity_problem)?;
+        check_known_roles(roles, &authorizer.known_roles(scope.tenant()))
+            .map_err(identity_problem)?;
     }
     identity
         .update_user(
@@ -246,7 +248,7 @@ pub async fn add_policy(
     }
     let (identity, authorizer) = services(&state, "cortex add_policy")?;
     let scope = allowed(&authorizer, &context, MANAGE_POLICIES).await?;
-    let request: NewPolicy = serde_json::from_slice(&body)
+    let request: NewPolicy = prefiq_http::json_object(&body)
         .map_err(|e| invalid(format!("the body must be {{\"id\", \"text\"}}: {e}")))?;
     let policy = TenantPolicy {
         id: request.id,

@@ -242,7 +242,7 @@ struct RefreshRequest {
 // Problems are returned by value on the cold error path, as in prefiq-http's handlers.
 #[allow(clippy::result_large_err)]
 fn refresh_body(body: &Bytes) -> Result<RefreshRequest, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
+    prefiq_http::json_object(body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"refresh_token\"}}: {e}"),
@@ -288,7 +288,7 @@ async fn change_password(
             "sign in first: send `Authorization: Bearer <token>`",
         )));
     };
-    let request: PasswordChange = serde_json::from_slice(&body).map_err(|e| {
+    let request: PasswordChange = prefiq_http::json_object(&body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"current_password\", \"new_password\"}}: {e}"),
@@ -342,7 +342,7 @@ async fn login(
             "a tenant is required: send the X-Tenant header",
         )));
     };
-    let request: LoginRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: LoginRequest = prefiq_http::json_object(&body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"email\", \"password\"}}: {e}"),
@@ -379,7 +379,7 @@ async fn request_reset(
             "a tenant is required: send the X-Tenant header",
         )));
     };
-    let request: ResetRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: ResetRequest = prefiq_http::json_object(&body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"email\"}}: {e}"),
@@ -420,7 +420,7 @@ async fn confirm_reset(
             "a tenant is required: send the X-Tenant header",
         )));
     };
-    let request: ResetConfirm = serde_json::from_slice(&body).map_err(|e| {
+    let request: ResetConfirm = prefiq_http::json_object(&body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"token\", \"new_password\"}}: {e}"),
@@ -470,7 +470,7 @@ async fn create_api_key(
             .with_detail("API keys are made with a session token, not with another API key")
             .with_action("cortex.create_api_key"));
     }
-    let request: NewKey = serde_json::from_slice(&body).map_err(|e| {
+    let request: NewKey = prefiq_http::json_object(&body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"name\", \"roles\"?}}: {e}"),
@@ -485,7 +485,7 @@ async fn create_api_key(
             .services
             .get::<CedarAuthorizer>("cortex create_api_key")
             .map_err(Problem::from)?;
-        identity::check_known_roles(roles, &authorizer.known_roles())
+        identity::check_known_roles(roles, &authorizer.known_roles(&principal.tenant))
             .map_err(|e| Problem::from(KernelError::from(e)))?;
     }
     let key = identity

@@ -74,7 +74,7 @@ pub async fn create_tenant(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Tenant>), Problem> {
     let identity = platform_admin(&state, &context)?;
-    let request: NewTenant = serde_json::from_slice(&body).map_err(|e| {
+    let request: NewTenant = prefiq_http::json_object(&body).map_err(|e| {
         Problem::from(KernelError::service(
             ErrorKind::Invalid,
             format!("the body must be {{\"name\", \"admin_email\", \"admin_password\"}}: {e}"),

@@ -49,7 +49,7 @@ pub fn check_policy_keeps_administrators(
     let mut policies = existing.to_vec();
     policies.push(candidate.clone());
     let model = authorizer
-        .candidate_model(&policies)
+        .candidate_model(tenant, &policies)
         .map_err(|e| e.to_string())?;
     let any_administrator = Principal {
         tenant: tenant.to_owned(),

@@ -782,12 +782,13 @@ impl CedarAuthorizer {
         model
     }
 
-    /// The roles that mean something to this installation: `System Manager`, every role
-    /// an entity's permissions block names (but `All`, which is everyone), and every role
-    /// a module grants an action to. Any other role grants nothing, so whoever assigns
-    /// roles refuses it rather than store a name that only looks like a permission.
-    pub fn known_roles(&self) -> std::collections::BTreeSet<String> {
-        let registry = self.entities.registry();
+    /// The roles that mean something in `tenant`: `System Manager`, every role an entity
+    /// it sees names in its permissions block (but `All`, which is everyone; another
+    /// tenant's runtime entities are not seen), and every role a module grants an action
+    /// to. Any other role grants nothing, so whoever assigns roles refuses it rather than
+    /// store a name that only looks like a permission.
+    pub fn known_roles(&self, tenant: &str) -> std::collections::BTreeSet<String> {
+        let registry = self.entities.registry().visible_to(Some(tenant));
         let mut roles = std::collections::BTreeSet::from([ADMINISTRATOR.to_owned()]);
         for schema in registry.all() {
             roles.extend(
@@ -804,9 +805,13 @@ impl CedarAuthorizer {
 
     /// The model `tenant_policies` would make, compiled but not cached: for checking a
     /// candidate policy set before it is stored.
-    pub fn candidate_model(&self, tenant_policies: &[TenantPolicy]) -> Result<Model, AuthzError> {
+    pub fn candidate_model(
+        &self,
+        tenant: &str,
+        tenant_policies: &[TenantPolicy],
+    ) -> Result<Model, AuthzError> {
         Model::compile_with_grants(
-            &self.entities.registry(),
+            &self.entities.registry().visible_to(Some(tenant)),
             &self.declared_actions,
             &self.grants,
             tenant_policies,

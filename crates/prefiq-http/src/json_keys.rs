@@ -240,3 +240,56 @@ mod tests {
         check("[1, 1, 1]", None);
     }
 }
+
+/// Reads a request body that must be one JSON object into `T`. serde reads a struct from
+/// an array of its fields in order too, so `[null, null]` would be taken for an object
+/// with two fields left out; a body of any other shape than an object is refused instead.
+pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    match serde_json::from_slice::<serde_json::Value>(body)? {
+        value @ serde_json::Value::Object(_) => serde_json::from_value(value),
+        other => Err(serde_json::Error::custom(format!(
+            "the body is a JSON object, not {}",
+            match other {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            }
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::json_object;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Pair {
+        #[allow(dead_code)]
+        a: Option<i64>,
+        #[allow(dead_code)]
+        b: Option<i64>,
+    }
+
+    fn check(body: &str, expected: Result<(), &str>) {
+        let outcome = json_object::<Pair>(body.as_bytes())
+            .map(drop)
+            .map_err(|e| e.to_string());
+        assert_eq!(outcome, expected.map_err(str::to_owned), "{body}");
+    }
+
+    #[test]
+    fn only_an_object_is_a_body_of_fields() {
+        check(r#"{"a": 1}"#, Ok(()));
+        check("{}", Ok(()));
+        check(
+            "[null, null]",
+            Err("the body is a JSON object, not an array"),
+        );
+        check("[1, 2]", Err("the body is a JSON object, not an array"));
+        check("null", Err("the body is a JSON object, not null"));
+        check(r#""a""#, Err("the body is a JSON object, not a string"));
+        check("7", Err("the body is a JSON object, not a number"));
+    }
+}

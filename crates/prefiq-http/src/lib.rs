@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use json_keys::json_object;
 pub use middleware::{CORRELATION_ID, TENANT_HEADER};
 pub use problem::{PROBLEM_JSON, Problem, status_for};
 pub use routes::{HttpAssembler, RouteSet};

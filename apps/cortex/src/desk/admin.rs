@@ -25,13 +25,14 @@ macro_rules! try_page {
     };
 }
 
-/// Every role the installation knows: those the entity permissions and module grants
+/// Every role the tenant knows: those the entity permissions it sees and module grants
 /// name, and those users already have.
-fn known_roles(state: &HttpState, users: &[Value]) -> Vec<String> {
+fn known_roles(state: &HttpState, tenant: &str, users: &[Value]) -> Vec<String> {
     let mut roles: BTreeSet<String> = BTreeSet::new();
     roles.insert("admin".into());
     if let Ok(repository) = state.services.get::<Repository>("cortex desk") {
-        for schema in repository.registry().all() {
+        // Another tenant's runtime entities, and the roles they name, are not this one's.
+        for schema in repository.registry().visible_to(Some(tenant)).all() {
             roles.extend(schema.permissions.keys().cloned());
         }
     }
@@ -84,7 +85,7 @@ async fn users_page(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let roles = known_roles(state, &users);
+    let roles = known_roles(state, session.tenant(), &users);
     session.render(
         state,
         desk,
@@ -185,7 +186,7 @@ async fn user_page(
             "There is no such user.",
         );
     };
-    let roles: Vec<Value> = known_roles(state, &users)
+    let roles: Vec<Value> = known_roles(state, session.tenant(), &users)
         .into_iter()
         .map(|role| {
             let has = user

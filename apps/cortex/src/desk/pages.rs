@@ -412,7 +412,7 @@ async fn link_titles(
     wanted: BTreeMap<String, Vec<String>>,
 ) -> HashMap<(String, String), String> {
     let mut titles = HashMap::new();
-    let registry = repository.registry();
+    let registry = repository.registry().visible_to(Some(session.tenant()));
     for (target, mut ids) in wanted {
         ids.sort();
         ids.dedup();
@@ -453,7 +453,7 @@ async fn resolve_link(
     target: &str,
     text: &str,
 ) -> Result<String, String> {
-    let registry = repository.registry();
+    let registry = repository.registry().visible_to(Some(session.tenant()));
     let Some(schema) = registry.get(target) else {
         return Err(format!("`{target}` is not an entity"));
     };
@@ -944,7 +944,7 @@ async fn render_form(
     repository: &Repository,
     page: FormPage<'_>,
 ) -> Response {
-    let registry = repository.registry();
+    let registry = repository.registry().visible_to(Some(session.tenant()));
     let hidden_and_locked = match (
         session.scope(),
         state
@@ -1317,7 +1317,7 @@ async fn body_from_form(
     rows: &BTreeMap<String, Vec<usize>>,
     creating: bool,
 ) -> (Map<String, Value>, BTreeMap<String, String>) {
-    let registry = repository.registry();
+    let registry = repository.registry().visible_to(Some(session.tenant()));
     let fallback = default_currency(state, session, repository, schema, form).await;
     let filled;
     let form = match &fallback {
@@ -1844,7 +1844,7 @@ pub async fn search(
     let Ok(repository) = state.services.get::<Repository>("cortex desk") else {
         return axum::Json(json!([])).into_response();
     };
-    let registry = repository.registry();
+    let registry = repository.registry().visible_to(Some(session.tenant()));
     let Some(schema) = registry.get(&entity) else {
         return (StatusCode::NOT_FOUND, axum::Json(json!([]))).into_response();
     };
