@@ -37,6 +37,10 @@ fn text_field(doc: &Map<String, Value>, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The longest fiscal year, in days: two years, for a first or changed year that runs
+/// longer than twelve months.
+pub const MAX_FISCAL_YEAR_DAYS: i64 = 731;
+
 /// Registers every hook of the app.
 pub fn register(cx: &mut RegisterContext<'_>, books: &Arc<Books>) {
     for entity in ["gl_entry", "account_balance"] {
@@ -241,12 +245,25 @@ pub fn register(cx: &mut RegisterContext<'_>, books: &Arc<Books>) {
             Box::pin(async move {
                 let start = text_field(&input.doc, "start_date");
                 let end = text_field(&input.doc, "end_date");
-                if let (Some(start), Some(end)) = (start, end)
-                    && start > end
-                {
-                    return Err(format!(
-                        "the fiscal year ends ({end}) before it starts ({start})"
-                    ));
+                if let (Some(start), Some(end)) = (start, end) {
+                    if start > end {
+                        return Err(format!(
+                            "the fiscal year ends ({end}) before it starts ({start})"
+                        ));
+                    }
+                    // Its periods are made month by month: a year of centuries would make
+                    // thousands of them in one request.
+                    let days = |date: &str| {
+                        crate::dates::parse(date)
+                            .map(|(y, m, d)| crate::dates::days_from_civil(y, m, d))
+                    };
+                    if let (Some(a), Some(b)) = (days(&start), days(&end))
+                        && b - a >= MAX_FISCAL_YEAR_DAYS
+                    {
+                        return Err(format!(
+                            "a fiscal year is at most {MAX_FISCAL_YEAR_DAYS} days long (two years); {start} to {end} is longer"
+                        ));
+                    }
                 }
                 Ok(input.doc)
             })

@@ -64,18 +64,22 @@ impl Books {
         scope: &TenantScope,
         year_id: &str,
     ) -> Result<Value, RepoError> {
-        let year_id = year_id.to_owned();
+        let id = year_id.to_owned();
         let scope_for = scope.clone();
-        self.repository()?
+        let repository = self.repository()?;
+        let mut closed = repository
             .in_transaction(
                 scope,
                 Box::new(move |conn| {
                     let scope = scope_for.clone();
-                    let year_id = year_id.clone();
-                    Box::pin(async move { close_year_in(conn, &scope, &year_id).await })
+                    let id = id.clone();
+                    Box::pin(async move { close_year_in(conn, &scope, &id).await })
                 }),
             )
-            .await
+            .await?;
+        // The answer carries the year as a read of it shows it.
+        closed["fiscal_year"] = repository.get(scope, "fiscal_year", year_id).await?;
+        Ok(closed)
     }
 }
 

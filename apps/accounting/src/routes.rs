@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use prefiq::{Context, ErrorKind, KernelError};
 use prefiq_auth::authz::{CedarAuthorizer, Resource, refusal};
-use prefiq_data::entity::repo::TenantScope;
+use prefiq_data::entity::repo::{FieldError, RepoError, TenantScope};
 use prefiq_http::{HttpState, Problem};
 use serde::Deserialize;
 use serde_json::Value;
@@ -65,6 +65,20 @@ pub struct ReportQuery {
     format: Option<String>,
 }
 
+/// Refuses a `format` other than `json` (the default) and `csv`, rather than answer JSON
+/// to a client that asked for something else.
+#[allow(clippy::result_large_err)]
+fn check_format(format: Option<&str>) -> Result<(), Problem> {
+    match format {
+        None | Some("json" | "csv") => Ok(()),
+        Some(other) => Err(Problem::from(RepoError::Invalid(vec![FieldError {
+            pointer: "/format".into(),
+            code: "unknown_format",
+            message: format!("`format` is `json` or `csv`, not `{other}`"),
+        }]))),
+    }
+}
+
 fn answer(report: Value, format: Option<&str>, fields: &[&str]) -> Response {
     if format == Some("csv") {
         (
@@ -113,6 +127,7 @@ pub async fn trial_balance(
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, Problem> {
     let (scope, books) = allowed(&state, &context, READ_REPORTS).await?;
+    check_format(query.format.as_deref())?;
     let to = query.to.clone().unwrap_or_else(reports::today);
     let report =
         reports::trial_balance(&books, &scope, &query.company, query.from.as_deref(), &to).await?;
@@ -130,6 +145,7 @@ pub async fn general_ledger(
     Query(filter): Query<LedgerFilter>,
 ) -> Result<Response, Problem> {
     let (scope, books) = allowed(&state, &context, READ_REPORTS).await?;
+    check_format(filter.format.as_deref())?;
     let report = reports::general_ledger(&books, &scope, &filter).await?;
     Ok(answer(report, filter.format.as_deref(), LEDGER_FIELDS))
 }
@@ -141,6 +157,7 @@ pub async fn balance_sheet(
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, Problem> {
     let (scope, books) = allowed(&state, &context, READ_REPORTS).await?;
+    check_format(query.format.as_deref())?;
     let to = query.to.clone().unwrap_or_else(reports::today);
     let report = reports::balance_sheet(&books, &scope, &query.company, &to).await?;
     Ok(answer(report, query.format.as_deref(), STATEMENT_FIELDS))
@@ -153,6 +170,7 @@ pub async fn profit_and_loss(
     Query(query): Query<ReportQuery>,
 ) -> Result<Response, Problem> {
     let (scope, books) = allowed(&state, &context, READ_REPORTS).await?;
+    check_format(query.format.as_deref())?;
     let to = query.to.clone().unwrap_or_else(reports::today);
     let report =
         reports::profit_and_loss(&books, &scope, &query.company, query.from.as_deref(), &to)

@@ -746,11 +746,41 @@ async fn zero_entries_and_backward_report_ranges_are_refused() {
                 format!("trial-balance?company={company}&from=2026-02-01&to=2026-02-01"),
                 (StatusCode::OK, ""),
             ),
+            (
+                format!("general-ledger?company={company}&format="),
+                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_format"),
+            ),
+            (
+                format!("balance-sheet?company={company}&format=xml"),
+                (StatusCode::UNPROCESSABLE_ENTITY, "unknown_format"),
+            ),
+            (
+                format!("balance-sheet?company={company}&format=csv"),
+                (StatusCode::OK, ""),
+            ),
         ] {
             check(
                 &api,
                 &staff.manager,
                 ("GET", format!("/api/v1/accounting/reports/{query}"), None),
+                expected,
+            )
+            .await;
+        }
+        // A fiscal year is made of monthly periods: one of centuries is refused, not made.
+        for (end, expected) in [
+            ("9999-12-31", (StatusCode::UNPROCESSABLE_ENTITY, "rejected")),
+            ("2029-12-31", (StatusCode::UNPROCESSABLE_ENTITY, "rejected")),
+            ("2028-06-30", (StatusCode::CREATED, "")),
+        ] {
+            check(
+                &api,
+                &staff.manager,
+                (
+                    "POST",
+                    "/api/v1/resources/fiscal_year".into(),
+                    Some(json!({"year_name": format!("to {end}"), "company": company, "start_date": "2027-01-01", "end_date": end})),
+                ),
                 expected,
             )
             .await;
