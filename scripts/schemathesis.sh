@@ -8,7 +8,9 @@
 # - the tenant `platform` and its administrator, whose token the platform routes carry,
 #   and the tenant `bystander`, the one they suspend and resume (never `schemathesis`);
 # - a company with the standard chart and a fiscal year (so its periods): the accounting
-#   reports get the company, period and fiscal-year close get those ids.
+#   reports get the company, period and fiscal-year close get those ids;
+# - a second user of `schemathesis`, the one the users routes change (a change to a user
+#   revokes its tokens at once, so the administrator's must not be changed).
 # Generated records are followed from their create to the operations on them through the
 # document's links (the stateful phase).
 #
@@ -59,9 +61,16 @@ fiscal_year=$(call POST /api/v1/resources/fiscal_year \
   | json_field '["id"]')
 period=$(call GET "/api/v1/resources/accounting_period?order_by=start_date%20asc&limit=1" | json_field '["data"][0]["id"]')
 
+# The user the users routes change: a change to a user ends its sessions at once, so
+# changes aimed at the administrator whose token every call carries would sign the whole
+# run out.
+user=$(call POST /api/v1/users \
+  '{"email": "bystander@schemathesis.test", "password": "bystander-password", "roles": ["Accountant"]}' \
+  | json_field '["id"]')
+
 # The generated calls' headers and the seeded values, for schemathesis.toml.
 export ST_TOKEN=$token ST_PLATFORM_TOKEN=$platform_token ST_COMPANY=$company \
-  ST_FISCAL_YEAR=$fiscal_year ST_PERIOD=$period
+  ST_FISCAL_YEAR=$fiscal_year ST_PERIOD=$period ST_USER=$user
 
 # Run from the throw-away directory, so hypothesis' example database goes with it.
 cd "$work"

@@ -325,3 +325,32 @@ async fn revocation_reaches_another_replica_within_a_second_on_backends() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn probes_answer_whatever_credential_they_carry_on_backends() {
+    for db in databases("cortex_probe_credentials").await {
+        let api = boot(&db).await;
+        tenant(&api).await;
+        let (bearer, refresh) = session(&api, CLERK, PASSWORD).await;
+        let (status, _) = api
+            .call(
+                "POST",
+                "/api/v1/auth/logout",
+                &[],
+                Some(json!({"refresh_token": refresh})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(whoami(&api, &bearer).await, StatusCode::UNAUTHORIZED);
+        // A load balancer's probe is about the process: a revoked or made-up token sent
+        // along with it is not looked at.
+        for credential in [bearer.as_str(), "Bearer nonsense", "Basic Zm9vOmJhcg=="] {
+            for probe in ["/healthz", "/readyz", "/metrics"] {
+                let (status, _) = api
+                    .call("GET", probe, &[("authorization", credential)], None)
+                    .await;
+                assert_eq!(status, StatusCode::OK, "{probe} with {credential}");
+            }
+        }
+    }
+}

@@ -127,7 +127,11 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         (None, Some(host)) => context.tenant = Some(host),
         _ => {}
     }
+    // Probes answer for the process, not for a caller: a credential sent with one (a
+    // client that sends its token everywhere, even a revoked one) is not looked at.
+    let probe = UNLIMITED.contains(&request.uri().path());
     if rejection.is_none()
+        && !probe
         && let Some(credential) = request.headers().get(header::AUTHORIZATION)
     {
         // A refused credential is answered here, before the rate-limit layer runs, so it is
@@ -203,7 +207,7 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
     response
 }
 
-/// Routes that probes call, never limited.
+/// Routes that probes call: never limited, and never authenticated.
 const UNLIMITED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Routes that guess at credentials (login and password reset), limited per client
