@@ -12,7 +12,31 @@ use serde_json::{Value, json};
 use crate::books::{Books, append};
 use crate::ledger::{self, LedgerEntry, Period, PostingLine, RootType, Voucher, invalid, text};
 
+/// The body of one of the books' own transactions, for the row `id`.
+type Body = for<'a, 'c> fn(
+    &'a mut Conn<'c>,
+    TenantScope,
+    String,
+) -> futures_util::future::BoxFuture<'a, Result<Value, RepoError>>;
+
 impl Books {
+    /// Runs `body` for the row `id` in one transaction of the scope's database.
+    async fn in_books_transaction(
+        &self,
+        scope: &TenantScope,
+        id: &str,
+        body: Body,
+    ) -> Result<Value, RepoError> {
+        let id = id.to_owned();
+        let scope_for = scope.clone();
+        self.repository()?
+            .in_transaction(
+                scope,
+                Box::new(move |conn| body(conn, scope_for.clone(), id.clone())),
+            )
+            .await
+    }
+
     /// Closes a period: posts the closing entry that moves its income and expense to the
     /// company's retained earnings, and locks it, in one transaction with their audit
     /// records. Earlier periods of the company must be closed first.
@@ -21,18 +45,10 @@ impl Books {
         scope: &TenantScope,
         period_id: &str,
     ) -> Result<Value, RepoError> {
-        let period_id = period_id.to_owned();
-        let scope_for = scope.clone();
-        self.repository()?
-            .in_transaction(
-                scope,
-                Box::new(move |conn| {
-                    let scope = scope_for.clone();
-                    let period_id = period_id.clone();
-                    Box::pin(async move { close_in(conn, &scope, &period_id).await })
-                }),
-            )
-            .await
+        self.in_books_transaction(scope, period_id, |conn, scope, id| {
+            Box::pin(async move { close_in(conn, &scope, &id).await })
+        })
+        .await
     }
 
     /// Reopens a closed period: reverses its closing entry and opens it again, audited as
@@ -43,18 +59,10 @@ impl Books {
         scope: &TenantScope,
         period_id: &str,
     ) -> Result<Value, RepoError> {
-        let period_id = period_id.to_owned();
-        let scope_for = scope.clone();
-        self.repository()?
-            .in_transaction(
-                scope,
-                Box::new(move |conn| {
-                    let scope = scope_for.clone();
-                    let period_id = period_id.clone();
-                    Box::pin(async move { reopen_in(conn, &scope, &period_id).await })
-                }),
-            )
-            .await
+        self.in_books_transaction(scope, period_id, |conn, scope, id| {
+            Box::pin(async move { reopen_in(conn, &scope, &id).await })
+        })
+        .await
     }
 
     /// Closes every open period of a fiscal year in date order, then the year, in one
@@ -64,21 +72,16 @@ impl Books {
         scope: &TenantScope,
         year_id: &str,
     ) -> Result<Value, RepoError> {
-        let id = year_id.to_owned();
-        let scope_for = scope.clone();
-        let repository = self.repository()?;
-        let mut closed = repository
-            .in_transaction(
-                scope,
-                Box::new(move |conn| {
-                    let scope = scope_for.clone();
-                    let id = id.clone();
-                    Box::pin(async move { close_year_in(conn, &scope, &id).await })
-                }),
-            )
+        let mut closed = self
+            .in_books_transaction(scope, year_id, |conn, scope, id| {
+                Box::pin(async move { close_year_in(conn, &scope, &id).await })
+            })
             .await?;
         // The answer carries the year as a read of it shows it.
-        closed["fiscal_year"] = repository.get(scope, "fiscal_year", year_id).await?;
+        closed["fiscal_year"] = self
+            .repository()?
+            .get(scope, "fiscal_year", year_id)
+            .await?;
         Ok(closed)
     }
 }

@@ -205,4 +205,6 @@ pub async fn staff(api: &Api, tenant: &str) -> Staff {
         admin,
     }
 }
+// The desk browser of cortex's tests, not a copy of it.
+#[path = "../../../cortex/tests/common/browser.rs"]
 pub mod browser;

@@ -1,4 +1,4 @@
-//! A browser for tests of the desk (as accounting's tests have one): keeps cookies, sends forms with their CSRF token, and
+//! A browser for tests of the desk (cortex's and, through a `#[path]`, accounting's): keeps cookies, sends forms with their CSRF token, and
 //! reads pages, all through the installation's router on a tenant's host name.
 #![allow(clippy::unwrap_used, dead_code)]
 
