@@ -581,21 +581,7 @@ async fn act(
         "submit" => repository.submit_at(&scope, &entity, &id, expected).await?,
         "cancel" => repository.cancel_at(&scope, &entity, &id, expected).await?,
         "amend" => {
-            // Amending writes a new draft; the cancelled document it copies is checked
-            // against `If-Match` as it is read.
-            if let Some(expected) = expected {
-                let source = repository.get(&scope, &entity, &id).await?;
-                let actual = source.get("version").and_then(Value::as_i64);
-                if actual != Some(expected) {
-                    return Err(RepoError::PreconditionFailed {
-                        entity: entity.clone(),
-                        expected,
-                        actual,
-                    }
-                    .into());
-                }
-            }
-            let record = repository.amend(&scope, &entity, &id).await?;
+            let record = repository.amend_at(&scope, &entity, &id, expected).await?;
             return Ok(with_etag(
                 (StatusCode::CREATED, axum::Json(&record)).into_response(),
                 &record,

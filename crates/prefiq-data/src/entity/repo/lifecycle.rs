@@ -169,8 +169,21 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
+        self.amend_at(scope, entity, id, None).await
+    }
+
+    /// [`Repository::amend`] only while the cancelled document is at version `expected`
+    /// (from `If-Match`). A cancelled document changes no more, so the read is the check.
+    pub async fn amend_at(
+        &self,
+        scope: &TenantScope,
+        entity: &str,
+        id: &str,
+        expected: Option<i64>,
+    ) -> Result<Value, RepoError> {
         let schema = self.submittable(scope, entity).await?;
         let current = self.read_current(scope, &schema, id).await?;
+        expect_version(&schema, &current, expected)?;
         expect_docstatus(&current, 2, "only cancelled documents can be amended")?;
         self.authorize(scope, &schema, "amend", Some(&current))
             .await?;
@@ -262,7 +275,9 @@ impl Repository {
             actual: version + 1,
         };
         let delete_node = matches!(change, Transition::Delete) && schema.tree.is_some();
-        let registry = self.registry().visible_to(Some(&scope.tenant));
+        // Only a delete asks what refers to the row; submits, a hot path, skip the view.
+        let registry = matches!(change, Transition::Delete)
+            .then(|| self.registry().visible_to(Some(&scope.tenant)));
         let handle = self.tenant_handle(scope).await?;
         in_tenant_tx!(handle.get()?, &scope.tenant, conn => {
             if delete_node && tree::has_live_children(conn, scope, schema, id).await? {
@@ -279,10 +294,12 @@ impl Repository {
                 // The row is locked now: a reference committed before this point is seen,
                 // and a later one finds the row gone when it checks its links.
                 Transition::Delete => {
-                    let found =
-                        protecting_references(conn, &registry, scope, &schema.name, doc).await?;
-                    if !found.0.is_empty() {
-                        return Err(referenced(schema, id, found));
+                    if let Some(registry) = &registry {
+                        let found =
+                            protecting_references(conn, registry, scope, &schema.name, doc).await?;
+                        if !found.0.is_empty() {
+                            return Err(referenced(schema, id, found));
+                        }
                     }
                 }
                 // A submitted document protects what it links to, so its links must be
