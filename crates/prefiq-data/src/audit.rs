@@ -3,9 +3,10 @@
 //! Every record is one line of canonical JSON, `{"seq":N,"tenant":T,"time":…,"actor":…,
 //! "action":…,"entity":…,"id":…,"changes":{…},"trace":…}`, in `prefiq_audit`. The entity
 //! pipeline appends it with the same statements (and so in the same transaction) as the
-//! row and its outbox event: the sequence number comes from the tenant's row in
-//! `prefiq_audit_heads`, which on PostgreSQL also serialises a tenant's appends so that
-//! sequence order is commit order. Fields tagged `pii` appear only as a SHA-256.
+//! row and its outbox event. On SQLite the sequence number comes from the tenant's row in
+//! `prefiq_audit_heads` in that same transaction; on PostgreSQL the record is queued and
+//! numbered after commit by the sequencer ([`crate::audit_sequencer`]), so a tenant's
+//! writes do not serialise on that row. Fields tagged `pii` appear only as a SHA-256.
 //!
 //! A background task ([`AuditLog::run`]) signs a checkpoint of each tenant's log every
 //! `audit.checkpoint_every` records or `audit.checkpoint_interval_ms`, and at shutdown,
@@ -44,6 +45,7 @@ pub(crate) fn migration() -> prefiq::Migration {
 /// checkpointer reads across tenants, and hold nothing but a count).
 pub(crate) const TENANT_TABLES: &[&str] = &[
     "prefiq_audit",
+    "prefiq_audit_queue",
     "prefiq_audit_checkpoints",
     "prefiq_audit_snapshots",
 ];
@@ -93,27 +95,29 @@ impl AuditRecord<'_> {
 }
 
 /// The statements that append `record` to its tenant's log, with their arguments added to
-/// `sql`: two on SQLite (run in the same batch as the write's own), one on PostgreSQL.
+/// `sql`: on SQLite two, numbering it (run in the same batch as the write's own); on
+/// PostgreSQL one that queues it for the sequencer ([`crate::audit_sequencer`]), so that a
+/// tenant's writes do not wait on each other.
 pub fn append_statement(sql: &mut Sql, backend: Backend, record: &AuditRecord<'_>) -> String {
-    let tenant = sql.arg(Arg::Text(Some(record.tenant.to_owned())));
-    let tail = sql.arg(Arg::Text(Some(record.tail())));
     match backend {
         Backend::Sqlite => {
+            let tenant = sql.arg(Arg::Text(Some(record.tenant.to_owned())));
+            let tail = sql.arg(Arg::Text(Some(record.tail())));
             let again = sql.arg(Arg::Text(Some(record.tenant.to_owned())));
             format!(
                 "INSERT INTO prefiq_audit_heads (tenant_id, size) VALUES ({tenant}, 1) ON CONFLICT (tenant_id) DO UPDATE SET size = size + 1; INSERT INTO prefiq_audit (tenant_id, seq, entry) SELECT tenant_id, size, '{{\"seq\":' || size || ',' || {tail} FROM prefiq_audit_heads WHERE tenant_id = {again}"
             )
         }
-        Backend::Postgres => format!(
-            "WITH head AS (INSERT INTO prefiq_audit_heads AS h (tenant_id, size) VALUES ({tenant}, 1) ON CONFLICT (tenant_id) DO UPDATE SET size = h.size + 1 RETURNING tenant_id, size) INSERT INTO prefiq_audit (tenant_id, seq, entry) SELECT tenant_id, size, '{{\"seq\":' || size::text || ',' || {tail}::text FROM head"
-        ),
+        Backend::Postgres => {
+            crate::audit_sequencer::queue_statement(sql, record.tenant, record.tail())
+        }
     }
 }
 
 /// Appends many records of one tenant in the caller's transaction with multi-row
-/// statements: the head moves once by their number (on PostgreSQL its row lock keeps
-/// sequence order commit order), then the records are written with the numbers it
-/// reserved. For a module's bulk writers, where a record per row must not cost a round
+/// statements: on SQLite the head moves once by their number, then the records are written
+/// with the numbers it reserved; on PostgreSQL they are queued, in order, for the
+/// sequencer. For a module's bulk writers, where a record per row must not cost a round
 /// trip per row.
 pub async fn append_records(
     conn: &mut crate::entity::sql::Conn<'_>,
@@ -121,6 +125,25 @@ pub async fn append_records(
     records: &[AuditRecord<'_>],
 ) -> Result<(), DataError> {
     if records.is_empty() {
+        return Ok(());
+    }
+    if conn.backend() == Backend::Postgres {
+        // Queued for the sequencer, in order (a multi-row VALUES takes identities in
+        // row order).
+        for chunk in records.chunks(1_000) {
+            let mut sql = Sql::default();
+            let tenant_arg = sql.arg(Arg::Text(Some(tenant.to_owned())));
+            let mut values = Vec::with_capacity(chunk.len());
+            for record in chunk {
+                let tail = sql.arg(Arg::Text(Some(record.tail())));
+                values.push(format!("({tenant_arg}, {tail})"));
+            }
+            sql.text = format!(
+                "INSERT INTO prefiq_audit_queue (tenant_id, tail) VALUES {}",
+                values.join(", ")
+            );
+            conn.execute_bulk(&sql).await?;
+        }
         return Ok(());
     }
     let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
@@ -224,12 +247,20 @@ pub struct AuditSignal {
     pending: std::sync::Mutex<HashMap<String, u64>>,
     notify: tokio::sync::Notify,
     every: std::sync::atomic::AtomicU64,
+    sequencer: Arc<crate::audit_sequencer::Sequencer>,
 }
 
 /// Most tenants remembered as pending; past it, the next tick checkpoints them all.
 const MAX_PENDING_TENANTS: usize = 100_000;
 
 impl AuditSignal {
+    /// A write of `tenant` in `handle`'s database committed with its audit records: on
+    /// PostgreSQL they are sequenced now, in the background; the checkpointer is told.
+    pub fn committed(&self, handle: &Arc<DatabaseHandle>, tenant: &str) {
+        self.sequencer.kick(handle, tenant);
+        self.appended(tenant);
+    }
+
     /// `tenant`'s log has one more record.
     pub fn appended(&self, tenant: &str) {
         let every = self.every.load(std::sync::atomic::Ordering::Relaxed);
@@ -536,23 +567,39 @@ impl AuditLog {
         writing!(database, record.tenant, |conn| {
             conn.as_conn().execute(&sql).await?;
         });
-        self.signal.appended(record.tenant);
+        self.signal.committed(&handle, record.tenant);
         Ok(())
+    }
+
+    /// `tenant`'s database, after numbering the records queued there (PostgreSQL), so a
+    /// reader of the log sees every write that committed before it asked.
+    async fn settled(&self, tenant: &str) -> Result<Arc<DatabaseHandle>, AuditError> {
+        let handle = self.database(tenant).await?;
+        crate::audit_sequencer::sequence(handle.get()?, tenant).await?;
+        Ok(handle)
     }
 
     /// The tenants whose logs are in the main database (all of them in shared tenancy).
     pub async fn tenants(&self) -> Result<Vec<String>, AuditError> {
         let handle = self.repository.main_database();
         let sql = "SELECT tenant_id FROM prefiq_audit_heads ORDER BY tenant_id";
-        Ok(match handle.get()? {
+        let database = handle.get()?;
+        let mut tenants: Vec<String> = match database {
             Database::Sqlite(db) => sqlx::query_scalar(sql).fetch_all(&db.readers).await?,
             Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
-        })
+        };
+        // A tenant whose first records a crash left queued has no head yet.
+        for tenant in crate::audit_sequencer::queued_tenants(database).await? {
+            if let Err(at) = tenants.binary_search(&tenant) {
+                tenants.insert(at, tenant);
+            }
+        }
+        Ok(tenants)
     }
 
     /// The number of records in `tenant`'s log.
     pub async fn size(&self, tenant: &str) -> Result<u64, AuditError> {
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let sql = "SELECT COALESCE(MAX(seq), 0) FROM prefiq_audit WHERE tenant_id = $1";
         let size: i64 = reading!(handle.get()?, tenant, |conn| sqlx::query_scalar(sql)
             .bind(tenant)
@@ -645,7 +692,7 @@ impl AuditLog {
     /// Signs a checkpoint of `tenant`'s log if it grew since the last one; the new size.
     pub async fn checkpoint(&self, tenant: &str) -> Result<Option<u64>, AuditError> {
         let _one = self.checkpointing.lock().await;
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let database = handle.get()?;
         let last = self.checkpoints_tail(database, tenant).await?;
         let (mut frontier, mut made) = match &last {
@@ -781,7 +828,7 @@ impl AuditLog {
         tenant: &str,
         query: &AuditQuery,
     ) -> Result<(Vec<Value>, Option<u64>), AuditError> {
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let database = handle.get()?;
         let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 500));
         let mut sql = Sql::default();
@@ -922,7 +969,7 @@ impl AuditLog {
         if seq == 0 || seq > size {
             return Err(AuditError::Invalid("seq must be between 1 and size".into()));
         }
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let database = handle.get()?;
         let leaves = self.leaves(database, tenant, size).await?;
         let entry = self
@@ -947,7 +994,7 @@ impl AuditLog {
         if from == 0 || from > to {
             return Err(AuditError::Invalid("from must be between 1 and to".into()));
         }
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let leaves = self.leaves(handle.get()?, tenant, to).await?;
         merkle::consistency_proof(&leaves, from as usize)
             .ok_or_else(|| AuditError::Invalid("from is out of range".into()))
@@ -963,7 +1010,7 @@ impl AuditLog {
         external: &[String],
         full: bool,
     ) -> Result<VerifyReport, AuditError> {
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let database = handle.get()?;
         let origin = self.origin(tenant);
         let key = self.key.verifying_key();
@@ -1107,7 +1154,7 @@ impl AuditLog {
         tenant: &str,
         out: &mut (impl std::io::Write + Send),
     ) -> Result<u64, AuditError> {
-        let handle = self.database(tenant).await?;
+        let handle = self.settled(tenant).await?;
         let database = handle.get()?;
         let Some(last) = self.checkpoints_tail(database, tenant).await? else {
             return Ok(0);

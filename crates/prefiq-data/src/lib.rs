@@ -6,6 +6,7 @@
 //! configuration overrides. [`DatabaseProvider`] binds all of it into the kernel.
 
 pub mod audit;
+pub mod audit_sequencer;
 pub mod batch;
 mod database;
 pub mod entity;

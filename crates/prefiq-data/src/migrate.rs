@@ -44,6 +44,7 @@ pub fn system_migrations() -> Vec<Migration> {
             "CREATE TABLE prefiq_custom_fields (\n    tenant_id TEXT NOT NULL,\n    entity TEXT NOT NULL,\n    name TEXT NOT NULL,\n    definition JSONB NOT NULL,\n    created_at TEXT NOT NULL,\n    PRIMARY KEY (tenant_id, entity, name)\n);",
         ),
         crate::audit::migration(),
+        crate::audit_sequencer::migration(),
     ]
 }
 

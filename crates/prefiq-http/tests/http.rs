@@ -442,7 +442,8 @@ async fn boot_migrate_and_readiness_on_backends() {
                 "prefiq/0001_tenant_config",
                 "prefiq/0002_entities",
                 "prefiq/0003_custom_fields",
-                "prefiq/0004_audit"
+                "prefiq/0004_audit",
+                "prefiq/0005_audit_queue"
             ],
             "{}",
             db.url

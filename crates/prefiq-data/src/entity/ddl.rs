@@ -111,6 +111,14 @@ pub fn unique_index(schema: &EntitySchema, field: &str) -> String {
     schema.index_name(&format!("u_{field}"))
 }
 
+/// The shape of the generated field indexes. 2: an `indexed` field's index ends in the
+/// default list order, `(tenant_id, field, modified_at, id)`, so a list that filters on
+/// the field and keeps the default order reads its page straight off the index. With
+/// `(tenant_id, field)` alone, PostgreSQL right after a bulk load (no statistics yet)
+/// picked that index and sorted every matching row: a list of 20 fell from 4,800/s to
+/// 193/s on 30,000 rows.
+pub const INDEX_LAYOUT: u8 = 2;
+
 fn field_indexes(schema: &EntitySchema, field: &FieldDef) -> Vec<String> {
     let mut out = Vec::new();
     if field.unique {
@@ -123,7 +131,7 @@ fn field_indexes(schema: &EntitySchema, field: &FieldDef) -> Vec<String> {
     }
     if field.indexed && !field.unique {
         out.push(format!(
-            "CREATE INDEX {} ON {} (tenant_id, {});",
+            "CREATE INDEX {} ON {} (tenant_id, {}, modified_at, id);",
             quote(&schema.index_name(&format!("i_{}", field.name))),
             quote(schema.table()),
             quote(&field.name)
@@ -243,9 +251,12 @@ fn shape(field: &FieldDef) -> StorageShape<'_> {
 fn shape_hash(schema: &EntitySchema) -> String {
     let shapes: Vec<StorageShape<'_>> = schema.fields.iter().map(shape).collect();
     // A tree is part of the shape only when set, so hashes of older schemas stay the same.
-    let text = match schema.tree {
-        None => serde_json::to_string(&(schema.child, shapes)),
-        Some(tree) => serde_json::to_string(&(schema.child, shapes, tree)),
+    // The index layout too, from layout 2 on, so a table made with older indexes gets a
+    // migration (of its indexes) even when no field changed.
+    let text = match (schema.tree, schema.index_layout) {
+        (None, 0 | 1) => serde_json::to_string(&(schema.child, shapes)),
+        (Some(tree), 0 | 1) => serde_json::to_string(&(schema.child, shapes, tree)),
+        (tree, layout) => serde_json::to_string(&(schema.child, shapes, tree, layout)),
     }
     .unwrap_or_default();
     Sha256::digest(text.as_bytes())
@@ -325,7 +336,11 @@ pub fn plan_entity(
                 )));
             }
             Some(now) => {
-                if (before.unique, before.indexed) != (now.unique, now.indexed) {
+                let relayout = now.indexed
+                    && !now.unique
+                    && old.index_layout < INDEX_LAYOUT
+                    && schema.index_layout >= INDEX_LAYOUT;
+                if (before.unique, before.indexed) != (now.unique, now.indexed) || relayout {
                     for name in [
                         unique_index(schema, &now.name),
                         schema.index_name(&format!("i_{}", now.name)),
@@ -388,7 +403,7 @@ mod tests {
                 "    \"amount\" INTEGER,\n    \"amount_currency\" TEXT,",
                 "    PRIMARY KEY (tenant_id, id)\n);",
                 "CREATE UNIQUE INDEX \"todo__name\" ON \"todo\" (tenant_id, name);",
-                "CREATE INDEX \"todo__i_status\" ON \"todo\" (tenant_id, \"status\");",
+                "CREATE INDEX \"todo__i_status\" ON \"todo\" (tenant_id, \"status\", modified_at, id);",
             ],
         );
         let pg = create_table(&schema(V1), Backend::Postgres);
@@ -421,6 +436,24 @@ mod tests {
         );
     }
 
+    /// A table recorded before index layout 2 gets its field indexes rebuilt in the default
+    /// list order, once, though no field changed.
+    fn check_relayout() {
+        let mut recorded = schema(V1);
+        recorded.index_layout = 0;
+        let plan = plan_entity(&schema(V1), Some(&recorded), Backend::Postgres)
+            .ok()
+            .flatten()
+            .map(|m| m.sql)
+            .unwrap_or_default();
+        assert!(
+            plan.starts_with("DROP INDEX IF EXISTS \"todo__u_status\";\nDROP INDEX IF EXISTS \"todo__i_status\";\nCREATE INDEX \"todo__i_status\" ON \"todo\" (tenant_id, \"status\", modified_at, id);"),
+            "{plan}"
+        );
+        let again = plan_entity(&schema(V1), Some(&schema(V1)), Backend::Postgres);
+        assert!(matches!(again, Ok(None)));
+    }
+
     #[test]
     fn schema_changes() {
         check(None, V1, "CREATE TABLE \"todo\"");
@@ -434,7 +467,7 @@ mod tests {
         check(
             Some(V1),
             &added,
-            "ALTER TABLE \"todo\" ADD COLUMN \"due\" TEXT;\nCREATE INDEX \"todo__i_due\" ON \"todo\" (tenant_id, \"due\");",
+            "ALTER TABLE \"todo\" ADD COLUMN \"due\" TEXT;\nCREATE INDEX \"todo__i_due\" ON \"todo\" (tenant_id, \"due\", modified_at, id);",
         );
         let unique = V1.replace(
             "{name: description, type: text}",
@@ -452,6 +485,7 @@ mod tests {
             "entity `todo` (schema/t.yaml): field `amount` was removed; a destructive change needs an explicit migration",
         );
         let unindexed = V1.replace(", indexed: true", "");
+        check_relayout();
         check(
             Some(V1),
             &unindexed,

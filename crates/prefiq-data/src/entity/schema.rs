@@ -205,6 +205,11 @@ pub struct EntitySchema {
     /// entity of the same name. Recorded with the schema, so a table keeps its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// The shape of the generated field indexes the table was made or last migrated with
+    /// ([`super::ddl::INDEX_LAYOUT`]); snapshots recorded before it existed read as 0, so
+    /// the next migration rebuilds their indexes.
+    #[serde(default)]
+    pub index_layout: u8,
 }
 
 /// The longest identifier PostgreSQL keeps (longer ones are cut, silently, to 63 bytes).
@@ -704,6 +709,7 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         fields,
         permissions,
         table: None,
+        index_layout: super::ddl::INDEX_LAYOUT,
     })
 }
 

@@ -241,6 +241,17 @@ pub async fn count_rows(url: &str, table: &str, column: &str, value: &str) -> i6
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
+        // Audit records of PostgreSQL writes are numbered by the sequencer after commit;
+        // number what is queued, as every reader of the log does.
+        let database = prefiq_data::Database::Postgres(pool.clone());
+        for tenant in prefiq_data::audit_sequencer::queued_tenants(&database)
+            .await
+            .unwrap()
+        {
+            prefiq_data::audit_sequencer::sequence(&database, &tenant)
+                .await
+                .unwrap();
+        }
         let n = sqlx::query_scalar(&sql)
             .bind(value)
             .fetch_one(&pool)

@@ -658,7 +658,7 @@ impl Repository {
     ) -> Result<T, RepoError> {
         let handle = self.tenant_handle(scope).await?;
         let value = in_tenant_tx!(handle.get()?, &scope.tenant, conn => body(conn).await?);
-        self.audit.appended(&scope.tenant);
+        self.audit.committed(&handle, &scope.tenant);
         Ok(value)
     }
 

@@ -300,7 +300,7 @@ impl Repository {
             conn, scope, &schema, id, version, &validated, &current, &now, backend, self.audited,
         )
         .await?);
-        self.audit.appended(&scope.tenant);
+        self.audit.committed(&handle, &scope.tenant);
         Ok(Updated::Written {
             record,
             before: current,
