@@ -1145,7 +1145,7 @@ trait AsConn {
 
 impl AsConn for sqlx::SqliteConnection {
     fn as_conn(&mut self) -> crate::entity::sql::Conn<'_> {
-        crate::entity::sql::Conn::Sqlite(self)
+        crate::entity::sql::Conn::SqliteSqlx(self)
     }
 }
 

@@ -73,6 +73,8 @@ pub struct SqliteDatabase {
     pub writer: SqlitePool,
     /// Read-only connections.
     pub readers: SqlitePool,
+    /// Read-only rusqlite connections: the entity engine's reads run on them inline.
+    pub read_pool: crate::sqlite::Readers,
     /// Group commit for the entity engine's writes on `writer`.
     pub batcher: crate::batch::WriteBatcher,
     /// The database file.
@@ -226,10 +228,17 @@ impl Database {
                         .map_err(connect_error)?;
                     Some(Checkpointer::start(pool))
                 };
+                let read_pool = crate::sqlite::Readers::new(
+                    path,
+                    config.max_connections,
+                    Duration::from_millis(config.busy_timeout_ms),
+                    acquire_timeout,
+                );
                 Ok(Some(Database::Sqlite(SqliteDatabase {
                     batcher: crate::batch::WriteBatcher::new(writer.clone()),
                     writer,
                     readers,
+                    read_pool,
                     path: path.clone(),
                     checkpointer,
                 })))
@@ -276,6 +285,7 @@ impl Database {
                     checkpointer.stop().await;
                 }
                 db.readers.close().await;
+                db.read_pool.close();
                 db.batcher.close().await;
                 db.writer.close().await;
             }

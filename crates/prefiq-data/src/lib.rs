@@ -11,6 +11,7 @@ mod database;
 pub mod entity;
 mod migrate;
 mod provider;
+pub mod sqlite;
 mod tenant_config;
 pub mod tenants;
 #[cfg(feature = "testing")]
@@ -47,6 +48,15 @@ pub enum DataError {
     /// A statement failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A SQLite statement failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// No connection became free within `database.acquire_timeout_ms`.
+    #[error("no database connection became free within {waited_ms} ms (database.acquire_timeout_ms)")]
+    AcquireTimeout {
+        /// How long the caller waited.
+        waited_ms: u64,
+    },
     /// A group commit failed (the driver's message).
     #[error("database error: {0}")]
     Batch(std::sync::Arc<str>),
@@ -56,9 +66,46 @@ impl From<DataError> for prefiq::KernelError {
     fn from(error: DataError) -> Self {
         let kind = match &error {
             DataError::InvalidUrl { .. } => prefiq::ErrorKind::Invalid,
-            DataError::Sql(_) | DataError::Batch(_) => prefiq::ErrorKind::Internal,
-            DataError::Connect { .. } | DataError::NotConnected => prefiq::ErrorKind::Unavailable,
+            DataError::Sql(_) | DataError::Sqlite(_) | DataError::Batch(_) => {
+                prefiq::ErrorKind::Internal
+            }
+            DataError::Connect { .. }
+            | DataError::NotConnected
+            | DataError::AcquireTimeout { .. } => prefiq::ErrorKind::Unavailable,
         };
         prefiq::KernelError::service(kind, error)
+    }
+}
+
+impl DataError {
+    /// Whether a unique index or primary key refused the statement (SQLite's
+    /// `SQLITE_CONSTRAINT_UNIQUE` or `_PRIMARYKEY`, PostgreSQL's `23505`).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DataError::Sql(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            DataError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
+
+    /// The database's own message (SQLite's `UNIQUE constraint failed: t.c`), if the
+    /// database refused the statement.
+    pub fn database_message(&self) -> Option<&str> {
+        match self {
+            DataError::Sql(sqlx::Error::Database(db)) => Some(db.message()),
+            DataError::Sqlite(rusqlite::Error::SqliteFailure(_, message)) => message.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The constraint the database names (PostgreSQL; SQLite names none).
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            DataError::Sql(sqlx::Error::Database(db)) => db.constraint(),
+            _ => None,
+        }
     }
 }

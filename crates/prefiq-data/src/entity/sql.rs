@@ -58,9 +58,15 @@ impl Sql {
 }
 
 /// A connection of either backend, inside or outside a transaction.
+///
+/// On SQLite a statement runs inline on the calling task (see [`crate::sqlite`]): the
+/// methods stay `async` so that one statement shape runs on both backends.
 pub enum Conn<'a> {
     /// SQLite.
-    Sqlite(&'a mut sqlx::SqliteConnection),
+    Sqlite(&'a mut rusqlite::Connection),
+    /// SQLite through sqlx: the writer, until it moves to rusqlite.
+    #[doc(hidden)]
+    SqliteSqlx(&'a mut sqlx::SqliteConnection),
     /// PostgreSQL.
     Postgres(&'a mut sqlx::PgConnection),
 }
@@ -105,7 +111,7 @@ impl Conn<'_> {
     /// The backend.
     pub fn backend(&self) -> Backend {
         match self {
-            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(_) | Conn::SqliteSqlx(_) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
         }
     }
@@ -113,7 +119,8 @@ impl Conn<'_> {
     /// Runs a statement; returns the rows it affected.
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DataError> {
         Ok(match self {
-            Conn::Sqlite(c) => bind_all!(sqlx::query(&sql.text), &sql.args)
+            Conn::Sqlite(c) => crate::sqlite::execute(c, sql)?,
+            Conn::SqliteSqlx(c) => bind_all!(sqlx::query(&sql.text), &sql.args)
                 .execute(&mut **c)
                 .await?
                 .rows_affected(),
@@ -130,7 +137,7 @@ impl Conn<'_> {
     /// makes binding thousands of them quadratic. The text must hold no `$` of its own.
     pub async fn execute_bulk(&mut self, sql: &Sql) -> Result<u64, DataError> {
         match self {
-            Conn::Sqlite(_) => {
+            Conn::Sqlite(_) | Conn::SqliteSqlx(_) => {
                 let positional = positional(sql);
                 self.execute(&positional).await
             }
@@ -146,7 +153,8 @@ impl Conn<'_> {
     ) -> Result<Vec<Vec<Cell>>, DataError> {
         let mut out = Vec::new();
         match self {
-            Conn::Sqlite(c) => {
+            Conn::Sqlite(c) => return crate::sqlite::fetch(c, sql, types),
+            Conn::SqliteSqlx(c) => {
                 for row in bind_all!(sqlx::query(&sql.text), &sql.args)
                     .fetch_all(&mut **c)
                     .await?

@@ -9,7 +9,7 @@ pub(super) async fn insert_custom_field(
     index: Option<&str>,
 ) -> Result<(), RepoError> {
     conn.execute(sql).await.map_err(|e| match &e {
-        DataError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+        e if e.is_unique_violation() => {
             RepoError::Unique(field_error(
                 "/name",
                 "unique",
