@@ -17,7 +17,9 @@ pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use database::{Database, DatabaseHandle, DatabaseUrl, SqliteDatabase};
+pub use database::{
+    Database, DatabaseHandle, DatabaseUrl, Reading, SqliteDatabase, Transaction, Writing,
+};
 pub use migrate::{SYSTEM_MODULE, SqlMigrationRunner, system_migrations};
 pub use provider::DatabaseProvider;
 pub use tenant_config::SqlTenantConfigStore;

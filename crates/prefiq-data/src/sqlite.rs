@@ -27,7 +27,6 @@ const WAL_AUTOCHECKPOINT_PAGES: i64 = 16384;
 
 /// What a connection is for; each opens with its own flags and pragmas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // The writer and the checkpointer move to rusqlite next.
 pub(crate) enum Role {
     /// The one writer: creates the file, turns WAL on.
     Writer,
@@ -88,9 +87,14 @@ fn pragma(conn: &Connection, setting: &str) -> Result<(), rusqlite::Error> {
 }
 
 /// Binds `args` to `stmt`'s parameters: `$n` and `?n` take the n-th argument, an
-/// anonymous `?` the argument at its position. A `$n` parameter's index is the order of
-/// its first occurrence, not n, so each is looked up by its name.
-fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), rusqlite::Error> {
+/// anonymous `?` the next argument after those the text's earlier anonymous parameters
+/// took (`*anonymous` of them). A `$n` parameter's index is the order of its first
+/// occurrence, not n, so each is looked up by its name.
+fn bind(
+    stmt: &mut rusqlite::Statement<'_>,
+    args: &[Arg],
+    anonymous: &mut usize,
+) -> Result<(), rusqlite::Error> {
     for index in 1..=stmt.parameter_count() {
         let position = match stmt.parameter_name(index) {
             Some(name) => name
@@ -98,7 +102,10 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), rusqlite
                 .and_then(|n| n.parse::<usize>().ok())
                 .filter(|n| *n >= 1)
                 .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
-            None => index,
+            None => {
+                *anonymous += 1;
+                *anonymous
+            }
         };
         let Some(arg) = args.get(position - 1) else {
             return Err(rusqlite::Error::InvalidParameterCount(position, args.len()));
@@ -107,30 +114,106 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> Result<(), rusqlite
             Arg::Text(v) => stmt.raw_bind_parameter(index, v.as_deref())?,
             Arg::Int(v) => stmt.raw_bind_parameter(index, *v)?,
             Arg::Bool(v) => stmt.raw_bind_parameter(index, *v)?,
+            Arg::Bytes(v) => stmt.raw_bind_parameter(index, v.as_deref())?,
         }
     }
     Ok(())
 }
 
-/// Runs `sql` on `conn`; returns the rows it changed.
-pub(crate) fn execute(conn: &Connection, sql: &Sql) -> Result<u64, DataError> {
-    // A prepared statement holds only the first statement of a text; a script without
-    // arguments (DDL, a generated migration) runs statement by statement instead.
-    if sql.args.is_empty() && sql.text.trim_end().trim_end_matches(';').contains(';') {
+/// The statements of `text`, split at the semicolons that end them (not those inside
+/// quotes or comments). A prepared statement holds only the first statement of a text,
+/// and the entity engine sends several as one (a row, its outbox event and its audit
+/// record), with their arguments numbered across all of them.
+fn statements(text: &str) -> Vec<&str> {
+    if !text.contains(';') {
+        return vec![text];
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += 1;
+                }
+            }
+            b'[' => {
+                while i < bytes.len() && bytes[i] != b']' {
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b';' => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push(&text[start.min(text.len())..]);
+    out.retain(|s| !s.trim().is_empty());
+    out
+}
+
+/// Whether `text` must run as a script: a trigger's body holds semicolons of its own.
+fn is_script(text: &str) -> bool {
+    text.len() >= 14
+        && text
+            .as_bytes()
+            .windows(14)
+            .any(|w| w.eq_ignore_ascii_case(b"CREATE TRIGGER"))
+}
+
+/// Runs every statement of `sql` on `conn`, calling `row` for each row they answer.
+fn run(
+    conn: &Connection,
+    sql: &Sql,
+    mut row: impl FnMut(&rusqlite::Row<'_>) -> Result<(), rusqlite::Error>,
+) -> Result<u64, DataError> {
+    if sql.args.is_empty() && sql.text.contains(';') && is_script(&sql.text) {
         execute_batch(conn, &sql.text)?;
         return Ok(conn.changes());
     }
-    let mut stmt = conn.prepare_cached(&sql.text)?;
-    bind(&mut stmt, &sql.args)?;
-    if stmt.column_count() == 0 {
-        return Ok(stmt.raw_execute()? as u64);
+    let mut changed = 0;
+    let mut anonymous = 0;
+    for text in statements(&sql.text) {
+        let mut stmt = conn.prepare_cached(text)?;
+        bind(&mut stmt, &sql.args, &mut anonymous)?;
+        if stmt.column_count() == 0 {
+            changed += stmt.raw_execute()? as u64;
+            continue;
+        }
+        let readonly = stmt.readonly();
+        let mut rows = stmt.raw_query();
+        while let Some(r) = rows.next()? {
+            row(r)?;
+        }
+        drop(rows);
+        if !readonly {
+            changed += conn.changes();
+        }
     }
-    // A statement that answers rows (`RETURNING`, a pragma): step through them.
-    let readonly = stmt.readonly();
-    let mut rows = stmt.raw_query();
-    while rows.next()?.is_some() {}
-    drop(rows);
-    Ok(if readonly { 0 } else { conn.changes() })
+    Ok(changed)
+}
+
+/// Runs `sql` (one statement or several) on `conn`; returns the rows it changed.
+pub(crate) fn execute(conn: &Connection, sql: &Sql) -> Result<u64, DataError> {
+    run(conn, sql, |_| Ok(()))
 }
 
 /// Runs `sql` on `conn` and reads each row's columns as `types` say.
@@ -139,17 +222,15 @@ pub(crate) fn fetch(
     sql: &Sql,
     types: &[SqlType],
 ) -> Result<Vec<Vec<Cell>>, DataError> {
-    let mut stmt = conn.prepare_cached(&sql.text)?;
-    bind(&mut stmt, &sql.args)?;
-    let mut rows = stmt.raw_query();
     let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
+    run(conn, sql, |row| {
         let mut cells = Vec::with_capacity(types.len());
         for (i, ty) in types.iter().enumerate() {
             cells.push(cell(row, i, *ty)?);
         }
         out.push(cells);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -179,9 +260,12 @@ fn cell(row: &rusqlite::Row<'_>, i: usize, ty: SqlType) -> Result<Cell, rusqlite
         }
         (SqlType::Text, ValueRef::Integer(n)) => Cell::Text(n.to_string()),
         (SqlType::Text, ValueRef::Real(f)) => Cell::Text(f.to_string()),
+        (SqlType::Bytes, ValueRef::Blob(bytes) | ValueRef::Text(bytes)) => {
+            Cell::Bytes(bytes.to_vec())
+        }
         (SqlType::Int, ValueRef::Integer(n)) => Cell::Int(n),
         (SqlType::Bool, ValueRef::Integer(n)) => Cell::Bool(n != 0),
-        (SqlType::Int | SqlType::Bool, other) => return Err(wrong(other)),
+        (SqlType::Int | SqlType::Bool | SqlType::Bytes, other) => return Err(wrong(other)),
     })
 }
 
@@ -352,5 +436,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tables, vec![vec![Cell::Int(2)]]);
+        // Several statements with arguments numbered across them, and a `;` in a literal.
+        let changed = execute(
+            &conn,
+            &sql(
+                "INSERT INTO u (v) VALUES ($2); INSERT INTO w (v) VALUES ($1 || ';'); INSERT INTO u (v) VALUES (?)",
+                vec![Arg::Text(Some("a".into())), Arg::Text(Some("b".into()))],
+            ),
+        )
+        .unwrap();
+        assert_eq!(changed, 3);
+        let rows = fetch(
+            &conn,
+            &sql("SELECT v FROM u UNION ALL SELECT v FROM w", vec![]),
+            &[SqlType::Text],
+        )
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Cell::Text("b".into())],
+                vec![Cell::Text("a".into())],
+                vec![Cell::Text("a;".into())]
+            ]
+        );
+        assert_eq!(
+            statements("SELECT ';' -- a; b\n; /* ; */ SELECT \"x;\""),
+            vec!["SELECT ';' -- a; b\n", " /* ; */ SELECT \"x;\""]
+        );
     }
 }

@@ -37,7 +37,7 @@ macro_rules! in_write_tx {
                     let mut ticket = db.batcher.enter(solo).await?;
                     #[allow(clippy::let_unit_value)]
                     let result: Result<_, RepoError> = async {
-                        let $conn = &mut Conn::SqliteSqlx(ticket.conn());
+                        let $conn = &mut Conn::Sqlite(ticket.conn());
                         Ok($body)
                     }
                     .await;
@@ -81,7 +81,7 @@ macro_rules! on_reader {
     ($database:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut reader = db.read_pool.acquire().await?;
+                let mut reader = db.readers.acquire().await?;
                 let $conn = &mut Conn::Sqlite(&mut reader);
                 $body
             }
@@ -99,8 +99,8 @@ macro_rules! on_writer {
     ($database:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut pooled = db.writer.acquire().await?;
-                let $conn = &mut Conn::SqliteSqlx(&mut pooled);
+                let mut alone = db.batcher.alone().await?;
+                let $conn = &mut Conn::Sqlite(alone.conn());
                 $body
             }
             Database::Postgres(pool) => {
@@ -140,7 +140,7 @@ macro_rules! on_tenant_reader {
     ($database:expr, $tenant:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut reader = db.read_pool.acquire().await?;
+                let mut reader = db.readers.acquire().await?;
                 let $conn = &mut Conn::Sqlite(&mut reader);
                 $body
             }
