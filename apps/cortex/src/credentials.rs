@@ -424,8 +424,14 @@ impl Identity {
             return Ok(None);
         };
         let mut c = Cells::of(row);
-        let (tenant, user, secret_hash, key_roles, user_roles, attributes) =
-            (c.text(), c.text(), c.text(), c.opt_text(), c.text(), c.text());
+        let (tenant, user, secret_hash, key_roles, user_roles, attributes) = (
+            c.text(),
+            c.text(),
+            c.text(),
+            c.opt_text(),
+            c.text(),
+            c.text(),
+        );
         let stored: Vec<u8> = (0..secret_hash.len())
             .step_by(2)
             .filter_map(|i| u8::from_str_radix(secret_hash.get(i..i + 2)?, 16).ok())

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use prefiq::{ErrorKind, KernelError};
 use prefiq_auth::{AccessClaims, SigningKey};
+use prefiq_data::entity::sql::{Sql, SqlType};
 use prefiq_data::{Database, DatabaseHandle};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use prefiq_data::entity::sql::{Sql, SqlType};
 
 use crate::db::Cells;
 
@@ -139,9 +139,7 @@ impl From<IdentityError> for KernelError {
             | IdentityError::RefreshInvalid
             | IdentityError::RefreshReused => ErrorKind::Unauthenticated,
             IdentityError::WrongPassword => ErrorKind::Forbidden,
-            IdentityError::Key(_) | IdentityError::Data(_) => {
-                ErrorKind::Internal
-            }
+            IdentityError::Key(_) | IdentityError::Data(_) => ErrorKind::Internal,
         };
         KernelError::service(kind, error)
     }
@@ -929,7 +927,11 @@ impl Identity {
         let sql = "UPDATE cortex_refresh_tokens SET used_at = $1 WHERE tenant_id = $2 AND id = $3 AND used_at IS NULL AND revoked_at IS NULL";
         let sql = Sql::new(
             sql,
-            vec![now.into(), row.tenant.as_str().into(), row.id.as_str().into()],
+            vec![
+                now.into(),
+                row.tenant.as_str().into(),
+                row.id.as_str().into(),
+            ],
         );
         let won = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         if won == 0 {

@@ -257,7 +257,13 @@ impl Identity {
         type Row = (String, String, String, String, i64);
         let sql = "SELECT id, roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND email = $2";
         let sql = Sql::new(sql, vec![tenant.into(), email.as_str().into()]);
-        let types = [SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Int];
+        let types = [
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Int,
+        ];
         let row: Option<Row> = async {
             on_reader!(self.database()?, conn => conn.fetch_optional(&sql, &types).await?)
                 .map(|row| {

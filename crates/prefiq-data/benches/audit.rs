@@ -16,9 +16,9 @@ use std::time::Instant;
 use ed25519_dalek::SigningKey;
 use prefiq::Context;
 use prefiq_data::Database;
-use prefiq_data::entity::sql::Sql;
 use prefiq_data::audit::{AuditConfig, AuditLog};
 use prefiq_data::entity::repo::{Repository, TenantScope};
+use prefiq_data::entity::sql::Sql;
 use prefiq_data::testing::{TestDatabase, repository};
 use serde_json::json;
 

@@ -465,7 +465,8 @@ struct StoredCheckpoint {
 
 const CHECKPOINT_COLUMNS: &str = "size, note, peaks, leaves";
 
-const CHECKPOINT_TYPES: [SqlType; 4] = [SqlType::Int, SqlType::Text, SqlType::Bytes, SqlType::Bytes];
+const CHECKPOINT_TYPES: [SqlType; 4] =
+    [SqlType::Int, SqlType::Text, SqlType::Bytes, SqlType::Bytes];
 
 fn checkpoint_row(row: Vec<Cell>) -> StoredCheckpoint {
     let mut cells = row.into_iter();

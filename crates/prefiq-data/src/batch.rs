@@ -362,7 +362,10 @@ mod tests {
         let conn = open(&dir);
         conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
             .unwrap();
-        (WriteBatcher::new(conn, std::time::Duration::from_secs(5)), dir)
+        (
+            WriteBatcher::new(conn, std::time::Duration::from_secs(5)),
+            dir,
+        )
     }
 
     async fn insert(batcher: &WriteBatcher, v: i64) -> Result<Outcome, DataError> {
@@ -463,7 +466,10 @@ mod tests {
     async fn alone_commits_the_open_batch_and_its_own_writes() {
         let (batcher, dir) = batcher();
         let mut ticket = batcher.enter(false).await.unwrap();
-        ticket.conn().execute_batch("INSERT INTO t (v) VALUES (1)").unwrap();
+        ticket
+            .conn()
+            .execute_batch("INSERT INTO t (v) VALUES (1)")
+            .unwrap();
         // Committed by the member's own second turn, which `alone` may not wait for:
         // a ticket gives the lock back after its statements.
         let committing = tokio::spawn(async move { ticket.commit().await });
@@ -494,7 +500,10 @@ mod tests {
         let (first, dir) = batcher();
         let second = WriteBatcher::new(open(&dir), std::time::Duration::from_secs(5));
         let mut ticket = first.enter(false).await.unwrap();
-        ticket.conn().execute_batch("INSERT INTO t (v) VALUES (1)").unwrap();
+        ticket
+            .conn()
+            .execute_batch("INSERT INTO t (v) VALUES (1)")
+            .unwrap();
         let waiting = tokio::spawn(async move { insert(&second, 2).await.unwrap() });
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert_eq!(ticket.commit().await, Outcome::Committed);

@@ -1,9 +1,9 @@
 //! The Codexion data layer.
 //!
-//! It connects to the configured database — embedded SQLite (one writer connection and a
-//! pool of readers, WAL, `synchronous=NORMAL`, foreign keys on) or PostgreSQL — applies each
-//! module's migrations in module order with a checksum per migration, and stores per-tenant
-//! configuration overrides. [`DatabaseProvider`] binds all of it into the kernel.
+//! It connects to the configured database — embedded SQLite through rusqlite (one writer
+//! connection and a pool of readers, WAL, `synchronous=NORMAL`, foreign keys on) or
+//! PostgreSQL through sqlx — applies each module's migrations in module order with a
+//! checksum per migration, and stores per-tenant configuration overrides. [`DatabaseProvider`] binds all of it into the kernel.
 
 pub mod audit;
 pub mod batch;
@@ -54,7 +54,9 @@ pub enum DataError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// No connection became free within `database.acquire_timeout_ms`.
-    #[error("no database connection became free within {waited_ms} ms (database.acquire_timeout_ms)")]
+    #[error(
+        "no database connection became free within {waited_ms} ms (database.acquire_timeout_ms)"
+    )]
     AcquireTimeout {
         /// How long the caller waited.
         waited_ms: u64,
@@ -87,7 +89,8 @@ impl DataError {
             DataError::Sql(sqlx::Error::Database(db)) => db.is_unique_violation(),
             DataError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
                 e.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
             ),
             _ => false,
         }

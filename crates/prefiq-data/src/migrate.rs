@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::DataError;
+use crate::database::{Database, DatabaseHandle};
+use crate::entity::sql::{Cell, Conn, Sql, SqlType};
+use crate::entity::{Entities, EntitySchema};
 use prefiq::{
     Backend, KernelError, Migration, MigrationPlan, MigrationRunner, ModuleMigrations,
     ModuleUpgrade, PendingMigration, async_trait,
 };
 use sha2::{Digest, Sha256};
-use crate::DataError;
-use crate::database::{Database, DatabaseHandle};
-use crate::entity::sql::{Cell, Conn, Sql, SqlType};
-use crate::entity::{Entities, EntitySchema};
 
 /// The pseudo-module that owns the data layer's own tables.
 pub const SYSTEM_MODULE: &str = "prefiq";
@@ -97,9 +97,7 @@ type Recorded = (
 
 /// The first column of the first row of `sql`, an integer (0 when absent).
 async fn count(conn: &mut Conn<'_>, sql: &str) -> Result<i64, DataError> {
-    let rows = conn
-        .fetch(&Sql::new(sql, vec![]), &[SqlType::Int])
-        .await?;
+    let rows = conn.fetch(&Sql::new(sql, vec![]), &[SqlType::Int]).await?;
     Ok(rows
         .first()
         .and_then(|r| r.first())
@@ -282,7 +280,10 @@ impl MigrationRunner for SqlMigrationRunner {
         for module in modules {
             let sql = Sql::new(
                 "INSERT INTO prefiq_modules (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version",
-                vec![module.module.as_str().into(), module.version.to_string().into()],
+                vec![
+                    module.module.as_str().into(),
+                    module.version.to_string().into(),
+                ],
             );
             let result = match database.writer().await {
                 Ok(mut writing) => writing.conn().execute(&sql).await.map(|_| ()),
@@ -353,40 +354,42 @@ pub(crate) fn apply_one<'a>(
     pending: &'a PendingMigration,
     sum: &'a str,
 ) -> futures_util::future::BoxFuture<'a, Result<bool, DataError>> {
-    Box::pin(async move { match database {
-        Database::Sqlite(_) => {
-            let mut tx = database.begin().await?;
-            let record = Sql::new(
-                "INSERT INTO prefiq_migrations (module, id, checksum) VALUES ($1, $2, $3)",
-                vec![
-                    pending.module.as_str().into(),
-                    pending.id.as_str().into(),
-                    sum.into(),
-                ],
-            );
-            let ran = apply_sqlite(&mut tx.conn(), &pending.sql, &record).await;
-            match ran {
-                Ok(()) => {
-                    tx.commit().await?;
-                    Ok(true)
-                }
-                Err(e) => {
-                    tx.rollback().await?;
-                    Err(e)
+    Box::pin(async move {
+        match database {
+            Database::Sqlite(_) => {
+                let mut tx = database.begin().await?;
+                let record = Sql::new(
+                    "INSERT INTO prefiq_migrations (module, id, checksum) VALUES ($1, $2, $3)",
+                    vec![
+                        pending.module.as_str().into(),
+                        pending.id.as_str().into(),
+                        sum.into(),
+                    ],
+                );
+                let ran = apply_sqlite(&mut tx.conn(), &pending.sql, &record).await;
+                match ran {
+                    Ok(()) => {
+                        tx.commit().await?;
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        tx.rollback().await?;
+                        Err(e)
+                    }
                 }
             }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let ran = apply_postgres(&mut tx, pending, sum).await?;
+                tx.commit().await?;
+                Ok(ran)
+            }
         }
-        Database::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(PG_MIGRATION_LOCK)
-                .execute(&mut *tx)
-                .await?;
-            let ran = apply_postgres(&mut tx, pending, sum).await?;
-            tx.commit().await?;
-            Ok(ran)
-        }
-    } })
+    })
 }
 
 /// Runs one migration (a script) and records it, inside the caller's transaction.

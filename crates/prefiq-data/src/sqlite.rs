@@ -349,14 +349,18 @@ impl std::ops::Deref for Reader {
 
     #[allow(clippy::expect_used)]
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("a reader holds its connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a reader holds its connection until dropped")
     }
 }
 
 impl std::ops::DerefMut for Reader {
     #[allow(clippy::expect_used)]
     fn deref_mut(&mut self) -> &mut Connection {
-        self.conn.as_mut().expect("a reader holds its connection until dropped")
+        self.conn
+            .as_mut()
+            .expect("a reader holds its connection until dropped")
     }
 }
 
@@ -390,8 +394,17 @@ mod tests {
     #[test]
     fn numbered_parameters_bind_by_number_not_by_first_occurrence() {
         let dir = tempfile::tempdir().unwrap();
-        let conn = open(&dir.path().join("t.db"), Role::Writer, Duration::from_secs(1)).unwrap();
-        execute(&conn, &sql("CREATE TABLE t (a TEXT, b INTEGER, c INTEGER)", vec![])).unwrap();
+        let conn = open(
+            &dir.path().join("t.db"),
+            Role::Writer,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        execute(
+            &conn,
+            &sql("CREATE TABLE t (a TEXT, b INTEGER, c INTEGER)", vec![]),
+        )
+        .unwrap();
         let insert = sql(
             "INSERT INTO t (b, a, c) VALUES ($2, $1, $3)",
             vec![
@@ -414,11 +427,7 @@ mod tests {
             rows,
             vec![vec![Cell::Text("x".into()), Cell::Int(7), Cell::Bool(true)]]
         );
-        let returned = execute(
-            &conn,
-            &sql("UPDATE t SET b = b + 1 RETURNING b", vec![]),
-        )
-        .unwrap();
+        let returned = execute(&conn, &sql("UPDATE t SET b = b + 1 RETURNING b", vec![])).unwrap();
         assert_eq!(returned, 1);
         assert!(execute(&conn, &sql("SELECT $1, $2", vec![Arg::Int(None)])).is_err());
         execute(

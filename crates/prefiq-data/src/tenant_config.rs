@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use prefiq::{Backend, KernelError, TenantConfigStore, async_trait};
 
-use crate::DataError;
 use crate::database::DatabaseHandle;
 use crate::entity::sql::{Sql, SqlType};
 
@@ -84,14 +83,7 @@ impl TenantConfigStore for SqlTenantConfigStore {
                 vec![tenant.into(), key.into()],
             ),
         };
-        database
-            .writer()
-            .await
-            .map_err(DataError::from)?
-            .conn()
-            .execute(&sql)
-            .await
-            .map_err(DataError::from)?;
+        database.writer().await?.conn().execute(&sql).await?;
         Ok(())
     }
 }

@@ -11,9 +11,9 @@ use ed25519_dalek::SigningKey;
 use prefiq::Context;
 use prefiq_audit::merkle::{self, Frontier};
 use prefiq_data::Database;
-use prefiq_data::entity::sql::Sql;
 use prefiq_data::audit::{AuditConfig, AuditLog};
 use prefiq_data::entity::repo::{Repository, TenantScope};
+use prefiq_data::entity::sql::Sql;
 use prefiq_data::testing::{TestDatabase, databases, repository};
 use serde_json::json;
 

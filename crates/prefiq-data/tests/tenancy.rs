@@ -10,9 +10,9 @@ use std::sync::Arc;
 use prefiq::Context;
 use prefiq::config::{DatabaseConfig, Tenancy};
 use prefiq_data::entity::repo::{ListQuery, TenantScope};
+use prefiq_data::entity::sql::{Sql, SqlType};
 use prefiq_data::tenants::TenantDatabases;
 use prefiq_data::testing::{databases, repository};
-use prefiq_data::entity::sql::{Sql, SqlType};
 use prefiq_data::{Database, DatabaseHandle, DatabaseUrl};
 use serde_json::json;
 

@@ -137,7 +137,13 @@ pub async fn load(database: &Database) -> Result<Vec<EntitySchema>, DataError> {
     let exists = conn
         .fetch(&Sql::new(exists, vec![]), &[SqlType::Int])
         .await?;
-    if exists.first().and_then(|r| r.first()).and_then(Cell::as_int).unwrap_or(0) == 0 {
+    if exists
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Cell::as_int)
+        .unwrap_or(0)
+        == 0
+    {
         return Ok(Vec::new());
     }
     let texts: Vec<String> = conn
