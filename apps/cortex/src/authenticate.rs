@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use prefiq::{Authenticator, ErrorKind, KernelError, Principal, async_trait};
 use prefiq_auth::AccessClaims;
-use prefiq_data::Database;
+use prefiq_data::entity::sql::{Sql, SqlType};
+
+use crate::db::Cells;
 use sha2::Digest as _;
 
 use crate::identity::{Identity, IdentityError, unix_now};
@@ -103,11 +105,11 @@ impl Identity {
             return Ok(*epoch);
         }
         let sql = "SELECT session_epoch FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
-        let epoch: Option<i64> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql)
-            .bind(tenant)
-            .bind(user)
-            .fetch_optional(pool)
-            .await?);
+        let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
+        let epoch: Option<i64> = on_reader!(self.database()?, conn => conn
+            .fetch_optional(&sql, &[SqlType::Int])
+            .await?)
+        .map(|row| Cells::of(row).int());
         if let Ok(mut cache) = self.caches.epochs.lock() {
             if cache.len() >= SESSION_CACHE_MAX {
                 cache.clear();
@@ -137,12 +139,8 @@ impl Identity {
     /// Increments `user`'s session epoch on its own (when no other write goes with it),
     /// and forgets the cached one.
     pub(crate) async fn bump_epoch(&self, tenant: &str, user: &str) -> Result<(), IdentityError> {
-        on_pool!(self.database()?, pool => sqlx::query(BUMP_EPOCH_SQL)
-            .bind(tenant)
-            .bind(user)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(BUMP_EPOCH_SQL, vec![tenant.into(), user.into()]);
+        on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         self.forget_user(tenant, user);
         Ok(())
     }

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prefiq::{ErrorKind, KernelError, Mail, Mailer, Principal};
-use prefiq_data::Database;
+use prefiq_data::entity::sql::{Sql, SqlType};
+
+use crate::db::Cells;
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -115,25 +117,27 @@ impl Identity {
         }
         let sql =
             "SELECT id FROM cortex_users WHERE tenant_id = $1 AND email = $2 AND status = 'active'";
-        let user: Option<String> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql)
-            .bind(tenant)
-            .bind(&email)
-            .fetch_optional(pool)
-            .await?);
+        let sql = Sql::new(sql, vec![tenant.into(), email.as_str().into()]);
+        let user: Option<String> = on_reader!(self.database()?, conn => conn
+            .fetch_optional(&sql, &[SqlType::Text])
+            .await?)
+        .map(|row| Cells::of(row).text());
         let Some(user) = user else {
             return Ok(());
         };
         let token = random_secret();
         let sql = "INSERT INTO cortex_reset_tokens (tenant_id, token_hash, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)";
-        on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(sha256_hex(&token))
-            .bind(&user)
-            .bind(unix_now() + RESET_TOKEN_TTL_S)
-            .bind(civil_now())
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                sha256_hex(&token).into(),
+                user.as_str().into(),
+                (unix_now() + RESET_TOKEN_TTL_S).into(),
+                civil_now().into(),
+            ],
+        );
+        on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         let mail = Mail {
             to: email,
             subject: "Reset your password".into(),
@@ -171,31 +175,31 @@ impl Identity {
         }
         let now = unix_now();
         let token_hash = sha256_hex(token);
-        let done = on_pool!(self.database()?, pool => {
-            let mut tx = pool.begin().await?;
+        let done = in_tx!(self.database()?, conn => {
             // Spending the token is the first write: two concurrent confirmations cannot
             // both see it unused.
-            let user: Option<String> = sqlx::query_scalar("UPDATE cortex_reset_tokens SET used_at = $1 WHERE tenant_id = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at >= $1 RETURNING user_id")
-                .bind(now)
-                .bind(tenant)
-                .bind(&token_hash)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let user: Option<String> = conn
+                .fetch_optional(
+                    &Sql::new(
+                        "UPDATE cortex_reset_tokens SET used_at = $1 WHERE tenant_id = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at >= $1 RETURNING user_id",
+                        vec![now.into(), tenant.into(), token_hash.as_str().into()],
+                    ),
+                    &[SqlType::Text],
+                )
+                .await?
+                .map(|row| Cells::of(row).text());
             if let Some(user) = &user {
-                sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL, session_epoch = session_epoch + 1 WHERE tenant_id = $2 AND id = $3")
-                    .bind(&hash)
-                    .bind(tenant)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(tenant)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
+                conn.execute(&Sql::new(
+                    "UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL, session_epoch = session_epoch + 1 WHERE tenant_id = $2 AND id = $3",
+                    vec![hash.as_str().into(), tenant.into(), user.into()],
+                ))
+                .await?;
+                conn.execute(&Sql::new(
+                    "UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                    vec![now.into(), tenant.into(), user.into()],
+                ))
+                .await?;
             }
-            tx.commit().await?;
             user
         });
         match done {
@@ -225,11 +229,11 @@ impl Identity {
         }
         let sql =
             "SELECT roles FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
-        let user_roles: Option<String> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql)
-            .bind(tenant)
-            .bind(user)
-            .fetch_optional(pool)
-            .await?);
+        let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
+        let user_roles: Option<String> = on_reader!(self.database()?, conn => conn
+            .fetch_optional(&sql, &[SqlType::Text])
+            .await?)
+        .map(|row| Cells::of(row).text());
         let user_roles: Vec<String> = user_roles
             .and_then(|r| serde_json::from_str(&r).ok())
             .ok_or_else(|| IdentityError::NoUser(user.to_owned()))?;
@@ -245,11 +249,11 @@ impl Identity {
             }
         }
         let live = "SELECT COUNT(*) FROM cortex_api_keys WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL";
-        let count: i64 = on_reader!(self.database()?, pool => sqlx::query_scalar(live)
-            .bind(tenant)
-            .bind(user)
-            .fetch_one(pool)
-            .await?);
+        let live = Sql::new(live, vec![tenant.into(), user.into()]);
+        let count: i64 = on_reader!(self.database()?, conn => conn
+            .fetch_optional(&live, &[SqlType::Int])
+            .await?)
+        .map_or(0, |row| Cells::of(row).int());
         if count >= MAX_API_KEYS_PER_USER {
             return Err(IdentityError::Invalid {
                 field: "name",
@@ -273,17 +277,19 @@ impl Identity {
             revoked_at: None,
         };
         let sql = "INSERT INTO cortex_api_keys (tenant_id, id, user_id, name, secret_hash, roles, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(&id)
-            .bind(user)
-            .bind(name)
-            .bind(sha256_hex(&secret))
-            .bind(roles.map(|r| serde_json::json!(r).to_string()))
-            .bind(&info.created_at)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                id.as_str().into(),
+                user.into(),
+                name.into(),
+                sha256_hex(&secret).into(),
+                roles.map(|r| serde_json::json!(r).to_string()).into(),
+                info.created_at.as_str().into(),
+            ],
+        );
+        on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         tracing::info!(target: "cortex::identity", tenant, user, key = %id, "API key created");
         Ok(NewApiKey {
             key: format!("{API_KEY_PREFIX}{id}_{secret}"),
@@ -297,34 +303,25 @@ impl Identity {
         tenant: &str,
         user: Option<&str>,
     ) -> Result<Vec<ApiKeyInfo>, IdentityError> {
-        type Row = (
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<String>,
-            Option<String>,
-        );
         let sql = "SELECT id, user_id, name, roles, created_at, last_used_at, revoked_at FROM cortex_api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR user_id = $2) ORDER BY created_at DESC, id LIMIT 1000";
-        let rows: Vec<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(user)
-            .fetch_all(pool)
+        let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
+        let rows = on_reader!(self.database()?, conn => conn
+            .fetch(&sql, &[SqlType::Text; 7])
             .await?);
         Ok(rows
             .into_iter()
-            .map(
-                |(id, user_id, name, roles, created_at, last_used_at, revoked_at)| ApiKeyInfo {
-                    id,
-                    user_id,
-                    name,
-                    roles: roles.and_then(|r| serde_json::from_str(&r).ok()),
-                    created_at,
-                    last_used_at,
-                    revoked_at,
-                },
-            )
+            .map(|row| {
+                let mut c = Cells::of(row);
+                ApiKeyInfo {
+                    id: c.text(),
+                    user_id: c.text(),
+                    name: c.text(),
+                    roles: c.opt_text().and_then(|r| serde_json::from_str(&r).ok()),
+                    created_at: c.text(),
+                    last_used_at: c.opt_text(),
+                    revoked_at: c.opt_text(),
+                }
+            })
             .collect())
     }
 
@@ -337,14 +334,11 @@ impl Identity {
         user: Option<&str>,
     ) -> Result<bool, IdentityError> {
         let sql = "UPDATE cortex_api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND ($4 IS NULL OR user_id = $4) AND revoked_at IS NULL";
-        let revoked = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(civil_now())
-            .bind(tenant)
-            .bind(id)
-            .bind(user)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![civil_now().into(), tenant.into(), id.into(), user.into()],
+        );
+        let revoked = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         self.keys
             .verified
             .lock()
@@ -416,17 +410,28 @@ impl Identity {
         id: &str,
         digest: &[u8; 32],
     ) -> Result<Option<Principal>, KernelError> {
-        type Row = (String, String, String, Option<String>, String, String);
         let sql = "SELECT k.tenant_id, k.user_id, k.secret_hash, k.roles, u.roles, u.attributes FROM cortex_api_keys k JOIN cortex_users u ON u.tenant_id = k.tenant_id AND u.id = k.user_id WHERE k.id = $1 AND k.revoked_at IS NULL AND u.status = 'active'";
         let database = self.database().map_err(KernelError::from)?;
-        let row: Option<Row> = on_reader!(database, pool => sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await
-            .map_err(|e| KernelError::from(IdentityError::from(e)))?);
-        let Some((tenant, user, secret_hash, key_roles, user_roles, attributes)) = row else {
+        let sql = Sql::new(sql, vec![id.into()]);
+        let row = async {
+            Ok::<_, IdentityError>(
+                on_reader!(database, conn => conn.fetch_optional(&sql, &[SqlType::Text; 6]).await?),
+            )
+        }
+        .await
+        .map_err(KernelError::from)?;
+        let Some(row) = row else {
             return Ok(None);
         };
+        let mut c = Cells::of(row);
+        let (tenant, user, secret_hash, key_roles, user_roles, attributes) = (
+            c.text(),
+            c.text(),
+            c.text(),
+            c.opt_text(),
+            c.text(),
+            c.text(),
+        );
         let stored: Vec<u8> = (0..secret_hash.len())
             .step_by(2)
             .filter_map(|i| u8::from_str_radix(secret_hash.get(i..i + 2)?, 16).ok())
@@ -480,7 +485,8 @@ impl Identity {
         }
         let sql = "UPDATE cortex_api_keys SET last_used_at = $1 WHERE id = $2";
         let result: Result<(), IdentityError> = async {
-            on_pool!(self.database()?, pool => sqlx::query(sql).bind(civil_now()).bind(id).execute(pool).await?.rows_affected());
+            let sql = Sql::new(sql, vec![civil_now().into(), id.into()]);
+            on_pool!(self.database()?, conn => conn.execute(&sql).await?);
             Ok(())
         }
         .await;

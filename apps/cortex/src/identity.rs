@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use prefiq::{ErrorKind, KernelError};
 use prefiq_auth::{AccessClaims, SigningKey};
+use prefiq_data::entity::sql::{Sql, SqlType};
 use prefiq_data::{Database, DatabaseHandle};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
-use sqlx::Row;
+
+use crate::db::Cells;
 
 /// Where a password change's failures are counted in the login throttle, in place of an
 /// email.
@@ -117,9 +119,6 @@ pub enum IdentityError {
     /// The signing key cannot be read or made.
     #[error("token signing key: {0}")]
     Key(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
     /// Not connected.
     #[error(transparent)]
     Data(#[from] prefiq_data::DataError),
@@ -140,9 +139,7 @@ impl From<IdentityError> for KernelError {
             | IdentityError::RefreshInvalid
             | IdentityError::RefreshReused => ErrorKind::Unauthenticated,
             IdentityError::WrongPassword => ErrorKind::Forbidden,
-            IdentityError::Key(_) | IdentityError::Database(_) | IdentityError::Data(_) => {
-                ErrorKind::Internal
-            }
+            IdentityError::Key(_) | IdentityError::Data(_) => ErrorKind::Internal,
         };
         KernelError::service(kind, error)
     }
@@ -462,29 +459,29 @@ impl Identity {
         let now = civil_now();
         let roles = serde_json::json!([ADMIN_ROLE]).to_string();
         let user_id = uuid::Uuid::now_v7().to_string();
-        let result = on_pool!(self.database()?, pool => {
-            let mut tx = pool.begin().await?;
-            let inserted = sqlx::query("INSERT INTO cortex_tenants (name, status, created_at) VALUES ($1, 'active', $2) ON CONFLICT (name) DO NOTHING")
-                .bind(name)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        in_tx!(self.database()?, conn => {
+            let inserted = conn
+                .execute(&Sql::new(
+                    "INSERT INTO cortex_tenants (name, status, created_at) VALUES ($1, 'active', $2) ON CONFLICT (name) DO NOTHING",
+                    vec![name.into(), now.as_str().into()],
+                ))
+                .await?;
             if inserted == 0 {
                 return Err(IdentityError::TenantExists(name.to_owned()));
             }
-            sqlx::query("INSERT INTO cortex_users (tenant_id, id, email, password_hash, roles, status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $6)")
-                .bind(name)
-                .bind(&user_id)
-                .bind(&email)
-                .bind(&hash)
-                .bind(&roles)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
+            conn.execute(&Sql::new(
+                "INSERT INTO cortex_users (tenant_id, id, email, password_hash, roles, status, created_at) VALUES ($1, $2, $3, $4, $5, 'active', $6)",
+                vec![
+                    name.into(),
+                    user_id.as_str().into(),
+                    email.as_str().into(),
+                    hash.as_str().into(),
+                    roles.as_str().into(),
+                    now.as_str().into(),
+                ],
+            ))
+            .await?;
         });
-        result?;
         tracing::info!(target: "cortex::identity", tenant = name, "tenant created");
         self.audit(
             name,
@@ -523,17 +520,21 @@ impl Identity {
         let id = uuid::Uuid::now_v7().to_string();
         let now = civil_now();
         let sql = "INSERT INTO cortex_users (tenant_id, id, email, password_hash, roles, attributes, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', $7) ON CONFLICT (tenant_id, email) DO NOTHING";
-        let inserted = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(&id)
-            .bind(&email)
-            .bind(&hash)
-            .bind(serde_json::json!(roles).to_string())
-            .bind(serde_json::Value::Object(attributes.clone()).to_string())
-            .bind(&now)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                id.as_str().into(),
+                email.as_str().into(),
+                hash.as_str().into(),
+                serde_json::json!(roles).to_string().into(),
+                serde_json::Value::Object(attributes.clone())
+                    .to_string()
+                    .into(),
+                now.as_str().into(),
+            ],
+        );
+        let inserted = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         if inserted == 0 {
             return Err(IdentityError::UserExists(email));
         }
@@ -551,24 +552,23 @@ impl Identity {
     /// The users of `tenant`, by email (at most [`MAX_LISTED_USERS`]).
     pub async fn users(&self, tenant: &str) -> Result<Vec<UserInfo>, IdentityError> {
         let sql = "SELECT id, email, roles, attributes, status, created_at FROM cortex_users WHERE tenant_id = $1 ORDER BY email LIMIT $2";
-        type Row = (String, String, String, String, String, String);
-        let rows: Vec<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(MAX_LISTED_USERS)
-            .fetch_all(pool)
+        let sql = Sql::new(sql, vec![tenant.into(), MAX_LISTED_USERS.into()]);
+        let rows = on_reader!(self.database()?, conn => conn
+            .fetch(&sql, &[SqlType::Text; 6])
             .await?);
         Ok(rows
             .into_iter()
-            .map(
-                |(id, email, roles, attributes, status, created_at)| UserInfo {
-                    id,
-                    email,
-                    roles: serde_json::from_str(&roles).unwrap_or_default(),
-                    attributes: serde_json::from_str(&attributes).unwrap_or_default(),
-                    status,
-                    created_at,
-                },
-            )
+            .map(|row| {
+                let mut c = Cells::of(row);
+                UserInfo {
+                    id: c.text(),
+                    email: c.text(),
+                    roles: serde_json::from_str(&c.text()).unwrap_or_default(),
+                    attributes: serde_json::from_str(&c.text()).unwrap_or_default(),
+                    status: c.text(),
+                    created_at: c.text(),
+                }
+            })
             .collect())
     }
 
@@ -599,44 +599,44 @@ impl Identity {
         let sql = "UPDATE cortex_users SET roles = COALESCE($1, roles), attributes = COALESCE($2, attributes), status = COALESCE($3, status), session_epoch = session_epoch + 1 WHERE tenant_id = $4 AND id = $5";
         let roles = roles.map(|r| serde_json::json!(r).to_string());
         let attributes = attributes.map(|a| serde_json::Value::Object(a.clone()).to_string());
-        let changed = on_pool!(self.database()?, pool => {
-            let mut tx = pool.begin().await?;
+        let admins = Sql::new(
+            crate::recovery::ACTIVE_ADMINS_SQL,
+            vec![tenant.into(), crate::recovery::admin_pattern().into()],
+        );
+        let changed = in_tx!(self.database()?, conn => {
             // Changes to one tenant's users run one at a time (a row lock on PostgreSQL;
             // SQLite writes one at a time anyway), so two administrators cannot disable
             // each other at once and leave none.
-            sqlx::query(crate::recovery::LOCK_TENANT_SQL)
-                .bind(tenant)
-                .execute(&mut *tx)
+            conn.execute(&Sql::new(crate::recovery::LOCK_TENANT_SQL, vec![tenant.into()]))
                 .await?;
-            let admins_before: i64 = sqlx::query_scalar(crate::recovery::ACTIVE_ADMINS_SQL)
-                .bind(tenant)
-                .bind(crate::recovery::admin_pattern())
-                .fetch_one(&mut *tx)
-                .await?;
-            let changed = sqlx::query(sql)
-                .bind(roles)
-                .bind(attributes)
-                .bind(status)
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
+            let admins_before = conn
+                .fetch_optional(&admins, &[SqlType::Int])
                 .await?
-                .rows_affected();
-            let admins_after: i64 = sqlx::query_scalar(crate::recovery::ACTIVE_ADMINS_SQL)
-                .bind(tenant)
-                .bind(crate::recovery::admin_pattern())
-                .fetch_one(&mut *tx)
+                .map_or(0, |row| Cells::of(row).int());
+            let changed = conn
+                .execute(&Sql::new(
+                    sql,
+                    vec![
+                        roles.into(),
+                        attributes.into(),
+                        status.into(),
+                        tenant.into(),
+                        id.into(),
+                    ],
+                ))
                 .await?;
+            let admins_after = conn
+                .fetch_optional(&admins, &[SqlType::Int])
+                .await?
+                .map_or(0, |row| Cells::of(row).int());
             if admins_before > 0 && admins_after == 0 {
                 return Err(IdentityError::LastAdministrator(tenant.to_owned()));
             }
-            sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
-                .bind(unix_now())
-                .bind(tenant)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            conn.execute(&Sql::new(
+                "UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                vec![unix_now().into(), tenant.into(), id.into()],
+            ))
+            .await?;
             changed
         });
         if changed == 0 {
@@ -650,18 +650,29 @@ impl Identity {
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<Tenant>, IdentityError> {
         let sql = "SELECT name, status, created_at FROM cortex_tenants ORDER BY name";
-        let rows = on_reader!(self.database()?, pool => sqlx::query(sql).fetch_all(pool).await?
-            .iter()
-            .map(|r| Ok(Tenant { name: r.try_get("name")?, status: r.try_get("status")?, created_at: r.try_get("created_at")? }))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?);
-        Ok(rows)
+        let sql = Sql::new(sql, vec![]);
+        let rows = on_reader!(self.database()?, conn => conn
+            .fetch(&sql, &[SqlType::Text; 3])
+            .await?);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut c = Cells::of(row);
+                Tenant {
+                    name: c.text(),
+                    status: c.text(),
+                    created_at: c.text(),
+                }
+            })
+            .collect())
     }
 
     /// Sets a tenant `active` or `suspended`. A suspended tenant's tokens stop working at
     /// once and its users cannot log in.
     pub async fn set_status(&self, name: &str, status: &str) -> Result<(), IdentityError> {
         let sql = "UPDATE cortex_tenants SET status = $1 WHERE name = $2";
-        let changed = on_pool!(self.database()?, pool => sqlx::query(sql).bind(status).bind(name).execute(pool).await?.rows_affected());
+        let sql = Sql::new(sql, vec![status.into(), name.into()]);
+        let changed = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         if let Ok(mut cache) = self.status_cache.lock() {
             cache.remove(name);
         }
@@ -703,7 +714,11 @@ impl Identity {
 
     pub(crate) async fn read_tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
         let sql = "SELECT status FROM cortex_tenants WHERE name = $1";
-        let status: Option<String> = on_reader!(self.database()?, pool => sqlx::query_scalar(sql).bind(name).fetch_optional(pool).await?);
+        let sql = Sql::new(sql, vec![name.into()]);
+        let status: Option<String> = on_reader!(self.database()?, conn => conn
+            .fetch_optional(&sql, &[SqlType::Text])
+            .await?)
+        .map(|row| Cells::of(row).text());
         Ok(status.as_deref() == Some("active"))
     }
 
@@ -723,22 +738,29 @@ impl Identity {
         let locked = self.throttle.locked(tenant, &email, address);
         let active = self.tenant_active(tenant).await?;
         let sql = "SELECT id, password_hash, roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND email = $2";
-        let row: Option<UserRow> = on_reader!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(&email)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| -> Result<UserRow, sqlx::Error> {
-                Ok(UserRow {
-                    id: row.try_get("id")?,
-                    hash: row.try_get("password_hash")?,
-                    roles: row.try_get("roles")?,
-                    attributes: row.try_get("attributes")?,
-                    status: row.try_get("status")?,
-                    epoch: row.try_get("session_epoch")?,
-                })
-            })
-            .transpose()?);
+        let sql = Sql::new(sql, vec![tenant.into(), email.as_str().into()]);
+        let types = [
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Int,
+        ];
+        let row: Option<UserRow> = on_reader!(self.database()?, conn => conn
+            .fetch_optional(&sql, &types)
+            .await?)
+        .map(|row| {
+            let mut c = Cells::of(row);
+            UserRow {
+                id: c.text(),
+                hash: c.text(),
+                roles: c.text(),
+                attributes: c.text(),
+                status: c.text(),
+                epoch: c.int(),
+            }
+        });
         let row = row.filter(|_| active);
         // One verification on every path, against the decoy when there is no user.
         let verified = match &row {
@@ -805,17 +827,19 @@ impl Identity {
             base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, secret);
         let family = family.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
         let sql = "INSERT INTO cortex_refresh_tokens (tenant_id, id, family_id, user_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&family)
-            .bind(user)
-            .bind(sha256_hex(&refresh_token))
-            .bind(now + self.refresh_ttl_s)
-            .bind(civil_now())
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                uuid::Uuid::now_v7().to_string().into(),
+                family.as_str().into(),
+                user.into(),
+                sha256_hex(&refresh_token).into(),
+                (now + self.refresh_ttl_s).into(),
+                civil_now().into(),
+            ],
+        );
+        on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         let claims = AccessClaims {
             iss: String::new(),
             sub: user.to_owned(),
@@ -842,28 +866,38 @@ impl Identity {
             return Ok(None);
         }
         let sql = "SELECT tenant_id, id, family_id, user_id, expires_at, used_at, revoked_at FROM cortex_refresh_tokens WHERE token_hash = $1";
-        let row = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(sha256_hex(refresh_token))
-            .fetch_optional(pool)
-            .await?
-            .map(|row| -> Result<RefreshRow, sqlx::Error> {
-                Ok(RefreshRow {
-                    tenant: row.try_get("tenant_id")?,
-                    id: row.try_get("id")?,
-                    family: row.try_get("family_id")?,
-                    user: row.try_get("user_id")?,
-                    expires_at: row.try_get("expires_at")?,
-                    used_at: row.try_get("used_at")?,
-                    revoked_at: row.try_get("revoked_at")?,
-                })
-            })
-            .transpose()?);
+        let sql = Sql::new(sql, vec![sha256_hex(refresh_token).into()]);
+        let types = [
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Int,
+            SqlType::Int,
+            SqlType::Int,
+        ];
+        let row = on_pool!(self.database()?, conn => conn
+            .fetch_optional(&sql, &types)
+            .await?)
+        .map(|row| {
+            let mut c = Cells::of(row);
+            RefreshRow {
+                tenant: c.text(),
+                id: c.text(),
+                family: c.text(),
+                user: c.text(),
+                expires_at: c.int(),
+                used_at: c.opt_int(),
+                revoked_at: c.opt_int(),
+            }
+        });
         Ok(row)
     }
 
     async fn revoke_family(&self, tenant: &str, family: &str) -> Result<(), IdentityError> {
         let sql = "UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND family_id = $3 AND revoked_at IS NULL";
-        on_pool!(self.database()?, pool => sqlx::query(sql).bind(unix_now()).bind(tenant).bind(family).execute(pool).await?.rows_affected());
+        let sql = Sql::new(sql, vec![unix_now().into(), tenant.into(), family.into()]);
+        on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         Ok(())
     }
 
@@ -891,7 +925,15 @@ impl Identity {
         }
         // Only one of two concurrent uses wins this update; the other counts as a reuse.
         let sql = "UPDATE cortex_refresh_tokens SET used_at = $1 WHERE tenant_id = $2 AND id = $3 AND used_at IS NULL AND revoked_at IS NULL";
-        let won = on_pool!(self.database()?, pool => sqlx::query(sql).bind(now).bind(&row.tenant).bind(&row.id).execute(pool).await?.rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![
+                now.into(),
+                row.tenant.as_str().into(),
+                row.id.as_str().into(),
+            ],
+        );
+        let won = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         if won == 0 {
             self.revoke_family(&row.tenant, &row.family).await?;
             return Err(IdentityError::RefreshReused);
@@ -900,11 +942,18 @@ impl Identity {
             return Err(IdentityError::RefreshInvalid);
         }
         let sql = "SELECT roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND id = $2";
-        let user: Option<(String, String, String, i64)> = on_pool!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(&row.tenant)
-            .bind(&row.user)
-            .fetch_optional(pool)
-            .await?);
+        let sql = Sql::new(
+            sql,
+            vec![row.tenant.as_str().into(), row.user.as_str().into()],
+        );
+        let types = [SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Int];
+        let user: Option<(String, String, String, i64)> = on_pool!(self.database()?, conn => conn
+            .fetch_optional(&sql, &types)
+            .await?)
+        .map(|row| {
+            let mut c = Cells::of(row);
+            (c.text(), c.text(), c.text(), c.int())
+        });
         let Some((roles, attributes, "active", epoch)) = user
             .as_ref()
             .map(|(r, a, s, e)| (r.as_str(), a.as_str(), s.as_str(), *e))
@@ -945,11 +994,11 @@ impl Identity {
             return Err(IdentityError::WrongPassword);
         }
         let sql = "SELECT password_hash FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
-        let hash: Option<String> = on_pool!(self.database()?, pool => sqlx::query_scalar(sql)
-            .bind(tenant)
-            .bind(user)
-            .fetch_optional(pool)
-            .await?);
+        let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
+        let hash: Option<String> = on_pool!(self.database()?, conn => conn
+            .fetch_optional(&sql, &[SqlType::Text])
+            .await?)
+        .map(|row| Cells::of(row).text());
         let Some(hash) = hash else {
             return Err(IdentityError::WrongPassword);
         };
@@ -960,23 +1009,18 @@ impl Identity {
         }
         self.throttle.succeeded(tenant, PASSWORD_CHANGE, &guesser);
         let now = unix_now();
-        let result = on_pool!(self.database()?, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL, session_epoch = session_epoch + 1 WHERE tenant_id = $2 AND id = $3")
-                .bind(&new_hash)
-                .bind(tenant)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL")
-                .bind(now)
-                .bind(tenant)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
+        in_tx!(self.database()?, conn => {
+            conn.execute(&Sql::new(
+                "UPDATE cortex_users SET password_hash = $1, failed_logins = 0, locked_until = NULL, session_epoch = session_epoch + 1 WHERE tenant_id = $2 AND id = $3",
+                vec![new_hash.as_str().into(), tenant.into(), user.into()],
+            ))
+            .await?;
+            conn.execute(&Sql::new(
+                "UPDATE cortex_refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                vec![now.into(), tenant.into(), user.into()],
+            ))
+            .await?;
         });
-        result?;
         self.forget_user(tenant, user);
         tracing::info!(target: "cortex::identity", tenant, user, "password changed");
         Ok(())

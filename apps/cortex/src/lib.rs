@@ -5,42 +5,44 @@
 //! name, environment and modules); tenants, users, roles, settings and the admin UI arrive
 //! with later issues.
 
-/// Runs `$body` with `$pool` the pool that writes (SQLite's writer, or PostgreSQL's pool).
+/// Runs `$body` with `$conn: &mut Conn` on the connection that writes (SQLite's one
+/// writer, between group commits; a PostgreSQL pool connection), outside a transaction.
 macro_rules! on_pool {
-    ($database:expr, $pool:ident => $body:expr) => {
-        match $database {
-            Database::Sqlite(db) => {
-                let $pool = &db.writer;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let $pool = pool;
-                $body
-            }
-        }
-    };
+    ($database:expr, $conn:ident => $body:expr) => {{
+        let mut writing = $database.writer().await?;
+        let $conn = &mut writing.conn();
+        $body
+    }};
 }
 
-/// Like `on_pool!`, with SQLite's read-only pool.
+/// Runs `$body` with `$conn: &mut Conn` in a write transaction of its own, committed when
+/// `$body` finishes; a `?` in `$body` drops the transaction, which rolls it back.
+macro_rules! in_tx {
+    ($database:expr, $conn:ident => $body:expr) => {{
+        let mut tx = $database.begin().await?;
+        let value = {
+            let $conn = &mut tx.conn();
+            $body
+        };
+        tx.commit().await?;
+        value
+    }};
+}
+
+/// Like `on_pool!`, on a reading connection (SQLite's read-only pool).
 macro_rules! on_reader {
-    ($database:expr, $pool:ident => $body:expr) => {
-        match $database {
-            Database::Sqlite(db) => {
-                let $pool = &db.readers;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let $pool = pool;
-                $body
-            }
-        }
-    };
+    ($database:expr, $conn:ident => $body:expr) => {{
+        let mut reading = $database.reader().await?;
+        let $conn = &mut reading.conn();
+        $body
+    }};
 }
 
 pub mod access;
 pub mod audit;
 pub mod authenticate;
 pub mod credentials;
+mod db;
 pub mod desk;
 pub mod identity;
 pub mod platform;

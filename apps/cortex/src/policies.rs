@@ -2,7 +2,9 @@
 //! authorizer through [`prefiq_auth::PolicyStore`].
 
 use prefiq::async_trait;
-use prefiq_data::Database;
+use prefiq_data::entity::sql::{Sql, SqlType};
+
+use crate::db::Cells;
 
 use crate::identity::{Identity, IdentityError, civil_now};
 
@@ -13,14 +15,27 @@ impl Identity {
         tenant: &str,
     ) -> Result<Vec<prefiq_auth::TenantPolicy>, IdentityError> {
         let sql = "SELECT id, text FROM cortex_policies WHERE tenant_id = $1 ORDER BY id LIMIT $2";
-        let rows: Vec<(String, String)> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(i64::try_from(prefiq_auth::authz::MAX_TENANT_POLICIES).unwrap_or(i64::MAX))
-            .fetch_all(pool)
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                i64::try_from(prefiq_auth::authz::MAX_TENANT_POLICIES)
+                    .unwrap_or(i64::MAX)
+                    .into(),
+            ],
+        );
+        let rows = on_reader!(self.database()?, conn => conn
+            .fetch(&sql, &[SqlType::Text, SqlType::Text])
             .await?);
         Ok(rows
             .into_iter()
-            .map(|(id, text)| prefiq_auth::TenantPolicy { id, text })
+            .map(|row| {
+                let mut cells = Cells::of(row);
+                prefiq_auth::TenantPolicy {
+                    id: cells.text(),
+                    text: cells.text(),
+                }
+            })
             .collect())
     }
 
@@ -40,14 +55,16 @@ impl Identity {
             });
         }
         let sql = "INSERT INTO cortex_policies (tenant_id, id, text, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, id) DO NOTHING";
-        let inserted = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(&policy.id)
-            .bind(&policy.text)
-            .bind(civil_now())
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                policy.id.as_str().into(),
+                policy.text.as_str().into(),
+                civil_now().into(),
+            ],
+        );
+        let inserted = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         if inserted == 0 {
             return Err(IdentityError::PolicyExists(policy.id.clone()));
         }
@@ -57,12 +74,8 @@ impl Identity {
     /// Removes a policy; `false` when there was none.
     pub async fn remove_policy(&self, tenant: &str, id: &str) -> Result<bool, IdentityError> {
         let sql = "DELETE FROM cortex_policies WHERE tenant_id = $1 AND id = $2";
-        let removed = on_pool!(self.database()?, pool => sqlx::query(sql)
-            .bind(tenant)
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let sql = Sql::new(sql, vec![tenant.into(), id.into()]);
+        let removed = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
         Ok(removed > 0)
     }
 }

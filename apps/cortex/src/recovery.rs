@@ -14,12 +14,16 @@
 use prefiq::Principal;
 use prefiq_auth::TenantPolicy;
 use prefiq_auth::authz::{CedarAuthorizer, Resource};
-use prefiq_data::Database;
+use prefiq_data::entity::sql::{Sql, SqlType};
 use serde::Serialize;
 
 use crate::access::MANAGE_POLICIES;
 use crate::authenticate::BUMP_EPOCH_SQL;
+use crate::db::Cells;
 use crate::identity::{ADMIN_ROLE, Identity, IdentityError, normalise_email};
+
+/// The columns of a user that recovery reads: id, email, roles, status.
+const USER_TYPES: [SqlType; 4] = [SqlType::Text; 4];
 
 /// Takes the tenant's row lock (PostgreSQL) for the rest of the transaction; binds `$1`
 /// tenant. Changes to a tenant's users take it first, so they run one at a time.
@@ -140,13 +144,19 @@ impl Identity {
         let found: Option<Row> = match &email {
             Some(email) => {
                 let sql = "SELECT id, email, roles, status FROM cortex_users WHERE tenant_id = $1 AND email = $2";
-                on_pool!(self.database()?, pool => sqlx::query_as(sql).bind(tenant).bind(email).fetch_optional(pool).await?)
+                let sql = Sql::new(sql, vec![tenant.into(), email.as_str().into()]);
+                on_pool!(self.database()?, conn => conn.fetch_optional(&sql, &USER_TYPES).await?)
             }
             None => {
                 let sql = "SELECT id, email, roles, status FROM cortex_users WHERE tenant_id = $1 AND roles LIKE $2 ORDER BY created_at, id LIMIT 1";
-                on_pool!(self.database()?, pool => sqlx::query_as(sql).bind(tenant).bind(admin_pattern()).fetch_optional(pool).await?)
+                let sql = Sql::new(sql, vec![tenant.into(), admin_pattern().into()]);
+                on_pool!(self.database()?, conn => conn.fetch_optional(&sql, &USER_TYPES).await?)
             }
-        };
+        }
+        .map(|row| {
+            let mut c = Cells::of(row);
+            (c.text(), c.text(), c.text(), c.text())
+        });
         let (administrator, action) = match (found, &email) {
             (Some((id, email, roles, status)), _) => {
                 let mut roles: Vec<String> = serde_json::from_str(&roles).unwrap_or_default();
@@ -161,26 +171,20 @@ impl Identity {
                     (false, false) => "re-enabled and given the role",
                 };
                 let roles = serde_json::json!(roles).to_string();
-                let result = on_pool!(self.database()?, pool => {
-                    let mut tx = pool.begin().await?;
-                    sqlx::query("DELETE FROM cortex_policies WHERE tenant_id = $1")
-                        .bind(tenant)
-                        .execute(&mut *tx)
+                in_tx!(self.database()?, conn => {
+                    conn.execute(&Sql::new(
+                        "DELETE FROM cortex_policies WHERE tenant_id = $1",
+                        vec![tenant.into()],
+                    ))
+                    .await?;
+                    conn.execute(&Sql::new(
+                        "UPDATE cortex_users SET roles = $1, status = 'active' WHERE tenant_id = $2 AND id = $3",
+                        vec![roles.as_str().into(), tenant.into(), id.as_str().into()],
+                    ))
+                    .await?;
+                    conn.execute(&Sql::new(BUMP_EPOCH_SQL, vec![tenant.into(), id.as_str().into()]))
                         .await?;
-                    sqlx::query("UPDATE cortex_users SET roles = $1, status = 'active' WHERE tenant_id = $2 AND id = $3")
-                        .bind(&roles)
-                        .bind(tenant)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(BUMP_EPOCH_SQL)
-                        .bind(tenant)
-                        .bind(&id)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await
                 });
-                result?;
                 self.forget_user(tenant, &id);
                 (email, action)
             }
@@ -192,7 +196,8 @@ impl Identity {
                     ),
                 })?;
                 let sql = "DELETE FROM cortex_policies WHERE tenant_id = $1";
-                on_pool!(self.database()?, pool => sqlx::query(sql).bind(tenant).execute(pool).await?.rows_affected());
+                let sql = Sql::new(sql, vec![tenant.into()]);
+                on_pool!(self.database()?, conn => conn.execute(&sql).await?);
                 self.create_user(
                     tenant,
                     email,

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt as _;
 use prefiq::{ErrorKind, KernelError};
 use prefiq_auth::AccessClaims;
-use prefiq_data::Database;
+use prefiq_data::entity::sql::{Sql, SqlType};
+
+use crate::db::Cells;
 
 use crate::identity::{Identity, IdentityError, normalise_email};
 use prefiq_auth::oidc::{self, JwkSet, MAX_JWKS_BYTES};
@@ -254,12 +256,24 @@ impl Identity {
         let tenant = &config.tenant;
         type Row = (String, String, String, String, i64);
         let sql = "SELECT id, roles, attributes, status, session_epoch FROM cortex_users WHERE tenant_id = $1 AND email = $2";
-        let row: Option<Row> = on_reader!(self.database()?, pool => sqlx::query_as(sql)
-            .bind(tenant)
-            .bind(&email)
-            .fetch_optional(pool)
-            .await
-            .map_err(IdentityError::from)?);
+        let sql = Sql::new(sql, vec![tenant.into(), email.as_str().into()]);
+        let types = [
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Text,
+            SqlType::Int,
+        ];
+        let row: Option<Row> = async {
+            on_reader!(self.database()?, conn => conn.fetch_optional(&sql, &types).await?)
+                .map(|row| {
+                    let mut c = Cells::of(row);
+                    Ok((c.text(), c.text(), c.text(), c.text(), c.int()))
+                })
+                .transpose()
+        }
+        .await
+        .map_err(|e: IdentityError| e)?;
         let (user, roles, attributes, epoch) = match row {
             Some((id, roles, attributes, status, epoch)) if status == "active" => {
                 (id, roles, attributes, epoch)

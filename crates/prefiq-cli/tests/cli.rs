@@ -631,15 +631,10 @@ fn production_refuses_to_start_without_an_audit_key() {
 
 /// Runs `sql` on the installation's SQLite database, as someone with the file could.
 fn tamper(dir: &Path, sql: &str) {
-    let url = format!("sqlite://{}", dir.join("data/codexion.db").display());
-    tokio::runtime::Builder::new_current_thread()
-        .build()
+    rusqlite::Connection::open(dir.join("data/codexion.db"))
         .unwrap()
-        .block_on(async {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-        });
+        .execute_batch(sql)
+        .unwrap();
 }
 
 #[test]

@@ -18,6 +18,7 @@ use prefiq::Context;
 use prefiq_data::Database;
 use prefiq_data::audit::{AuditConfig, AuditLog};
 use prefiq_data::entity::repo::{Repository, TenantScope};
+use prefiq_data::entity::sql::Sql;
 use prefiq_data::testing::{TestDatabase, repository};
 use serde_json::json;
 
@@ -96,8 +97,8 @@ async fn main() {
         AuditConfig::default(),
     );
     let started = Instant::now();
-    if let Database::Sqlite(sqlite) = repo.main_database().get().unwrap() {
-        let mut tx = sqlite.writer.begin().await.unwrap();
+    if let database @ Database::Sqlite(_) = repo.main_database().get().unwrap() {
+        let mut tx = database.begin().await.unwrap();
         let batch = 500;
         for start in (1..=records).step_by(batch) {
             let end = (start + batch - 1).min(records);
@@ -110,11 +111,13 @@ async fn main() {
                     "('acme', {seq}, '{{\"seq\":{seq},\"tenant\":\"acme\",\"time\":\"2026-12-02T10:00:00.000000Z\",\"actor\":\"01a23684-3ea6-7693-af73-e80ddf3255bc\",\"action\":\"create\",\"entity\":\"todo\",\"id\":\"01a23684-47c0-725a-994e-{seq:012}\",\"changes\":{{\"description\":{{\"after\":\"todo {seq}\"}},\"status\":{{\"after\":\"Open\"}}}},\"trace\":\"efeee43d601746955cd43e5f19d33192\"}}')"
                 ));
             }
-            sqlx::raw_sql(&sql).execute(&mut *tx).await.unwrap();
+            tx.conn().execute_script(&sql).await.unwrap();
         }
-        sqlx::query("INSERT INTO prefiq_audit_heads (tenant_id, size) VALUES ('acme', $1)")
-            .bind(records as i64)
-            .execute(&mut *tx)
+        tx.conn()
+            .execute(&Sql::new(
+                "INSERT INTO prefiq_audit_heads (tenant_id, size) VALUES ('acme', $1)",
+                vec![(records as i64).into()],
+            ))
             .await
             .unwrap();
         tx.commit().await.unwrap();

@@ -27,12 +27,11 @@ use prefiq_audit::merkle::{self, Frontier, Hash};
 use prefiq_audit::verify::{LogError, TrustedCheckpoint, Walk, hex};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::DataError;
 use crate::database::{Database, DatabaseHandle};
 use crate::entity::EntitySchema;
-use crate::entity::sql::{Arg, Sql};
+use crate::entity::sql::{Arg, Cell, Conn, Sql, SqlType};
 
 /// The data layer's audit tables, per backend.
 pub(crate) fn migration() -> prefiq::Migration {
@@ -443,21 +442,21 @@ fn hashes(bytes: &[u8]) -> Vec<Hash> {
         .collect()
 }
 
-/// Runs `$body` with `$conn: &mut sqlx::{Sqlite,Pg}Connection` reading `$tenant`'s rows:
-/// on PostgreSQL inside a transaction that acts as the application role for the tenant.
+/// Runs `$body` with `$conn: &mut Conn` reading `$tenant`'s rows: on PostgreSQL inside a
+/// transaction that acts as the application role for the tenant.
 macro_rules! reading {
     ($database:expr, $tenant:expr, |$conn:ident| $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut pooled = db.readers.acquire().await?;
-                let $conn = &mut *pooled;
+                let mut reader = db.readers.acquire().await?;
+                let $conn = &mut Conn::Sqlite(&mut reader);
                 $body
             }
             Database::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 crate::entity::repo::enter_tenant(&mut tx, $tenant).await?;
                 let result = {
-                    let $conn = &mut *tx;
+                    let $conn = &mut Conn::Postgres(&mut tx);
                     $body
                 };
                 tx.commit().await?;
@@ -467,15 +466,16 @@ macro_rules! reading {
     };
 }
 
-/// Like `reading!`, in a write transaction: SQLite's writer; on PostgreSQL the same
-/// tenant transaction `reading!` opens.
+/// Like `reading!`, in a write transaction: one of its own on SQLite's writer (a `?` in
+/// `$body` drops it, which rolls it back); on PostgreSQL the same tenant transaction
+/// `reading!` opens.
 macro_rules! writing {
     ($database:expr, $tenant:expr, |$conn:ident| $body:expr) => {
         match $database {
-            Database::Sqlite(db) => {
-                let mut tx = db.writer.begin().await?;
+            Database::Sqlite(_) => {
+                let mut tx = $database.begin().await?;
                 let result = {
-                    let $conn = &mut *tx;
+                    let $conn = &mut tx.conn();
                     $body
                 };
                 tx.commit().await?;
@@ -496,19 +496,17 @@ struct StoredCheckpoint {
 
 const CHECKPOINT_COLUMNS: &str = "size, note, peaks, leaves";
 
-fn checkpoint_row<R: Row>(row: &R) -> Result<StoredCheckpoint, sqlx::Error>
-where
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    usize: sqlx::ColumnIndex<R>,
-{
-    Ok(StoredCheckpoint {
-        size: row.try_get::<i64, _>(0)?.max(0) as u64,
-        note: row.try_get(1)?,
-        peaks: row.try_get(2)?,
-        leaves: row.try_get(3)?,
-    })
+const CHECKPOINT_TYPES: [SqlType; 4] =
+    [SqlType::Int, SqlType::Text, SqlType::Bytes, SqlType::Bytes];
+
+fn checkpoint_row(row: Vec<Cell>) -> StoredCheckpoint {
+    let mut cells = row.into_iter();
+    StoredCheckpoint {
+        size: cells.next().and_then(|c| c.as_int()).unwrap_or(0).max(0) as u64,
+        note: cells.next().and_then(Cell::into_text).unwrap_or_default(),
+        peaks: cells.next().and_then(Cell::into_bytes).unwrap_or_default(),
+        leaves: cells.next().and_then(Cell::into_bytes).unwrap_or_default(),
+    }
 }
 
 impl AuditLog {
@@ -565,7 +563,7 @@ impl AuditLog {
         let mut sql = Sql::default();
         sql.text = append_statement(&mut sql, database.backend(), record);
         writing!(database, record.tenant, |conn| {
-            conn.as_conn().execute(&sql).await?;
+            conn.execute(&sql).await?;
         });
         self.signal.committed(&handle, record.tenant);
         Ok(())
@@ -584,10 +582,16 @@ impl AuditLog {
         let handle = self.repository.main_database();
         let sql = "SELECT tenant_id FROM prefiq_audit_heads ORDER BY tenant_id";
         let database = handle.get()?;
-        let mut tenants: Vec<String> = match database {
-            Database::Sqlite(db) => sqlx::query_scalar(sql).fetch_all(&db.readers).await?,
-            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await?,
-        };
+        let rows = database
+            .reader()
+            .await?
+            .conn()
+            .fetch(&Sql::new(sql, vec![]), &[SqlType::Text])
+            .await?;
+        let mut tenants: Vec<String> = rows
+            .into_iter()
+            .filter_map(|row| row.into_iter().next().and_then(Cell::into_text))
+            .collect();
         // A tenant whose first records a crash left queued has no head yet.
         for tenant in crate::audit_sequencer::queued_tenants(database).await? {
             if let Err(at) = tenants.binary_search(&tenant) {
@@ -601,10 +605,14 @@ impl AuditLog {
     pub async fn size(&self, tenant: &str) -> Result<u64, AuditError> {
         let handle = self.settled(tenant).await?;
         let sql = "SELECT COALESCE(MAX(seq), 0) FROM prefiq_audit WHERE tenant_id = $1";
-        let size: i64 = reading!(handle.get()?, tenant, |conn| sqlx::query_scalar(sql)
-            .bind(tenant)
-            .fetch_one(conn)
+        let rows = reading!(handle.get()?, tenant, |conn| conn
+            .fetch(&Sql::new(sql, vec![tenant.into()]), &[SqlType::Int])
             .await?);
+        let size = rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Cell::as_int)
+            .unwrap_or(0);
         Ok(size.max(0) as u64)
     }
 
@@ -643,16 +651,26 @@ impl AuditLog {
         let sql = format!(
             "SELECT seq, {entry} FROM prefiq_audit WHERE tenant_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq LIMIT $4"
         );
-        let rows: Vec<(i64, Vec<u8>)> = reading!(database, tenant, |conn| sqlx::query_as(&sql)
-            .bind(tenant)
-            .bind(from as i64)
-            .bind(to.min(i64::MAX as u64) as i64)
-            .bind(CHUNK)
-            .fetch_all(conn)
+        let sql = Sql::new(
+            sql,
+            vec![
+                tenant.into(),
+                (from as i64).into(),
+                (to.min(i64::MAX as u64) as i64).into(),
+                CHUNK.into(),
+            ],
+        );
+        let rows = reading!(database, tenant, |conn| conn
+            .fetch(&sql, &[SqlType::Int, SqlType::Bytes])
             .await?);
         Ok(rows
             .into_iter()
-            .map(|(seq, entry)| (seq.max(0) as u64, entry))
+            .map(|row| {
+                let mut cells = row.into_iter();
+                let seq = cells.next().and_then(|c| c.as_int()).unwrap_or(0);
+                let entry = cells.next().and_then(Cell::into_bytes).unwrap_or_default();
+                (seq.max(0) as u64, entry)
+            })
             .collect())
     }
 
@@ -665,28 +683,25 @@ impl AuditLog {
         let sql = format!(
             "SELECT {CHECKPOINT_COLUMNS} FROM prefiq_audit_checkpoints WHERE tenant_id = $1 AND size <= $2 ORDER BY size"
         );
-        Ok(reading!(database, tenant, |conn| {
-            let rows = sqlx::query(&sql)
-                .bind(tenant)
-                .bind(up_to as i64)
-                .fetch_all(conn)
-                .await?;
-            rows.iter()
-                .map(checkpoint_row)
-                .collect::<Result<Vec<_>, _>>()?
-        }))
+        let sql = Sql::new(sql, vec![tenant.into(), (up_to as i64).into()]);
+        let rows = reading!(database, tenant, |conn| conn
+            .fetch(&sql, &CHECKPOINT_TYPES)
+            .await?);
+        Ok(rows.into_iter().map(checkpoint_row).collect())
     }
 
     /// The latest signed checkpoint of `tenant`'s log, as text; `None` before the first.
     pub async fn latest_checkpoint(&self, tenant: &str) -> Result<Option<String>, AuditError> {
         let handle = self.database(tenant).await?;
         let sql = "SELECT note FROM prefiq_audit_checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1";
-        Ok(reading!(handle.get()?, tenant, |conn| sqlx::query_scalar(
-            sql
-        )
-        .bind(tenant)
-        .fetch_optional(conn)
-        .await?))
+        let rows = reading!(handle.get()?, tenant, |conn| conn
+            .fetch(&Sql::new(sql, vec![tenant.into()]), &[SqlType::Text])
+            .await?);
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|row| row.into_iter().next())
+            .and_then(Cell::into_text))
     }
 
     /// Signs a checkpoint of `tenant`'s log if it grew since the last one; the new size.
@@ -733,16 +748,19 @@ impl AuditLog {
             let note = checkpoint::sign(&checkpoint, &self.key);
             let sql = "INSERT INTO prefiq_audit_checkpoints (tenant_id, size, time_ms, note, peaks, leaves) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, size) DO NOTHING";
             let peaks = peaks_bytes(&frontier);
+            let sql = Sql::new(
+                sql,
+                vec![
+                    tenant.into(),
+                    (checkpoint.size as i64).into(),
+                    checkpoint.time_ms.into(),
+                    note.as_str().into(),
+                    peaks.as_slice().into(),
+                    leaves.as_slice().into(),
+                ],
+            );
             writing!(database, tenant, |conn| {
-                sqlx::query(sql)
-                    .bind(tenant)
-                    .bind(checkpoint.size as i64)
-                    .bind(checkpoint.time_ms)
-                    .bind(&note)
-                    .bind(&peaks)
-                    .bind(&leaves)
-                    .execute(conn)
-                    .await?;
+                conn.execute(&sql).await?;
             });
             made = Some(checkpoint.size);
         }
@@ -757,10 +775,11 @@ impl AuditLog {
         let sql = format!(
             "SELECT {CHECKPOINT_COLUMNS} FROM prefiq_audit_checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1"
         );
-        Ok(reading!(database, tenant, |conn| {
-            let row = sqlx::query(&sql).bind(tenant).fetch_optional(conn).await?;
-            row.as_ref().map(checkpoint_row).transpose()?
-        }))
+        let sql = Sql::new(sql, vec![tenant.into()]);
+        let rows = reading!(database, tenant, |conn| conn
+            .fetch(&sql, &CHECKPOINT_TYPES)
+            .await?);
+        Ok(rows.into_iter().next().map(checkpoint_row))
     }
 
     /// Checkpoints every pending log (and, at start, every log in the main database that
@@ -889,10 +908,7 @@ impl AuditLog {
             crate::entity::sql::SqlType::Int,
             crate::entity::sql::SqlType::Text,
         ];
-        let rows = reading!(database, tenant, |conn| conn
-            .as_conn()
-            .fetch(&sql, &types)
-            .await?);
+        let rows = reading!(database, tenant, |conn| conn.fetch(&sql, &types).await?);
         let mut out = Vec::new();
         let mut next = None;
         for (i, row) in rows.iter().enumerate() {
@@ -1092,14 +1108,17 @@ impl AuditLog {
             let note = checkpoint::sign(&snapshot, &self.key);
             let peaks = peaks_bytes(&verified.covered_frontier);
             let sql = "INSERT INTO prefiq_audit_snapshots (tenant_id, size, note, peaks) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, size) DO NOTHING";
+            let sql = Sql::new(
+                sql,
+                vec![
+                    tenant.into(),
+                    (snapshot.size as i64).into(),
+                    note.as_str().into(),
+                    peaks.as_slice().into(),
+                ],
+            );
             writing!(database, tenant, |conn| {
-                sqlx::query(sql)
-                    .bind(tenant)
-                    .bind(snapshot.size as i64)
-                    .bind(&note)
-                    .bind(&peaks)
-                    .execute(conn)
-                    .await?;
+                conn.execute(&sql).await?;
             });
         }
         Ok(VerifyReport {
@@ -1120,11 +1139,18 @@ impl AuditLog {
         key: &ed25519_dalek::VerifyingKey,
     ) -> Result<Frontier, AuditError> {
         let sql = "SELECT note, peaks FROM prefiq_audit_snapshots WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1";
-        let row: Option<(String, Vec<u8>)> = reading!(database, tenant, |conn| {
-            sqlx::query_as(sql)
-                .bind(tenant)
-                .fetch_optional(conn)
-                .await?
+        let rows = reading!(database, tenant, |conn| conn
+            .fetch(
+                &Sql::new(sql, vec![tenant.into()]),
+                &[SqlType::Text, SqlType::Bytes]
+            )
+            .await?);
+        let row = rows.into_iter().next().map(|row| {
+            let mut cells = row.into_iter();
+            (
+                cells.next().and_then(Cell::into_text).unwrap_or_default(),
+                cells.next().and_then(Cell::into_bytes).unwrap_or_default(),
+            )
         });
         let Some((note, peaks)) = row else {
             return Ok(Frontier::new());
@@ -1182,23 +1208,6 @@ impl AuditLog {
         write!(out, "{}", last.note).map_err(io)?;
         writeln!(out).map_err(io)?;
         Ok(last.size)
-    }
-}
-
-/// A driver connection as the entity engine's [`crate::entity::sql::Conn`].
-trait AsConn {
-    fn as_conn(&mut self) -> crate::entity::sql::Conn<'_>;
-}
-
-impl AsConn for sqlx::SqliteConnection {
-    fn as_conn(&mut self) -> crate::entity::sql::Conn<'_> {
-        crate::entity::sql::Conn::Sqlite(self)
-    }
-}
-
-impl AsConn for sqlx::PgConnection {
-    fn as_conn(&mut self) -> crate::entity::sql::Conn<'_> {
-        crate::entity::sql::Conn::Postgres(self)
     }
 }
 

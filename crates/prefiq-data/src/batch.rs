@@ -1,7 +1,6 @@
 //! Group commit on SQLite's single writer connection.
 //!
-//! SQLite takes one writer at a time, and with `sqlx` every statement is a round trip to
-//! the connection's worker thread. Committing each write on its own pays `BEGIN` and
+//! SQLite takes one writer at a time. Committing each write on its own pays `BEGIN` and
 //! `COMMIT` (and the hand-off of the connection) per write; here the writes that queue up
 //! while one runs share a transaction instead:
 //!
@@ -17,13 +16,21 @@
 //!
 //! A caller sees its write committed before `commit` returns, so after-hooks and the HTTP
 //! response come after the data is durable as configured, exactly as without batching.
+//!
+//! The batcher owns the process's one writer connection (rusqlite); statements, `BEGIN`
+//! and `COMMIT` run inline on the task that holds the lock (with `synchronous=NORMAL` in
+//! WAL mode a commit does not wait for the disk). Every use of the writer starts with
+//! `BEGIN IMMEDIATE`, which takes SQLite's write lock; when another connection holds it
+//! (another process on the same file), the wait is an async sleep, never a blocked thread,
+//! so that the holder (which may be a task of this very runtime) can finish.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Sqlite, SqliteConnection, SqlitePool};
+use rusqlite::Connection;
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::DataError;
 
 /// Most writes committed in one transaction: bounds how long the first of them waits.
 pub const MAX_BATCH: usize = 64;
@@ -46,8 +53,10 @@ pub enum Outcome {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The writer connection, checked out of its pool while a batch is open.
-    conn: Option<PoolConnection<Sqlite>>,
+    /// The writer connection; `None` once the batcher is closed.
+    conn: Option<Connection>,
+    /// How long `BEGIN IMMEDIATE` waits for another connection's write lock.
+    busy_timeout: std::time::Duration,
     /// The number of the open batch (or of the last one).
     batch: u64,
     /// Whether `conn` is inside `BEGIN IMMEDIATE`.
@@ -79,86 +88,102 @@ impl State {
             )
     }
 
-    /// Ends the open batch with `sql` (`COMMIT` or `ROLLBACK`) and returns the connection
-    /// to its pool.
-    async fn end(&mut self, sql: &'static str) -> Outcome {
+    /// Ends the open batch with `sql` (`COMMIT` or `ROLLBACK`).
+    fn end(&mut self, sql: &'static str) -> Outcome {
         let mut outcome = Outcome::Committed;
-        if let Some(conn) = self.conn.as_deref_mut()
-            && let Err(error) = run(conn, sql).await
+        if let Some(conn) = &self.conn
+            && let Err(error) = conn.execute_batch(sql)
         {
             outcome = Outcome::Failed(error.to_string().into());
             // A failed COMMIT can leave the transaction open; make sure it is not.
-            let _ = run(conn, "ROLLBACK").await;
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         self.open = false;
         self.poisoned = false;
         self.members = 0;
-        self.conn = None;
         outcome
     }
 
-    async fn commit(&mut self) -> Outcome {
-        let outcome = self.end("COMMIT").await;
+    fn commit(&mut self) -> Outcome {
+        let outcome = self.end("COMMIT");
         self.publish(self.batch, outcome.clone());
         outcome
     }
 
-    async fn roll_back(&mut self) {
-        let _ = self.end("ROLLBACK").await;
+    fn roll_back(&mut self) {
+        let _ = self.end("ROLLBACK");
         self.publish(self.batch, Outcome::Retry);
     }
 
     /// Rolls back a batch that a writer left half-written.
-    async fn settle(&mut self) {
+    fn settle(&mut self) {
         if self.open && self.poisoned {
-            self.roll_back().await;
+            self.roll_back();
+        }
+    }
+
+    /// Takes SQLite's write lock with `BEGIN IMMEDIATE`. The connection's own busy
+    /// timeout is 0: a lock held elsewhere is waited for here, with async sleeps of
+    /// growing length, for at most `busy_timeout`.
+    ///
+    /// `&mut self`: a `&State` held across the sleep would not be `Send` (a connection
+    /// is not `Sync`), and neither is a borrowed connection, so none is.
+    async fn begin(&mut self) -> Result<(), DataError> {
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            let began = self
+                .conn
+                .as_ref()
+                .ok_or(DataError::NotConnected)?
+                .execute_batch("BEGIN IMMEDIATE");
+            match began {
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                        && started.elapsed() < self.busy_timeout =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                other => return Ok(other?),
+            }
         }
     }
 }
 
-/// Runs one statement without arguments. A plain function, so that the futures that call it
-/// stay `Send` for every lifetime (sqlx's executor bounds otherwise confuse the compiler).
-fn run<'c>(
-    conn: &'c mut SqliteConnection,
-    sql: &'static str,
-) -> futures_util::future::BoxFuture<'c, Result<(), sqlx::Error>> {
-    Box::pin(async move {
-        sqlx::query(sql).execute(conn).await?;
-        Ok(())
-    })
-}
-
-/// Queues writers on the SQLite writer pool and commits them in batches.
+/// Queues writers on the SQLite writer connection and commits them in batches.
 #[derive(Debug, Clone)]
 pub struct WriteBatcher {
-    pool: SqlitePool,
     state: Arc<Mutex<State>>,
 }
 
 impl WriteBatcher {
-    /// A batcher over `pool`, which should hold one connection.
-    pub fn new(pool: SqlitePool) -> Self {
+    /// A batcher that owns `conn`, the one writer connection, waiting at most
+    /// `busy_timeout` for another connection's write lock.
+    pub fn new(conn: Connection, busy_timeout: std::time::Duration) -> Self {
+        // The waits happen in `State::begin`, where they do not block the thread.
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
         WriteBatcher {
-            pool,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State {
+                conn: Some(conn),
+                busy_timeout,
+                ..State::default()
+            })),
         }
     }
 
     /// Waits for the writer connection and opens or joins a batch. A `solo` writer first
     /// commits whatever batch is open and then gets a transaction of its own.
-    pub async fn enter(&self, solo: bool) -> Result<Ticket, sqlx::Error> {
+    pub async fn enter(&self, solo: bool) -> Result<Ticket, DataError> {
         let mut state = self.state.clone().lock_owned().await;
-        state.settle().await;
+        state.settle();
         if solo && state.open {
-            state.commit().await;
+            state.commit();
         }
         if !state.open {
-            let mut conn = match state.conn.take() {
-                Some(conn) => conn,
-                None => self.pool.acquire().await?,
-            };
-            run(&mut conn, "BEGIN IMMEDIATE").await?;
-            state.conn = Some(conn);
+            state.begin().await?;
             state.open = true;
             state.batch += 1;
             state.members = 0;
@@ -175,15 +200,63 @@ impl WriteBatcher {
         })
     }
 
-    /// Commits any open batch and returns the connection to its pool (before the pool is
-    /// closed at shutdown).
+    /// The writer connection for statements that are not entity writes (DDL, a
+    /// script, a statement that must not join a batch), once the open batch is
+    /// committed: in a transaction of its own, committed when the guard is dropped (each
+    /// statement is atomic, as outside a transaction). Other writers wait until then.
+    pub async fn alone(&self) -> Result<Alone, DataError> {
+        let mut state = self.state.clone().lock_owned().await;
+        state.settle();
+        if state.open {
+            state.commit();
+        }
+        state.begin().await?;
+        Ok(Alone { guard: state })
+    }
+
+    /// Commits any open batch and closes the writer connection (at shutdown).
     pub async fn close(&self) {
         let mut state = self.state.lock().await;
-        state.settle().await;
+        state.settle();
         if state.open {
-            state.commit().await;
+            state.commit();
         }
         state.conn = None;
+    }
+}
+
+/// The writer connection held outside a batch (see [`WriteBatcher::alone`]).
+#[derive(Debug)]
+pub struct Alone {
+    guard: OwnedMutexGuard<State>,
+}
+
+impl Alone {
+    /// The writer connection.
+    ///
+    /// # Panics
+    ///
+    /// Never: `alone` hands out a guard only while the connection is open.
+    #[allow(clippy::expect_used)]
+    pub fn conn(&mut self) -> &mut Connection {
+        self.guard
+            .conn
+            .as_mut()
+            .expect("an Alone guard holds an open connection")
+    }
+}
+
+impl Drop for Alone {
+    /// Commits what the holder wrote; a failed commit is rolled back and logged (each
+    /// statement had already answered for itself).
+    fn drop(&mut self) {
+        if let Some(conn) = &self.guard.conn
+            && !conn.is_autocommit()
+            && let Err(error) = conn.execute_batch("COMMIT")
+        {
+            tracing::error!(target: "prefiq::data", %error, "a commit on the SQLite writer failed; rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -205,17 +278,17 @@ impl Ticket {
     /// Never: a ticket holds the connection from `enter` until `commit` or `abort`,
     /// which consume it.
     #[allow(clippy::expect_used)]
-    pub fn conn(&mut self) -> &mut SqliteConnection {
+    pub fn conn(&mut self) -> &mut Connection {
         self.guard
             .as_mut()
-            .and_then(|state| state.conn.as_deref_mut())
+            .and_then(|state| state.conn.as_mut())
             .expect("a ticket holds the connection until it is consumed")
     }
 
     /// The writer's statements failed: rolls the batch back (its other members retry).
     pub async fn abort(mut self) {
         if let Some(mut state) = self.guard.take() {
-            state.roll_back().await;
+            state.roll_back();
         }
         self.settled = true;
     }
@@ -228,14 +301,14 @@ impl Ticket {
         state.poisoned = false;
         state.members += 1;
         let outcome = if self.solo || state.members >= MAX_BATCH {
-            state.commit().await
+            state.commit()
         } else {
             // Let the writers queued behind this one add to the batch, then come back.
             drop(state);
             let mut state = self.state.clone().lock_owned().await;
-            state.settle().await;
+            state.settle();
             if state.open && state.batch == self.batch {
-                state.commit().await
+                state.commit()
             } else {
                 state.outcome_of(self.batch)
             }
@@ -260,9 +333,9 @@ impl Drop for Ticket {
             runtime.spawn(async move {
                 drop(held);
                 let mut state = state.lock().await;
-                state.settle().await;
+                state.settle();
                 if state.open && state.batch == batch {
-                    state.commit().await;
+                    state.commit();
                 }
             });
         }
@@ -274,40 +347,43 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-    async fn batcher() -> (WriteBatcher, SqlitePool, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteConnectOptions::new()
-            .filename(dir.path().join("batch.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options)
-            .await
-            .unwrap();
-        sqlx::raw_sql("CREATE TABLE t (v INTEGER PRIMARY KEY)")
-            .execute(&pool)
-            .await
-            .unwrap();
-        (WriteBatcher::new(pool.clone()), pool, dir)
+    fn open(dir: &tempfile::TempDir) -> Connection {
+        crate::sqlite::open(
+            &dir.path().join("batch.db"),
+            crate::sqlite::Role::Writer,
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
     }
 
-    async fn insert(batcher: &WriteBatcher, v: i64) -> Result<Outcome, sqlx::Error> {
+    fn batcher() -> (WriteBatcher, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir);
+        conn.execute_batch("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            .unwrap();
+        (
+            WriteBatcher::new(conn, std::time::Duration::from_secs(5)),
+            dir,
+        )
+    }
+
+    async fn insert(batcher: &WriteBatcher, v: i64) -> Result<Outcome, DataError> {
         insert_solo(batcher, v, false).await
     }
 
-    async fn count(pool: &SqlitePool) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM t")
-            .fetch_one(pool)
-            .await
+    fn values(dir: &tempfile::TempDir) -> Vec<i64> {
+        let conn = open(dir);
+        let mut stmt = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        stmt.query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
             .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_are_all_committed() {
-        let (batcher, pool, _dir) = batcher().await;
+        let (batcher, dir) = batcher();
         let tasks: Vec<_> = (0..200)
             .map(|v| {
                 let batcher = batcher.clone();
@@ -318,12 +394,12 @@ mod tests {
             assert_eq!(task.await.unwrap(), Outcome::Committed);
         }
         batcher.close().await;
-        assert_eq!(count(&pool).await, 200);
+        assert_eq!(values(&dir).len(), 200);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_writer_rolls_back_only_itself_after_retries() {
-        let (batcher, pool, _dir) = batcher().await;
+        let (batcher, dir) = batcher();
         // Every value twice: one insert of each pair must fail on the primary key, and
         // every other write must still land exactly once.
         let tasks: Vec<_> = (0..100)
@@ -352,45 +428,87 @@ mod tests {
         }
         batcher.close().await;
         assert_eq!((committed, refused), (100, 100));
-        assert_eq!(count(&pool).await, 100);
+        assert_eq!(values(&dir).len(), 100);
     }
 
-    async fn insert_solo(
-        batcher: &WriteBatcher,
-        v: i64,
-        solo: bool,
-    ) -> Result<Outcome, sqlx::Error> {
+    async fn insert_solo(batcher: &WriteBatcher, v: i64, solo: bool) -> Result<Outcome, DataError> {
         let mut ticket = batcher.enter(solo).await?;
-        match sqlx::query("INSERT INTO t (v) VALUES ($1)")
-            .bind(v)
-            .execute(ticket.conn())
-            .await
-        {
+        // A yield between the statements of a write, as a real request has, so that
+        // writers queue up behind the batch.
+        tokio::task::yield_now().await;
+        let inserted = ticket.conn().execute("INSERT INTO t (v) VALUES (?1)", [v]);
+        match inserted {
             Ok(_) => Ok(ticket.commit().await),
             Err(e) => {
                 ticket.abort().await;
-                Err(e)
+                Err(e.into())
             }
         }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_ticket_rolls_back_its_half_write() {
-        let (batcher, pool, _dir) = batcher().await;
+        let (batcher, dir) = batcher();
         {
             let mut ticket = batcher.enter(false).await.unwrap();
-            sqlx::query("INSERT INTO t (v) VALUES (1)")
-                .execute(ticket.conn())
-                .await
+            ticket
+                .conn()
+                .execute_batch("INSERT INTO t (v) VALUES (1)")
                 .unwrap();
             // Dropped mid-write, as when a request is cancelled.
         }
         assert_eq!(insert(&batcher, 2).await.unwrap(), Outcome::Committed);
         batcher.close().await;
-        let values: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-            .fetch_all(&pool)
-            .await
+        assert_eq!(values(&dir), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn alone_commits_the_open_batch_and_its_own_writes() {
+        let (batcher, dir) = batcher();
+        let mut ticket = batcher.enter(false).await.unwrap();
+        ticket
+            .conn()
+            .execute_batch("INSERT INTO t (v) VALUES (1)")
             .unwrap();
-        assert_eq!(values, vec![2]);
+        // Committed by the member's own second turn, which `alone` may not wait for:
+        // a ticket gives the lock back after its statements.
+        let committing = tokio::spawn(async move { ticket.commit().await });
+        {
+            let mut alone = batcher.alone().await.unwrap();
+            alone
+                .conn()
+                .execute_batch("INSERT INTO t (v) VALUES (3)")
+                .unwrap();
+            // A failed statement undoes only itself.
+            assert!(
+                alone
+                    .conn()
+                    .execute_batch("INSERT INTO t (v) VALUES (3)")
+                    .is_err()
+            );
+        }
+        assert_eq!(committing.await.unwrap(), Outcome::Committed);
+        assert_eq!(insert(&batcher, 2).await.unwrap(), Outcome::Committed);
+        batcher.close().await;
+        assert_eq!(values(&dir), vec![1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_write_lock_held_by_another_connection_is_waited_for_without_blocking() {
+        // Two writers on one file, as two replicas (or a command beside the server) have,
+        // on a runtime of one thread: the second waits while the first finishes.
+        let (first, dir) = batcher();
+        let second = WriteBatcher::new(open(&dir), std::time::Duration::from_secs(5));
+        let mut ticket = first.enter(false).await.unwrap();
+        ticket
+            .conn()
+            .execute_batch("INSERT INTO t (v) VALUES (1)")
+            .unwrap();
+        let waiting = tokio::spawn(async move { insert(&second, 2).await.unwrap() });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(ticket.commit().await, Outcome::Committed);
+        assert_eq!(waiting.await.unwrap(), Outcome::Committed);
+        first.close().await;
+        assert_eq!(values(&dir), vec![1, 2]);
     }
 }

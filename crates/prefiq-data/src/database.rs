@@ -1,4 +1,4 @@
-//! Connections: SQLite (a writer and a reader pool) or a PostgreSQL pool.
+//! Connections: SQLite (a writer and a reader pool, through rusqlite) or a PostgreSQL pool.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use prefiq::config::{DatabaseConfig, redact_url_password};
 use prefiq::{Backend, BootMode};
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 
 use crate::DataError;
+use crate::entity::sql::{Conn, Sql};
+use crate::sqlite::Role;
 
 /// A parsed `database.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,13 +69,12 @@ impl DatabaseUrl {
 /// SQLite as the platform uses it: every write through one connection, reads from a pool.
 #[derive(Debug, Clone)]
 pub struct SqliteDatabase {
-    /// The single writer connection. SQLite allows one writer at a time; queuing writers
-    /// here instead of in `busy_timeout` keeps write latency predictable.
-    pub writer: SqlitePool,
-    /// Read-only connections.
-    pub readers: SqlitePool,
-    /// Group commit for the entity engine's writes on `writer`.
+    /// Group commit on the single writer connection, which it owns. SQLite allows one
+    /// writer at a time; queuing writers here instead of in `busy_timeout` keeps write
+    /// latency predictable.
     pub batcher: crate::batch::WriteBatcher,
+    /// Read-only connections.
+    pub readers: crate::sqlite::Readers,
     /// The database file.
     pub path: PathBuf,
     /// The background WAL checkpointer (none in a dry run).
@@ -92,12 +92,8 @@ struct Checkpointer {
 /// How often the checkpointer runs.
 const CHECKPOINT_INTERVAL_MS: u64 = 250;
 
-/// WAL pages after which the writer checkpoints by itself: a safety net, should the
-/// background checkpointer fall behind (64 MiB of 4 KiB pages).
-const WAL_AUTOCHECKPOINT_PAGES: &str = "16384";
-
 impl Checkpointer {
-    fn start(pool: SqlitePool) -> Arc<Self> {
+    fn start(conn: rusqlite::Connection) -> Arc<Self> {
         let checkpointer = Arc::new(Checkpointer {
             stop: tokio::sync::Notify::new(),
             task: std::sync::Mutex::new(None),
@@ -105,21 +101,33 @@ impl Checkpointer {
         let me = checkpointer.clone();
         let task = tokio::spawn(async move {
             let interval = Duration::from_millis(CHECKPOINT_INTERVAL_MS);
+            let mut conn = Some(conn);
             loop {
                 tokio::select! {
                     () = me.stop.notified() => break,
                     () = tokio::time::sleep(interval) => {}
                 }
+                let Some(owned) = conn.take() else { break };
                 // PASSIVE never blocks the writer or readers; what it cannot copy now it
-                // copies next time.
-                if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(target: "prefiq::data", %error, "WAL checkpoint failed");
+                // copies next time. It may fsync, so it runs off the async workers.
+                let ran = tokio::task::spawn_blocking(move || {
+                    let result = owned.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+                    (owned, result)
+                })
+                .await;
+                match ran {
+                    Ok((owned, result)) => {
+                        if let Err(error) = result {
+                            tracing::warn!(target: "prefiq::data", %error, "WAL checkpoint failed");
+                        }
+                        conn = Some(owned);
+                    }
+                    Err(error) => {
+                        tracing::warn!(target: "prefiq::data", %error, "WAL checkpointer stopped");
+                        break;
+                    }
                 }
             }
-            pool.close().await;
         });
         if let Ok(mut slot) = checkpointer.task.lock() {
             *slot = Some(task);
@@ -145,6 +153,89 @@ pub enum Database {
     Postgres(PgPool),
 }
 
+/// A writing connection outside a transaction (see [`Database::writer`]).
+#[derive(Debug)]
+pub enum Writing {
+    /// SQLite's writer, taken from the group commit between batches.
+    Sqlite(crate::batch::Alone),
+    /// A connection of the PostgreSQL pool.
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Writing {
+    /// The connection.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Writing::Sqlite(alone) => Conn::Sqlite(alone.conn()),
+            Writing::Postgres(pooled) => Conn::Postgres(pooled),
+        }
+    }
+}
+
+/// A reading connection (see [`Database::reader`]).
+#[derive(Debug)]
+pub enum Reading {
+    /// A read-only SQLite connection of the reader pool.
+    Sqlite(crate::sqlite::Reader),
+    /// A connection of the PostgreSQL pool.
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Reading {
+    /// The connection.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Reading::Sqlite(reader) => Conn::Sqlite(reader),
+            Reading::Postgres(pooled) => Conn::Postgres(pooled),
+        }
+    }
+}
+
+/// A write transaction (see [`Database::begin`]); dropped without
+/// [`commit`](Transaction::commit), it rolls back.
+#[derive(Debug)]
+pub enum Transaction {
+    /// A SQLite transaction of its own on the writer (a `solo` member of the group commit).
+    Sqlite(crate::batch::Ticket),
+    /// A PostgreSQL transaction.
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Transaction {
+    /// The transaction's connection.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Transaction::Sqlite(ticket) => Conn::Sqlite(ticket.conn()),
+            Transaction::Postgres(tx) => Conn::Postgres(tx),
+        }
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), DataError> {
+        match self {
+            Transaction::Sqlite(ticket) => match ticket.commit().await {
+                crate::batch::Outcome::Committed => Ok(()),
+                crate::batch::Outcome::Failed(message) => Err(DataError::Batch(message)),
+                crate::batch::Outcome::Retry => Err(DataError::Batch(
+                    "a transaction alone on the writer was asked to retry".into(),
+                )),
+            },
+            Transaction::Postgres(tx) => Ok(tx.commit().await?),
+        }
+    }
+
+    /// Rolls back.
+    pub async fn rollback(self) -> Result<(), DataError> {
+        match self {
+            Transaction::Sqlite(ticket) => {
+                ticket.abort().await;
+                Ok(())
+            }
+            Transaction::Postgres(tx) => Ok(tx.rollback().await?),
+        }
+    }
+}
+
 impl Database {
     /// Connects as `config` says. In `DryRun`, a SQLite file that does not exist yet is not
     /// created: the result is `Ok(None)`, and the file is opened read-only if it exists.
@@ -154,9 +245,9 @@ impl Database {
         mode: BootMode,
     ) -> Result<Option<Database>, DataError> {
         let url = DatabaseUrl::parse(&config.url, root)?;
-        let connect_error = |e: sqlx::Error| DataError::Connect {
+        let connect_error = |message: String| DataError::Connect {
             url: url.display(),
-            message: e.to_string(),
+            message,
         };
         let acquire_timeout = Duration::from_millis(config.acquire_timeout_ms);
         match &url {
@@ -169,79 +260,48 @@ impl Database {
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty() && !dry_run)
                 {
-                    std::fs::create_dir_all(parent).map_err(|e| DataError::Connect {
-                        url: url.display(),
-                        message: format!("cannot create {}: {e}", parent.display()),
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        connect_error(format!("cannot create {}: {e}", parent.display()))
                     })?;
                 }
-                let base = SqliteConnectOptions::new()
-                    .filename(path)
-                    .busy_timeout(Duration::from_millis(config.busy_timeout_ms))
-                    .foreign_keys(true)
-                    .synchronous(SqliteSynchronous::Normal)
-                    // Pages are read through a memory map (no read syscall per page) and each
-                    // connection caches up to 16 MiB of pages beyond what the map serves.
-                    .pragma("mmap_size", "1073741824")
-                    .pragma("cache_size", "-16384");
-                let writer_options = base
-                    .clone()
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
+                let busy_timeout = Duration::from_millis(config.busy_timeout_ms);
                 // In a dry run nothing may write, so the "writer" is read-only too.
-                let writer_options = if dry_run {
-                    base.clone().read_only(true)
+                let role = if dry_run {
+                    Role::DryRunWriter
                 } else {
-                    writer_options
+                    Role::Writer
                 };
-                // An embedded database cannot drop a connection the way a server can, so the
-                // pools skip sqlx's ping before every acquire: it costs a round trip to the
-                // connection's worker thread on each query.
-                let writer = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(0)
-                    .test_before_acquire(false)
-                    .acquire_timeout(acquire_timeout)
-                    .connect_with(writer_options)
-                    .await
-                    .map_err(connect_error)?;
-                let readers = SqlitePoolOptions::new()
-                    .max_connections(config.max_connections)
-                    .min_connections(0)
-                    .test_before_acquire(false)
-                    .acquire_timeout(acquire_timeout)
-                    .connect_with(base.clone().read_only(true))
-                    .await
-                    .map_err(connect_error)?;
+                let writer = crate::sqlite::open(path, role, busy_timeout)
+                    .map_err(|e| connect_error(e.to_string()))?;
+                let readers = crate::sqlite::Readers::new(
+                    path,
+                    config.max_connections,
+                    busy_timeout,
+                    acquire_timeout,
+                );
                 let checkpointer = if dry_run {
                     None
                 } else {
-                    let pool = SqlitePoolOptions::new()
-                        .max_connections(1)
-                        .min_connections(0)
-                        .test_before_acquire(false)
-                        .acquire_timeout(acquire_timeout)
-                        .connect_with(base)
-                        .await
-                        .map_err(connect_error)?;
-                    Some(Checkpointer::start(pool))
+                    let conn = crate::sqlite::open(path, Role::Checkpointer, busy_timeout)
+                        .map_err(|e| connect_error(e.to_string()))?;
+                    Some(Checkpointer::start(conn))
                 };
                 Ok(Some(Database::Sqlite(SqliteDatabase {
-                    batcher: crate::batch::WriteBatcher::new(writer.clone()),
-                    writer,
+                    batcher: crate::batch::WriteBatcher::new(writer, busy_timeout),
                     readers,
                     path: path.clone(),
                     checkpointer,
                 })))
             }
             DatabaseUrl::Postgres(raw) => {
-                let options = PgConnectOptions::from_str(raw).map_err(connect_error)?;
+                let options =
+                    PgConnectOptions::from_str(raw).map_err(|e| connect_error(e.to_string()))?;
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(acquire_timeout)
                     .connect_with(options)
                     .await
-                    .map_err(connect_error)?;
+                    .map_err(|e| connect_error(e.to_string()))?;
                 Ok(Some(Database::Postgres(pool)))
             }
         }
@@ -255,16 +315,40 @@ impl Database {
         }
     }
 
+    /// The writing connection, outside a transaction: SQLite's one writer (waiting for
+    /// the group commit's open batch to commit), or a PostgreSQL pool connection.
+    pub async fn writer(&self) -> Result<Writing, DataError> {
+        Ok(match self {
+            Database::Sqlite(db) => Writing::Sqlite(db.batcher.alone().await?),
+            Database::Postgres(pool) => Writing::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// A reading connection: SQLite's reader pool, or a PostgreSQL pool connection.
+    pub async fn reader(&self) -> Result<Reading, DataError> {
+        Ok(match self {
+            Database::Sqlite(db) => Reading::Sqlite(db.readers.acquire().await?),
+            Database::Postgres(pool) => Reading::Postgres(pool.acquire().await?),
+        })
+    }
+
+    /// A write transaction of its own. On SQLite it runs on the writer between group
+    /// commits and is never asked to retry, so its body may do more than touch the
+    /// database.
+    pub async fn begin(&self) -> Result<Transaction, DataError> {
+        Ok(match self {
+            Database::Sqlite(db) => Transaction::Sqlite(db.batcher.enter(true).await?),
+            Database::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+        })
+    }
+
     /// Runs `SELECT 1` on a reading connection.
     pub async fn ping(&self) -> Result<(), DataError> {
-        match self {
-            Database::Sqlite(db) => {
-                sqlx::query("SELECT 1").execute(&db.readers).await?;
-            }
-            Database::Postgres(pool) => {
-                sqlx::query("SELECT 1").execute(pool).await?;
-            }
-        }
+        self.reader()
+            .await?
+            .conn()
+            .execute(&Sql::new("SELECT 1", vec![]))
+            .await?;
         Ok(())
     }
 
@@ -275,9 +359,8 @@ impl Database {
                 if let Some(checkpointer) = &db.checkpointer {
                     checkpointer.stop().await;
                 }
-                db.readers.close().await;
+                db.readers.close();
                 db.batcher.close().await;
-                db.writer.close().await;
             }
             Database::Postgres(pool) => pool.close().await,
         }

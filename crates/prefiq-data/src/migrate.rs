@@ -3,16 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::DataError;
+use crate::database::{Database, DatabaseHandle};
+use crate::entity::sql::{Cell, Conn, Sql, SqlType};
+use crate::entity::{Entities, EntitySchema};
 use prefiq::{
     Backend, KernelError, Migration, MigrationPlan, MigrationRunner, ModuleMigrations,
     ModuleUpgrade, PendingMigration, async_trait,
 };
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-
-use crate::DataError;
-use crate::database::{Database, DatabaseHandle};
-use crate::entity::{Entities, EntitySchema};
 
 /// The pseudo-module that owns the data layer's own tables.
 pub const SYSTEM_MODULE: &str = "prefiq";
@@ -97,6 +96,16 @@ type Recorded = (
     HashMap<String, EntitySchema>,
 );
 
+/// The first column of the first row of `sql`, an integer (0 when absent).
+async fn count(conn: &mut Conn<'_>, sql: &str) -> Result<i64, DataError> {
+    let rows = conn.fetch(&Sql::new(sql, vec![]), &[SqlType::Int]).await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Cell::as_int)
+        .unwrap_or(0))
+}
+
 async fn recorded(database: Option<&Database>) -> Result<Recorded, DataError> {
     let Some(database) = database else {
         return Ok(Default::default());
@@ -121,42 +130,41 @@ async fn recorded(database: Option<&Database>) -> Result<Recorded, DataError> {
         Backend::Sqlite => "SELECT name, schema FROM prefiq_entities",
         Backend::Postgres => "SELECT name, schema::text AS schema FROM prefiq_entities",
     };
-    macro_rules! read {
-        ($pool:expr) => {{
-            let exists: i64 = sqlx::query(exists_sql)
-                .fetch_one($pool)
-                .await?
-                .try_get("n")?;
-            if exists > 0 {
-                for row in sqlx::query(rows_sql).fetch_all($pool).await? {
-                    applied.insert(
-                        (row.try_get("module")?, row.try_get("id")?),
-                        row.try_get("checksum")?,
-                    );
-                }
-                for row in sqlx::query(versions_sql).fetch_all($pool).await? {
-                    versions.insert(row.try_get("name")?, row.try_get("version")?);
-                }
-            }
-            let entities: i64 = sqlx::query(&entities_exist_sql)
-                .fetch_one($pool)
-                .await?
-                .try_get("n")?;
-            if entities > 0 {
-                for row in sqlx::query(snapshots_sql).fetch_all($pool).await? {
-                    let text: String = row.try_get("schema")?;
-                    // A snapshot that no longer parses is treated as absent: its table is
-                    // then re-created, which fails loudly rather than silently.
-                    if let Ok(schema) = serde_json::from_str::<EntitySchema>(&text) {
-                        snapshots.insert(row.try_get("name")?, schema);
-                    }
-                }
-            }
-        }};
+    let mut reading = database.reader().await?;
+    let conn = &mut reading.conn();
+    let text = |cell: &mut Vec<Cell>, i: usize| {
+        std::mem::replace(&mut cell[i], Cell::Null)
+            .into_text()
+            .unwrap_or_default()
+    };
+    if count(conn, exists_sql).await? > 0 {
+        let rows = Sql::new(rows_sql, vec![]);
+        for mut row in conn
+            .fetch(&rows, &[SqlType::Text, SqlType::Text, SqlType::Text])
+            .await?
+        {
+            applied.insert((text(&mut row, 0), text(&mut row, 1)), text(&mut row, 2));
+        }
+        let versions_sql = Sql::new(versions_sql, vec![]);
+        for mut row in conn
+            .fetch(&versions_sql, &[SqlType::Text, SqlType::Text])
+            .await?
+        {
+            versions.insert(text(&mut row, 0), text(&mut row, 1));
+        }
     }
-    match database {
-        Database::Sqlite(db) => read!(&db.readers),
-        Database::Postgres(pool) => read!(pool),
+    if count(conn, &entities_exist_sql).await? > 0 {
+        let snapshots_sql = Sql::new(snapshots_sql, vec![]);
+        for mut row in conn
+            .fetch(&snapshots_sql, &[SqlType::Text, SqlType::Text])
+            .await?
+        {
+            // A snapshot that no longer parses is treated as absent: its table is then
+            // re-created, which fails loudly rather than silently.
+            if let Ok(schema) = serde_json::from_str::<EntitySchema>(&text(&mut row, 1)) {
+                snapshots.insert(text(&mut row, 0), schema);
+            }
+        }
     }
     Ok((applied, versions, snapshots))
 }
@@ -234,7 +242,7 @@ impl MigrationRunner for SqlMigrationRunner {
         modules: &[ModuleMigrations],
     ) -> Result<(), KernelError> {
         let database = self.handle.get()?;
-        let fail = |m: &PendingMigration, e: sqlx::Error| {
+        let fail = |m: &PendingMigration, e: DataError| {
             migration_error(format!("migration `{}/{}` failed: {e}", m.module, m.id))
         };
         for pending in &plan.pending {
@@ -271,21 +279,16 @@ impl MigrationRunner for SqlMigrationRunner {
                 })?;
         }
         for module in modules {
-            let sql = "INSERT INTO prefiq_modules (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version";
-            let version = module.version.to_string();
-            let result = match database {
-                Database::Sqlite(db) => sqlx::query(sql)
-                    .bind(&module.module)
-                    .bind(&version)
-                    .execute(&db.writer)
-                    .await
-                    .map(|_| ()),
-                Database::Postgres(pool) => sqlx::query(sql)
-                    .bind(&module.module)
-                    .bind(&version)
-                    .execute(pool)
-                    .await
-                    .map(|_| ()),
+            let sql = Sql::new(
+                "INSERT INTO prefiq_modules (name, version) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                vec![
+                    module.module.as_str().into(),
+                    module.version.to_string().into(),
+                ],
+            );
+            let result = match database.writer().await {
+                Ok(mut writing) => writing.conn().execute(&sql).await.map(|_| ()),
+                Err(e) => Err(e),
             };
             result.map_err(|e| {
                 migration_error(format!(
@@ -344,45 +347,57 @@ pub(crate) async fn secure_tables(
 
 /// Runs one migration and records it, in one transaction; `false` when another replica
 /// applied it first (PostgreSQL).
-pub(crate) async fn apply_one(
-    database: &Database,
-    pending: &PendingMigration,
-    sum: &str,
-) -> Result<bool, sqlx::Error> {
-    match database {
-        Database::Sqlite(db) => {
-            let mut tx = db.writer.begin().await?;
-            let ran = apply_sqlite(&mut tx, pending, sum).await?;
-            tx.commit().await?;
-            Ok(ran)
+///
+/// Boxed: a plain `async fn` here makes the callers' futures `Send` only for one
+/// lifetime (sqlx's executor bounds), which `async_trait` cannot name.
+pub(crate) fn apply_one<'a>(
+    database: &'a Database,
+    pending: &'a PendingMigration,
+    sum: &'a str,
+) -> futures_util::future::BoxFuture<'a, Result<bool, DataError>> {
+    Box::pin(async move {
+        match database {
+            Database::Sqlite(_) => {
+                let mut tx = database.begin().await?;
+                let record = Sql::new(
+                    "INSERT INTO prefiq_migrations (module, id, checksum) VALUES ($1, $2, $3)",
+                    vec![
+                        pending.module.as_str().into(),
+                        pending.id.as_str().into(),
+                        sum.into(),
+                    ],
+                );
+                let ran = apply_sqlite(&mut tx.conn(), &pending.sql, &record).await;
+                match ran {
+                    Ok(()) => {
+                        tx.commit().await?;
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        tx.rollback().await?;
+                        Err(e)
+                    }
+                }
+            }
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let ran = apply_postgres(&mut tx, pending, sum).await?;
+                tx.commit().await?;
+                Ok(ran)
+            }
         }
-        Database::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(PG_MIGRATION_LOCK)
-                .execute(&mut *tx)
-                .await?;
-            let ran = apply_postgres(&mut tx, pending, sum).await?;
-            tx.commit().await?;
-            Ok(ran)
-        }
-    }
+    })
 }
 
-/// Runs one migration and records it, inside the caller's transaction.
-async fn apply_sqlite(
-    tx: &mut sqlx::SqliteConnection,
-    pending: &PendingMigration,
-    sum: &str,
-) -> Result<bool, sqlx::Error> {
-    sqlx::Executor::execute(&mut *tx, pending.sql.as_str()).await?;
-    sqlx::query("INSERT INTO prefiq_migrations (module, id, checksum) VALUES ($1, $2, $3)")
-        .bind(pending.module.as_str())
-        .bind(pending.id.as_str())
-        .bind(sum)
-        .execute(&mut *tx)
-        .await?;
-    Ok(true)
+/// Runs one migration (a script) and records it, inside the caller's transaction.
+async fn apply_sqlite(conn: &mut Conn<'_>, script: &str, record: &Sql) -> Result<(), DataError> {
+    conn.execute_script(script).await?;
+    conn.execute(record).await?;
+    Ok(())
 }
 
 /// Runs one migration and records it, inside the caller's transaction, which holds the

@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use prefiq::{KernelError, TenantConfigStore, async_trait};
-use sqlx::Row;
+use prefiq::{Backend, KernelError, TenantConfigStore, async_trait};
 
-use crate::DataError;
-use crate::database::{Database, DatabaseHandle};
+use crate::database::DatabaseHandle;
+use crate::entity::sql::{Sql, SqlType};
 
 /// Stores tenant overrides as JSON text by dotted key.
 pub struct SqlTenantConfigStore {
@@ -34,31 +33,27 @@ impl TenantConfigStore for SqlTenantConfigStore {
         &self,
         tenant: &str,
     ) -> Result<BTreeMap<String, serde_json::Value>, KernelError> {
-        let rows = match self.handle.get()? {
-            Database::Sqlite(db) => {
-                sqlx::query("SELECT key, value FROM prefiq_tenant_config WHERE tenant_id = $1")
-                    .bind(tenant)
-                    .fetch_all(&db.readers)
-                    .await
-                    .map_err(DataError::from)?
-                    .into_iter()
-                    .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
+        let database = self.handle.get()?;
+        let text = match database.backend() {
+            Backend::Sqlite => "SELECT key, value FROM prefiq_tenant_config WHERE tenant_id = $1",
+            Backend::Postgres => {
+                "SELECT key, value::text FROM prefiq_tenant_config WHERE tenant_id = $1"
             }
-            Database::Postgres(pool) => sqlx::query(
-                "SELECT key, value::text FROM prefiq_tenant_config WHERE tenant_id = $1",
+        };
+        let rows = database
+            .reader()
+            .await?
+            .conn()
+            .fetch(
+                &Sql::new(text, vec![tenant.into()]),
+                &[SqlType::Text, SqlType::Text],
             )
-            .bind(tenant)
-            .fetch_all(pool)
-            .await
-            .map_err(DataError::from)?
-            .into_iter()
-            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>(),
-        }
-        .map_err(DataError::from)?;
+            .await?;
         rows.into_iter()
-            .map(|(key, text)| {
+            .map(|row| {
+                let mut cells = row.into_iter().map(|c| c.into_text().unwrap_or_default());
+                let key = cells.next().unwrap_or_default();
+                let text = cells.next().unwrap_or_default();
                 let value = serde_json::from_str(&text).map_err(|e| corrupt(tenant, &key, e))?;
                 Ok((key, value))
             })
@@ -72,35 +67,23 @@ impl TenantConfigStore for SqlTenantConfigStore {
         value: Option<&serde_json::Value>,
     ) -> Result<(), KernelError> {
         let database = self.handle.get()?;
-        let result = match (database, value) {
-            (Database::Sqlite(db), Some(value)) => sqlx::query(
+        let sql = match (database.backend(), value) {
+            (Backend::Sqlite, Some(value)) => Sql::new(
                 "INSERT INTO prefiq_tenant_config (tenant_id, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, modified_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            )
-            .bind(tenant)
-            .bind(key)
-            .bind(value.to_string())
-            .execute(&db.writer)
-            .await
-            .map(|_| ()),
-            (Database::Postgres(pool), Some(value)) => sqlx::query(
+                vec![tenant.into(), key.into(), value.to_string().into()],
+            ),
+            (Backend::Postgres, Some(value)) => Sql::new(
                 "INSERT INTO prefiq_tenant_config (tenant_id, key, value) VALUES ($1, $2, $3::jsonb) \
                  ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, modified_at = now()",
-            )
-            .bind(tenant)
-            .bind(key)
-            .bind(value.to_string())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-            (Database::Sqlite(db), None) => {
-                sqlx::query("DELETE FROM prefiq_tenant_config WHERE tenant_id = $1 AND key = $2").bind(tenant).bind(key).execute(&db.writer).await.map(|_| ())
-            }
-            (Database::Postgres(pool), None) => {
-                sqlx::query("DELETE FROM prefiq_tenant_config WHERE tenant_id = $1 AND key = $2").bind(tenant).bind(key).execute(pool).await.map(|_| ())
-            }
+                vec![tenant.into(), key.into(), value.to_string().into()],
+            ),
+            (_, None) => Sql::new(
+                "DELETE FROM prefiq_tenant_config WHERE tenant_id = $1 AND key = $2",
+                vec![tenant.into(), key.into()],
+            ),
         };
-        result.map_err(DataError::from)?;
+        database.writer().await?.conn().execute(&sql).await?;
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use prefiq_audit::merkle::{self, Frontier};
 use prefiq_data::Database;
 use prefiq_data::audit::{AuditConfig, AuditLog};
 use prefiq_data::entity::repo::{Repository, TenantScope};
+use prefiq_data::entity::sql::Sql;
 use prefiq_data::testing::{TestDatabase, databases, repository};
 use serde_json::json;
 
@@ -58,18 +59,18 @@ fn database(log: &Log) -> Arc<prefiq_data::DatabaseHandle> {
 async fn tamper(log: &Log, sql: &str) {
     let handle = database(log);
     match handle.get().unwrap() {
-        Database::Sqlite(db) => {
-            let mut conn = db.writer.acquire().await.unwrap();
+        database @ Database::Sqlite(_) => {
+            let mut writing = database.writer().await.unwrap();
+            let mut conn = writing.conn();
             // The record table is rebuilt without its generated index columns, whose JSON
             // functions would refuse bytes that are not JSON: someone writing the file
             // directly is not stopped by them either.
-            sqlx::raw_sql(
+            conn.execute_script(
                 "DROP TRIGGER IF EXISTS prefiq_audit_no_update; DROP TRIGGER IF EXISTS prefiq_audit_no_delete; DROP TRIGGER IF EXISTS prefiq_audit_checkpoints_no_update; DROP TRIGGER IF EXISTS prefiq_audit_checkpoints_no_delete; CREATE TABLE IF NOT EXISTS forged (tenant_id TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL, entity TEXT, record_id TEXT, PRIMARY KEY (tenant_id, seq)); INSERT OR IGNORE INTO forged SELECT tenant_id, seq, entry, entity, record_id FROM prefiq_audit; DROP TABLE IF EXISTS prefiq_audit; ALTER TABLE forged RENAME TO prefiq_audit",
             )
-            .execute(&mut *conn)
             .await
             .unwrap();
-            sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap();
+            conn.execute_script(sql).await.unwrap();
         }
         Database::Postgres(pool) => {
             sqlx::raw_sql(&format!(
@@ -86,24 +87,23 @@ async fn tamper(log: &Log, sql: &str) {
 /// stores only valid UTF-8).
 async fn set_entry(log: &Log, seq: i64, bytes: &[u8]) -> bool {
     let handle = database(log);
-    match handle.get().unwrap() {
-        Database::Sqlite(db) => sqlx::query(
-            "UPDATE prefiq_audit SET entry = CAST($1 AS TEXT) WHERE tenant_id = 'acme' AND seq = $2",
-        )
-        .bind(bytes)
-        .bind(seq)
-        .execute(&db.writer)
+    let database = handle.get().unwrap();
+    let text = match database.backend() {
+        prefiq::Backend::Sqlite => {
+            "UPDATE prefiq_audit SET entry = CAST($1 AS TEXT) WHERE tenant_id = 'acme' AND seq = $2"
+        }
+        prefiq::Backend::Postgres => {
+            "UPDATE prefiq_audit SET entry = convert_from($1, 'UTF8') WHERE tenant_id = 'acme' AND seq = $2"
+        }
+    };
+    database
+        .writer()
         .await
-        .is_ok(),
-        Database::Postgres(pool) => sqlx::query(
-            "UPDATE prefiq_audit SET entry = convert_from($1, 'UTF8') WHERE tenant_id = 'acme' AND seq = $2",
-        )
-        .bind(bytes)
-        .bind(seq)
-        .execute(pool)
+        .unwrap()
+        .conn()
+        .execute(&Sql::new(text, vec![bytes.into(), seq.into()]))
         .await
-        .is_ok(),
-    }
+        .is_ok()
 }
 
 async fn entry(log: &Log, seq: u64) -> String {
@@ -208,10 +208,16 @@ async fn the_database_refuses_to_change_or_remove_records_on_backends() {
             "UPDATE prefiq_audit_checkpoints SET note = 'x'",
             "DELETE FROM prefiq_audit_checkpoints",
         ] {
-            let error = match handle.get().unwrap() {
-                Database::Sqlite(db) => sqlx::query(sql).execute(&db.writer).await.unwrap_err(),
-                Database::Postgres(pool) => sqlx::query(sql).execute(pool).await.unwrap_err(),
-            };
+            let error = handle
+                .get()
+                .unwrap()
+                .writer()
+                .await
+                .unwrap()
+                .conn()
+                .execute(&Sql::new(sql, vec![]))
+                .await
+                .unwrap_err();
             assert!(error.to_string().contains("append-only"), "{sql}: {error}");
         }
         if let Database::Postgres(pool) = handle.get().unwrap() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use prefiq::config::DatabaseConfig;
 use prefiq::{BootMode, Migration, MigrationRunner, ModuleMigrations, TenantConfigStore};
+use prefiq_data::entity::sql::{Cell, Sql, SqlType};
 use prefiq_data::testing::{TestDatabase, databases};
 use prefiq_data::{
     Database, DatabaseHandle, DatabaseUrl, SqlMigrationRunner, SqlTenantConfigStore,
@@ -163,20 +164,20 @@ async fn migrations_apply_once_in_order_and_detect_edits_on_backends() {
             pending(&runner, &broken).await.unwrap(),
             ["notes/0003_broken"]
         );
-        let half_exists = match handle.get().unwrap() {
-            Database::Sqlite(db) => sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'",
-            )
-            .fetch_one(&db.readers)
-            .await
-            .unwrap(),
-            Database::Postgres(pool) => sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'half'",
-            )
-            .fetch_one(pool)
-            .await
-            .unwrap(),
+        let database = handle.get().unwrap();
+        let half = match database.backend() {
+            prefiq::Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE name = 'half'",
+            prefiq::Backend::Postgres => "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'half'",
         };
+        let rows = database
+            .reader()
+            .await
+            .unwrap()
+            .conn()
+            .fetch(&Sql::new(half, vec![]), &[SqlType::Int])
+            .await
+            .unwrap();
+        let half_exists = rows[0][0].as_int().unwrap();
         assert_eq!(half_exists, 0);
         handle.get().unwrap().close().await;
         db.cleanup().await;
@@ -247,24 +248,30 @@ async fn tenant_overrides_round_trip_on_backends() {
 async fn sqlite_pragmas_are_set() {
     let db = TestDatabase::sqlite().unwrap();
     let handle = connect(&db, BootMode::Command).await;
-    let Database::Sqlite(sqlite) = handle.get().unwrap() else {
-        unreachable!()
+    let database = handle.get().unwrap();
+    let mut writing = database.writer().await.unwrap();
+    let mut pragma = async |name: &str, ty: SqlType| {
+        let rows = writing
+            .conn()
+            .fetch(&Sql::new(format!("PRAGMA {name}"), vec![]), &[ty])
+            .await
+            .unwrap();
+        rows[0][0].clone()
     };
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&sqlite.writer)
+    let mode = pragma("journal_mode", SqlType::Text).await;
+    let fk = pragma("foreign_keys", SqlType::Int).await;
+    let sync = pragma("synchronous", SqlType::Int).await;
+    assert_eq!(
+        (mode, fk, sync),
+        (Cell::Text("wal".into()), Cell::Int(1), Cell::Int(1))
+    );
+    drop(writing);
+    let err = database
+        .reader()
         .await
-        .unwrap();
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&sqlite.writer)
-        .await
-        .unwrap();
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&sqlite.writer)
-        .await
-        .unwrap();
-    assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 1));
-    let err = sqlx::query("CREATE TABLE x (id INT)")
-        .execute(&sqlite.readers)
+        .unwrap()
+        .conn()
+        .execute(&Sql::new("CREATE TABLE x (id INT)", vec![]))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("readonly"), "{err}");

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use prefiq::Context;
 use prefiq::config::{DatabaseConfig, Tenancy};
 use prefiq_data::entity::repo::{ListQuery, TenantScope};
+use prefiq_data::entity::sql::{Sql, SqlType};
 use prefiq_data::tenants::TenantDatabases;
 use prefiq_data::testing::{databases, repository};
 use prefiq_data::{Database, DatabaseHandle, DatabaseUrl};
@@ -22,16 +23,18 @@ fn scope(tenant: &str) -> TenantScope {
 }
 
 async fn count(database: &Database) -> i64 {
-    match database {
-        Database::Sqlite(db) => sqlx::query_scalar("SELECT COUNT(*) FROM note")
-            .fetch_one(&db.readers)
-            .await
-            .unwrap(),
-        Database::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM note")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-    }
+    let rows = database
+        .reader()
+        .await
+        .unwrap()
+        .conn()
+        .fetch(
+            &Sql::new("SELECT COUNT(*) FROM note", vec![]),
+            &[SqlType::Int],
+        )
+        .await
+        .unwrap();
+    rows[0][0].as_int().unwrap()
 }
 
 #[tokio::test]

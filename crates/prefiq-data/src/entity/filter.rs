@@ -139,7 +139,7 @@ impl Column {
         let key = self.name.replace('\'', "''");
         match (backend, self.ty) {
             (Backend::Sqlite, _) => format!("json_extract(custom, '$.\"{key}\"')"),
-            (Backend::Postgres, SqlType::Text) => format!("(custom ->> '{key}')"),
+            (Backend::Postgres, SqlType::Text | SqlType::Bytes) => format!("(custom ->> '{key}')"),
             (Backend::Postgres, SqlType::Int) => format!("((custom ->> '{key}')::bigint)"),
             (Backend::Postgres, SqlType::Bool) => format!("((custom ->> '{key}')::boolean)"),
         }
@@ -150,7 +150,7 @@ impl Column {
         if let Some(field) = &self.field {
             let stored = coerce(field, value).map_err(|e| qerr(pointer, e.code, e.message))?;
             return Ok(match (stored, self.ty) {
-                (Stored::Null, SqlType::Text) => Arg::Text(None),
+                (Stored::Null, SqlType::Text | SqlType::Bytes) => Arg::Text(None),
                 (Stored::Null, SqlType::Int) => Arg::Int(None),
                 (Stored::Null, SqlType::Bool) => Arg::Bool(None),
                 (Stored::Text(t), _) => Arg::Text(Some(t)),
@@ -597,6 +597,7 @@ impl Order {
             Cell::Text(t) => Some(Arg::Text(Some(t.clone()))),
             Cell::Int(i) => Some(Arg::Int(Some(*i))),
             Cell::Bool(b) => Some(Arg::Bool(Some(*b))),
+            Cell::Bytes(b) => Some(Arg::Bytes(Some(b.clone()))),
         };
         let id_col = "id";
         if let (Some(v), false) = (&value_arg, self.column.nullable) {
@@ -631,6 +632,8 @@ pub fn encode_cursor(value: &Cell, id: &str) -> String {
         Cell::Text(t) => Value::String(t.clone()),
         Cell::Int(i) => Value::from(*i),
         Cell::Bool(b) => Value::Bool(*b),
+        // No entity column is a BLOB; a cursor never holds one.
+        Cell::Bytes(_) => Value::Null,
     };
     serde_json::json!([value, id])
         .to_string()

@@ -16,6 +16,7 @@
 use serde_json::Value;
 
 use super::schema::{self, EntitySchema, FieldKind, RUNTIME_MODULE_PREFIX, SchemaError};
+use super::sql::{Cell, Sql, SqlType};
 use crate::DataError;
 use crate::database::Database;
 
@@ -131,22 +132,26 @@ pub async fn load(database: &Database) -> Result<Vec<EntitySchema>, DataError> {
             "SELECT schema::text FROM prefiq_entities WHERE module LIKE 'tenant:%' ORDER BY name",
         ),
     };
-    let texts: Vec<String> = match database {
-        Database::Sqlite(db) => {
-            let n: i64 = sqlx::query_scalar(exists).fetch_one(&db.readers).await?;
-            if n == 0 {
-                return Ok(Vec::new());
-            }
-            sqlx::query_scalar(select).fetch_all(&db.readers).await?
-        }
-        Database::Postgres(pool) => {
-            let n: i64 = sqlx::query_scalar(exists).fetch_one(pool).await?;
-            if n == 0 {
-                return Ok(Vec::new());
-            }
-            sqlx::query_scalar(select).fetch_all(pool).await?
-        }
-    };
+    let mut reading = database.reader().await?;
+    let conn = &mut reading.conn();
+    let exists = conn
+        .fetch(&Sql::new(exists, vec![]), &[SqlType::Int])
+        .await?;
+    if exists
+        .first()
+        .and_then(|r| r.first())
+        .and_then(Cell::as_int)
+        .unwrap_or(0)
+        == 0
+    {
+        return Ok(Vec::new());
+    }
+    let texts: Vec<String> = conn
+        .fetch(&Sql::new(select, vec![]), &[SqlType::Text])
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().and_then(Cell::into_text))
+        .collect();
     texts
         .iter()
         .map(|text| {

@@ -14,6 +14,8 @@ pub enum SqlType {
     Int,
     /// BOOLEAN (INTEGER on SQLite).
     Bool,
+    /// BLOB / BYTEA.
+    Bytes,
 }
 
 /// One bound argument; `None` is a NULL of that type (PostgreSQL needs the type).
@@ -25,6 +27,62 @@ pub enum Arg {
     Int(Option<i64>),
     /// Boolean.
     Bool(Option<bool>),
+    /// Bytes.
+    Bytes(Option<Vec<u8>>),
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(Some(v.to_owned()))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(Some(v))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(Some(v.clone()))
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Self {
+        Arg::Text(v.map(str::to_owned))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(Some(v))
+    }
+}
+
+impl From<&[u8]> for Arg {
+    fn from(v: &[u8]) -> Self {
+        Arg::Bytes(Some(v.to_vec()))
+    }
 }
 
 /// A read column value.
@@ -38,6 +96,44 @@ pub enum Cell {
     Int(i64),
     /// Boolean.
     Bool(bool),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    /// The text, if this is text.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The integer, if this is one (a boolean as 0 or 1).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(n) => Some(*n),
+            Cell::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one (an integer is true when not 0).
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Cell::Bool(b) => Some(*b),
+            Cell::Int(n) => Some(*n != 0),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if these are bytes.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Cell::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 /// SQL text with `$1`-style placeholders, and its arguments.
@@ -50,6 +146,14 @@ pub struct Sql {
 }
 
 impl Sql {
+    /// A statement with its arguments.
+    pub fn new(text: impl Into<String>, args: Vec<Arg>) -> Self {
+        Sql {
+            text: text.into(),
+            args,
+        }
+    }
+
     /// Appends an argument and returns its placeholder.
     pub fn arg(&mut self, arg: Arg) -> String {
         self.args.push(arg);
@@ -58,9 +162,12 @@ impl Sql {
 }
 
 /// A connection of either backend, inside or outside a transaction.
+///
+/// On SQLite a statement runs inline on the calling task (see [`crate::sqlite`]): the
+/// methods stay `async` so that one statement shape runs on both backends.
 pub enum Conn<'a> {
     /// SQLite.
-    Sqlite(&'a mut sqlx::SqliteConnection),
+    Sqlite(&'a mut rusqlite::Connection),
     /// PostgreSQL.
     Postgres(&'a mut sqlx::PgConnection),
 }
@@ -73,6 +180,7 @@ macro_rules! bind_all {
                 Arg::Text(v) => query.bind(v.as_deref()),
                 Arg::Int(v) => query.bind(*v),
                 Arg::Bool(v) => query.bind(*v),
+                Arg::Bytes(v) => query.bind(v.as_deref()),
             };
         }
         query
@@ -94,6 +202,9 @@ macro_rules! read_row {
                 SqlType::Bool => row
                     .try_get::<Option<bool>, _>(i)?
                     .map_or(Cell::Null, Cell::Bool),
+                SqlType::Bytes => row
+                    .try_get::<Option<Vec<u8>>, _>(i)?
+                    .map_or(Cell::Null, Cell::Bytes),
             };
             cells.push(cell);
         }
@@ -113,10 +224,7 @@ impl Conn<'_> {
     /// Runs a statement; returns the rows it affected.
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DataError> {
         Ok(match self {
-            Conn::Sqlite(c) => bind_all!(sqlx::query(&sql.text), &sql.args)
-                .execute(&mut **c)
-                .await?
-                .rows_affected(),
+            Conn::Sqlite(c) => crate::sqlite::execute(c, sql)?,
             Conn::Postgres(c) => bind_all!(sqlx::query(&sql.text), &sql.args)
                 .execute(&mut **c)
                 .await?
@@ -138,6 +246,24 @@ impl Conn<'_> {
         }
     }
 
+    /// Runs a script of statements without arguments (a migration): SQLite's
+    /// `execute_batch`, PostgreSQL's simple query protocol.
+    pub async fn execute_script(&mut self, script: &str) -> Result<(), DataError> {
+        match self {
+            Conn::Sqlite(c) => crate::sqlite::execute_batch(c, script),
+            Conn::Postgres(c) => Ok(raw_script(c, script).await?),
+        }
+    }
+
+    /// Runs a query and returns its first row, read as `types` say.
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &Sql,
+        types: &[SqlType],
+    ) -> Result<Option<Vec<Cell>>, DataError> {
+        Ok(self.fetch(sql, types).await?.into_iter().next())
+    }
+
     /// Runs a query and reads each row's columns as `types` say.
     pub async fn fetch(
         &mut self,
@@ -146,14 +272,7 @@ impl Conn<'_> {
     ) -> Result<Vec<Vec<Cell>>, DataError> {
         let mut out = Vec::new();
         match self {
-            Conn::Sqlite(c) => {
-                for row in bind_all!(sqlx::query(&sql.text), &sql.args)
-                    .fetch_all(&mut **c)
-                    .await?
-                {
-                    out.push(read_row!(&row, types));
-                }
-            }
+            Conn::Sqlite(c) => return crate::sqlite::fetch(c, sql, types),
             Conn::Postgres(c) => {
                 for row in bind_all!(sqlx::query(&sql.text), &sql.args)
                     .fetch_all(&mut **c)
@@ -165,6 +284,21 @@ impl Conn<'_> {
         }
         Ok(out)
     }
+}
+
+/// Runs a script on PostgreSQL. A plain function returning a boxed future, so that the
+/// futures that call it stay `Send` for every lifetime (sqlx's executor bounds otherwise
+/// confuse the compiler).
+fn raw_script<'c>(
+    conn: &'c mut sqlx::PgConnection,
+    script: &'c str,
+) -> futures_util::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        // A query without arguments runs through the simple query protocol, which takes
+        // several statements.
+        sqlx::Executor::execute(conn, script).await?;
+        Ok(())
+    })
 }
 
 /// `sql` with every `$n` replaced by `?` and the arguments in the order they occur.

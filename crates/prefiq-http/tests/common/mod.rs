@@ -260,13 +260,18 @@ pub async fn count_rows(url: &str, table: &str, column: &str, value: &str) -> i6
         pool.close().await;
         n
     } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n = sqlx::query_scalar(&sql)
-            .bind(value)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        n
+        sqlite_file(url)
+            .query_row(&sql, [value], |row| row.get(0))
+            .unwrap()
     }
+}
+
+/// A connection of its own to the SQLite file at `url`.
+pub fn sqlite_file(url: &str) -> rusqlite::Connection {
+    let Ok(prefiq_data::DatabaseUrl::Sqlite(path)) =
+        prefiq_data::DatabaseUrl::parse(url, std::path::Path::new("/"))
+    else {
+        panic!("not a SQLite URL: {url}");
+    };
+    rusqlite::Connection::open(path).unwrap()
 }

@@ -15,14 +15,17 @@ pub(crate) async fn recorded_migrations(url: &str, module: &str) -> Vec<String> 
         pool.close().await;
         ids
     } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let ids = sqlx::query_scalar(sql)
-            .bind(module)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-        ids
+        let Ok(prefiq_data::DatabaseUrl::Sqlite(path)) =
+            prefiq_data::DatabaseUrl::parse(url, std::path::Path::new("/"))
+        else {
+            panic!("not a SQLite URL: {url}");
+        };
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        stmt.query_map([module], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
     }
 }
 

@@ -173,11 +173,9 @@ pub(super) async fn next_in_series(
 
 /// Turns a unique-index violation into a field error naming the field.
 pub(super) fn unique_error(error: DataError, schema: &EntitySchema) -> RepoError {
-    if let DataError::Sql(sqlx::Error::Database(db)) = &error
-        && db.is_unique_violation()
-    {
-        let message = db.message().to_owned();
-        let constraint = db.constraint().map(str::to_owned).unwrap_or_default();
+    if error.is_unique_violation() {
+        let message = error.database_message().unwrap_or_default().to_owned();
+        let constraint = error.constraint().unwrap_or_default().to_owned();
         let field = schema
             .fields
             .iter()

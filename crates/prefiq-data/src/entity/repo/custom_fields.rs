@@ -9,13 +9,11 @@ pub(super) async fn insert_custom_field(
     index: Option<&str>,
 ) -> Result<(), RepoError> {
     conn.execute(sql).await.map_err(|e| match &e {
-        DataError::Sql(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-            RepoError::Unique(field_error(
-                "/name",
-                "unique",
-                "a custom field of that name already exists",
-            ))
-        }
+        e if e.is_unique_violation() => RepoError::Unique(field_error(
+            "/name",
+            "unique",
+            "a custom field of that name already exists",
+        )),
         _ => RepoError::Database(e),
     })?;
     if let Some(index) = index {

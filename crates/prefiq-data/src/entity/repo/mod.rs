@@ -81,8 +81,8 @@ macro_rules! on_reader {
     ($database:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut pooled = db.readers.acquire().await?;
-                let $conn = &mut Conn::Sqlite(&mut pooled);
+                let mut reader = db.readers.acquire().await?;
+                let $conn = &mut Conn::Sqlite(&mut reader);
                 $body
             }
             Database::Postgres(pool) => {
@@ -99,8 +99,8 @@ macro_rules! on_writer {
     ($database:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut pooled = db.writer.acquire().await?;
-                let $conn = &mut Conn::Sqlite(&mut pooled);
+                let mut alone = db.batcher.alone().await?;
+                let $conn = &mut Conn::Sqlite(alone.conn());
                 $body
             }
             Database::Postgres(pool) => {
@@ -140,8 +140,8 @@ macro_rules! on_tenant_reader {
     ($database:expr, $tenant:expr, $conn:ident => $body:expr) => {
         match $database {
             Database::Sqlite(db) => {
-                let mut pooled = db.readers.acquire().await?;
-                let $conn = &mut Conn::Sqlite(&mut pooled);
+                let mut reader = db.readers.acquire().await?;
+                let $conn = &mut Conn::Sqlite(&mut reader);
                 $body
             }
             Database::Postgres(pool) => {

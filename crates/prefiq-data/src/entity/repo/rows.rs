@@ -79,7 +79,8 @@ pub(super) fn sha2_hex(text: &str) -> String {
 
 pub(super) fn cell_to_stored(cell: &Cell) -> Stored {
     match cell {
-        Cell::Null => Stored::Null,
+        // No entity column is a BLOB.
+        Cell::Null | Cell::Bytes(_) => Stored::Null,
         Cell::Text(t) => Stored::Text(t.clone()),
         Cell::Int(i) => Stored::Int(*i),
         Cell::Bool(b) => Stored::Bool(*b),
@@ -88,7 +89,7 @@ pub(super) fn cell_to_stored(cell: &Cell) -> Stored {
 
 pub(super) fn cell_json(cell: &Cell) -> Value {
     match cell {
-        Cell::Null => Value::Null,
+        Cell::Null | Cell::Bytes(_) => Value::Null,
         Cell::Text(t) => Value::String(t.clone()),
         Cell::Int(i) => Value::from(*i),
         Cell::Bool(b) => Value::Bool(*b),
@@ -155,6 +156,7 @@ pub(super) fn stored_args(field: &FieldDef, stored: &Stored) -> Vec<Arg> {
             SqlType::Text => Arg::Text(None),
             SqlType::Int => Arg::Int(None),
             SqlType::Bool => Arg::Bool(None),
+            SqlType::Bytes => Arg::Bytes(None),
         }],
         (_, Stored::Text(t)) => vec![Arg::Text(Some(t.clone()))],
         (_, Stored::Int(i)) => vec![Arg::Int(Some(*i))],
