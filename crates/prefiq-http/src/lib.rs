@@ -94,6 +94,10 @@ pub enum HttpError {
     Kernel(#[from] KernelError),
 }
 
+/// How often the recorder's histogram samples are folded into their buckets while serving
+/// (what `PrometheusBuilder::install` would do; we build the recorder ourselves).
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
 /// The Prometheus recorder, installed once per process.
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -313,6 +317,17 @@ pub async fn serve(
     ready.store(true, Ordering::Release);
     tracing::info!(target: "prefiq::http", trace_id = %trace_id, address = %address, "listening");
 
+    // `build_recorder` spawns no upkeep task: without one, every histogram sample stays in
+    // memory until the next scrape (unbounded growth when nobody scrapes `/metrics`), and
+    // each scrape pays for all of them at once.
+    let upkeep = tokio::spawn(async {
+        let mut every = tokio::time::interval(METRICS_UPKEEP);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            metrics_handle().run_upkeep();
+        }
+    });
     let signalled = Arc::new(Notify::new());
     let notify = signalled.clone();
     let not_ready = ready.clone();
@@ -334,6 +349,7 @@ pub async fn serve(
             }
         },
     };
+    upkeep.abort();
     let shutdown_result = app.shutdown().await;
     served?;
     shutdown_result?;
