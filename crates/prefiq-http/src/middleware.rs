@@ -242,42 +242,36 @@ pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: 
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    if route.as_deref().is_some_and(|r| UNLIMITED.contains(&r)) {
+        .map(MatchedPath::as_str);
+    if route.is_some_and(|r| UNLIMITED.contains(&r)) {
         return next.run(request).await;
     }
-    let address = client_address(&request);
+    let server = &state.config.server;
+    let login = route.is_some_and(|r| CREDENTIAL_ROUTES.contains(&r));
+    let limit = if login {
+        server.login_rate_limit_per_minute
+    } else {
+        server.rate_limit_per_minute
+    };
+    // Nothing to count: the key is not even made.
+    if limit == 0 {
+        return next.run(request).await;
+    }
     let context = request.extensions().get::<Context>();
     let tenant = context.and_then(|c| c.tenant.as_deref()).unwrap_or("-");
-    let server = &state.config.server;
-    let (key, limit) = if route
-        .as_deref()
-        .is_some_and(|r| CREDENTIAL_ROUTES.contains(&r))
-    {
-        (
-            format!("login:{address}:{tenant}"),
-            server.login_rate_limit_per_minute,
-        )
+    let key = if login {
+        format!("login:{}:{tenant}", client_address(&request))
     } else if let Some(api_key) = context
         .and_then(|c| c.principal.as_deref())
         .and_then(|p| p.api_key.as_deref())
     {
         // A key has a window of its own: one busy integration does not spend its user's.
-        (
-            format!("apikey:{tenant}:{api_key}"),
-            server.rate_limit_per_minute,
-        )
+        format!("apikey:{tenant}:{api_key}")
     } else if let Some(user) = context.and_then(|c| c.user.as_deref()) {
-        (
-            format!("user:{tenant}:{user}"),
-            server.rate_limit_per_minute,
-        )
+        format!("user:{tenant}:{user}")
     } else {
-        (format!("ip:{address}"), server.rate_limit_per_minute)
+        format!("ip:{}", client_address(&request))
     };
-    if limit == 0 {
-        return next.run(request).await;
-    }
     let decision = state.rate_limiter.check(&key, limit, Instant::now());
     let mut response = if decision.allowed {
         next.run(request).await
