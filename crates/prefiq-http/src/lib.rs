@@ -11,6 +11,7 @@ mod middleware;
 pub mod openapi;
 mod problem;
 pub mod rate_limit;
+pub mod request_metrics;
 mod resources;
 mod routes;
 
@@ -55,6 +56,8 @@ pub struct HttpState {
     pub authenticator: Option<Arc<dyn prefiq::Authenticator>>,
     /// Request counters for the rate limits.
     pub rate_limiter: Arc<rate_limit::RateLimiter>,
+    /// The handles of the per-request metrics.
+    pub request_metrics: Arc<request_metrics::RequestMetrics>,
     /// The whole router, middleware included, once it is built: what [`HttpState::call`]
     /// answers with. (It holds this state in turn; the cycle lives as long as the app.)
     api: Arc<OnceLock<Router>>,
@@ -262,6 +265,7 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
         config: app.config.clone(),
         ready,
         rate_limiter: Arc::default(),
+        request_metrics: Arc::default(),
         api: Arc::default(),
     };
     let body_limit = usize::try_from(app.config.server.body_limit_bytes).unwrap_or(usize::MAX);
