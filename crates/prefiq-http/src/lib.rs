@@ -43,9 +43,25 @@ pub use routes::{HttpAssembler, RouteSet};
 /// The module name the built-in routes are listed under.
 pub const BUILTIN: &str = "prefiq";
 
-/// What every handler can reach through `State<HttpState>`.
+/// What every handler can reach through `State<HttpState>`: the [`HttpShared`] parts,
+/// behind one `Arc`.
+///
+/// axum clones the state for every middleware layer and handler a request passes through
+/// (`from_fn_with_state`, `State`): one reference count per clone instead of one per part
+/// keeps that cheap (each count is an atomic write on a line every core shares).
 #[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState(Arc<HttpShared>);
+
+impl std::ops::Deref for HttpState {
+    type Target = HttpShared;
+
+    fn deref(&self) -> &HttpShared {
+        &self.0
+    }
+}
+
+/// The parts of [`HttpState`].
+pub struct HttpShared {
     /// Every bound service.
     pub services: Arc<Services>,
     /// The installation's configuration.
@@ -60,7 +76,7 @@ pub struct HttpState {
     pub request_metrics: Arc<request_metrics::RequestMetrics>,
     /// The whole router, middleware included, once it is built: what [`HttpState::call`]
     /// answers with. (It holds this state in turn; the cycle lives as long as the app.)
-    api: Arc<OnceLock<Router>>,
+    api: OnceLock<Router>,
 }
 
 impl HttpState {
@@ -250,7 +266,7 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
         .map_err(|_| HttpError::NotAssembled)?;
     let routes = assembler.router().ok_or(HttpError::NotAssembled)?;
     let _ = metrics_handle();
-    let state = HttpState {
+    let state = HttpState(Arc::new(HttpShared {
         // A bound authenticator that cannot be made (a missing key) is an error, never a
         // silent switch to anonymous access.
         authenticator: if app.services.contains::<dyn prefiq::Authenticator>() {
@@ -266,8 +282,8 @@ pub fn router(app: &BootedApp, ready: Arc<AtomicBool>) -> Result<Router, HttpErr
         ready,
         rate_limiter: Arc::default(),
         request_metrics: Arc::default(),
-        api: Arc::default(),
-    };
+        api: OnceLock::new(),
+    }));
     let body_limit = usize::try_from(app.config.server.body_limit_bytes).unwrap_or(usize::MAX);
     let router: Router = routes
         .fallback(|| async {
