@@ -699,3 +699,116 @@ async fn an_approver_lists_the_rows_up_to_its_limit_in_its_department() {
         db.cleanup().await;
     }
 }
+
+/// The single-record path (`EntityAuthorizer::authorize`) answers as Cedar does for every
+/// role set, action, entity and row of the matrix: its shortcut (an administrator, or a
+/// grant without record rules, in a model without tenant policies) only ever skips an
+/// evaluation that would allow; and a tenant's own forbid still refuses an administrator.
+#[tokio::test]
+async fn the_record_authorizer_agrees_with_cedar() {
+    let entities = Arc::new(prefiq_data::entity::Entities::default());
+    entities.set(registry());
+    let registry = registry();
+    let authorizer = CedarAuthorizer::new(entities.clone(), vec![], Arc::new(NoTenantPolicies));
+    let model = Model::compile(&registry, &[], &[]).unwrap();
+    let rows = [
+        json!({"id": "r1", "created_by": "u1", "amount": "10.00", "department": "Sales"}),
+        json!({"id": "r1", "created_by": "u2", "amount": "5000.00", "department": "Ops"}),
+        json!({"id": "r1"}),
+    ];
+    let role_sets: &[&[&str]] = &[
+        &[],
+        &["Clerk"],
+        &["Approver"],
+        &["Auditor"],
+        &["Editor"],
+        &["Clerk", "Editor"],
+        &["System Manager"],
+        &["clerk"],
+    ];
+    let actions = [
+        "read",
+        "create",
+        "update",
+        "delete",
+        "submit",
+        "export",
+        "customize",
+    ];
+    let mut shortcuts = 0;
+    for tenant in ["acme", "globex"] {
+        for roles in role_sets {
+            let mut who = principal(
+                roles,
+                json!({"approval_limit": "100.00", "department": "Sales"}),
+            );
+            who.tenant = tenant.into();
+            let scope = scope("acme", Some(who.clone()));
+            for entity in ["claim", "note"] {
+                let schema = registry.get(entity).unwrap();
+                for action in actions {
+                    for row in &rows {
+                        let row = doc(row.clone());
+                        let cedar = model
+                            .decide(
+                                &who,
+                                scope.tenant(),
+                                action,
+                                Resource::Record {
+                                    schema,
+                                    id: "r1",
+                                    doc: Some(&row),
+                                },
+                            )
+                            .allowed;
+                        let shortcut = prefiq_auth::authz::unconditionally_permitted(
+                            &model,
+                            &who,
+                            scope.tenant(),
+                            schema,
+                            action,
+                        );
+                        shortcuts += usize::from(shortcut);
+                        assert!(
+                            !shortcut || cedar,
+                            "{tenant} {roles:?} {action} {entity} {row:?}"
+                        );
+                        let authorized = authorizer
+                            .authorize(&scope, schema, action, Some(&row))
+                            .await
+                            .is_ok();
+                        assert_eq!(
+                            authorized, cedar,
+                            "{tenant} {roles:?} {action} {entity} {row:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(shortcuts > 0, "the matrix exercises the shortcut");
+
+    // A tenant policy has no SQL or shortcut twin: Cedar decides, even for administrators.
+    let forbid = tenant_policy(
+        "no-deletes",
+        "forbid (principal, action == Action::\"delete\", resource is note);",
+    );
+    let authorizer = CedarAuthorizer::new(entities, vec![], Arc::new(Policies(vec![forbid])));
+    let mut admin = principal(&["System Manager"], json!({}));
+    admin.tenant = "custom-acme".into();
+    let scope = scope("custom-acme", Some(admin));
+    let note = registry.get("note").unwrap();
+    let row = doc(json!({"id": "n1"}));
+    assert!(
+        authorizer
+            .authorize(&scope, note, "delete", Some(&row))
+            .await
+            .is_err()
+    );
+    assert!(
+        authorizer
+            .authorize(&scope, note, "update", Some(&row))
+            .await
+            .is_ok()
+    );
+}

@@ -10,11 +10,12 @@
 //! binary and multipart ones. A body that is not JSON is passed on untouched: its handler
 //! says what is wrong with it.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -31,7 +32,8 @@ pub fn repeated_key(bytes: &[u8]) -> Option<String> {
     let found = RefCell::new(None);
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let seed = Walk {
-        pointer: String::new(),
+        parent: None,
+        token: Token::Root,
         found: &found,
     };
     // A syntax error, or the marker error below: either way `found` tells.
@@ -39,24 +41,59 @@ pub fn repeated_key(bytes: &[u8]) -> Option<String> {
     found.into_inner()
 }
 
-/// Visits one JSON value, with the pointer it is found at.
-struct Walk<'f> {
-    pointer: String,
+/// Where a value sits in its parent.
+#[derive(Clone, Copy)]
+enum Token<'k> {
+    Root,
+    Index(usize),
+    Key(&'k str),
+}
+
+/// Visits one JSON value. Its pointer is only written out when a repeated key is found:
+/// every body of every request passes through here, and almost none repeats a key.
+struct Walk<'f, 'p> {
+    parent: Option<&'p Walk<'f, 'p>>,
+    token: Token<'p>,
     found: &'f RefCell<Option<String>>,
 }
 
-impl Walk<'_> {
-    fn child(&self, token: &str) -> Self {
-        // RFC 6901: `~` is written `~0` and `/` is written `~1` in a reference token.
-        let escaped = token.replace('~', "~0").replace('/', "~1");
+impl<'f> Walk<'f, '_> {
+    fn child<'c>(&'c self, token: Token<'c>) -> Walk<'f, 'c> {
         Walk {
-            pointer: format!("{}/{escaped}", self.pointer),
+            parent: Some(self),
+            token,
             found: self.found,
         }
     }
+
+    /// This value's JSON pointer (RFC 6901: `~` is written `~0` and `/` is written `~1`
+    /// in a reference token).
+    fn pointer(&self) -> String {
+        let mut tokens = Vec::new();
+        let mut at = Some(self);
+        while let Some(walk) = at {
+            tokens.push(walk.token);
+            at = walk.parent;
+        }
+        let mut pointer = String::new();
+        for token in tokens.iter().rev() {
+            match token {
+                Token::Root => {}
+                Token::Index(index) => {
+                    pointer.push('/');
+                    pointer.push_str(&index.to_string());
+                }
+                Token::Key(key) => {
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                }
+            }
+        }
+        pointer
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for Walk<'_> {
+impl<'de> DeserializeSeed<'de> for Walk<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -64,7 +101,38 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Walk<'_> {
+/// A key as the document has it: borrowed from the body unless it holds escapes.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_owned()))
+    }
+}
+
+/// Objects with at most this many keys are checked by comparing keys; larger ones by a
+/// hash set (a body of many members would otherwise cost quadratic time).
+const SMALL_OBJECT: usize = 16;
+
+impl<'de> Visitor<'de> for Walk<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,7 +166,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut index = 0usize;
         while seq
-            .next_element_seed(self.child(&index.to_string()))?
+            .next_element_seed(self.child(Token::Index(index)))?
             .is_some()
         {
             index += 1;
@@ -107,14 +175,27 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let member = self.child(&key);
-            if !seen.insert(key) {
-                *self.found.borrow_mut() = Some(member.pointer);
+        let mut keys: Vec<Cow<'de, str>> = Vec::new();
+        let mut many: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            let repeated = if many.is_empty() && keys.len() < SMALL_OBJECT {
+                keys.contains(&key)
+            } else {
+                if many.is_empty() {
+                    many.extend(keys.drain(..));
+                }
+                many.contains(&key)
+            };
+            if repeated {
+                *self.found.borrow_mut() = Some(self.child(Token::Key(&key)).pointer());
                 return Err(A::Error::custom("repeated key"));
             }
-            map.next_value_seed(member)?;
+            map.next_value_seed(self.child(Token::Key(&key)))?;
+            if many.is_empty() {
+                keys.push(key);
+            } else {
+                many.insert(key);
+            }
         }
         Ok(())
     }
@@ -142,7 +223,9 @@ pub async fn refuse_repeated_keys(
     request: Request,
     next: Next,
 ) -> Response {
-    if never_json(&request) {
+    // A body known to be empty (a GET, a DELETE) has nothing to check: it is not read and
+    // boxed again.
+    if never_json(&request) || request.body().size_hint().exact() == Some(0) {
         return next.run(request).await;
     }
     let limit = usize::try_from(state.config.server.body_limit_bytes).unwrap_or(usize::MAX);

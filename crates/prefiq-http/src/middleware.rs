@@ -150,13 +150,13 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
             }
         }
     }
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    request.extensions_mut().insert(context.clone());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    // The access line is the only later reader of the tenant and user: they are kept only
+    // when it is written, and the context itself moves into the request.
+    let logged = tracing::enabled!(target: "prefiq::access", tracing::Level::INFO)
+        .then(|| (context.tenant.clone(), context.user.clone()));
+    request.extensions_mut().insert(context);
     let span =
         tracing::info_span!("request", trace_id = %trace_id, correlation_id = %correlation_id);
     let mut response = match rejection {
@@ -185,25 +185,24 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         response.headers_mut().insert(CORRELATION_ID, value);
     }
     let elapsed = started.elapsed();
-    tracing::info!(
-        target: "prefiq::access",
-        trace_id = %trace_id,
-        correlation_id = %correlation_id,
-        method = %method,
-        route = %route,
-        status,
-        duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
-        tenant = context.tenant.as_deref().unwrap_or("-"),
-        user = context.user.as_deref().unwrap_or("-"),
-        "request"
-    );
-    let labels = [
-        ("method", method),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    if let Some((tenant, user)) = logged {
+        tracing::info!(
+            target: "prefiq::access",
+            trace_id = %trace_id,
+            correlation_id = %correlation_id,
+            method = %method,
+            route = %route,
+            status,
+            duration_ms = (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            tenant = tenant.as_deref().unwrap_or("-"),
+            user = user.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
+    state
+        .request_metrics
+        .record(&method, route, status, elapsed.as_secs_f64());
     response
 }
 
@@ -242,42 +241,36 @@ pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: 
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    if route.as_deref().is_some_and(|r| UNLIMITED.contains(&r)) {
+        .map(MatchedPath::as_str);
+    if route.is_some_and(|r| UNLIMITED.contains(&r)) {
         return next.run(request).await;
     }
-    let address = client_address(&request);
+    let server = &state.config.server;
+    let login = route.is_some_and(|r| CREDENTIAL_ROUTES.contains(&r));
+    let limit = if login {
+        server.login_rate_limit_per_minute
+    } else {
+        server.rate_limit_per_minute
+    };
+    // Nothing to count: the key is not even made.
+    if limit == 0 {
+        return next.run(request).await;
+    }
     let context = request.extensions().get::<Context>();
     let tenant = context.and_then(|c| c.tenant.as_deref()).unwrap_or("-");
-    let server = &state.config.server;
-    let (key, limit) = if route
-        .as_deref()
-        .is_some_and(|r| CREDENTIAL_ROUTES.contains(&r))
-    {
-        (
-            format!("login:{address}:{tenant}"),
-            server.login_rate_limit_per_minute,
-        )
+    let key = if login {
+        format!("login:{}:{tenant}", client_address(&request))
     } else if let Some(api_key) = context
         .and_then(|c| c.principal.as_deref())
         .and_then(|p| p.api_key.as_deref())
     {
         // A key has a window of its own: one busy integration does not spend its user's.
-        (
-            format!("apikey:{tenant}:{api_key}"),
-            server.rate_limit_per_minute,
-        )
+        format!("apikey:{tenant}:{api_key}")
     } else if let Some(user) = context.and_then(|c| c.user.as_deref()) {
-        (
-            format!("user:{tenant}:{user}"),
-            server.rate_limit_per_minute,
-        )
+        format!("user:{tenant}:{user}")
     } else {
-        (format!("ip:{address}"), server.rate_limit_per_minute)
+        format!("ip:{}", client_address(&request))
     };
-    if limit == 0 {
-        return next.run(request).await;
-    }
     let decision = state.rate_limiter.check(&key, limit, Instant::now());
     let mut response = if decision.allowed {
         next.run(request).await

@@ -61,7 +61,18 @@ impl RateLimiter {
                 windows.retain(|_, (start, _)| *start > cut);
             }
         }
-        let entry = windows.entry(key.to_owned()).or_insert((now, 0));
+        // A known key (the common case) is counted without copying it.
+        if !windows.contains_key(key) {
+            windows.insert(key.to_owned(), (now, 0));
+        }
+        let Some(entry) = windows.get_mut(key) else {
+            return Decision {
+                allowed: true,
+                limit,
+                remaining: limit,
+                reset_s: WINDOW.as_secs(),
+            };
+        };
         if now.duration_since(entry.0) >= WINDOW {
             *entry = (now, 0);
         }
