@@ -6,6 +6,7 @@
 //! (`Repository::in_transaction`, `Repository::read`, or a transaction hook), so tenancy
 //! and row-level security hold.
 
+mod bulk;
 mod reads;
 mod rules;
 mod writer;
