@@ -33,8 +33,11 @@ use crate::journal::{self, Item, JournalError, Reader};
 use crate::ledger::{self, Company, cell_int, cell_text, text};
 use crate::money::RATE_SCALE;
 
-/// Postings written per batch of statements.
-pub const BATCH_POSTINGS: usize = 20_000;
+/// Postings per batch the parser thread hands to the writer. A batch's rows are held as
+/// bound arguments (about 50 per posting), so four batches (two queued, one being
+/// written, one being made) must stay well under the import's memory budget; 5,000
+/// postings is five full statements per table, enough to keep the writer busy.
+pub const BATCH_POSTINGS: usize = 5_000;
 
 /// Most invalid transactions one import reports (the rest are counted).
 pub const MAX_REPORTED_ERRORS: usize = 1_000;

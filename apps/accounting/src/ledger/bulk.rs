@@ -119,19 +119,16 @@ impl Bulk {
         match conn {
             Conn::Postgres(pg) => {
                 let staging = format!("bulk_{}", self.table);
-                let mut statements = Vec::new();
-                statements.push(format!(
-                    "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
-                    self.table
-                ));
-                for text in statements {
-                    Conn::Postgres(&mut **pg)
-                        .execute(&Sql {
-                            text,
-                            args: Vec::new(),
-                        })
-                        .await?;
-                }
+                let statement = |text: String| Sql {
+                    text,
+                    args: Vec::new(),
+                };
+                Conn::Postgres(pg)
+                    .execute(&statement(format!(
+                        "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                        self.table
+                    )))
+                    .await?;
                 let mut copy = pg
                     .copy_in_raw(&format!("COPY {staging} ({columns}) FROM STDIN"))
                     .await
@@ -149,12 +146,7 @@ impl Bulk {
                     ),
                     format!("TRUNCATE {staging}"),
                 ] {
-                    Conn::Postgres(&mut **pg)
-                        .execute(&Sql {
-                            text,
-                            args: Vec::new(),
-                        })
-                        .await?;
+                    Conn::Postgres(pg).execute(&statement(text)).await?;
                 }
             }
             _ => {
