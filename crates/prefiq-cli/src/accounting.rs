@@ -175,7 +175,8 @@ pub async fn command(
         match command {
             AccountingCommand::Import { file, company, tenant, create_currency, skip_invalid } => {
                 let scope = scope(tenant)?;
-                let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+                // The import reads the file twice (check, then write): progress counts both passes.
+                let total = std::fs::metadata(file).map(|m| m.len().saturating_mul(2)).unwrap_or(0);
                 let progress = Progress { total, terminal: std::io::stderr().is_terminal(), started: Instant::now(), last: std::sync::Mutex::new(None) };
                 let started = Instant::now();
                 let options = ImportOptions { company: company.clone(), create_currency: create_currency.clone(), skip_invalid: *skip_invalid };
