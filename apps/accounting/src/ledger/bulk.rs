@@ -165,7 +165,16 @@ impl Bulk {
 /// backslash, tab, line feed and carriage return escaped in text.
 fn copy_value(out: &mut String, arg: &Arg) {
     match arg {
-        Arg::Text(None) | Arg::Int(None) | Arg::Bool(None) => out.push_str("\\N"),
+        Arg::Text(None) | Arg::Int(None) | Arg::Bool(None) | Arg::Bytes(None) => {
+            out.push_str("\\N");
+        }
+        // bytea's hex form, its backslash escaped as COPY's text format wants.
+        Arg::Bytes(Some(bytes)) => {
+            out.push_str("\\\\x");
+            for b in bytes {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
         Arg::Int(Some(i)) => {
             let _ = write!(out, "{i}");
         }
@@ -196,11 +205,13 @@ mod tests {
             Arg::Text(None),
             Arg::Int(Some(-5)),
             Arg::Bool(Some(true)),
+            Arg::Bytes(Some(vec![0x0a, 0xff])),
+            Arg::Bytes(None),
         ] {
             copy_value(&mut out, &arg);
             out.push('|');
         }
-        assert_eq!(out, "a\\tb\\\\c\\nd\\re|\\N|-5|t|");
+        assert_eq!(out, "a\\tb\\\\c\\nd\\re|\\N|-5|t|\\\\x0aff|\\N|");
     }
 
     #[test]
