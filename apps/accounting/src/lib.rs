@@ -55,6 +55,10 @@ impl Module for Accounting {
         vec![Box::new(AccountingProvider)]
     }
 
+    fn migrations(&self) -> Vec<prefiq::Migration> {
+        vec![ledger::store::migration()]
+    }
+
     fn entities(&self) -> Vec<EntitySource> {
         macro_rules! schema {
             ($file:literal) => {

@@ -417,6 +417,7 @@ async fn close_in(
         remark: Some("period closing".into()),
         rate: Some(crate::money::RATE_ONE),
         rate_source: None,
+        rounding: false,
     };
     for row in &rows {
         let root = RootType::parse(&ledger::cell_text(row.get(3)).unwrap_or_default());

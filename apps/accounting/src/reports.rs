@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 use crate::books::Books;
 use crate::dates;
-use crate::ledger::{self, Account, Company, Period, RootType, cell_int, cell_text, invalid, text};
+use crate::ledger::{
+    self, Account, Company, Period, RootType, cell_int, cell_text, invalid, store, text,
+};
 use crate::money::format_minor;
 
 /// Debit and credit totals per account id.
@@ -26,7 +28,7 @@ const BEGINNING: &str = "0000-01-01";
 pub const MAX_LEDGER_ROWS: usize = 10_000;
 
 /// Sums postings per account over `from..=to`: whole periods from their balance rows,
-/// the parts of periods the range cuts through from GL entries.
+/// the parts of periods the range cuts through from the ledger store's postings.
 pub async fn movement(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
@@ -78,18 +80,24 @@ pub async fn movement(
         } else {
             to
         };
+        let (Some(a), Some(b)) = (store::day_number(a), store::day_number(b)) else {
+            continue;
+        };
         let mut sql = Sql::default();
+        let company_key = store::key_of(&mut sql, scope.tenant(), company);
         let tenant = sql.arg(text(scope.tenant()));
-        let company_arg = sql.arg(text(company));
-        let a = sql.arg(text(a));
-        let b = sql.arg(text(b));
+        let a = sql.arg(Arg::Int(Some(a)));
+        let b = sql.arg(Arg::Int(Some(b)));
         let closing = if include_closing {
             String::new()
         } else {
-            format!(" AND is_closing = {}", sql.arg(Arg::Bool(Some(false))))
+            format!(
+                " AND p.kind & {} = 0",
+                sql.arg(Arg::Int(Some(store::kind::CLOSING)))
+            )
         };
         sql.text = format!(
-            "SELECT account, CAST(SUM(debit) AS BIGINT), CAST(SUM(credit) AS BIGINT) FROM gl_entry WHERE tenant_id = {tenant} AND company = {company_arg} AND posting_date >= {a} AND posting_date <= {b}{closing} GROUP BY account"
+            "SELECT k.id, CAST(SUM(p.debit) AS BIGINT), CAST(SUM(p.credit) AS BIGINT) FROM ledger_posting p JOIN ledger_key k ON k.key = p.account WHERE p.tenant_id = {tenant} AND p.company = {company_key} AND p.day >= {a} AND p.day <= {b}{closing} GROUP BY k.id"
         );
         add_rows(
             &mut totals,
@@ -470,31 +478,32 @@ pub async fn general_ledger(
                         opening_totals.iter().filter(|(k, _)| ids.contains(k.as_str())).map(|(_, (d, c))| d - c).sum()
                     };
                     let mut sql = Sql::default();
+                    let company = store::key_of(&mut sql, scope.tenant(), &data.company.id);
                     let tenant = sql.arg(text(scope.tenant()));
-                    let company = sql.arg(text(&data.company.id));
-                    let a = sql.arg(text(&from));
-                    let b = sql.arg(text(&to));
+                    let a = sql.arg(Arg::Int(store::day_number(&from)));
+                    let b = sql.arg(Arg::Int(store::day_number(&to)));
                     let mut extra = String::new();
                     if filter.account.is_some() {
                         let list = chosen.iter().map(|acc| sql.arg(text(&acc.id))).collect::<Vec<_>>();
                         if list.is_empty() {
                             extra.push_str(" AND 1 = 0");
                         } else {
-                            extra.push_str(&format!(" AND account IN ({})", list.join(", ")));
+                            extra.push_str(&format!(" AND p.account IN (SELECT key FROM ledger_key WHERE tenant_id = {tenant} AND id IN ({}))", list.join(", ")));
                         }
                     }
                     if let Some(party) = &filter.party {
-                        extra.push_str(&format!(" AND party = {}", sql.arg(text(party))));
+                        extra.push_str(&format!(" AND l.party = {}", sql.arg(text(party))));
                     }
                     if let Some(cc) = &filter.cost_center {
-                        extra.push_str(&format!(" AND cost_center = {}", sql.arg(text(cc))));
+                        extra.push_str(&format!(" AND l.cost_center = {}", sql.arg(text(cc))));
                     }
                     let limit_arg = sql.arg(Arg::Int(Some(limit as i64 + 1)));
+                    // Straight from the ledger store, in the order postings were written:
+                    // the `gl_entry` view's columns, without the joins the report needs not.
                     sql.text = format!(
-                        "SELECT g.posting_date, g.account, g.journal_entry, j.name, g.debit, g.credit, g.line_debit_currency, g.line_debit, g.line_credit, g.party, g.remark, g.is_reversal, g.is_closing FROM gl_entry g LEFT JOIN journal_entry j ON j.tenant_id = g.tenant_id AND j.id = g.journal_entry WHERE g.tenant_id = {tenant} AND g.company = {company} AND g.posting_date >= {a} AND g.posting_date <= {b}{} ORDER BY g.posting_date, g.created_at, g.id LIMIT {limit_arg}",
-                        extra.replace(" AND account", " AND g.account").replace(" AND party", " AND g.party").replace(" AND cost_center", " AND g.cost_center")
+                        "SELECT p.day, ka.id, p.journal_entry, j.name, p.debit, p.credit, kl.id, p.line_debit, p.line_credit, l.party, CASE WHEN p.kind & 4 <> 0 THEN 'exchange rounding' ELSE l.remark END, p.kind FROM ledger_posting p JOIN ledger_key ka ON ka.key = p.account JOIN ledger_key kl ON kl.key = p.currency LEFT JOIN journal_entry_line l ON l.tenant_id = p.tenant_id AND l.parent_id = p.journal_entry AND l.parent_field = 'lines' AND l.idx = p.line AND p.kind & 4 = 0 LEFT JOIN journal_entry j ON j.tenant_id = p.tenant_id AND j.id = p.journal_entry WHERE p.tenant_id = {tenant} AND p.company = {company} AND p.day >= {a} AND p.day <= {b}{extra} ORDER BY p.day, p.seq LIMIT {limit_arg}"
                     );
-                    let types = [SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text, SqlType::Text, SqlType::Bool, SqlType::Bool];
+                    let types = [SqlType::Int, SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text, SqlType::Int, SqlType::Int, SqlType::Text, SqlType::Text, SqlType::Int];
                     let mut rows = conn.fetch(&sql, &types).await?;
                     let truncated = rows.len() > limit;
                     rows.truncate(limit);
@@ -509,7 +518,7 @@ pub async fn general_ledger(
                         let currency = cell_text(r.get(6)).unwrap_or_default();
                         let account = cell_text(r.get(1)).unwrap_or_default();
                         out.push(json!({
-                            "posting_date": cell_text(r.first()),
+                            "posting_date": crate::dates::format(crate::dates::civil_from_days(cell_int(r.first()))),
                             "account": account,
                             "account_path": paths.get(account.as_str()),
                             "journal_entry": cell_text(r.get(2)),
@@ -521,8 +530,8 @@ pub async fn general_ledger(
                             "credit_in_currency": format_minor(cell_int(r.get(8)), &currency),
                             "party": cell_text(r.get(9)),
                             "remark": cell_text(r.get(10)),
-                            "is_reversal": ledger::cell_bool(r.get(11)),
-                            "is_closing": ledger::cell_bool(r.get(12)),
+                            "is_reversal": cell_int(r.get(11)) & store::kind::REVERSAL != 0,
+                            "is_closing": cell_int(r.get(11)) & store::kind::CLOSING != 0,
                             "balance": format_minor(balance, &base),
                         }));
                     }

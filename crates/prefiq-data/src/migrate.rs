@@ -182,6 +182,18 @@ impl MigrationRunner for SqlMigrationRunner {
             ..Default::default()
         };
         for module in Self::with_system(modules) {
+            // A module's entity tables come first, so that its own migrations may build on
+            // them (a view over an entity table, a data migration).
+            for schema in registry.all().filter(|s| s.module == module.module) {
+                let planned =
+                    crate::entity::ddl::plan_entity(schema, snapshots.get(schema.table()), backend)
+                        .map_err(|e| migration_error(e.to_string()))?;
+                if let Some(pending) = planned
+                    && !applied.contains_key(&(pending.module.clone(), pending.id.clone()))
+                {
+                    plan.pending.push(pending);
+                }
+            }
             let mut seen = std::collections::HashSet::new();
             for migration in &module.migrations {
                 if !seen.insert(migration.id) {
@@ -208,16 +220,6 @@ impl MigrationRunner for SqlMigrationRunner {
                         id: migration.id.to_owned(),
                         sql: sql.to_owned(),
                     }),
-                }
-            }
-            for schema in registry.all().filter(|s| s.module == module.module) {
-                let planned =
-                    crate::entity::ddl::plan_entity(schema, snapshots.get(schema.table()), backend)
-                        .map_err(|e| migration_error(e.to_string()))?;
-                if let Some(pending) = planned
-                    && !applied.contains_key(&(pending.module.clone(), pending.id.clone()))
-                {
-                    plan.pending.push(pending);
                 }
             }
             if module.module != SYSTEM_MODULE && module.module != crate::entity::SITE_MODULE {

@@ -5,7 +5,7 @@
 //! parses and balances every transaction and collects the accounts, commodities, prices
 //! and dates; any invalid transaction is reported with its line, and unless invalid ones
 //! are to be skipped nothing is written. The second pass runs in one database transaction:
-//! entries, lines, GL entries and balances go in with multi-row statements, each entry
+//! entries, lines, postings and balances go in with multi-row statements, each entry
 //! with its audit record, so an import is whole or absent.
 
 //!
@@ -223,6 +223,7 @@ pub async fn import_file(
         company,
         periods,
         accounts: account_ids,
+        currencies: survey.accounts.values().flatten().cloned().collect(),
         rates,
         prices: survey.prices.clone(),
         skip: survey.bad_lines.clone(),
@@ -296,7 +297,7 @@ async fn analyse(repository: &prefiq_data::entity::repo::Repository, scope: &Ten
         let mut connection = pool.acquire().await.map_err(prefiq_data::DataError::from)?;
         Conn::Postgres(&mut connection)
             .execute(&Sql {
-                text: "ANALYZE journal_entry, journal_entry_line, gl_entry, account_balance, exchange_rate".into(),
+                text: "ANALYZE journal_entry, journal_entry_line, ledger_posting, ledger_key, ledger_batch, account_balance, exchange_rate".into(),
                 args: Vec::new(),
             })
             .await
@@ -313,6 +314,8 @@ struct Job {
     company: Company,
     periods: Vec<ledger::Period>,
     accounts: HashMap<String, String>,
+    /// Every currency of the journal's lines.
+    currencies: std::collections::BTreeSet<String>,
     rates: Rates,
     prices: Vec<(String, String, String, i64, usize)>,
     skip: std::collections::HashSet<usize>,

@@ -17,7 +17,7 @@ use super::{BATCH_POSTINGS, Job, MAX_REPORTED_ERRORS, Rates, currency_of, minor}
 use crate::journal::{self, Item, JournalError, Reader};
 use crate::ledger::{
     self, BalanceSums, EntryRows, LedgerEntry, PostingLine, Stamp, Voucher, cell_int, cell_text,
-    text,
+    store, text,
 };
 use crate::money::{self, RATE_ONE};
 
@@ -87,10 +87,24 @@ async fn write_entries_of(
     rates.sort();
     write_rates(conn, scope, job, now).await?;
     let stamp = Stamp::new(scope, &job.company, now);
+    // Every key the postings need is known before the parser starts: the company, its
+    // currency, the journal's accounts and currencies, the periods.
+    let company = &job.company;
+    let ids = [company.id.as_str(), company.base_currency.as_str()]
+        .into_iter()
+        .chain(company.rounding_account.as_deref())
+        .chain(job.accounts.values().map(String::as_str))
+        .chain(job.currencies.iter().map(String::as_str))
+        .chain(job.periods.iter().map(|p| p.id.as_str()));
+    let keys = Arc::new(store::Keys::resolve(conn, scope, ids).await?);
+    let batch = store::open_batch(conn, scope, now).await?;
+    let postings = store::Postings::new(conn.backend(), scope, company, &keys, batch)?;
     let (sender, mut receiver) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
     let parser = {
         let (job, stamp, backend) = (job.clone(), stamp.clone(), conn.backend());
-        tokio::task::spawn_blocking(move || parse(&job, &rates, backend, &stamp, &sender))
+        tokio::task::spawn_blocking(move || {
+            parse(&job, &rates, backend, &stamp, &keys, &postings, &sender)
+        })
     };
     let mut failed = None;
     while let Some(batch) = receiver.recv().await {
@@ -143,6 +157,8 @@ fn parse(
     rates: &Rates,
     backend: Backend,
     stamp: &Stamp,
+    keys: &Arc<store::Keys>,
+    postings: &store::Postings,
     sender: &tokio::sync::mpsc::Sender<Batch>,
 ) -> Result<Parsed, RepoError> {
     let file = std::fs::File::open(&job.path).map_err(|e| {
@@ -156,7 +172,7 @@ fn parse(
         late: Vec::new(),
     };
     let new_batch = || Batch {
-        rows: EntryRows::new(backend, stamp.clone()),
+        rows: EntryRows::new(backend, stamp.clone(), keys.clone(), postings.fresh()),
         audit: Vec::new(),
         bytes_read: 0,
     };
@@ -190,7 +206,7 @@ fn parse(
         }
         parsed.sums.add(&entry.voucher)?;
         batch.audit.push((entry.id.clone(), audit_changes(&entry)));
-        batch.rows.push(&entry);
+        batch.rows.push(&entry)?;
         if batch.rows.postings() >= BATCH_POSTINGS {
             parsed.postings += batch.rows.postings() as u64;
             batch.bytes_read = reader.bytes_read();
@@ -398,6 +414,7 @@ fn entry_of(
             remark: p.comment.clone(),
             rate: Some(rate),
             rate_source: None,
+            rounding: false,
         });
     }
     let difference = debit_total - credit_total;
@@ -424,6 +441,7 @@ fn entry_of(
             remark: Some("exchange rounding".into()),
             rate: Some(RATE_ONE),
             rate_source: None,
+            rounding: false,
         });
     }
     let id = uuid::Uuid::now_v7().to_string();

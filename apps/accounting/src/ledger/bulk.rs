@@ -125,7 +125,7 @@ impl Bulk {
                 };
                 Conn::Postgres(pg)
                     .execute(&statement(format!(
-                        "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP",
+                        "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP",
                         self.table
                     )))
                     .await?;

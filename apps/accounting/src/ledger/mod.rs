@@ -1,14 +1,16 @@
 //! The ledger's storage, one concern per file: reads of companies, accounts, periods and
 //! rates (`reads.rs`), the posting rules that turn a journal entry into a balanced voucher
-//! (`rules.rs`), and the set-based writer of postings (GL entries and per-period balances)
-//! and ledger-written entries that submit, cancel, period close and bulk import all use
-//! (`writer.rs`). Every statement runs on a connection the repository gives
+//! (`rules.rs`), the store postings live in (`store.rs`: a narrow append-only table with
+//! integer keys, and `gl_entry` as a view over it), and the set-based writer of postings,
+//! per-period balances and ledger-written entries that submit, cancel, period close and
+//! bulk import all use (`writer.rs`). Every statement runs on a connection the repository gives
 //! (`Repository::in_transaction`, `Repository::read`, or a transaction hook), so tenancy
 //! and row-level security hold.
 
 mod bulk;
 mod reads;
 mod rules;
+pub mod store;
 mod writer;
 
 pub use reads::*;

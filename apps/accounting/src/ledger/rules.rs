@@ -274,6 +274,7 @@ pub async fn prepare_voucher(
             remark: line.remark.clone(),
             rate: Some(rate),
             rate_source,
+            rounding: false,
         };
         total_debit = total_debit.saturating_add(posting.debit);
         total_credit = total_credit.saturating_add(posting.credit);
@@ -304,6 +305,7 @@ pub async fn prepare_voucher(
                     remark: Some("exchange rounding".into()),
                     rate: Some(RATE_ONE),
                     rate_source: None,
+                    rounding: true,
                 }),
                 None => fail!(
                     "/lines".into(),
@@ -357,26 +359,29 @@ pub async fn reversal_voucher(
             "the company does not exist",
         ));
     };
+    // The entry's postings, read from the store in the order they were written (line
+    // by line); party, cost center and remark are the lines' and go with the view.
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
     let entry = sql.arg(text(id));
-    let no = sql.arg(Arg::Bool(Some(false)));
+    let reversal = sql.arg(Arg::Int(Some(store::kind::REVERSAL)));
     sql.text = format!(
-        "SELECT account, posting_date, period, debit, credit, line_debit_currency, line_debit, line_credit, party_type, party, cost_center, remark FROM gl_entry WHERE tenant_id = {tenant} AND journal_entry = {entry} AND is_reversal = {no} ORDER BY created_at, id"
+        "SELECT ka.id, p.day, kp.id, p.debit, p.credit, kl.id, p.line_debit, p.line_credit, NULL, NULL, NULL, NULL, p.kind FROM ledger_posting p JOIN ledger_key ka ON ka.key = p.account JOIN ledger_key kp ON kp.key = p.period JOIN ledger_key kl ON kl.key = p.currency WHERE p.tenant_id = {tenant} AND p.journal_entry = {entry} AND p.kind & {reversal} = 0 ORDER BY p.seq"
     );
     let types = [
         SqlType::Text,
-        SqlType::Text,
-        SqlType::Text,
-        SqlType::Int,
         SqlType::Int,
         SqlType::Text,
         SqlType::Int,
         SqlType::Int,
         SqlType::Text,
+        SqlType::Int,
+        SqlType::Int,
         SqlType::Text,
         SqlType::Text,
         SqlType::Text,
+        SqlType::Text,
+        SqlType::Int,
     ];
     let rows = conn.fetch(&sql, &types).await?;
     let periods = load_periods(conn, scope, &company.id).await?;
@@ -412,11 +417,12 @@ pub async fn reversal_voucher(
             remark: cell_text(r.get(11)),
             rate: None,
             rate_source: None,
+            rounding: cell_int(r.get(12)) & store::kind::ROUNDING != 0,
         })
         .collect();
     let posting_date = rows
         .first()
-        .and_then(|r| cell_text(r.get(1)))
+        .map(|r| crate::dates::format(crate::dates::civil_from_days(cell_int(r.get(1)))))
         .unwrap_or_default();
     Ok((
         company,

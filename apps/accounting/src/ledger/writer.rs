@@ -37,6 +37,9 @@ pub struct PostingLine {
     /// The stored exchange rate the line was converted at, when the entry gave no rate:
     /// the GL row links to it, which keeps it from being deleted.
     pub rate_source: Option<String>,
+    /// The rounding line the posting rules added to a submitted entry: no line of the
+    /// entry holds it, so its posting carries its remark by its kind.
+    pub rounding: bool,
 }
 
 /// The postings of one journal entry.
@@ -60,37 +63,6 @@ pub struct Voucher {
 /// bound-parameter limits (32,766 and 65,535).
 pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// The columns of a GL row, in the order [`push_gl_rows`] gives them.
-const GL_COLUMNS: &[&str] = &[
-    "tenant_id",
-    "id",
-    "name",
-    "created_at",
-    "created_by",
-    "modified_at",
-    "modified_by",
-    "company",
-    "account",
-    "posting_date",
-    "period",
-    "journal_entry",
-    "debit",
-    "debit_currency",
-    "credit",
-    "credit_currency",
-    "line_debit",
-    "line_debit_currency",
-    "line_credit",
-    "line_credit_currency",
-    "party_type",
-    "party",
-    "cost_center",
-    "remark",
-    "is_reversal",
-    "is_closing",
-    "rate_source",
-];
-
 /// Who writes ledger rows and when: the values every row of a write shares.
 #[derive(Debug, Clone)]
 pub struct Stamp {
@@ -111,51 +83,6 @@ impl Stamp {
             company: text(&company.id),
             base: text(&company.base_currency),
         }
-    }
-}
-
-/// An empty set of GL rows for `backend`.
-pub fn gl_rows(backend: prefiq::Backend) -> Bulk {
-    Bulk::new(backend, "gl_entry", GL_COLUMNS)
-}
-
-/// Adds the GL rows of `voucher` to `bulk` (made by [`gl_rows`]).
-pub fn push_gl_rows(bulk: &mut Bulk, stamp: &Stamp, voucher: &Voucher) {
-    let date = text(&voucher.posting_date);
-    let period = text(&voucher.period);
-    let entry = text(&voucher.journal_entry);
-    for line in &voucher.lines {
-        let id = text(&uuid::Uuid::now_v7().to_string());
-        let currency = text(&line.currency);
-        bulk.push([
-            stamp.tenant.clone(),
-            id.clone(),
-            id,
-            stamp.now.clone(),
-            stamp.user.clone(),
-            stamp.now.clone(),
-            stamp.user.clone(),
-            stamp.company.clone(),
-            text(&line.account),
-            date.clone(),
-            period.clone(),
-            entry.clone(),
-            Arg::Int(Some(line.debit)),
-            stamp.base.clone(),
-            Arg::Int(Some(line.credit)),
-            stamp.base.clone(),
-            Arg::Int(Some(line.debit_in_currency)),
-            currency.clone(),
-            Arg::Int(Some(line.credit_in_currency)),
-            currency,
-            opt_text(line.party_type.as_deref()),
-            opt_text(line.party.as_deref()),
-            opt_text(line.cost_center.as_deref()),
-            opt_text(line.remark.as_deref()),
-            Arg::Bool(Some(voucher.is_reversal)),
-            Arg::Bool(Some(voucher.is_closing)),
-            opt_text(line.rate_source.as_deref()),
-        ]);
     }
 }
 
@@ -233,9 +160,23 @@ impl BalanceSums {
     }
 }
 
-/// Writes the GL entries of `vouchers` and adds them to the per-period balances, in the
-/// caller's transaction: multi-row statements, one balance upsert per touched
-/// (period, account, currency, kind). Returns the number of GL rows written.
+/// The keys a write of `vouchers` of `company` needs, made where missing.
+pub async fn keys_of(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    company: &Company,
+    vouchers: &[&Voucher],
+) -> Result<store::Keys, RepoError> {
+    let ids = [company.id.as_str(), company.base_currency.as_str()]
+        .into_iter()
+        .chain(vouchers.iter().flat_map(|v| store::voucher_ids(v)));
+    store::Keys::resolve(conn, scope, ids).await
+}
+
+/// Writes the postings of `vouchers` into the ledger store and adds them to the
+/// per-period balances, in the caller's transaction: one batch row, multi-row posting
+/// statements, one balance upsert per touched (period, account, currency, kind).
+/// Returns the number of postings written.
 pub async fn write_postings(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
@@ -244,13 +185,15 @@ pub async fn write_postings(
     now: &str,
 ) -> Result<u64, RepoError> {
     let stamp = Stamp::new(scope, company, now);
-    let mut rows = gl_rows(conn.backend());
+    let keys = keys_of(conn, scope, company, &vouchers.iter().collect::<Vec<_>>()).await?;
+    let batch = store::open_batch(conn, scope, now).await?;
+    let mut rows = store::Postings::new(conn.backend(), scope, company, &keys, batch)?;
     let mut sums = BalanceSums::default();
     for voucher in vouchers {
-        push_gl_rows(&mut rows, &stamp, voucher);
+        rows.push(&keys, voucher)?;
         sums.add(voucher)?;
     }
-    let written = rows.run(conn).await?;
+    let written = rows.write(conn).await?;
     sums.write(conn, &stamp).await?;
     Ok(written)
 }
@@ -318,34 +261,43 @@ const LINE_COLUMNS: &[&str] = &[
     "exchange_rate",
     "party_type",
     "party",
+    "cost_center",
     "remark",
 ];
 
-/// The rows of ledger-written journal entries: entry rows, line rows and GL rows, and the
-/// balances they add to. Made where the entries are (the import's parser thread) and
+/// The rows of ledger-written journal entries: entry rows, line rows and postings, and
+/// the balances they add to. Made where the entries are (the import's parser thread) and
 /// written on the transaction's connection by [`EntryRows::write`].
 #[derive(Debug)]
 pub struct EntryRows {
     stamp: Stamp,
+    keys: std::sync::Arc<store::Keys>,
     entries: Bulk,
     lines: Bulk,
-    gl: Bulk,
+    postings: store::Postings,
 }
 
 impl EntryRows {
-    /// No rows yet, for `backend`, stamped with `stamp`.
-    pub fn new(backend: prefiq::Backend, stamp: Stamp) -> EntryRows {
+    /// No rows yet, for `backend`, stamped with `stamp`; postings go to `postings` with
+    /// the keys `keys` holds.
+    pub fn new(
+        backend: prefiq::Backend,
+        stamp: Stamp,
+        keys: std::sync::Arc<store::Keys>,
+        postings: store::Postings,
+    ) -> EntryRows {
         EntryRows {
             stamp,
+            keys,
             entries: Bulk::new(backend, "journal_entry", ENTRY_COLUMNS),
             lines: Bulk::new(backend, "journal_entry_line", LINE_COLUMNS),
-            gl: gl_rows(backend),
+            postings,
         }
     }
 
-    /// The number of GL rows (postings) so far.
+    /// The number of postings so far.
     pub fn postings(&self) -> usize {
-        self.gl.len()
+        self.postings.len()
     }
 
     /// Whether no entry was added.
@@ -353,9 +305,9 @@ impl EntryRows {
         self.entries.is_empty()
     }
 
-    /// Adds an entry (row, lines, GL rows; `docstatus` 1). Its balances are the caller's
+    /// Adds an entry (row, lines, postings; `docstatus` 1). Its balances are the caller's
     /// to add ([`BalanceSums::add`]), so that many batches can share one upsert per row.
-    pub fn push(&mut self, entry: &LedgerEntry<'_>) {
+    pub fn push(&mut self, entry: &LedgerEntry<'_>) -> Result<(), RepoError> {
         let stamp = &self.stamp;
         let total: i64 = entry.voucher.lines.iter().map(|l| l.debit).sum();
         let id = text(&entry.id);
@@ -414,17 +366,18 @@ impl EntryRows {
                 Arg::Int(line.rate),
                 opt_text(line.party_type.as_deref()),
                 opt_text(line.party.as_deref()),
+                opt_text(line.cost_center.as_deref()),
                 opt_text(line.remark.as_deref()),
             ]);
         }
-        push_gl_rows(&mut self.gl, stamp, &entry.voucher);
+        self.postings.push(&self.keys, &entry.voucher)
     }
 
-    /// Writes the rows in the caller's transaction; returns the number of GL rows.
+    /// Writes the rows in the caller's transaction; returns the number of postings.
     pub async fn write(self, conn: &mut Conn<'_>) -> Result<u64, RepoError> {
         self.entries.run(conn).await?;
         self.lines.run(conn).await?;
-        self.gl.run(conn).await
+        self.postings.write(conn).await
     }
 }
 
@@ -437,10 +390,19 @@ pub async fn write_entries(
     now: &str,
 ) -> Result<(), RepoError> {
     let stamp = Stamp::new(scope, company, now);
-    let mut rows = EntryRows::new(conn.backend(), stamp.clone());
+    let vouchers: Vec<&Voucher> = entries.iter().map(|e| &e.voucher).collect();
+    let keys = keys_of(conn, scope, company, &vouchers).await?;
+    let batch = store::open_batch(conn, scope, now).await?;
+    let postings = store::Postings::new(conn.backend(), scope, company, &keys, batch)?;
+    let mut rows = EntryRows::new(
+        conn.backend(),
+        stamp.clone(),
+        std::sync::Arc::new(keys),
+        postings,
+    );
     let mut sums = BalanceSums::default();
     for entry in entries {
-        rows.push(entry);
+        rows.push(entry)?;
         sums.add(&entry.voucher)?;
     }
     rows.write(conn).await?;

@@ -44,6 +44,11 @@ pub fn app_role() -> String {
 /// The tables of `schema` that hold tenant rows: its own and, for a tree, its closure
 /// table.
 pub fn tenant_tables(schema: &EntitySchema) -> Vec<String> {
+    if !schema.storage.is_table() {
+        // A view has no policy of its own: it reads as its caller (`security_invoker`),
+        // through the policies of the tables under it.
+        return Vec::new();
+    }
     let mut tables = vec![schema.table().to_owned()];
     tables.extend(schema.tree_table());
     tables
@@ -300,6 +305,10 @@ pub fn plan_entity(
     recorded: Option<&EntitySchema>,
     backend: Backend,
 ) -> Result<Option<PendingMigration>, DestructiveChange> {
+    if !schema.storage.is_table() {
+        // The declaring module's migration makes and changes the view.
+        return Ok(None);
+    }
     let id = format!("entity_{}_{}", schema.name, shape_hash(schema));
     let Some(old) = recorded else {
         let sql = create_table(schema, backend) + &snapshot_upsert(schema, backend);

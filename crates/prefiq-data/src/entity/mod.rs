@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use prefiq::EntitySources;
 
-pub use schema::{EntitySchema, FieldDef, FieldKind, SchemaError};
+pub use schema::{EntitySchema, FieldDef, FieldKind, SchemaError, Storage};
 
 /// Every entity of the installation: the declared ones (modules' and the site's) by name,
 /// and the runtime ones by (tenant, name), since each tenant names its own.

@@ -89,6 +89,12 @@ pub fn parse_definition(tenant: &str, definition: &Value) -> Result<EntitySchema
             "a runtime entity cannot be a child entity (declare child tables in a module)",
         ));
     }
+    if !schema.storage.is_table() {
+        return Err(error(
+            None,
+            "a runtime entity is stored in a table (a view is declared by a module, with the migration that makes it)",
+        ));
+    }
     if let Some(field) = schema
         .fields
         .iter()

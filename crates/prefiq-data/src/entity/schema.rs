@@ -210,6 +210,31 @@ pub struct EntitySchema {
     /// the next migration rebuilds their indexes.
     #[serde(default)]
     pub index_layout: u8,
+    /// Where the rows live: a table the engine makes and writes (the default), or a view
+    /// the declaring module makes in its own migration over tables it owns and writes.
+    #[serde(default, skip_serializing_if = "Storage::is_table")]
+    pub storage: Storage,
+}
+
+/// Where an entity's rows live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// A table the engine makes, migrates and writes.
+    #[default]
+    Table,
+    /// A read-only view with the columns a table of the entity would have, made by the
+    /// declaring module's migration (on PostgreSQL with `security_invoker`, so the
+    /// row-level security of the tables under it holds). The engine makes no table for
+    /// it, refuses writes and custom fields, and reads it like a table.
+    View,
+}
+
+impl Storage {
+    /// Whether rows live in an engine-made table.
+    pub fn is_table(&self) -> bool {
+        *self == Storage::Table
+    }
 }
 
 /// The longest identifier PostgreSQL keeps (longer ones are cut, silently, to 63 bytes).
@@ -342,6 +367,8 @@ struct RawSchema {
     track_changes: bool,
     #[serde(default)]
     child: bool,
+    #[serde(default)]
+    storage: Storage,
     fields: Vec<RawField>,
     #[serde(default)]
     permissions: BTreeMap<String, RawPermission>,
@@ -473,6 +500,12 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         return Err(error(
             None,
             "a child entity cannot be submittable or a tree".into(),
+        ));
+    }
+    if raw.storage == Storage::View && (raw.child || raw.submittable || raw.tree.is_some()) {
+        return Err(error(
+            None,
+            "a view entity cannot be a child, submittable or a tree".into(),
         ));
     }
     if raw.fields.is_empty() {
@@ -710,6 +743,7 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         permissions,
         table: None,
         index_layout: super::ddl::INDEX_LAYOUT,
+        storage: raw.storage,
     })
 }
 

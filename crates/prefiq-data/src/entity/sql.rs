@@ -196,9 +196,14 @@ macro_rules! read_row {
                 SqlType::Text => row
                     .try_get::<Option<String>, _>(i)?
                     .map_or(Cell::Null, Cell::Text),
-                SqlType::Int => row
-                    .try_get::<Option<i64>, _>(i)?
-                    .map_or(Cell::Null, Cell::Int),
+                SqlType::Int => match row.try_get::<Option<i64>, _>(i) {
+                    Ok(value) => value.map_or(Cell::Null, Cell::Int),
+                    // An `integer` (int4) column, such as the ledger's day numbers.
+                    Err(sqlx::Error::ColumnDecode { .. }) => row
+                        .try_get::<Option<i32>, _>(i)?
+                        .map_or(Cell::Null, |v| Cell::Int(i64::from(v))),
+                    Err(e) => Err::<Cell, _>(e)?,
+                },
                 SqlType::Bool => row
                     .try_get::<Option<bool>, _>(i)?
                     .map_or(Cell::Null, Cell::Bool),

@@ -102,6 +102,16 @@ impl Repository {
     ) -> Result<FieldDef, RepoError> {
         let schema = self.schema(scope, entity).await?;
         self.authorize(scope, &schema, "customize", None).await?;
+        if !schema.storage.is_table() {
+            return Err(RepoError::Invalid(vec![field_error(
+                "",
+                "view_entity",
+                format!(
+                    "{} is a view of rows its module writes: it has no column to hold a custom field",
+                    schema.name
+                ),
+            )]));
+        }
         let field = custom::parse_definition(&schema, body).map_err(|message| {
             RepoError::Invalid(vec![field_error("", "invalid_definition", message)])
         })?;

@@ -339,6 +339,7 @@ impl Repository {
         expected: Option<i64>,
     ) -> Result<(), RepoError> {
         let schema = self.schema(scope, entity).await?;
+        super::validate::refuse_view_writes(&schema, "delete")?;
         let current = self.read_current(scope, &schema, id).await?;
         expect_version(&schema, &current, expected)?;
         if docstatus(&current) == Some(1) {

@@ -18,6 +18,7 @@ impl Repository {
         } else {
             "create"
         };
+        refuse_view_writes(schema, action)?;
         for name in &access.read_only {
             let Some(value) = input.get(name) else {
                 continue;
@@ -193,4 +194,18 @@ impl Repository {
             (Err(errors), _) | (_, Err(errors)) => Err(RepoError::Invalid(errors)),
         }
     }
+}
+
+/// Refuses `action` on an entity stored as a view: its module writes the rows under it.
+pub(super) fn refuse_view_writes(schema: &EntitySchema, action: &str) -> Result<(), RepoError> {
+    if schema.storage.is_table() {
+        return Ok(());
+    }
+    Err(RepoError::Forbidden {
+        action: action.to_owned(),
+        reason: format!(
+            "{} is a view of rows its module writes; it takes no `{action}`",
+            schema.name
+        ),
+    })
 }
