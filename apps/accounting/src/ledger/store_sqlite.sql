@@ -54,7 +54,7 @@ INSERT INTO ledger_batch (tenant_id, at, by_user)
 SELECT DISTINCT tenant_id, created_at, created_by FROM gl_entry ORDER BY created_at;
 INSERT INTO ledger_posting (tenant_id, batch, journal_entry, line, kind, company, account, period, day, base, currency, debit, credit, line_debit, line_credit, rate_source)
 SELECT o.tenant_id, b.batch, o.journal_entry, o.line,
-    o.flags + CASE WHEN EXISTS (SELECT 1 FROM journal_entry_line l WHERE l.tenant_id = o.tenant_id AND l.parent_id = o.journal_entry AND l.parent_field = 'lines' AND l.idx = o.line) THEN 0 ELSE 4 END,
+    o.flags + CASE WHEN o.remark = 'exchange rounding' AND NOT EXISTS (SELECT 1 FROM journal_entry_line l WHERE l.tenant_id = o.tenant_id AND l.parent_id = o.journal_entry AND l.parent_field = 'lines' AND l.idx = o.line) THEN 4 ELSE 0 END,
     kc.key, ka.key, kp.key, CAST(julianday(o.posting_date) - 2440587.5 AS INTEGER), kb.key, kl.key,
     COALESCE(o.debit, 0), COALESCE(o.credit, 0), COALESCE(o.line_debit, 0), COALESCE(o.line_credit, 0), o.rate_source
 FROM (
