@@ -12,7 +12,7 @@ use prefiq_data::entity::value::civil_now;
 use serde_json::{Map, Value, json};
 
 use crate::dates;
-use crate::ledger::{self, Company, RootType, invalid, text};
+use crate::ledger::{self, Company, RootType, invalid, store, text};
 
 /// The standard chart of accounts a new company gets: (path, root type, account type,
 /// is group). Paths are colon-separated, as in plain-text accounting.
@@ -460,14 +460,14 @@ impl Books {
                     let scope = scope_for.clone();
                     Box::pin(async move {
                         let mut sql = Sql::default();
+                        let key = store::key_of(&mut sql, scope.tenant(), &id);
                         let tenant = sql.arg(text(scope.tenant()));
-                        let id = sql.arg(text(&id));
                         let column = match column {
                             PostingsOf::Company => "company",
                             PostingsOf::Account => "account",
                         };
                         sql.text = format!(
-                            "SELECT 1 FROM gl_entry WHERE tenant_id = {tenant} AND {column} = {id} LIMIT 1"
+                            "SELECT 1 FROM ledger_posting WHERE tenant_id = {tenant} AND {column} = {key} LIMIT 1"
                         );
                         Ok(!conn.fetch(&sql, &[SqlType::Int]).await?.is_empty())
                     })

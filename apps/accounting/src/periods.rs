@@ -10,7 +10,9 @@ use prefiq_data::entity::value::civil_now;
 use serde_json::{Value, json};
 
 use crate::books::{Books, append};
-use crate::ledger::{self, LedgerEntry, Period, PostingLine, RootType, Voucher, invalid, text};
+use crate::ledger::{
+    self, LedgerEntry, Period, PostingLine, RootType, Voucher, invalid, store, text,
+};
 
 /// The body of one of the books' own transactions, for the row `id`.
 type Body = for<'a, 'c> fn(
@@ -284,12 +286,12 @@ async fn reopen_in(
     // Open first: the reversal is refused in a closed period.
     set_status(conn, scope, &period, &now, "Open").await?;
     let mut sql = Sql::default();
+    let period_key = store::key_of(&mut sql, scope.tenant(), &period.id);
     let tenant = sql.arg(text(scope.tenant()));
-    let period_arg = sql.arg(text(&period.id));
-    let yes = sql.arg(Arg::Bool(Some(true)));
-    let no = sql.arg(Arg::Bool(Some(false)));
+    let kinds = sql.arg(Arg::Int(Some(store::kind::CLOSING | store::kind::REVERSAL)));
+    let closing = sql.arg(Arg::Int(Some(store::kind::CLOSING)));
     sql.text = format!(
-        "SELECT DISTINCT g.journal_entry FROM gl_entry g JOIN journal_entry j ON j.tenant_id = g.tenant_id AND j.id = g.journal_entry WHERE g.tenant_id = {tenant} AND g.period = {period_arg} AND g.is_closing = {yes} AND g.is_reversal = {no} AND j.docstatus = 1"
+        "SELECT DISTINCT p.journal_entry FROM ledger_posting p JOIN journal_entry j ON j.tenant_id = p.tenant_id AND j.id = p.journal_entry WHERE p.tenant_id = {tenant} AND p.period = {period_key} AND p.kind & {kinds} = {closing} AND j.docstatus = 1"
     );
     let closing: Vec<String> = conn
         .fetch(&sql, &[SqlType::Text])
@@ -496,12 +498,12 @@ async fn closing_name(
     period: &Period,
 ) -> Result<String, RepoError> {
     let mut sql = Sql::default();
+    let period_key = store::key_of(&mut sql, scope.tenant(), &period.id);
     let tenant = sql.arg(text(scope.tenant()));
-    let period_arg = sql.arg(text(&period.id));
-    let yes = sql.arg(Arg::Bool(Some(true)));
-    let no = sql.arg(Arg::Bool(Some(false)));
+    let kinds = sql.arg(Arg::Int(Some(store::kind::CLOSING | store::kind::REVERSAL)));
+    let closing = sql.arg(Arg::Int(Some(store::kind::CLOSING)));
     sql.text = format!(
-        "SELECT CAST(COUNT(DISTINCT journal_entry) AS BIGINT) FROM gl_entry WHERE tenant_id = {tenant} AND period = {period_arg} AND is_closing = {yes} AND is_reversal = {no}"
+        "SELECT CAST(COUNT(DISTINCT journal_entry) AS BIGINT) FROM ledger_posting WHERE tenant_id = {tenant} AND period = {period_key} AND kind & {kinds} = {closing}"
     );
     let rows = conn.fetch(&sql, &[SqlType::Int]).await?;
     let earlier = rows.first().map_or(0, |r| ledger::cell_int(r.first()));
