@@ -64,13 +64,25 @@ for round in $(seq 1 "$rounds"); do
       done
     ) &
   done
-  sleep "0.$((RANDOM % 9 + 2))"
+  # A round proves something only if the server acknowledged a create before the kill:
+  # wait (at most 10 s) for the first one, then kill at a random moment after it.
+  for _ in $(seq 1 200); do
+    cat acked.[0-9] 2>/dev/null | grep -q . && break
+    sleep 0.05
+  done
+  sleep "0.$((RANDOM % 9 + 1))"
   kill -9 "$server"
   wait "$server" 2>/dev/null || true
   touch stop
   wait
-  cat acked.* >>acked.txt 2>/dev/null || true
+  round_acked=$(cat acked.[0-9] 2>/dev/null | grep -c . || true)
+  cat acked.[0-9] >>acked.txt 2>/dev/null || true
   rm -f acked.[0-9]
+  if [ "${round_acked:-0}" -eq 0 ]; then
+    echo "round $round: FAILED: no create was acknowledged before the kill (see serve.log)"
+    failed=$((failed + 1))
+    break
+  fi
   if ! "$bin" audit verify >verify.log 2>&1; then
     echo "round $round: FAILED: $(tail -1 verify.log)"
     failed=$((failed + 1))

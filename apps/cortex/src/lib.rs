@@ -6,12 +6,18 @@
 //! with later issues.
 
 /// Runs `$body` with `$conn: &mut Conn` on the connection that writes (SQLite's one
-/// writer, between group commits; a PostgreSQL pool connection), outside a transaction.
+/// writer, between group commits, in a transaction of its own that is committed after
+/// `$body`, a failed commit being an error; a PostgreSQL pool connection, where each
+/// statement commits).
 macro_rules! on_pool {
     ($database:expr, $conn:ident => $body:expr) => {{
         let mut writing = $database.writer().await?;
-        let $conn = &mut writing.conn();
-        $body
+        let value = {
+            let $conn = &mut writing.conn();
+            $body
+        };
+        writing.commit()?;
+        value
     }};
 }
 

@@ -2,7 +2,6 @@
 //! journals, and the trial balance and per-currency balances on the terminal.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -102,32 +101,19 @@ fn scope(tenant: &str) -> Result<TenantScope, CliError> {
         .map_err(|e| message(format!("tenant `{tenant}`: {e}")))
 }
 
-/// A progress line on stderr, only on a terminal; at most a few redraws a second.
-struct Progress {
-    total: u64,
-    terminal: bool,
-    started: Instant,
-    last: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Progress {
-    fn show(&self, done: u64) {
-        if !self.terminal {
-            return;
-        }
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|l| l.elapsed().as_millis() < 200) && done < self.total {
-            return;
-        }
-        *last = Some(Instant::now());
-        let percent = (done * 100).checked_div(self.total).unwrap_or(100).min(100) as usize;
-        let bar = "#".repeat(percent / 4) + &" ".repeat(25 - percent / 4);
-        eprint!(
-            "\r[{bar}] {percent:3}% {:.1} MB {:.1}s",
-            done as f64 / 1e6,
-            self.started.elapsed().as_secs_f64()
-        );
+/// The import's progress bar on stderr (indicatif): drawn only when stderr is a terminal,
+/// at most a few times a second, and cleared when the import ends.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr_with_hz(5),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "[{bar:25}] {percent:>3}% {bytes}/{total_bytes} {elapsed}",
+    ) {
+        bar.set_style(style.progress_chars("#>-"));
     }
+    bar
 }
 
 /// Runs an accounting command.
@@ -177,13 +163,11 @@ pub async fn command(
                 let scope = scope(tenant)?;
                 // The import reads the file twice (check, then write): progress counts both passes.
                 let total = std::fs::metadata(file).map(|m| m.len().saturating_mul(2)).unwrap_or(0);
-                let progress = Progress { total, terminal: std::io::stderr().is_terminal(), started: Instant::now(), last: std::sync::Mutex::new(None) };
+                let progress = progress_bar(total);
                 let started = Instant::now();
                 let options = ImportOptions { company: company.clone(), create_currency: create_currency.clone(), skip_invalid: *skip_invalid };
-                let outcome = import_file(&books, &scope, file, &options, &|done| progress.show(done)).await;
-                if progress.terminal {
-                    eprintln!();
-                }
+                let outcome = import_file(&books, &scope, file, &options, &|done| progress.set_position(done.min(total))).await;
+                progress.finish_and_clear();
                 match outcome {
                     Ok(report) => {
                         let seconds = started.elapsed().as_secs_f64();

@@ -244,6 +244,20 @@ impl Alone {
             .as_mut()
             .expect("an Alone guard holds an open connection")
     }
+
+    /// Commits the guard's transaction and answers for it: a drop commits too, but can
+    /// only log a failed commit. A failed commit is rolled back.
+    pub fn commit(mut self) -> Result<(), rusqlite::Error> {
+        let conn = self.conn();
+        if conn.is_autocommit() {
+            return Ok(());
+        }
+        if let Err(error) = conn.execute_batch("COMMIT") {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(error);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Alone {

@@ -170,6 +170,16 @@ impl Writing {
             Writing::Postgres(pooled) => Conn::Postgres(pooled),
         }
     }
+
+    /// Gives the connection back, committing the transaction SQLite's writer runs in and
+    /// reporting a failed commit (dropping it commits too, but can only log the failure).
+    /// PostgreSQL statements here commit one by one.
+    pub fn commit(self) -> Result<(), DataError> {
+        match self {
+            Writing::Sqlite(alone) => Ok(alone.commit()?),
+            Writing::Postgres(_) => Ok(()),
+        }
+    }
 }
 
 /// A reading connection (see [`Database::reader`]).

@@ -289,7 +289,10 @@ impl MigrationRunner for SqlMigrationRunner {
                 ],
             );
             let result = match database.writer().await {
-                Ok(mut writing) => writing.conn().execute(&sql).await.map(|_| ()),
+                Ok(mut writing) => match writing.conn().execute(&sql).await {
+                    Ok(_) => writing.commit(),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             result.map_err(|e| {

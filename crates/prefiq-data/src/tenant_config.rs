@@ -83,7 +83,9 @@ impl TenantConfigStore for SqlTenantConfigStore {
                 vec![tenant.into(), key.into()],
             ),
         };
-        database.writer().await?.conn().execute(&sql).await?;
+        let mut writing = database.writer().await?;
+        writing.conn().execute(&sql).await?;
+        writing.commit()?;
         Ok(())
     }
 }

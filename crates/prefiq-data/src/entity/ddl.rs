@@ -507,16 +507,23 @@ mod tests {
             plan.starts_with("DROP INDEX IF EXISTS \"line__name\";\nDROP INDEX IF EXISTS \"line__modified\";\nINSERT INTO prefiq_entities"),
             "{plan}"
         );
-        let todo = plan_entity(&schema(V1), Some(&{
-            let mut old = schema(V1);
-            old.index_layout = 2;
-            old
-        }), Backend::Postgres)
+        let todo = plan_entity(
+            &schema(V1),
+            Some(&{
+                let mut old = schema(V1);
+                old.index_layout = 2;
+                old
+            }),
+            Backend::Postgres,
+        )
         .ok()
         .flatten()
         .map(|m| m.sql)
         .unwrap_or_default();
-        assert!(todo.starts_with("INSERT INTO prefiq_entities"), "a table keeps its indexes: {todo}");
+        assert!(
+            todo.starts_with("INSERT INTO prefiq_entities"),
+            "a table keeps its indexes: {todo}"
+        );
         let again = plan_entity(&schema(line), Some(&schema(line)), Backend::Postgres);
         assert!(matches!(again, Ok(None)));
     }
