@@ -252,9 +252,10 @@ async fn write_batch(
 ) -> Result<(), RepoError> {
     batch.rows.write(conn).await?;
     let trace = scope.trace_id().to_owned();
-    let records: Vec<AuditRecord<'_>> = batch
-        .audit
+    let (ids, changes): (Vec<String>, Vec<Value>) = batch.audit.into_iter().unzip();
+    let records: Vec<AuditRecord<'_>> = ids
         .iter()
+        .zip(changes)
         .map(|(id, changes)| AuditRecord {
             tenant: scope.tenant(),
             time: now,
@@ -262,7 +263,7 @@ async fn write_batch(
             action: "submit",
             entity: Some("journal_entry"),
             id: Some(id),
-            changes: changes.clone(),
+            changes,
             trace: &trace,
         })
         .collect();
