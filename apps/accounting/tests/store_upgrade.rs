@@ -3,25 +3,9 @@
 //! they were. SQLite always, PostgreSQL when `PREFIQ_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
-use prefiq::config::DatabaseConfig;
-use prefiq::{Backend, BootMode};
-use prefiq_data::Database;
+use prefiq::Backend;
 use prefiq_data::entity::sql::{Cell, Sql, SqlType};
 use prefiq_data::testing::databases;
-
-fn db_config(url: &str) -> DatabaseConfig {
-    DatabaseConfig {
-        url: url.to_owned(),
-        max_connections: 2,
-        busy_timeout_ms: 5000,
-        acquire_timeout_ms: 5000,
-        tenancy: prefiq::config::Tenancy::Shared,
-        max_open_tenants: 4,
-        tenant_max_connections: 2,
-    }
-}
 
 /// The tables of an installation before the store, as far as the migration reads them.
 fn old_layout(backend: Backend) -> String {
@@ -64,10 +48,7 @@ fn cell(c: &Cell) -> String {
 #[tokio::test]
 async fn gl_entry_rows_of_an_older_installation_move_into_the_ledger_store() {
     for db in databases("store_upgrade").await {
-        let database = Database::connect(&db_config(&db.url), Path::new("/"), BootMode::Serve)
-            .await
-            .unwrap()
-            .unwrap();
+        let database = db.connect().await;
         let backend = database.backend();
         {
             let mut writing = database.writer().await.unwrap();

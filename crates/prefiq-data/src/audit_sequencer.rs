@@ -62,7 +62,7 @@ pub async fn sequence(database: &Database, tenant: &str) -> Result<u64, DataErro
     };
     let mut moved = 0;
     loop {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::database::begin_postgres(pool).await?;
         crate::entity::repo::enter_tenant(&mut tx, tenant).await?;
         let count = {
             let mut conn = Conn::Postgres(&mut tx);

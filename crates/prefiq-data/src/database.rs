@@ -348,7 +348,7 @@ impl Database {
     pub async fn begin(&self) -> Result<Transaction, DataError> {
         Ok(match self {
             Database::Sqlite(db) => Transaction::Sqlite(db.batcher.enter(true).await?),
-            Database::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
+            Database::Postgres(pool) => Transaction::Postgres(begin_postgres(pool).await?),
         })
     }
 
@@ -418,5 +418,23 @@ impl DatabaseHandle {
     /// Stores the connection made at boot. A second call keeps the first connection.
     pub fn set(&self, database: Database) {
         let _ = self.database.set(database);
+    }
+}
+
+/// Begins a PostgreSQL transaction in a task of its own. A caller dropped while `BEGIN` is
+/// in flight (a client that hangs up mid-request) must not hand the connection back to
+/// the pool inside a transaction nobody will end: sqlx 0.8 arms its rollback-on-drop only
+/// after `BEGIN` is answered (transact-rs/sqlx#4393), and the next borrower's statements
+/// would then run, uncommitted, inside that transaction. The task sees the `BEGIN`
+/// through; when its caller is gone it drops the transaction, which rolls back.
+pub async fn begin_postgres(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(begun) => begun,
+        Err(stopped) => Err(sqlx::Error::Protocol(format!(
+            "the task beginning a transaction stopped: {stopped}"
+        ))),
     }
 }

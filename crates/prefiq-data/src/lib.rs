@@ -20,6 +20,7 @@ pub mod testing;
 
 pub use database::{
     Database, DatabaseHandle, DatabaseUrl, Reading, SqliteDatabase, Transaction, Writing,
+    begin_postgres,
 };
 pub use migrate::{SYSTEM_MODULE, SqlMigrationRunner, system_migrations};
 pub use provider::DatabaseProvider;

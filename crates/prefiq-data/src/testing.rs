@@ -70,6 +70,28 @@ impl TestDatabase {
         self.dir.path().to_owned()
     }
 
+    /// Connects to the database (shared tenancy, small pools), migrating nothing.
+    ///
+    /// # Panics
+    ///
+    /// When the database cannot be opened: a test has nothing to run on then.
+    #[allow(clippy::expect_used)]
+    pub async fn connect(&self) -> crate::Database {
+        let config = prefiq::config::DatabaseConfig {
+            url: self.url.clone(),
+            max_connections: 2,
+            busy_timeout_ms: 5_000,
+            acquire_timeout_ms: 5_000,
+            tenancy: prefiq::config::Tenancy::Shared,
+            max_open_tenants: 4,
+            tenant_max_connections: 2,
+        };
+        crate::Database::connect(&config, &self.root(), prefiq::BootMode::Serve)
+            .await
+            .expect("the test database opens")
+            .expect("a database outside a dry run")
+    }
+
     /// Drops the PostgreSQL database (SQLite files go with the directory).
     pub async fn cleanup(self) {
         if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name)

@@ -2,25 +2,9 @@
 //! where dropping the writer could only log a failed one.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
-use prefiq::BootMode;
-use prefiq::config::DatabaseConfig;
 use prefiq_data::Database;
 use prefiq_data::entity::sql::{Cell, Sql, SqlType};
 use prefiq_data::testing::TestDatabase;
-
-fn db_config(url: &str) -> DatabaseConfig {
-    DatabaseConfig {
-        url: url.to_owned(),
-        max_connections: 2,
-        busy_timeout_ms: 5000,
-        acquire_timeout_ms: 5000,
-        tenancy: prefiq::config::Tenancy::Shared,
-        max_open_tenants: 4,
-        tenant_max_connections: 2,
-    }
-}
 
 async fn count(database: &Database, table: &str) -> i64 {
     let mut reading = database.reader().await.unwrap();
@@ -41,10 +25,7 @@ async fn count(database: &Database, table: &str) -> i64 {
 #[tokio::test]
 async fn a_failed_commit_on_the_sqlite_writer_is_reported_and_rolled_back() {
     let db = TestDatabase::sqlite().unwrap();
-    let database = Database::connect(&db_config(&db.url), Path::new("/"), BootMode::Serve)
-        .await
-        .unwrap()
-        .unwrap();
+    let database = db.connect().await;
     let mut writing = database.writer().await.unwrap();
     writing
         .conn()

@@ -453,7 +453,7 @@ macro_rules! reading {
                 $body
             }
             Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::database::begin_postgres(pool).await?;
                 crate::entity::repo::enter_tenant(&mut tx, $tenant).await?;
                 let result = {
                     let $conn = &mut Conn::Postgres(&mut tx);

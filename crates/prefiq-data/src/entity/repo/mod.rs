@@ -63,7 +63,7 @@ macro_rules! in_write_tx {
                 }
             }
             Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::database::begin_postgres(pool).await?;
                 #[allow(clippy::let_unit_value)]
                 let result = {
                     let $conn = &mut Conn::Postgres(&mut tx);
@@ -120,7 +120,7 @@ macro_rules! in_tenant_tx {
         match $database {
             Database::Sqlite(_) => in_write_tx!($database, $conn => $body),
             Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::database::begin_postgres(pool).await?;
                 enter_tenant(&mut tx, $tenant).await?;
                 #[allow(clippy::let_unit_value)]
                 let result = {
@@ -145,7 +145,7 @@ macro_rules! on_tenant_reader {
                 $body
             }
             Database::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = crate::database::begin_postgres(pool).await?;
                 enter_tenant(&mut tx, $tenant).await?;
                 let result = {
                     let $conn = &mut Conn::Postgres(&mut tx);
