@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use prefiq_data::testing::TestDatabase;
 use sqlx::postgres::PgPoolOptions;
@@ -16,7 +16,7 @@ fn poll_and_drop<F: Future>(future: F, polls: u32) {
     let mut future = pin!(future);
     let mut context = Context::from_waker(Waker::noop());
     for _ in 0..polls {
-        if let Poll::Ready(_) = future.as_mut().poll(&mut context) {
+        if future.as_mut().poll(&mut context).is_ready() {
             return;
         }
         std::thread::sleep(std::time::Duration::from_micros(40));
