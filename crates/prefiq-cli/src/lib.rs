@@ -469,7 +469,7 @@ async fn config_command(
     match command {
         ConfigCommand::Show { tenant: None, json } => {
             let mut options = config_options(cli, vec![]);
-            options.module_sections = app.module_names();
+            options.module_sections = app.config_sections();
             let config = Config::load(&options).map_err(KernelError::from)?;
             show_config(&config, *json)
         }
@@ -620,7 +620,7 @@ async fn doctor(app: App, cli: &Cli, logs: &logging::LogControl) -> Result<(), C
         let _ = writeln!(out, "{check:<11} {status:<4}  {detail}");
     };
     let mut options = config_options(cli, vec![]);
-    options.module_sections = app.module_names();
+    options.module_sections = app.config_sections();
     match Config::load(&options) {
         Ok(config) => {
             let detail = format!(

@@ -849,3 +849,19 @@ fn accounting_import_names_bad_lines_writes_nothing_then_imports_and_exports() {
         missing.stderr
     );
 }
+
+/// The audit log's section is the data layer's provider's, not a module's: it was refused
+/// as an unknown section, so `audit.checkpoint_every` could not be set at all.
+#[test]
+fn the_audit_section_of_a_platform_provider_is_a_known_config_section() {
+    let audit = [("config/base.yaml", "audit:\n  checkpoint_every: 5000\n")];
+    check(&audit, &[], &["boot", "--dry-run"], 0, "");
+    check(&audit, &[], &["config", "show"], 0, "checkpoint_every");
+    check(
+        &[("config/base.yaml", "audt:\n  checkpoint_every: 5000\n")],
+        &[],
+        &["boot", "--dry-run"],
+        1,
+        "error: unknown config section `audt` from config/base.yaml (key `audt`); known sections: app, server, database, log, cortex, accounting, audit",
+    );
+}

@@ -180,6 +180,19 @@ impl App {
         self
     }
 
+    /// The config sections beyond the kernel's: every module's (named after it) and those
+    /// platform providers read.
+    pub fn config_sections(&self) -> Vec<String> {
+        let mut sections = self.module_names();
+        sections.extend(
+            self.providers
+                .iter()
+                .filter_map(|p| p.config_section())
+                .map(str::to_owned),
+        );
+        sections
+    }
+
     /// The names of every module, which are also the config sections they may own.
     pub fn module_names(&self) -> Vec<String> {
         self.modules
@@ -207,7 +220,9 @@ impl App {
         // Step 1: config, and the module graph the config sections depend on.
         let step = Instant::now();
         let mut config_options = options.config;
-        config_options.module_sections = self.module_names();
+        config_options.module_sections = self.config_sections();
+        // Tenants may override module sections, not a platform provider's.
+        let tenant_sections = self.module_names();
         let config = Arc::new(Config::load(&config_options)?);
         if let Some(on_config) = options.on_config {
             on_config(&config);
@@ -313,7 +328,7 @@ impl App {
         }
         {
             let base = config.clone();
-            let sections = config_options.module_sections.clone();
+            let sections = tenant_sections;
             Registrar::new(&mut services, KERNEL).lazy_singleton::<ConfigService, _>(move |r| {
                 Ok(Arc::new(ConfigService::new(
                     base.clone(),

@@ -40,6 +40,12 @@ pub trait ServiceProvider: Send + Sync + 'static {
     /// A stable name for logs and errors, such as `prefiq_data::DatabaseProvider`.
     fn name(&self) -> &'static str;
 
+    /// The config section the provider reads, if any (such as `audit`): a section that
+    /// is neither the kernel's nor a module's nor a provider's is refused as a typo.
+    fn config_section(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Binds services. Must not do I/O: it runs for `boot --dry-run` and every CLI command.
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError>;
 

@@ -21,6 +21,10 @@ impl prefiq::ServiceProvider for AuditProvider {
         "prefiq_data::AuditProvider"
     }
 
+    fn config_section(&self) -> Option<&'static str> {
+        Some("audit")
+    }
+
     fn register(&self, cx: &mut prefiq::RegisterContext<'_>) -> Result<(), prefiq::KernelError> {
         let config: AuditConfig = cx
             .config
