@@ -214,6 +214,23 @@ impl WriteBatcher {
         Ok(Alone { guard: state })
     }
 
+    /// Lets the write-ahead log start over from its beginning, between batches: a
+    /// `RESTART` checkpoint on the writer once the background checkpointer has copied the
+    /// log into the database. Under a steady stream of batches the log otherwise never
+    /// restarts (a new batch begins as soon as one commits) and grows without bound.
+    /// Readers are not waited for: with one inside the log it answers busy and changes
+    /// nothing, and the next call tries again. Returns whether the log restarted.
+    pub async fn restart_wal(&self) -> Result<bool, DataError> {
+        let mut state = self.state.lock().await;
+        state.settle();
+        if state.open {
+            state.commit();
+        }
+        let conn = state.conn.as_ref().ok_or(DataError::NotConnected)?;
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get(0))?;
+        Ok(busy == 0)
+    }
+
     /// Commits any open batch and closes the writer connection (at shutdown).
     pub async fn close(&self) {
         let mut state = self.state.lock().await;

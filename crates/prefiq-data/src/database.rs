@@ -92,8 +92,12 @@ struct Checkpointer {
 /// How often the checkpointer runs.
 const CHECKPOINT_INTERVAL_MS: u64 = 250;
 
+/// WAL pages (16 MiB of 4 KiB pages) from which, once they are all copied into the
+/// database, the writer is asked to restart the log (see `WriteBatcher::restart_wal`).
+const WAL_RESTART_PAGES: i64 = 4096;
+
 impl Checkpointer {
-    fn start(conn: rusqlite::Connection) -> Arc<Self> {
+    fn start(conn: rusqlite::Connection, batcher: crate::batch::WriteBatcher) -> Arc<Self> {
         let checkpointer = Arc::new(Checkpointer {
             stop: tokio::sync::Notify::new(),
             task: std::sync::Mutex::new(None),
@@ -111,14 +115,25 @@ impl Checkpointer {
                 // PASSIVE never blocks the writer or readers; what it cannot copy now it
                 // copies next time. It may fsync, so it runs off the async workers.
                 let ran = tokio::task::spawn_blocking(move || {
-                    let result = owned.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+                    // (busy, pages in the log, pages copied into the database)
+                    let result = owned.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                    });
                     (owned, result)
                 })
                 .await;
                 match ran {
                     Ok((owned, result)) => {
-                        if let Err(error) = result {
-                            tracing::warn!(target: "prefiq::data", %error, "WAL checkpoint failed");
+                        match result {
+                            Err(error) => {
+                                tracing::warn!(target: "prefiq::data", %error, "WAL checkpoint failed");
+                            }
+                            Ok((log, copied)) if log >= WAL_RESTART_PAGES && copied >= log => {
+                                if let Err(error) = batcher.restart_wal().await {
+                                    tracing::warn!(target: "prefiq::data", %error, "restarting the WAL failed");
+                                }
+                            }
+                            Ok(_) => {}
                         }
                         conn = Some(owned);
                     }
@@ -289,15 +304,16 @@ impl Database {
                     busy_timeout,
                     acquire_timeout,
                 );
+                let batcher = crate::batch::WriteBatcher::new(writer, busy_timeout);
                 let checkpointer = if dry_run {
                     None
                 } else {
                     let conn = crate::sqlite::open(path, Role::Checkpointer, busy_timeout)
                         .map_err(|e| connect_error(e.to_string()))?;
-                    Some(Checkpointer::start(conn))
+                    Some(Checkpointer::start(conn, batcher.clone()))
                 };
                 Ok(Some(Database::Sqlite(SqliteDatabase {
-                    batcher: crate::batch::WriteBatcher::new(writer, busy_timeout),
+                    batcher,
                     readers,
                     path: path.clone(),
                     checkpointer,

@@ -67,6 +67,8 @@ pub(crate) fn open(
     match role {
         Role::Writer => {
             pragma(&conn, "journal_mode = WAL")?;
+            // A log that restarts is cut back to this size, not kept at its largest.
+            pragma(&conn, "journal_size_limit = 67108864")?;
             pragma(
                 &conn,
                 &format!("wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}"),
