@@ -95,6 +95,12 @@ impl ServiceProvider for AccountingProvider {
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         let books = Arc::new(Books::default());
         cx.services.singleton(books.clone())?;
+        // The ledger store holds tenant data: with a database per tenant, each gets it.
+        cx.services
+            .contribute(Arc::new(prefiq_data::tenants::TenantDataMigrations {
+                module: "accounting".into(),
+                migrations: vec![ledger::store::migration()],
+            }));
         cx.services
             .contribute::<dyn TransactionHook>(Arc::new(PostingHook) as Arc<dyn TransactionHook>);
         hooks::register(cx, &books);

@@ -76,6 +76,9 @@ impl ServiceProvider for DatabaseProvider {
                             entities,
                             database_config.clone(),
                             &root,
+                        )
+                        .with_tenant_data(
+                            r.services().all::<crate::tenants::TenantDataMigrations>(),
                         ),
                     ));
                 }

@@ -18,6 +18,18 @@ use sqlx::Connection as _;
 use crate::entity::Entities;
 use crate::{DataError, Database, DatabaseHandle, DatabaseUrl, SqlMigrationRunner};
 
+/// Migrations of a module that make tables of tenant data beside its entity tables (such
+/// as the ledger's store): in `database` tenancy they run in every tenant database as well
+/// as in the main one. A module contributes one with its migrations (which it also
+/// declares as a module, for the main database).
+#[derive(Debug, Clone)]
+pub struct TenantDataMigrations {
+    /// The module.
+    pub module: String,
+    /// The migrations, sorted by id.
+    pub migrations: Vec<prefiq::Migration>,
+}
+
 /// How long an evicted tenant database stays open for the requests still using it.
 const EVICTION_GRACE: Duration = Duration::from_secs(60);
 
@@ -27,6 +39,8 @@ pub struct TenantDatabases {
     entities: Arc<Entities>,
     config: DatabaseConfig,
     root: PathBuf,
+    /// Module migrations that run in tenant databases too.
+    tenant_data: Vec<Arc<TenantDataMigrations>>,
     /// Open tenant databases, with a use counter for eviction (least recently used).
     open: tokio::sync::Mutex<HashMap<String, (u64, Arc<DatabaseHandle>)>>,
     clock: std::sync::atomic::AtomicU64,
@@ -52,9 +66,17 @@ impl TenantDatabases {
             entities,
             config,
             root: root.to_owned(),
+            tenant_data: Vec::new(),
             open: tokio::sync::Mutex::new(HashMap::new()),
             clock: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// With `migrations` run in every tenant database as well.
+    #[must_use]
+    pub fn with_tenant_data(mut self, migrations: Vec<Arc<TenantDataMigrations>>) -> Self {
+        self.tenant_data = migrations;
+        self
     }
 
     /// The tenancy mode.
@@ -121,17 +143,23 @@ impl TenantDatabases {
         // The tables of the entities this tenant can see: declared ones and its own.
         let visible = Arc::new(Entities::default());
         visible.set(self.entities.registry().visible_to(Some(tenant)));
-        // Entity tables are planned per module; the modules' own migrations (their
-        // platform tables) stay in the main database.
+        // Entity tables are planned per module; of the modules' own migrations only those
+        // of tenant data run here (their platform tables stay in the main database).
         let mut modules: Vec<prefiq::ModuleMigrations> = Vec::new();
         for schema in visible.registry().all() {
             if schema.module != crate::entity::SITE_MODULE
                 && !modules.iter().any(|m| m.module == schema.module)
             {
+                let migrations = self
+                    .tenant_data
+                    .iter()
+                    .filter(|t| t.module == schema.module)
+                    .flat_map(|t| t.migrations.iter().cloned())
+                    .collect();
                 modules.push(prefiq::ModuleMigrations {
                     module: schema.module.clone(),
                     version: semver::Version::new(0, 0, 0),
-                    migrations: Vec::new(),
+                    migrations,
                 });
             }
         }
