@@ -110,6 +110,11 @@ pub(super) async fn update_tx(
 /// of one record take turns).
 const MAX_UPDATE_ATTEMPTS: usize = 16;
 
+/// The longest pause before an update starts again after a conflict, in microseconds:
+/// a random pause up to `attempt` times this, so two replicas that keep colliding on one
+/// record fall out of step instead of colliding again at once.
+const CONFLICT_BACKOFF_US: u64 = 500;
+
 tokio::task_local! {
     /// Set while a task runs an update: an update a hook makes inside it is nested.
     static IN_UPDATE: ();
@@ -172,6 +177,8 @@ impl Repository {
                         });
                     }
                     Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
+                        let pause = rand::random_range(0..=CONFLICT_BACKOFF_US * attempts as u64);
+                        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
                         attempts += 1;
                     }
                     result => return result,
