@@ -429,21 +429,12 @@ fn entry_of(
                 ),
             });
         }
-        lines.push(PostingLine {
-            account: job.company.rounding_account.clone().unwrap_or_default(),
-            debit: if difference < 0 { -difference } else { 0 },
-            credit: if difference > 0 { difference } else { 0 },
-            currency: base.to_owned(),
-            debit_in_currency: 0,
-            credit_in_currency: 0,
-            party_type: None,
-            party: None,
-            cost_center: None,
-            remark: Some("exchange rounding".into()),
-            rate: Some(RATE_ONE),
-            rate_source: None,
-            rounding: false,
-        });
+        lines.push(PostingLine::exchange_rounding(
+            job.company.rounding_account.clone().unwrap_or_default(),
+            difference,
+            base,
+            true,
+        ));
     }
     let id = uuid::Uuid::now_v7().to_string();
     Ok(LedgerEntry {

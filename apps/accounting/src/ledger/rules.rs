@@ -292,21 +292,12 @@ pub async fn prepare_voucher(
     if errors.is_empty() && difference != 0 {
         if difference.abs() <= converted {
             match &company.rounding_account {
-                Some(account) => postings.push(PostingLine {
-                    account: account.clone(),
-                    debit: if difference < 0 { -difference } else { 0 },
-                    credit: if difference > 0 { difference } else { 0 },
-                    currency: base.clone(),
-                    debit_in_currency: 0,
-                    credit_in_currency: 0,
-                    party_type: None,
-                    party: None,
-                    cost_center: None,
-                    remark: Some("exchange rounding".into()),
-                    rate: Some(RATE_ONE),
-                    rate_source: None,
-                    rounding: true,
-                }),
+                Some(account) => postings.push(PostingLine::exchange_rounding(
+                    account.clone(),
+                    difference,
+                    &base,
+                    false,
+                )),
                 None => fail!(
                     "/lines".into(),
                     "no_rounding_account",

@@ -42,6 +42,35 @@ pub struct PostingLine {
     pub rounding: bool,
 }
 
+impl PostingLine {
+    /// The posting that balances a foreign-currency rounding `difference` (debits minus
+    /// credits, in company currency `base`) on the company's rounding `account`.
+    /// `in_a_line`: whether a line of the entry holds it (the import writes one; the
+    /// posting rules of a submitted entry add it without one).
+    pub fn exchange_rounding(
+        account: String,
+        difference: i64,
+        base: &str,
+        in_a_line: bool,
+    ) -> PostingLine {
+        PostingLine {
+            account,
+            debit: if difference < 0 { -difference } else { 0 },
+            credit: if difference > 0 { difference } else { 0 },
+            currency: base.to_owned(),
+            debit_in_currency: 0,
+            credit_in_currency: 0,
+            party_type: None,
+            party: None,
+            cost_center: None,
+            remark: Some("exchange rounding".into()),
+            rate: Some(crate::money::RATE_ONE),
+            rate_source: None,
+            rounding: !in_a_line,
+        }
+    }
+}
+
 /// The postings of one journal entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Voucher {
