@@ -286,12 +286,9 @@ async fn reopen_in(
     // Open first: the reversal is refused in a closed period.
     set_status(conn, scope, &period, &now, "Open").await?;
     let mut sql = Sql::default();
-    let period_key = store::key_of(&mut sql, scope.tenant(), &period.id);
-    let tenant = sql.arg(text(scope.tenant()));
-    let kinds = sql.arg(Arg::Int(Some(store::kind::CLOSING | store::kind::REVERSAL)));
-    let closing = sql.arg(Arg::Int(Some(store::kind::CLOSING)));
+    let closing = closing_postings(&mut sql, scope, &period.id);
     sql.text = format!(
-        "SELECT DISTINCT p.journal_entry FROM ledger_posting p JOIN journal_entry j ON j.tenant_id = p.tenant_id AND j.id = p.journal_entry WHERE p.tenant_id = {tenant} AND p.period = {period_key} AND p.kind & {kinds} = {closing} AND j.docstatus = 1"
+        "SELECT DISTINCT p.journal_entry FROM ledger_posting p JOIN journal_entry j ON j.tenant_id = p.tenant_id AND j.id = p.journal_entry WHERE {closing} AND j.docstatus = 1"
     );
     let closing: Vec<String> = conn
         .fetch(&sql, &[SqlType::Text])
@@ -498,12 +495,9 @@ async fn closing_name(
     period: &Period,
 ) -> Result<String, RepoError> {
     let mut sql = Sql::default();
-    let period_key = store::key_of(&mut sql, scope.tenant(), &period.id);
-    let tenant = sql.arg(text(scope.tenant()));
-    let kinds = sql.arg(Arg::Int(Some(store::kind::CLOSING | store::kind::REVERSAL)));
-    let closing = sql.arg(Arg::Int(Some(store::kind::CLOSING)));
+    let closing = closing_postings(&mut sql, scope, &period.id);
     sql.text = format!(
-        "SELECT CAST(COUNT(DISTINCT journal_entry) AS BIGINT) FROM ledger_posting WHERE tenant_id = {tenant} AND period = {period_key} AND kind & {kinds} = {closing}"
+        "SELECT CAST(COUNT(DISTINCT p.journal_entry) AS BIGINT) FROM ledger_posting p WHERE {closing}"
     );
     let rows = conn.fetch(&sql, &[SqlType::Int]).await?;
     let earlier = rows.first().map_or(0, |r| ledger::cell_int(r.first()));
@@ -513,4 +507,14 @@ async fn closing_name(
     } else {
         format!("{base}/{}", earlier + 1)
     })
+}
+
+/// The condition on `ledger_posting p` that selects the closing postings (not their
+/// reversals) of the period `period` of the scope's tenant.
+fn closing_postings(sql: &mut Sql, scope: &TenantScope, period: &str) -> String {
+    let period_key = store::key_of(sql, scope.tenant(), period);
+    let tenant = sql.arg(text(scope.tenant()));
+    let kinds = sql.arg(Arg::Int(Some(store::kind::CLOSING | store::kind::REVERSAL)));
+    let closing = sql.arg(Arg::Int(Some(store::kind::CLOSING)));
+    format!("p.tenant_id = {tenant} AND p.period = {period_key} AND p.kind & {kinds} = {closing}")
 }

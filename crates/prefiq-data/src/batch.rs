@@ -265,16 +265,18 @@ impl Alone {
     /// Commits the guard's transaction and answers for it: a drop commits too, but can
     /// only log a failed commit. A failed commit is rolled back.
     pub fn commit(mut self) -> Result<(), rusqlite::Error> {
-        let conn = self.conn();
-        if conn.is_autocommit() {
-            return Ok(());
-        }
-        if let Err(error) = conn.execute_batch("COMMIT") {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(error);
-        }
-        Ok(())
+        commit_open(self.conn())
     }
+}
+
+/// Commits the transaction `conn` is in, if any; a failed commit is rolled back.
+fn commit_open(conn: &Connection) -> Result<(), rusqlite::Error> {
+    if conn.is_autocommit() {
+        return Ok(());
+    }
+    conn.execute_batch("COMMIT").inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
 }
 
 impl Drop for Alone {
@@ -282,11 +284,9 @@ impl Drop for Alone {
     /// statement had already answered for itself).
     fn drop(&mut self) {
         if let Some(conn) = &self.guard.conn
-            && !conn.is_autocommit()
-            && let Err(error) = conn.execute_batch("COMMIT")
+            && let Err(error) = commit_open(conn)
         {
             tracing::error!(target: "prefiq::data", %error, "a commit on the SQLite writer failed; rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
         }
     }
 }

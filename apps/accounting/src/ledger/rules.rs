@@ -351,13 +351,14 @@ pub async fn reversal_voucher(
         ));
     };
     // The entry's postings, read from the store in the order they were written (line
-    // by line); party, cost center and remark are the lines' and go with the view.
+    // by line, so a reversal keeps each posting's line index); party, cost center and
+    // remark are the lines', which the reversal's postings share.
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
     let entry = sql.arg(text(id));
     let reversal = sql.arg(Arg::Int(Some(store::kind::REVERSAL)));
     sql.text = format!(
-        "SELECT ka.id, p.day, kp.id, p.debit, p.credit, kl.id, p.line_debit, p.line_credit, NULL, NULL, NULL, NULL, p.kind FROM ledger_posting p JOIN ledger_key ka ON ka.key = p.account JOIN ledger_key kp ON kp.key = p.period JOIN ledger_key kl ON kl.key = p.currency WHERE p.tenant_id = {tenant} AND p.journal_entry = {entry} AND p.kind & {reversal} = 0 ORDER BY p.seq"
+        "SELECT ka.id, p.day, kp.id, p.debit, p.credit, kl.id, p.line_debit, p.line_credit, p.kind FROM ledger_posting p JOIN ledger_key ka ON ka.key = p.account JOIN ledger_key kp ON kp.key = p.period JOIN ledger_key kl ON kl.key = p.currency WHERE p.tenant_id = {tenant} AND p.journal_entry = {entry} AND p.kind & {reversal} = 0 ORDER BY p.seq"
     );
     let types = [
         SqlType::Text,
@@ -368,10 +369,6 @@ pub async fn reversal_voucher(
         SqlType::Text,
         SqlType::Int,
         SqlType::Int,
-        SqlType::Text,
-        SqlType::Text,
-        SqlType::Text,
-        SqlType::Text,
         SqlType::Int,
     ];
     let rows = conn.fetch(&sql, &types).await?;
@@ -402,13 +399,13 @@ pub async fn reversal_voucher(
             currency: cell_text(r.get(5)).unwrap_or_default(),
             debit_in_currency: cell_int(r.get(7)),
             credit_in_currency: cell_int(r.get(6)),
-            party_type: cell_text(r.get(8)),
-            party: cell_text(r.get(9)),
-            cost_center: cell_text(r.get(10)),
-            remark: cell_text(r.get(11)),
+            party_type: None,
+            party: None,
+            cost_center: None,
+            remark: None,
             rate: None,
             rate_source: None,
-            rounding: cell_int(r.get(12)) & store::kind::ROUNDING != 0,
+            rounding: cell_int(r.get(8)) & store::kind::ROUNDING != 0,
         })
         .collect();
     let posting_date = rows
