@@ -44,6 +44,8 @@ pub fn system_migrations() -> Vec<Migration> {
         ),
         crate::audit::migration(),
         crate::audit_sequencer::migration(),
+        crate::outbox::migration(),
+        crate::jobs::migration(),
     ]
 }
 

@@ -116,6 +116,68 @@ impl TenantDatabases {
         Ok(handle)
     }
 
+    /// The tenant databases open now, with their tenants.
+    pub async fn open_handles(&self) -> Vec<(String, Arc<DatabaseHandle>)> {
+        self.open
+            .lock()
+            .await
+            .iter()
+            .map(|(tenant, (_, handle))| (tenant.clone(), handle.clone()))
+            .collect()
+    }
+
+    /// The tenants that have a database already (made by this process or an earlier
+    /// one): the files in `tenants/`, or the PostgreSQL databases named after the main one.
+    pub async fn existing(&self) -> Result<Vec<String>, DataError> {
+        if self.config.tenancy == Tenancy::Shared {
+            return Ok(Vec::new());
+        }
+        let mut tenants = Vec::new();
+        match DatabaseUrl::parse(&self.config.url, &self.root)? {
+            DatabaseUrl::Sqlite(path) => {
+                let dir = path
+                    .parent()
+                    .map_or_else(|| PathBuf::from("tenants"), |p| p.join("tenants"));
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    return Ok(tenants);
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if let Some(tenant) = name.strip_suffix(".db")
+                        && prefiq::context::is_tenant_name(tenant)
+                    {
+                        tenants.push(tenant.to_owned());
+                    }
+                }
+            }
+            DatabaseUrl::Postgres(_) => {
+                let Database::Postgres(pool) = self.main.get()? else {
+                    return Ok(tenants);
+                };
+                let main: String = sqlx::query_scalar("SELECT current_database()")
+                    .fetch_one(pool)
+                    .await?;
+                let names: Vec<String> = sqlx::query_scalar(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, $1)",
+                )
+                .bind(format!("{main}__"))
+                .fetch_all(pool)
+                .await?;
+                for name in names {
+                    // Tenant names hold no `_`, so the database name gives the tenant back.
+                    let tenant = name[main.len() + 2..].replace('_', "-");
+                    if prefiq::context::is_tenant_name(&tenant)
+                        && postgres_database_name(&main, &tenant) == name
+                    {
+                        tenants.push(tenant);
+                    }
+                }
+            }
+        }
+        tenants.sort();
+        Ok(tenants)
+    }
+
     /// Makes (if needed), connects and migrates the database of `tenant`.
     async fn open_tenant(&self, tenant: &str) -> Result<Arc<DatabaseHandle>, DataError> {
         if !prefiq::context::is_tenant_name(tenant) {

@@ -87,6 +87,8 @@ async fn migrations_apply_once_in_order_and_detect_edits_on_backends() {
                 "prefiq/0003_custom_fields",
                 "prefiq/0004_audit",
                 "prefiq/0005_audit_queue",
+                "prefiq/0006_outbox_sequence",
+                "prefiq/0007_jobs",
                 "notes/0001_notes"
             ]
         );
@@ -191,7 +193,7 @@ async fn dry_run_on_a_missing_sqlite_file_creates_nothing() {
     assert!(handle.get().is_err());
     let runner = SqlMigrationRunner::new(handle, Default::default());
     let modules = vec![module("notes", "0.1.0", vec![NOTES])];
-    assert_eq!(pending(&runner, &modules).await.unwrap().len(), 7);
+    assert_eq!(pending(&runner, &modules).await.unwrap().len(), 9);
     assert_eq!(
         std::fs::read_dir(db.dir.path()).unwrap().count(),
         0,

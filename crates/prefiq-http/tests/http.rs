@@ -443,7 +443,9 @@ async fn boot_migrate_and_readiness_on_backends() {
                 "prefiq/0002_entities",
                 "prefiq/0003_custom_fields",
                 "prefiq/0004_audit",
-                "prefiq/0005_audit_queue"
+                "prefiq/0005_audit_queue",
+                "prefiq/0006_outbox_sequence",
+                "prefiq/0007_jobs"
             ],
             "{}",
             db.url

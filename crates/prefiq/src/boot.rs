@@ -569,10 +569,28 @@ impl BootedApp {
         Resolver::new(&self.services, requested_by)
     }
 
-    /// The last step: logs `ready` and runs `on_ready` hooks (not in dry-run).
+    /// The last step: starts the providers' background work (`ServiceProvider::ready`),
+    /// runs `on_ready` hooks (neither in a dry run) and logs `ready`.
     pub async fn ready(&mut self) -> Result<(), KernelError> {
         let step = Instant::now();
         if self.mode != BootMode::DryRun {
+            for provider in &self.providers {
+                let requester = format!("provider `{}`", provider.name());
+                let cx = BootContext {
+                    config: &self.config,
+                    mode: self.mode,
+                    context: &self.context,
+                    services: Resolver::new(&self.services, &requester),
+                };
+                provider
+                    .ready(&cx)
+                    .await
+                    .map_err(|e| KernelError::Provider {
+                        provider: provider.name().to_owned(),
+                        phase: "ready",
+                        message: e.to_string(),
+                    })?;
+            }
             run_hook(
                 &self.hooks,
                 Hook::Ready,

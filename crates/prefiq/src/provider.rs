@@ -54,7 +54,14 @@ pub trait ServiceProvider: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Releases what `boot` acquired.
+    /// Starts background work once the app is ready (after migrations, modules and
+    /// routes; for `serve`, once the port is bound): runs only when the app reaches ready,
+    /// never in a dry run or a boot that failed.
+    async fn ready(&self, _cx: &BootContext<'_>) -> Result<(), KernelError> {
+        Ok(())
+    }
+
+    /// Releases what `boot` (and `ready`) acquired.
     async fn shutdown(&self, _cx: &BootContext<'_>) -> Result<(), KernelError> {
         Ok(())
     }

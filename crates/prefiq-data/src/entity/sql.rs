@@ -251,6 +251,22 @@ impl Conn<'_> {
         }
     }
 
+    /// [`Conn::fetch`] for a statement of many parameters (a multi-row insert with
+    /// `RETURNING`), with [`Conn::execute_bulk`]'s rewrite on SQLite.
+    pub async fn fetch_bulk(
+        &mut self,
+        sql: &Sql,
+        types: &[SqlType],
+    ) -> Result<Vec<Vec<Cell>>, DataError> {
+        match self {
+            Conn::Sqlite(_) => {
+                let positional = positional(sql);
+                self.fetch(&positional, types).await
+            }
+            Conn::Postgres(_) => self.fetch(sql, types).await,
+        }
+    }
+
     /// Runs a script of statements without arguments (a migration): SQLite's
     /// `execute_batch`, PostgreSQL's simple query protocol.
     pub async fn execute_script(&mut self, script: &str) -> Result<(), DataError> {

@@ -273,7 +273,7 @@ impl Repository {
         let record = in_tenant_tx!(database, &scope.tenant, conn => self
             .insert_tx(conn, scope, schema, &validated, &id, &now, amended.as_ref(), backend)
             .await?);
-        self.audit.committed(&handle, &scope.tenant);
+        self.committed(&handle, &scope.tenant);
         self.run_after_hooks(EntityEvent::AfterInsert, scope, schema, &record, None)
             .await;
         Ok(Value::Object(record))

@@ -324,7 +324,7 @@ impl Repository {
             }
             write_outbox(conn, scope, schema, (id, event, action), Some(doc), &record, &now, self.audited).await?;
         });
-        self.audit.committed(&handle, &scope.tenant);
+        self.committed(&handle, &scope.tenant);
         Ok(record)
     }
 }

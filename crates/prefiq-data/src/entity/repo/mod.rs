@@ -593,6 +593,8 @@ pub struct Repository {
     audited: bool,
     /// Updates without an expected version of one record take turns here.
     update_turns: turns::Turns,
+    /// Counts committed writes, so that the outbox relay and the job runner wake at once.
+    commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// How often an unknown entity name may make the repository re-read the runtime entities.
@@ -629,6 +631,7 @@ impl Repository {
             audit: Arc::default(),
             audited: true,
             update_turns: turns::Turns::default(),
+            commits: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -658,7 +661,7 @@ impl Repository {
     ) -> Result<T, RepoError> {
         let handle = self.tenant_handle(scope).await?;
         let value = in_tenant_tx!(handle.get()?, &scope.tenant, conn => body(conn).await?);
-        self.audit.committed(&handle, &scope.tenant);
+        self.committed(&handle, &scope.tenant);
         Ok(value)
     }
 
@@ -673,6 +676,25 @@ impl Repository {
         let handle = self.tenant_handle(scope).await?;
         let value = on_tenant_reader!(handle.get()?, &scope.tenant, conn => body(conn).await?);
         Ok(value)
+    }
+
+    /// A write of `tenant` committed in `handle`'s database with its audit record and
+    /// outbox event: the audit sequencer and checkpointer, the relay and the job runner
+    /// are told.
+    fn committed(&self, handle: &Arc<DatabaseHandle>, tenant: &str) {
+        self.audit.committed(handle, tenant);
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes after every committed write (its value counts them): the outbox relay and
+    /// the job runner wait on it instead of polling.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// Where each tenant's rows live, in `database` tenancy.
+    pub fn tenant_databases(&self) -> Option<Arc<crate::tenants::TenantDatabases>> {
+        self.tenants.clone()
     }
 
     /// What the audit checkpointer listens to.

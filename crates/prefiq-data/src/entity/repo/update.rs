@@ -307,7 +307,7 @@ impl Repository {
             conn, scope, &schema, id, version, &validated, &current, &now, backend, self.audited,
         )
         .await?);
-        self.audit.committed(&handle, &scope.tenant);
+        self.committed(&handle, &scope.tenant);
         Ok(Updated::Written {
             record,
             before: current,
