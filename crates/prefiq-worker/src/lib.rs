@@ -1,0 +1,48 @@
+//! Codexion's background work: what happens after a write commits, and later.
+//!
+//! - The **outbox relay** ([`relay`]) reads each database's committed outbox rows in
+//!   order and hands every event to the modules' subscribers ([`bus`]), to live listeners
+//!   (a tokio broadcast), and, when `events.nats_url` is set, to NATS JetStream
+//!   ([`nats`]); a row is marked delivered only once all of them have it.
+//! - The **job runner** ([`runner`]) claims jobs from the queue in the application
+//!   database (`prefiq_data::jobs`) and runs them with the handlers modules register
+//!   ([`handlers`]), with timeouts, retries, leases and a drain on shutdown.
+//! - The **scheduler** ([`schedule`]) enqueues the runs of the cron schedules modules
+//!   declare, each due run once however many processes tick.
+//!
+//! [`EventsProvider`] and [`JobsProvider`] bind them and run them while the installation
+//! serves.
+
+pub mod bus;
+pub mod config;
+mod databases;
+pub mod event;
+pub mod handlers;
+pub mod nats;
+mod provider;
+pub mod relay;
+pub mod runner;
+pub mod schedule;
+
+pub use bus::{EventBus, EventHandler, Subscription};
+pub use config::{DeclaredQueue, EventsConfig, JobsConfig, QueueConfig};
+pub use databases::Databases;
+pub use event::Event;
+pub use handlers::{JobHandler, JobHandlers, JobInput};
+pub use provider::{EventsProvider, Jobs, JobsProvider};
+pub use schedule::{CatchUp, Schedule, Schedules};
+
+/// An error of the background work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The database refused.
+    #[error(transparent)]
+    Data(#[from] prefiq_data::DataError),
+    /// NATS could not be reached or refused a message.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
+}
