@@ -14,6 +14,9 @@
 # Generated records are followed from their create to the operations on them through the
 # document's links (the stateful phase).
 #
+# The event stream is left out: it stays open by design, so every call would wait for
+# schemathesis' timeout (apps/cortex/tests/events_stream.rs tests it).
+#
 # Every check runs except `positive_data_acceptance`: a list's `filters` and `cursor` are
 # strings in the schema but must name real fields and be a cursor the server gave out, so
 # arbitrary schema-valid strings are rightly refused with 422.
@@ -79,6 +82,7 @@ run_schemathesis() {
     --url "$base" \
     --checks all \
     --exclude-checks positive_data_acceptance \
+    --exclude-path /api/v1/events/stream \
     --max-examples "$examples" \
     --generation-deterministic \
     --workers 1

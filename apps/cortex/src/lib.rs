@@ -50,6 +50,7 @@ pub mod authenticate;
 pub mod credentials;
 mod db;
 pub mod desk;
+pub mod events;
 pub mod identity;
 pub mod platform;
 pub mod policies;
@@ -107,6 +108,7 @@ impl ServiceProvider for CortexProvider {
         cx.services.contribute(Arc::new(
             RouteSet::new("cortex")
                 .get("/api/v1/system/info", system_info)
+                .get("/api/v1/events/stream", events::stream)
                 .post("/api/v1/auth/login", login)
                 .post("/api/v1/auth/refresh", refresh)
                 .post("/api/v1/auth/logout", logout)

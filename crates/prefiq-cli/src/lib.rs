@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod audit;
+pub mod jobs;
 pub mod logging;
 pub mod scaffold;
 
@@ -106,6 +107,31 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: accounting::AccountingCommand,
+    },
+    /// Run jobs (no HTTP) until SIGTERM or SIGINT, then let running ones finish within
+    /// server.drain_timeout_ms.
+    Worker {
+        /// Only these queues (comma-separated; default: every queue in jobs.queues).
+        #[arg(long, value_delimiter = ',')]
+        queues: Vec<String>,
+    },
+    /// List, show, retry and cancel jobs.
+    Jobs {
+        /// What to do.
+        #[command(subcommand)]
+        command: jobs::JobsCommand,
+    },
+    /// List the cron schedules modules declare.
+    Schedules {
+        /// What to do.
+        #[command(subcommand)]
+        command: jobs::SchedulesCommand,
+    },
+    /// Follow events as writes commit them.
+    Events {
+        /// What to do.
+        #[command(subcommand)]
+        command: jobs::EventsCommand,
     },
     /// Scaffold a new app crate under apps/.
     #[command(name = "make:module")]
@@ -216,12 +242,17 @@ pub fn installation() -> Result<App, CliError> {
     let cortex = cortex::Cortex::new().map_err(|e| CliError::Message(e.to_string()))?;
     let accounting =
         ::accounting::Accounting::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let webhooks =
+        ::webhooks::WebhooksModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
         .provider(prefiq_data::audit::AuditProvider::default())
+        .provider(prefiq_worker::EventsProvider::default())
+        .provider(prefiq_worker::JobsProvider::default())
         .provider(HttpProvider)
         .module(cortex)
-        .module(accounting))
+        .module(accounting)
+        .module(webhooks))
 }
 
 fn config_options(cli: &Cli, flags: Vec<(String, serde_json::Value)>) -> ConfigOptions {
@@ -385,6 +416,10 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         Command::Tenant { command } => tenant_command(command, app, &cli, logs).await,
         Command::Audit { command } => audit::command(command, app, &cli, logs).await,
         Command::Accounting { command } => accounting::command(command, app, &cli, logs).await,
+        Command::Worker { queues } => jobs::worker(app, &cli, queues.clone(), logs).await,
+        Command::Jobs { command } => jobs::jobs(command, app, &cli, logs).await,
+        Command::Events { command } => jobs::events(command, app, &cli, logs).await,
+        Command::Schedules { command } => jobs::schedules(command, app, &cli, logs).await,
         Command::MakeModule { name, apps_dir } => {
             let root = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let created = scaffold::make_module(&root.join(apps_dir), name)

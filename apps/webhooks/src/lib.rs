@@ -1,0 +1,129 @@
+//! The webhooks app: a tenant subscribes URLs to its events; each matching event becomes a
+//! delivery job that POSTs it signed the Standard Webhooks way (`webhook-id`,
+//! `webhook-timestamp`, `webhook-signature: v1,…`), retried with backoff for up to a day,
+//! every attempt logged.
+//!
+//! It is built on the platform's public surface only: an entity (`webhook`), the module's
+//! own tables (secrets and the delivery log, `store`), a subscription to every event on the
+//! event bus, a job handler, routes and one permission (`webhooks.manage`).
+
+pub mod destination;
+pub mod routes;
+pub mod service;
+pub mod signing;
+pub mod store;
+
+use std::sync::Arc;
+
+use prefiq::{
+    BootContext, EntitySource, ErrorKind, KernelError, Manifest, Module, RegisterContext,
+    ServiceProvider, async_trait,
+};
+use prefiq_data::entity::repo::Repository;
+use prefiq_http::RouteSet;
+use prefiq_worker::{JobHandler, Jobs, Subscription};
+
+use crate::service::{Deliver, FanOut, Webhooks, WebhooksConfig};
+
+/// The module's manifest source.
+pub const MANIFEST: &str = include_str!("../module.yaml");
+
+/// The webhooks module.
+pub struct WebhooksModule {
+    manifest: Manifest,
+}
+
+impl WebhooksModule {
+    /// The module with its embedded manifest.
+    pub fn new() -> Result<Self, prefiq::ManifestError> {
+        Ok(WebhooksModule {
+            manifest: Manifest::from_yaml(MANIFEST)?,
+        })
+    }
+}
+
+impl Module for WebhooksModule {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn providers(&self) -> Vec<Box<dyn ServiceProvider>> {
+        vec![Box::new(WebhooksProvider)]
+    }
+
+    fn migrations(&self) -> Vec<prefiq::Migration> {
+        vec![store::migration()]
+    }
+
+    fn entities(&self) -> Vec<EntitySource> {
+        vec![EntitySource {
+            file: "schema/webhook.yaml",
+            yaml: include_str!("../schema/webhook.yaml"),
+        }]
+    }
+}
+
+struct WebhooksProvider;
+
+#[async_trait]
+impl ServiceProvider for WebhooksProvider {
+    fn name(&self) -> &'static str {
+        "webhooks::WebhooksProvider"
+    }
+
+    fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
+        let config: WebhooksConfig = cx
+            .config
+            .section("webhooks")
+            .map_err(|e| KernelError::service(ErrorKind::Invalid, e.to_string()))?
+            .unwrap_or_default();
+        let webhooks = Arc::new(Webhooks::new(config, &cx.config.env));
+        cx.services.singleton(webhooks.clone())?;
+        // The secrets and the delivery log hold tenant data: with a database per tenant,
+        // each gets them.
+        cx.services
+            .contribute(Arc::new(prefiq_data::tenants::TenantDataMigrations {
+                module: "webhooks".into(),
+                migrations: vec![store::migration()],
+            }));
+        cx.services.contribute(Arc::new(Subscription {
+            module: "webhooks".into(),
+            name: "fan_out".into(),
+            pattern: "*".into(),
+            handler: Arc::new(FanOut(webhooks.clone())),
+        }));
+        cx.services
+            .contribute::<dyn JobHandler>(Arc::new(Deliver(webhooks)) as Arc<dyn JobHandler>);
+        cx.services
+            .contribute(Arc::new(prefiq_worker::DeclaredQueue {
+                name: service::QUEUE.into(),
+                config: prefiq_worker::QueueConfig { concurrency: 32 },
+            }));
+        cx.services
+            .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
+                "webhooks",
+                include_str!("../openapi/routes.yaml"),
+            )?));
+        cx.services.contribute(Arc::new(
+            RouteSet::new("webhooks")
+                .post("/api/v1/webhooks", routes::create)
+                .get("/api/v1/webhooks", routes::list)
+                .get("/api/v1/webhooks/{id}/deliveries", routes::deliveries)
+                .post(
+                    "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+                    routes::redeliver,
+                )
+                .post("/api/v1/webhooks/{id}/rotate-secret", routes::rotate_secret),
+        ));
+        Ok(())
+    }
+
+    async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        if cx.mode != prefiq::BootMode::DryRun {
+            cx.services
+                .get::<Webhooks>()?
+                .connect(cx.services.get::<Repository>()?, cx.services.get::<Jobs>()?);
+        }
+        Ok(())
+    }
+}
