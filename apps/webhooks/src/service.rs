@@ -279,6 +279,13 @@ impl Webhooks {
             ),
             Err(e) => ("failed", None, Some(e.clone())),
         };
+        static DESCRIBED: std::sync::Once = std::sync::Once::new();
+        DESCRIBED.call_once(|| {
+            metrics::describe_counter!(
+                "prefiq_webhook_deliveries_total",
+                "Webhook delivery attempts by outcome (succeeded, failed)."
+            );
+        });
         metrics::counter!("prefiq_webhook_deliveries_total", "outcome" => status).increment(1);
         let delivery = store::Delivery {
             id: 0,

@@ -46,3 +46,55 @@ pub enum WorkerError {
     #[error("{0}")]
     Config(String),
 }
+
+/// Describes the metrics this crate records, for `/metrics`' HELP lines.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "prefiq_events_relayed_total",
+        "Events the outbox relay delivered and marked."
+    );
+    metrics::describe_counter!(
+        "prefiq_relay_failures_total",
+        "Relay rounds that failed (NATS or the database unreachable); retried."
+    );
+    metrics::describe_counter!(
+        "prefiq_subscriber_failures_total",
+        "Subscriber deliveries that failed and became retry jobs."
+    );
+    metrics::describe_histogram!(
+        "prefiq_relay_lag_seconds",
+        metrics::Unit::Seconds,
+        "From an event's write to its delivery by the relay."
+    );
+    metrics::describe_gauge!(
+        "prefiq_outbox_pending",
+        "Events in the outbox not yet delivered."
+    );
+    metrics::describe_gauge!(
+        "prefiq_relay_lag_oldest_seconds",
+        metrics::Unit::Seconds,
+        "Now minus the write time of the oldest undelivered event."
+    );
+    metrics::describe_counter!(
+        "prefiq_jobs_total",
+        "Job attempts by queue, kind and outcome (succeeded, retried, dead)."
+    );
+    metrics::describe_histogram!(
+        "prefiq_job_duration_seconds",
+        metrics::Unit::Seconds,
+        "How long job attempts ran."
+    );
+    metrics::describe_counter!(
+        "prefiq_jobs_rescued_total",
+        "Jobs queued again because the worker holding them stopped."
+    );
+    metrics::describe_gauge!(
+        "prefiq_jobs_in_state",
+        "Jobs per database, queue and state."
+    );
+    metrics::describe_gauge!(
+        "prefiq_jobs_oldest_queued_age_seconds",
+        metrics::Unit::Seconds,
+        "How long the oldest queued job of a queue has been due."
+    );
+}

@@ -207,6 +207,8 @@ impl ServiceProvider for JobsProvider {
     }
 
     async fn ready(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        // The recorder is installed by now (the HTTP layer's router, or none at all).
+        crate::describe_metrics();
         let mut config = (*cx.services.get::<JobsConfig>()?).clone();
         for declared in cx.services.services().all::<crate::config::DeclaredQueue>() {
             config
@@ -316,6 +318,7 @@ impl ServiceProvider for EventsProvider {
     }
 
     async fn ready(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        crate::describe_metrics();
         let bus = cx.services.get::<EventBus>()?;
         let config = cx.services.get::<EventsConfig>()?;
         if cx.mode != BootMode::Serve || !config.relay {

@@ -54,7 +54,11 @@ pub struct Relay {
     /// Per database: (when, the highest number delivered by then), oldest first.
     delivered: HashMap<String, VecDeque<(Instant, i64)>>,
     last_prune: Instant,
+    last_gauge: Option<Instant>,
 }
+
+/// How often the backlog and the lag of its oldest event are measured for `/metrics`.
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +80,7 @@ impl Relay {
             config,
             delivered: HashMap::new(),
             last_prune: Instant::now(),
+            last_gauge: None,
         }
     }
 
@@ -140,7 +145,28 @@ impl Relay {
             self.last_prune = Instant::now();
             self.prune().await?;
         }
+        if self.last_gauge.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+            self.last_gauge = Some(Instant::now());
+            self.measure().await?;
+        }
         Ok(total)
+    }
+
+    /// Sets `prefiq_outbox_pending` and `prefiq_relay_lag_oldest_seconds` (now minus the
+    /// write time of the oldest undelivered event) per database.
+    async fn measure(&self) -> Result<(), WorkerError> {
+        let now = jiff::Timestamp::now();
+        for (label, handle) in self.databases.all().await {
+            let mut reader = handle.get()?.reader().await?;
+            let (pending, oldest) = outbox::backlog(&mut reader.conn()).await?;
+            let lag = oldest
+                .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+                .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0));
+            metrics::gauge!("prefiq_outbox_pending", "database" => label.clone())
+                .set(pending as f64);
+            metrics::gauge!("prefiq_relay_lag_oldest_seconds", "database" => label).set(lag);
+        }
+        Ok(())
     }
 
     /// Relays everything pending, pass after pass, until a pass finds nothing.

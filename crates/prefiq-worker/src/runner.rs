@@ -265,7 +265,7 @@ impl Runner {
                     let mut reader = database.reader().await?;
                     for stats in jobs::queue_stats(&mut reader.conn()).await? {
                         for (state, count) in &stats.states {
-                            metrics::gauge!("prefiq_jobs", "database" => label.clone(), "queue" => stats.queue.clone(), "state" => state.clone()).set(*count as f64);
+                            metrics::gauge!("prefiq_jobs_in_state", "database" => label.clone(), "queue" => stats.queue.clone(), "state" => state.clone()).set(*count as f64);
                         }
                         let age = stats
                             .oldest_queued_ms
