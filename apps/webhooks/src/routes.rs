@@ -317,6 +317,7 @@ pub async fn rotate_secret(
             .await
             .map_err(Problem::from)?;
     }
+    webhooks.forget_secrets(acting.tenant(), &id);
     let until = jiff::Timestamp::from_second(now + webhooks.config.rotation_overlap_ms / 1_000)
         .map(|t| t.to_string())
         .ok();

@@ -99,6 +99,7 @@ pub struct Webhooks {
     pub allow_private: bool,
     client: HttpClient,
     hooks: Mutex<HashMap<String, CachedHooks>>,
+    secrets: Mutex<HashMap<(String, String), (Instant, store::Secrets)>>,
 }
 
 /// A tenant's webhooks, and when they were read.
@@ -128,6 +129,7 @@ impl Webhooks {
             allow_private,
             client,
             hooks: Mutex::default(),
+            secrets: Mutex::default(),
         }
     }
 
@@ -157,6 +159,44 @@ impl Webhooks {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(tenant);
+    }
+
+    /// Forgets the cached secrets of `webhook` (after a rotation through this process;
+    /// another replica keeps signing with the old one until its entry expires, which
+    /// receivers accept during the rotation's overlap).
+    pub fn forget_secrets(&self, tenant: &str, webhook: &str) {
+        self.secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&(tenant.to_owned(), webhook.to_owned()));
+    }
+
+    /// The secrets of `webhook`, cached for [`HOOKS_TTL`].
+    async fn secrets_of(
+        &self,
+        scope: &TenantScope,
+        webhook: &str,
+    ) -> Result<store::Secrets, String> {
+        let key = (scope.tenant().to_owned(), webhook.to_owned());
+        if let Some((at, secrets)) = self
+            .secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            && at.elapsed() < HOOKS_TTL
+        {
+            return Ok(secrets.clone());
+        }
+        let secrets = store::secrets(self.repository()?, scope, webhook)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the webhook has no secret (rotate it to make one)")?;
+        let mut cache = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_TENANTS {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), secrets.clone()));
+        Ok(secrets)
     }
 
     /// `tenant`'s webhooks that are not disabled.
@@ -249,14 +289,22 @@ impl Webhooks {
         let tenant = job.context.tenant.clone().unwrap_or_default();
         let scope = system_scope(&tenant).map_err(|e| e.to_string())?;
         let repository = self.repository()?;
-        let record = match repository.get(&scope, "webhook", webhook).await {
-            Ok(record) => record,
-            // Deleted since: nothing to deliver to.
-            Err(RepoError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.to_string()),
-        };
-        let Some(hook) = Hook::of(&record) else {
-            return Err("the webhook record cannot be read".into());
+        // The tenant's webhooks as the fan-out caches them (changes to a webhook drop the
+        // entry as their events pass); one that is not there is read.
+        let cached = self
+            .hooks_of(&tenant)
+            .await?
+            .iter()
+            .find(|h| h.id == webhook)
+            .cloned();
+        let hook = match cached {
+            Some(hook) => hook,
+            None => match repository.get(&scope, "webhook", webhook).await {
+                Ok(record) => Hook::of(&record).ok_or("the webhook record cannot be read")?,
+                // Deleted since: nothing to deliver to.
+                Err(RepoError::NotFound { .. }) => return Ok(()),
+                Err(e) => return Err(e.to_string()),
+            },
         };
         if hook.status == "disabled" {
             return Ok(());
@@ -336,10 +384,7 @@ impl Webhooks {
         body: &[u8],
     ) -> Result<i64, String> {
         let uri = check_url(&hook.url, self.allow_private)?;
-        let secrets = store::secrets(self.repository()?, scope, &hook.id)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the webhook has no secret (rotate it to make one)")?;
+        let secrets = self.secrets_of(scope, &hook.id).await?;
         let now = jiff::Timestamp::now().as_second();
         let mut keys = vec![signing::secret_key(&secrets.secret)?];
         if let Some((previous, rotated_at)) = &secrets.previous

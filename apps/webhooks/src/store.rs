@@ -193,7 +193,16 @@ pub async fn record(
                     "INSERT INTO webhooks_delivery (tenant_id, webhook_id, event_id, event, attempt, status, response_code, duration_ms, error, payload, created_at) VALUES ({})",
                     values.join(", ")
                 );
-                Box::pin(async move { conn.execute(&sql).await.map(|_| ()).map_err(RepoError::from) })
+                Box::pin(async move {
+                    if conn.backend() == prefiq::Backend::Postgres {
+                        // The log of an attempt need not wait for its WAL flush: the job's
+                        // outcome, written after it, is durable and flushes it too; a crash
+                        // in between loses the log line of an attempt that runs again.
+                        conn.execute(&Sql::new("SET LOCAL synchronous_commit = off", Vec::new()))
+                            .await?;
+                    }
+                    conn.execute(&sql).await.map(|_| ()).map_err(RepoError::from)
+                })
             }),
         )
         .await

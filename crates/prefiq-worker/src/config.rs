@@ -23,6 +23,9 @@ pub struct EventsConfig {
     /// How often the outbox is read when no local commit wakes the relay (other replicas'
     /// writes, or a NATS outage being retried).
     pub poll_ms: u64,
+    /// How long the relay rests after a round that delivered something, so that the
+    /// events of many commits share a round (and its write transaction).
+    pub round_interval_ms: u64,
     /// How long delivered events stay in the outbox.
     pub retention_ms: u64,
     /// How long one subscriber may take for one event before it counts as failed.
@@ -39,6 +42,7 @@ impl Default for EventsConfig {
             max_in_flight: 4_096,
             batch_size: 2_000,
             poll_ms: 100,
+            round_interval_ms: 20,
             retention_ms: 24 * 3_600_000,
             subscriber_timeout_ms: 5_000,
         }
@@ -63,7 +67,9 @@ pub struct JobsConfig {
     pub lease_ms: i64,
     /// How long succeeded and cancelled jobs are kept.
     pub retention_ms: i64,
-    /// Most jobs claimed at once.
+    /// Most jobs one claim fetches: a queue claims ahead of its free places (up to this,
+    /// shared between databases) into a buffer of this process, so that short jobs cost a
+    /// fraction of a claim each. A job waits in the buffer behind at most this many.
     pub claim_batch: i64,
     /// The first retry's delay; each further one doubles it, up to `max_backoff_ms`, with
     /// jitter.

@@ -99,8 +99,10 @@ impl Relay {
                 return;
             }
             let mut busy = false;
+            let mut delivered = 0;
             match self.pass().await {
                 Ok(round) => {
+                    delivered = round.delivered;
                     busy = round.delivered >= self.config.batch_size.max(1) as usize;
                     if failing {
                         tracing::info!(target: "prefiq::relay", "the relay delivers again");
@@ -117,6 +119,17 @@ impl Relay {
             }
             if busy {
                 tokio::task::yield_now().await;
+                continue;
+            }
+            if delivered > 0 {
+                // A round marks what it delivered in a write transaction of its own; on
+                // SQLite that takes the one writer between the requests' batches. Resting
+                // a moment after a round lets the events of many commits share one (with
+                // a round per commit, creates ran 17% slower than without the relay).
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(self.config.round_interval_ms)) => {}
+                    _ = stop.changed() => {}
+                }
                 continue;
             }
             let wait = if failing {

@@ -58,7 +58,11 @@ pub(crate) fn migration() -> prefiq::Migration {
         concat!(
             "CREATE TABLE prefiq_jobs (\n    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n",
             jobs_columns!("BIGINT"),
-            jobs_indexes!()
+            jobs_indexes!(),
+            // Every job leaves dead index entries as it moves from state to state; with the
+            // default thresholds a burst of 100,000 jobs left 211,000 of them until
+            // autovacuum came, and each enqueue's rank read took 4 ms instead of 0.06.
+            "\nALTER TABLE prefiq_jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0.02);"
         ),
     )
 }
