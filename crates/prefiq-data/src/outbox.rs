@@ -136,12 +136,22 @@ pub async fn mark_delivered(
         let mut sql = Sql::default();
         let at = sql.arg(Arg::Text(Some(now.to_owned())));
         let list: Vec<String> = chunk.iter().map(|s| s.to_string()).collect();
-        // Integers the relay read back: written into the text, so that one statement
-        // shape serves any count without thousands of parameters.
-        sql.text = format!(
-            "UPDATE prefiq_outbox SET published_at = {at} WHERE seq IN ({})",
-            list.join(",")
-        );
+        sql.text = match conn.backend() {
+            // One array parameter: one statement text whatever the count, so PostgreSQL
+            // plans it once, instead of a new list of thousands of literals every round.
+            prefiq::Backend::Postgres => {
+                let numbers = sql.arg(Arg::Text(Some(list.join(","))));
+                format!(
+                    "UPDATE prefiq_outbox SET published_at = {at} WHERE seq = ANY(string_to_array({numbers}, ',')::bigint[])"
+                )
+            }
+            // Integers the relay read back, written into the text: SQLite prepares a
+            // statement in microseconds.
+            prefiq::Backend::Sqlite => format!(
+                "UPDATE prefiq_outbox SET published_at = {at} WHERE seq IN ({})",
+                list.join(",")
+            ),
+        };
         marked += conn.execute(&sql).await?;
     }
     Ok(marked)
