@@ -86,6 +86,29 @@ impl ServiceProvider for WebhooksProvider {
                 module: "webhooks".into(),
                 migrations: vec![store::migration()],
             }));
+        // Writes through the generic resource routes (an administrator may use them) are
+        // held to the same URL and pattern rules as the create route.
+        let checked = webhooks.clone();
+        cx.services
+            .contribute(Arc::new(prefiq_data::entity::repo::EntityHook {
+                module: "webhooks".into(),
+                name: "check_target".into(),
+                entity: "webhook".into(),
+                event: prefiq_data::entity::repo::EntityEvent::Validate,
+                run: Arc::new(move |input: prefiq_data::entity::repo::HookInput| {
+                    let checked = checked.clone();
+                    Box::pin(async move {
+                        let repository = checked.repository()?;
+                        let registry = repository.registry();
+                        let tenant = input.scope.tenant().to_owned();
+                        routes::check_target(&input.doc, checked.allow_private, &|name: &str| {
+                            registry.get_for(Some(&tenant), name).is_some()
+                        })
+                        .map_err(|(pointer, _, message)| format!("{pointer}: {message}"))?;
+                        Ok(input.doc)
+                    })
+                }),
+            }));
         cx.services.contribute(Arc::new(Subscription {
             module: "webhooks".into(),
             name: "fan_out".into(),

@@ -85,6 +85,57 @@ fn failed(e: impl std::fmt::Display) -> Problem {
     Problem::from(KernelError::service(ErrorKind::Internal, e.to_string()))
 }
 
+/// Checks a webhook's `url` and `events`; the error is (pointer, code, message). The
+/// create route and the entity's validation hook (for writes through the generic
+/// resource routes) both use it.
+pub fn check_target(
+    record: &Map<String, Value>,
+    allow_private: bool,
+    entity_exists: &impl Fn(&str) -> bool,
+) -> Result<(), (String, &'static str, String)> {
+    let url = record.get("url").and_then(Value::as_str).ok_or_else(|| {
+        (
+            "/url".to_owned(),
+            "required",
+            "`url` is a required string".to_owned(),
+        )
+    })?;
+    destination::check_url(url, allow_private)
+        .map_err(|e| ("/url".to_owned(), "invalid_url", e))?;
+    let events = record
+        .get("events")
+        .and_then(Value::as_array)
+        .filter(|events| !events.is_empty())
+        .ok_or_else(|| {
+            (
+                "/events".to_owned(),
+                "required",
+                "`events` is a non-empty list of event patterns".to_owned(),
+            )
+        })?;
+    if events.len() > MAX_PATTERNS {
+        return Err((
+            "/events".to_owned(),
+            "too_many",
+            format!("at most {MAX_PATTERNS} event patterns"),
+        ));
+    }
+    for (i, pattern) in events.iter().enumerate() {
+        let pointer = format!("/events/{i}");
+        let Some(pattern) = pattern.as_str() else {
+            return Err((
+                pointer,
+                "invalid_pattern",
+                "an event pattern is a string".to_owned(),
+            ));
+        };
+        if let Err(e) = prefiq_worker::event::check_pattern(pattern, entity_exists) {
+            return Err((pointer, "invalid_pattern", e));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the body of `POST /api/v1/webhooks`: `{url, events, description?}`.
 #[allow(clippy::result_large_err)]
 fn check_new(
@@ -109,37 +160,8 @@ fn check_new(
             format!("`{unknown}` is not a field of a webhook"),
         ));
     }
-    let url = body
-        .get("url")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("/url", "required", "`url` is a required string"))?;
-    destination::check_url(url, allow_private).map_err(|e| invalid("/url", "invalid_url", e))?;
-    let events = body
-        .get("events")
-        .and_then(Value::as_array)
-        .filter(|events| !events.is_empty())
-        .ok_or_else(|| {
-            invalid(
-                "/events",
-                "required",
-                "`events` is a non-empty list of event patterns",
-            )
-        })?;
-    if events.len() > MAX_PATTERNS {
-        return Err(invalid(
-            "/events",
-            "too_many",
-            format!("at most {MAX_PATTERNS} event patterns"),
-        ));
-    }
-    for (i, pattern) in events.iter().enumerate() {
-        let pointer = format!("/events/{i}");
-        let pattern = pattern
-            .as_str()
-            .ok_or_else(|| invalid(&pointer, "invalid_pattern", "an event pattern is a string"))?;
-        prefiq_worker::event::check_pattern(pattern, &entity_exists)
-            .map_err(|e| invalid(&pointer, "invalid_pattern", e))?;
-    }
+    check_target(&body, allow_private, &entity_exists)
+        .map_err(|(pointer, code, message)| invalid(&pointer, code, message))?;
     match body.get("description") {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) if text.chars().count() <= MAX_DESCRIPTION => {}
@@ -240,7 +262,14 @@ pub async fn deliveries(
         .get(&caller, "webhook", &id)
         .await
         .map_err(Problem::from)?;
-    let limit = i64::from(paging.limit.unwrap_or(50)).clamp(1, store::MAX_LIST);
+    let limit = i64::from(paging.limit.unwrap_or(50));
+    if !(1..=store::MAX_LIST).contains(&limit) {
+        return Err(invalid(
+            "/limit",
+            "out_of_range",
+            format!("`limit` is between 1 and {}", store::MAX_LIST),
+        ));
+    }
     let data = store::deliveries(repository, &caller, &id, limit, paging.before)
         .await
         .map_err(Problem::from)?;
