@@ -12,8 +12,9 @@ use super::{SchemaMode, field_json_schema};
 
 /// The `custom` property of a record in `mode` with the custom fields `fields`.
 ///
-/// Reading, it is an object holding every field; writing, it may be left out or null (no
-/// change), and a field that is not one of `fields` is refused.
+/// Reading, it is an object holding every field (and maybe fields added since); writing,
+/// it may be left out or null (no change), and a field that is not one of `fields` is
+/// refused.
 pub fn custom_property(fields: &[FieldDef], registry: &EntityRegistry, mode: SchemaMode) -> Value {
     let properties: Map<String, Value> = fields
         .iter()
@@ -26,11 +27,14 @@ pub fn custom_property(fields: &[FieldDef], registry: &EntityRegistry, mode: Sch
     } else {
         json!(["object", "null"])
     };
+    // Read, a record may carry custom fields the tenant added after a client fetched this
+    // document (schemathesis met one, added by an earlier call of the same run); written,
+    // a field that is not one of `fields` is refused.
     let mut custom = json!({
         "type": kind,
         "description": "The tenant's custom fields.",
         "properties": properties,
-        "additionalProperties": false,
+        "additionalProperties": mode == SchemaMode::Read,
     });
     if !required.is_empty() {
         custom["required"] = json!(required);
