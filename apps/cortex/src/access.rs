@@ -280,7 +280,7 @@ pub async fn add_policy(
         .add_policy(scope.tenant(), &policy)
         .await
         .map_err(identity_problem)?;
-    authorizer.invalidate(scope.tenant());
+    policy_changed(&identity, scope.tenant());
     tracing::info!(target: "cortex::authz", tenant = scope.tenant(), policy = %policy.id, "policy added");
     identity
         .audit(
@@ -306,7 +306,7 @@ pub async fn remove_policy(
         .remove_policy(scope.tenant(), &id)
         .await
         .map_err(identity_problem)?;
-    authorizer.invalidate(scope.tenant());
+    policy_changed(&identity, scope.tenant());
     if removed {
         tracing::info!(target: "cortex::authz", tenant = scope.tenant(), policy = %id, "policy removed");
         identity
@@ -410,4 +410,12 @@ fn repo_problem(error: &RepoError) -> Problem {
         _ => ErrorKind::Internal,
     };
     Problem::from(KernelError::service(kind, error.to_string()))
+}
+
+/// Forgets `tenant`'s compiled model here and on every other replica, after a change to
+/// its policies.
+fn policy_changed(identity: &Identity, tenant: &str) {
+    identity
+        .cache
+        .announce(crate::caching::AUTHZ_NAMESPACE, tenant, None);
 }

@@ -8,14 +8,15 @@
 //! roles, attributes or status, a break-glass recovery). A disabled or deleted user has no
 //! current epoch, so every token of it is refused.
 //!
-//! The current epochs are cached per user for at most [`SESSION_CACHE_TTL`]: a bump made
-//! through this process applies to the next request, one made through another replica
-//! within that time. `benches/revocation.rs` measures the check with the cache and
-//! without it.
+//! The current epochs are cached per user in the cache service (`crate::caching`): a
+//! bump made through this process applies to the next request, one made through another
+//! replica as soon as its invalidation arrives (Redis or NATS), or within
+//! [`SESSION_CACHE_TTL`] when no transport connects the replicas.
+//! `benches/revocation.rs` measures the check with the cache and without it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prefiq::{Authenticator, ErrorKind, KernelError, Principal, async_trait};
 use prefiq_auth::AccessClaims;
@@ -26,12 +27,9 @@ use sha2::Digest as _;
 
 use crate::identity::{Identity, IdentityError, unix_now};
 
-/// How long a user's session epoch is trusted before its row is read again. Revocations
-/// made through another replica apply within this time.
+/// How long a user's session epoch is trusted when no transport carries other replicas'
+/// invalidations (the default `cache.unshared_ttl_ms`).
 pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
-
-/// The session-epoch cache is cleared when it holds this many users.
-const SESSION_CACHE_MAX: usize = 100_000;
 
 /// The verified-token cache is cleared when it holds this many tokens.
 const VERIFIED_CACHE_MAX: usize = 10_000;
@@ -55,21 +53,10 @@ struct Verified {
     external: bool,
 }
 
-/// Verified tokens by SHA-256, and users' current session epochs.
+/// Verified tokens by SHA-256 (immutable until they expire, so this process's own).
 #[derive(Default)]
 pub struct TokenCaches {
     verified: Mutex<HashMap<[u8; 32], Verified>>,
-    /// By `tenant/user` (a tenant name has no `/`): when the row was read, and the
-    /// epoch, or `None` when the user does not exist or is not active.
-    epochs: Mutex<HashMap<String, (Instant, Option<i64>)>>,
-}
-
-fn session_key(tenant: &str, user: &str) -> String {
-    let mut key = String::with_capacity(tenant.len() + user.len() + 1);
-    key.push_str(tenant);
-    key.push('/');
-    key.push_str(user);
-    key
 }
 
 fn revoked() -> KernelError {
@@ -97,43 +84,32 @@ impl Identity {
     /// The user's current session epoch (`None` when it is missing or not active), from
     /// the cache when it was read less than [`SESSION_CACHE_TTL`] ago.
     async fn current_epoch(&self, tenant: &str, user: &str) -> Result<Option<i64>, IdentityError> {
-        let key = session_key(tenant, user);
-        if let Ok(cache) = self.caches.epochs.lock()
-            && let Some((read_at, epoch)) = cache.get(&key)
-            && read_at.elapsed() < SESSION_CACHE_TTL
-        {
-            return Ok(*epoch);
-        }
-        let sql = "SELECT session_epoch FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
-        let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
-        let epoch: Option<i64> = on_reader!(self.database()?, conn => conn
-            .fetch_optional(&sql, &[SqlType::Int])
-            .await?)
-        .map(|row| Cells::of(row).int());
-        if let Ok(mut cache) = self.caches.epochs.lock() {
-            if cache.len() >= SESSION_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(key, (Instant::now(), epoch));
-        }
-        Ok(epoch)
+        self.cached
+            .epochs
+            .get_or_load(tenant, user, || async {
+                let sql = "SELECT session_epoch FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
+                let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
+                Ok::<_, IdentityError>(
+                    on_reader!(self.database()?, conn => conn
+                        .fetch_optional(&sql, &[SqlType::Int])
+                        .await?)
+                    .map(|row| Cells::of(row).int()),
+                )
+            })
+            .await
     }
 
     /// Forgets what this process knows of `user`'s sessions and API keys, after a change
     /// that revokes them, so that its next request reads the row.
     pub(crate) fn forget_user(&self, tenant: &str, user: &str) {
-        if let Ok(mut cache) = self.caches.epochs.lock() {
-            cache.remove(&session_key(tenant, user));
-        }
+        self.cached.epochs.invalidate(tenant, user);
         self.forget_api_keys_of(tenant, user);
     }
 
     /// Empties the session-epoch cache, so that every next check reads the database (for
     /// benchmarks and tests that measure or need the uncached path).
     pub fn clear_session_cache(&self) {
-        if let Ok(mut cache) = self.caches.epochs.lock() {
-            cache.clear();
-        }
+        self.cached.epochs.clear_local();
     }
 
     /// Increments `user`'s session epoch on its own (when no other write goes with it),

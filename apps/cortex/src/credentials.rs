@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use prefiq::{ErrorKind, KernelError, Mail, Mailer, Principal};
 use prefiq_data::entity::sql::{Sql, SqlType};
 
+use crate::caching::PLATFORM_SCOPE;
 use crate::db::Cells;
 use serde::Serialize;
 use sha2::Digest as _;
@@ -29,10 +30,6 @@ pub const RESET_TOKEN_TTL_S: i64 = 30 * 60;
 
 /// At most this many live API keys per user.
 pub const MAX_API_KEYS_PER_USER: i64 = 20;
-
-/// How long a verified API key is trusted before its row is read again. Revocations made
-/// through this process apply at once.
-pub const API_KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 
 /// `last_used_at` is written at most this often per key, so that a busy key does not
 /// turn every read into a write.
@@ -76,17 +73,14 @@ pub struct NewApiKey {
     pub key: String,
 }
 
-/// A verified key: when its row was read, the SHA-256 of its secret, whom it stands for.
-type VerifiedKey = (Instant, [u8; 32], Principal);
-
-/// Verified keys and when their rows were read.
+/// When each key's last use was recorded. (Verified keys themselves are in the cache
+/// service: see [`crate::caching`].)
 #[derive(Default)]
 pub struct KeyCache {
-    verified: Mutex<HashMap<String, VerifiedKey>>,
     last_used: Mutex<HashMap<String, Instant>>,
 }
 
-/// The key cache is cleared when it holds this many keys.
+/// The record of last uses is cleared when it holds this many keys.
 const KEY_CACHE_MAX: usize = 10_000;
 
 fn random_secret() -> String {
@@ -339,11 +333,7 @@ impl Identity {
             vec![civil_now().into(), tenant.into(), id.into(), user.into()],
         );
         let revoked = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
-        self.keys
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        self.cached.keys.invalidate(PLATFORM_SCOPE, id);
         if revoked > 0 {
             tracing::info!(target: "cortex::identity", tenant, key = id, "API key revoked");
         }
@@ -352,12 +342,15 @@ impl Identity {
 
     /// Forgets the cached keys of `user`, after a change to the user, so that their next
     /// use reads the user's row again (a disabled user's keys stop at once).
+    /// Other replicas drop every verified key (a predicate cannot travel): user changes
+    /// are rare, and each key costs one read afterwards.
     pub(crate) fn forget_api_keys_of(&self, tenant: &str, user: &str) {
-        self.keys
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, (_, _, principal)| !(principal.tenant == tenant && principal.user == user));
+        let (tenant, user) = (tenant.to_owned(), user.to_owned());
+        self.cached
+            .keys
+            .invalidate_matching(PLATFORM_SCOPE, move |_, verified| {
+                verified.1.tenant == tenant && verified.1.user == user
+            });
     }
 
     /// The principal of an API key, or `Unauthenticated`.
@@ -373,22 +366,22 @@ impl Identity {
             .ok_or_else(refused)?;
         let digest: [u8; 32] = sha2::Sha256::digest(secret.as_bytes()).into();
         let cached = self
+            .cached
             .keys
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .filter(|(read_at, hash, _)| read_at.elapsed() < API_KEY_CACHE_TTL && *hash == digest)
-            .map(|(_, _, principal)| principal.clone());
+            .get(PLATFORM_SCOPE, id)
+            .filter(|verified| verified.0 == digest)
+            .map(|verified| verified.1.clone());
         let principal = match cached {
             Some(principal) => principal,
             None => {
+                let ticket = self.cached.keys.ticket();
                 let principal = self.read_api_key(id, &digest).await?.ok_or_else(refused)?;
-                let mut cache = self.keys.verified.lock().unwrap_or_else(|e| e.into_inner());
-                if cache.len() >= KEY_CACHE_MAX {
-                    cache.clear();
-                }
-                cache.insert(id.to_owned(), (Instant::now(), digest, principal.clone()));
+                self.cached.keys.insert(
+                    PLATFORM_SCOPE,
+                    id,
+                    std::sync::Arc::new((digest, principal.clone())),
+                    ticket,
+                );
                 principal
             }
         };

@@ -47,6 +47,7 @@ macro_rules! on_reader {
 pub mod access;
 pub mod audit;
 pub mod authenticate;
+pub mod caching;
 pub mod credentials;
 mod db;
 pub mod desk;
@@ -55,6 +56,7 @@ pub mod identity;
 pub mod platform;
 pub mod policies;
 pub mod recovery;
+pub mod schedules;
 pub mod settings;
 pub mod sso;
 pub mod throttle;
@@ -96,7 +98,11 @@ impl Cortex {
     }
 }
 
-struct CortexProvider;
+#[derive(Default)]
+struct CortexProvider {
+    /// The repository tenant schedules' runs write through, set at boot.
+    schedules_repository: Arc<std::sync::OnceLock<Arc<prefiq_data::entity::repo::Repository>>>,
+}
 
 #[async_trait]
 impl ServiceProvider for CortexProvider {
@@ -179,9 +185,16 @@ impl ServiceProvider for CortexProvider {
                 ));
             }
             Ok(Arc::new(
-                Identity::new(r.get::<DatabaseHandle>()?, key, &section).with_issuers(issuers),
+                Identity::new(
+                    r.get::<DatabaseHandle>()?,
+                    key,
+                    &section,
+                    &identity_cache(r),
+                )
+                .with_issuers(issuers),
             ))
         })?;
+        schedules::register(cx, &self.schedules_repository)?;
         cx.services.lazy_singleton::<dyn Authenticator, _>(|r| {
             Ok(r.get::<Identity>()? as Arc<dyn Authenticator>)
         })?;
@@ -208,14 +221,38 @@ impl ServiceProvider for CortexProvider {
                 .iter()
                 .flat_map(|m| m.grants.iter().cloned())
                 .collect();
-            Ok(Arc::new(
+            let identity = r.get::<Identity>()?;
+            let cache = identity.cache.clone();
+            let authorizer = Arc::new(
                 CedarAuthorizer::new(
                     r.get::<Entities>()?,
                     declared,
-                    r.get::<Identity>()? as Arc<dyn PolicyStore>,
+                    identity.clone() as Arc<dyn PolicyStore>,
                 )
-                .with_grants(grants),
-            ))
+                .with_grants(grants)
+                .with_ttl(move || {
+                    std::time::Duration::from_millis(if cache.connected() {
+                        cache.config().ttl_ms
+                    } else {
+                        cache.config().unshared_ttl_ms
+                    })
+                }),
+            );
+            // Policy changes are announced through the cache service, so that every
+            // replica forgets the tenant's model (see `access::policy_changed`).
+            let listener = Arc::downgrade(&authorizer);
+            identity
+                .cache
+                .listen(caching::AUTHZ_NAMESPACE, move |tenant, _| {
+                    if let Some(authorizer) = listener.upgrade() {
+                        if tenant == "*" {
+                            authorizer.invalidate_all();
+                        } else {
+                            authorizer.invalidate(tenant);
+                        }
+                    }
+                });
+            Ok(authorizer)
         })?;
         cx.services.lazy_singleton::<dyn EntityAuthorizer, _>(|r| {
             Ok(r.get::<CedarAuthorizer>()? as Arc<dyn EntityAuthorizer>)
@@ -225,6 +262,12 @@ impl ServiceProvider for CortexProvider {
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
         if cx.mode != prefiq::BootMode::DryRun {
+            if let Some(repository) = cx
+                .services
+                .try_get::<prefiq_data::entity::repo::Repository>()
+            {
+                let _ = self.schedules_repository.set(repository);
+            }
             let identity = cx.services.get::<Identity>()?;
             if let Some(log) = cx.services.try_get::<prefiq_data::audit::AuditLog>() {
                 identity.set_audit(log);
@@ -584,7 +627,7 @@ impl Module for Cortex {
     }
 
     fn providers(&self) -> Vec<Box<dyn ServiceProvider>> {
-        vec![Box::new(CortexProvider)]
+        vec![Box::new(CortexProvider::default())]
     }
 
     fn migrations(&self) -> Vec<Migration> {
@@ -598,10 +641,16 @@ impl Module for Cortex {
     }
 
     fn entities(&self) -> Vec<EntitySource> {
-        vec![EntitySource {
-            file: "schema/todo.yaml",
-            yaml: include_str!("../schema/todo.yaml"),
-        }]
+        vec![
+            EntitySource {
+                file: "schema/todo.yaml",
+                yaml: include_str!("../schema/todo.yaml"),
+            },
+            EntitySource {
+                file: "schema/schedule.yaml",
+                yaml: include_str!("../schema/schedule.yaml"),
+            },
+        ]
     }
 
     fn hooks(&self, hooks: &mut LifecycleHooks) {
@@ -621,4 +670,12 @@ impl Module for Cortex {
             })
         });
     }
+}
+
+/// The installation's cache service, or, where no `CacheProvider` is registered (some
+/// tests), one of this process alone.
+fn identity_cache(r: &prefiq::Resolver<'_>) -> prefiq_cache::Cache {
+    r.get::<prefiq_cache::Cache>()
+        .map(|cache| (*cache).clone())
+        .unwrap_or_else(|_| prefiq_cache::Cache::new(prefiq_cache::CacheConfig::default()))
 }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use prefiq_cache::{Cache, Namespace, NamespaceSpec};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -98,12 +100,14 @@ pub struct Webhooks {
     /// Whether private destinations are allowed (the config, or the environment's default).
     pub allow_private: bool,
     client: HttpClient,
-    hooks: Mutex<HashMap<String, CachedHooks>>,
+    /// Each tenant's webhooks, in the cache service: they depend on the `webhook` entity,
+    /// so a change through any replica drops them on every replica.
+    hooks: OnceLock<Namespace<Arc<Vec<Hook>>>>,
     secrets: Mutex<HashMap<(String, String), (Instant, store::Secrets)>>,
 }
 
-/// A tenant's webhooks, and when they were read.
-type CachedHooks = (Instant, Arc<Vec<Hook>>);
+/// The cache namespace of tenants' webhooks.
+pub const HOOKS_NAMESPACE: &str = "webhooks.hooks";
 
 impl Webhooks {
     /// The service for environment `env` with `config`.
@@ -128,7 +132,7 @@ impl Webhooks {
             config,
             allow_private,
             client,
-            hooks: Mutex::default(),
+            hooks: OnceLock::new(),
             secrets: Mutex::default(),
         }
     }
@@ -137,6 +141,27 @@ impl Webhooks {
     pub fn connect(&self, repository: Arc<Repository>, jobs: Arc<Jobs>) {
         let _ = self.repository.set(repository);
         let _ = self.jobs.set(jobs);
+    }
+
+    /// Keeps tenants' webhooks in `cache` (at boot; without it, in a cache of this
+    /// process alone).
+    pub fn use_cache(&self, cache: &Cache) {
+        let _ = self.hooks.set(Self::hooks_namespace(cache));
+    }
+
+    fn hooks_namespace(cache: &Cache) -> Namespace<Arc<Vec<Hook>>> {
+        cache.namespace(
+            NamespaceSpec::new(HOOKS_NAMESPACE)
+                .ttl(HOOKS_TTL)
+                .max_entries(MAX_CACHED_TENANTS as u64)
+                .depends_on("webhook"),
+        )
+    }
+
+    fn hooks(&self) -> &Namespace<Arc<Vec<Hook>>> {
+        self.hooks.get_or_init(|| {
+            Self::hooks_namespace(&Cache::new(prefiq_cache::CacheConfig::default()))
+        })
     }
 
     /// The repository.
@@ -155,10 +180,7 @@ impl Webhooks {
 
     /// Forgets `tenant`'s cached webhooks.
     pub fn forget(&self, tenant: &str) {
-        self.hooks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(tenant);
+        self.hooks().invalidate_tenant(tenant);
     }
 
     /// Forgets the cached secrets of `webhook` (after a rotation through this process;
@@ -201,15 +223,12 @@ impl Webhooks {
 
     /// `tenant`'s webhooks that are not disabled.
     async fn hooks_of(&self, tenant: &str) -> Result<Arc<Vec<Hook>>, String> {
-        if let Some((at, hooks)) = self
-            .hooks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(tenant)
-            && at.elapsed() < HOOKS_TTL
-        {
-            return Ok(hooks.clone());
-        }
+        self.hooks()
+            .get_or_load(tenant, "hooks", || self.read_hooks(tenant))
+            .await
+    }
+
+    async fn read_hooks(&self, tenant: &str) -> Result<Arc<Vec<Hook>>, String> {
         let scope = system_scope(tenant).map_err(|e| e.to_string())?;
         let mut hooks = Vec::new();
         let mut cursor = None;
@@ -238,13 +257,7 @@ impl Webhooks {
                 None => break,
             }
         }
-        let hooks = Arc::new(hooks);
-        let mut cache = self.hooks.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MAX_CACHED_TENANTS {
-            cache.clear();
-        }
-        cache.insert(tenant.to_owned(), (Instant::now(), hooks.clone()));
-        Ok(hooks)
+        Ok(Arc::new(hooks))
     }
 
     /// The delivery jobs of `event`: one per matching webhook of its tenant.

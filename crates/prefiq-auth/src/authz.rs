@@ -48,8 +48,9 @@ pub const MAX_POLICY_BYTES: usize = 16 * 1024;
 /// At most this many policies per tenant.
 pub const MAX_TENANT_POLICIES: usize = 200;
 
-/// How long a tenant's policies are trusted before they are read again; changes made
-/// through this process apply at once.
+/// How long a tenant's policies are trusted before they are read again, unless
+/// [`CedarAuthorizer::with_ttl`] says otherwise; changes made through this process apply
+/// at once.
 pub const TENANT_POLICY_TTL: Duration = Duration::from_secs(1);
 
 /// Why a model could not be built.
@@ -689,6 +690,9 @@ pub struct CedarAuthorizer {
     store: Arc<dyn PolicyStore>,
     base: Mutex<Option<(Arc<EntityRegistry>, Compiled)>>,
     tenants: Mutex<HashMap<String, TenantEntry>>,
+    ttl: Box<dyn Fn() -> Duration + Send + Sync>,
+    /// How many times a tenant's model was not cached and its policies were read.
+    models_read: std::sync::atomic::AtomicU64,
 }
 
 impl CedarAuthorizer {
@@ -706,7 +710,16 @@ impl CedarAuthorizer {
             store,
             base: Mutex::new(None),
             tenants: Mutex::new(HashMap::new()),
+            ttl: Box::new(|| TENANT_POLICY_TTL),
+            models_read: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The same authorizer trusting a tenant's compiled model for what `ttl` answers at
+    /// the time (longer while other replicas' policy changes reach this process).
+    pub fn with_ttl(mut self, ttl: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
+        self.ttl = Box::new(ttl);
+        self
     }
 
     /// The same authorizer with the role grants modules declare (`(role, action)`).
@@ -744,7 +757,7 @@ impl CedarAuthorizer {
         {
             let tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(entry) = tenants.get(tenant)
-                && entry.read_at.elapsed() < TENANT_POLICY_TTL
+                && entry.read_at.elapsed() < (self.ttl)()
                 && Arc::ptr_eq(&entry.registry, &registry)
             {
                 return entry.model.clone();
@@ -753,6 +766,8 @@ impl CedarAuthorizer {
         // A tenant sees the declared entities and its own runtime ones (two tenants may
         // each have an entity of the same name): a tenant with runtime entities or policies
         // of its own gets a model of its own.
+        self.models_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let own_entities = registry.runtime_of(tenant).next().is_some();
         let model = match self.store.tenant_policies(tenant).await {
             Err(e) => Err(AuthzError::Model(format!(
@@ -816,6 +831,20 @@ impl CedarAuthorizer {
             &self.grants,
             tenant_policies,
         )
+    }
+
+    /// How many times a tenant's model was not cached and its policies were read (for
+    /// benchmarks).
+    pub fn models_compiled(&self) -> u64 {
+        self.models_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets every cached model.
+    pub fn invalidate_all(&self) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Forgets the cached model of `tenant`, after its policies changed.

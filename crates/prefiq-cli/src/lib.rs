@@ -249,6 +249,7 @@ pub fn installation() -> Result<App, CliError> {
         .provider(prefiq_data::audit::AuditProvider::default())
         .provider(prefiq_worker::EventsProvider::default())
         .provider(prefiq_worker::JobsProvider::default())
+        .provider(prefiq_cache::CacheProvider::default())
         .provider(HttpProvider)
         .module(cortex)
         .module(accounting)

@@ -23,6 +23,11 @@ impl Databases {
         }
     }
 
+    /// The main database.
+    pub fn main(&self) -> &Arc<DatabaseHandle> {
+        &self.main
+    }
+
     /// Opens the database of every tenant that has one, so that events and jobs a stopped
     /// process left in them are picked up without waiting for the tenant's next request.
     pub async fn open_existing(&self) {

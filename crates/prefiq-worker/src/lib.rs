@@ -23,6 +23,7 @@ mod provider;
 pub mod relay;
 pub mod runner;
 pub mod schedule;
+pub mod schedule_sources;
 
 pub use bus::{EventBus, EventHandler, Subscription};
 pub use config::{DeclaredQueue, EventsConfig, JobsConfig, QueueConfig};
@@ -31,6 +32,7 @@ pub use event::Event;
 pub use handlers::{JobHandler, JobHandlers, JobInput};
 pub use provider::{EventsProvider, Jobs, JobsProvider};
 pub use schedule::{CatchUp, Schedule, Schedules};
+pub use schedule_sources::{ScheduleSource, TenantSchedule};
 
 /// An error of the background work.
 #[derive(Debug, thiserror::Error)]

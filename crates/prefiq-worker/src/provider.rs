@@ -16,6 +16,7 @@ use crate::handlers::{DeliverEvent, JobHandler, JobHandlers};
 use crate::relay::Relay;
 use crate::runner::Runner;
 use crate::schedule::{Schedule, Scheduler, Schedules};
+use crate::schedule_sources::ScheduleSource;
 
 /// A background task and the switch that stops it.
 type Task = Mutex<
@@ -246,10 +247,17 @@ impl ServiceProvider for JobsProvider {
         );
         tracing::info!(target: "prefiq::jobs", worker = runner.worker(), queues = ?config.queues.keys().collect::<Vec<_>>(), "the job runner starts");
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let scheduler = Scheduler::new(
+        let mut scheduler = Scheduler::new(
             repository.main_database(),
             cx.services.get::<Schedules>()?.0.clone(),
         );
+        // Tenants' own schedules, when a module keeps them (cortex's `schedule` entity).
+        if cx.services.services().contains::<dyn ScheduleSource>() {
+            scheduler = scheduler.with_source(
+                Databases::of(&repository),
+                cx.services.get::<dyn ScheduleSource>()?,
+            );
+        }
         let scheduling = tokio::spawn(scheduler.run(jobs.enqueued(), stop_rx.clone()));
         let running = runner.run(repository.commits(), jobs.enqueued(), stop_rx);
         let handle = tokio::spawn(async move {

@@ -18,6 +18,9 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use prefiq_data::jobs::{self, NewJob};
 use prefiq_data::{DataError, DatabaseHandle};
+
+use crate::databases::Databases;
+use crate::schedule_sources::ScheduleSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -184,8 +187,9 @@ impl Compiled {
         self.zone.iana_name().unwrap_or("UTC").to_owned()
     }
 
-    /// The runs to enqueue when the last enqueued was `last_ms` and it is `now_ms`.
-    fn runs(&self, last_ms: i64, now_ms: i64) -> Vec<i64> {
+    /// The due times to enqueue when the last enqueued was `last_ms` and it is `now_ms`,
+    /// after the catch-up policy.
+    pub fn runs_due(&self, last_ms: i64, now_ms: i64) -> Vec<i64> {
         let due = self.due_between(last_ms, now_ms);
         match self.schedule.catch_up {
             CatchUp::All => due,
@@ -197,7 +201,8 @@ impl Compiled {
         }
     }
 
-    fn job(&self, due_ms: i64) -> NewJob {
+    /// The job of the run due at `due_ms` (of no tenant: set one for a tenant's).
+    pub fn job(&self, due_ms: i64) -> NewJob {
         let mut job = NewJob::new(&self.schedule.kind, "", self.schedule.payload.clone());
         job.queue = self.schedule.queue.clone();
         job.run_at_ms = Some(due_ms);
@@ -228,12 +233,25 @@ impl Schedules {
 pub struct Scheduler {
     main: Arc<DatabaseHandle>,
     schedules: Vec<Compiled>,
+    /// Tenants' schedules, and the databases their runs go to.
+    sources: Option<(Databases, Arc<dyn ScheduleSource>)>,
 }
 
 impl Scheduler {
     /// A scheduler of `schedules` over the main database.
     pub fn new(main: Arc<DatabaseHandle>, schedules: Vec<Compiled>) -> Scheduler {
-        Scheduler { main, schedules }
+        Scheduler {
+            main,
+            schedules,
+            sources: None,
+        }
+    }
+
+    /// The same scheduler also ticking the schedules `source` gives, whose runs go to
+    /// their tenants' databases among `databases`.
+    pub fn with_source(mut self, databases: Databases, source: Arc<dyn ScheduleSource>) -> Self {
+        self.sources = Some((databases, source));
+        self
     }
 
     /// One tick at `now_ms`: enqueues every run due since the last. Returns how many
@@ -255,7 +273,7 @@ impl Scheduler {
                 continue;
             };
             let runs: Vec<NewJob> = compiled
-                .runs(last, now_ms)
+                .runs_due(last, now_ms)
                 .into_iter()
                 .map(|d| compiled.job(d))
                 .collect();
@@ -263,6 +281,17 @@ impl Scheduler {
             jobs::enqueue(&mut conn, &runs).await?;
             jobs::advance_schedule(&mut conn, &key, newest).await?;
             tx.commit().await?;
+        }
+        if let Some((databases, source)) = &self.sources {
+            match source.schedules().await {
+                Ok(schedules) => {
+                    enqueued +=
+                        crate::schedule_sources::tick(databases, &schedules, now_ms).await?;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "prefiq::schedules", error = %e, "tenants' schedules could not be read; they tick again when they can")
+                }
+            }
         }
         Ok(enqueued)
     }
@@ -285,7 +314,7 @@ impl Scheduler {
         enqueued: Arc<tokio::sync::Notify>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        if self.schedules.is_empty() {
+        if self.schedules.is_empty() && self.sources.is_none() {
             return;
         }
         loop {
@@ -392,7 +421,7 @@ mod tests {
         let check = |policy: CatchUp, expected: &[&str]| {
             let c = compile(&schedule("* * * * *", None, policy), "UTC").unwrap();
             let expected: Vec<i64> = expected.iter().map(|t| ms(t)).collect();
-            assert_eq!(c.runs(last, now), expected, "{policy:?}");
+            assert_eq!(c.runs_due(last, now), expected, "{policy:?}");
         };
         check(
             CatchUp::All,
@@ -408,7 +437,7 @@ mod tests {
         // Six runs were missed by 10:02:30; only the one due 30 s ago is on time.
         let c = compile(&schedule("* * * * *", None, CatchUp::None), "UTC").unwrap();
         assert_eq!(
-            c.runs(last, ms("2026-12-07T10:02:30Z")),
+            c.runs_due(last, ms("2026-12-07T10:02:30Z")),
             vec![ms("2026-12-07T10:02:00Z")]
         );
     }

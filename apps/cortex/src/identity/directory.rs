@@ -242,9 +242,7 @@ impl Identity {
         let sql = "UPDATE cortex_tenants SET status = $1 WHERE name = $2";
         let sql = Sql::new(sql, vec![status.into(), name.into()]);
         let changed = on_pool!(self.database()?, conn => conn.execute(&sql).await?);
-        if let Ok(mut cache) = self.status_cache.lock() {
-            cache.remove(name);
-        }
+        self.cached.status.invalidate(name, "status");
         if changed == 0 {
             return Err(IdentityError::NoTenant(name.to_owned()));
         }
@@ -265,20 +263,10 @@ impl Identity {
     }
 
     pub(crate) async fn tenant_active(&self, name: &str) -> Result<bool, IdentityError> {
-        if let Ok(cache) = self.status_cache.lock()
-            && let Some((read_at, active)) = cache.get(name)
-            && read_at.elapsed() < STATUS_CACHE_TTL
-        {
-            return Ok(*active);
-        }
-        let active = self.read_tenant_active(name).await?;
-        if let Ok(mut cache) = self.status_cache.lock() {
-            if cache.len() >= STATUS_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(name.to_owned(), (std::time::Instant::now(), active));
-        }
-        Ok(active)
+        self.cached
+            .status
+            .get_or_load(name, "status", || self.read_tenant_active(name))
+            .await
     }
 
     pub(crate) async fn read_tenant_active(&self, name: &str) -> Result<bool, IdentityError> {

@@ -361,14 +361,17 @@ pub struct Identity {
     refresh_ttl_s: i64,
     /// Verified against when a login names no user, so that such a login takes as long.
     decoy: tokio::sync::OnceCell<String>,
-    /// Whether each tenant is active, with when that was read: every authenticated
-    /// request asks, and a database round trip each time would double the cost of a read.
-    status_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>,
+    /// Whether each tenant is active (every authenticated request asks, and a database
+    /// round trip each time would double the cost of a read), users' current session
+    /// epochs and verified API keys, in the cache service.
+    pub(crate) cached: crate::caching::IdentityCaches,
+    /// The cache service those live in, through which other caches' changes are announced.
+    pub(crate) cache: prefiq_cache::Cache,
     /// Tokens already verified, by SHA-256 of the token, until they expire (a signature
     /// check costs tens of microseconds, a lookup well under one), and users' current
     /// session epochs, which every request is checked against.
     pub(crate) caches: crate::authenticate::TokenCaches,
-    /// Verified API keys and their last recorded use.
+    /// When each API key's last use was recorded.
     pub(crate) keys: crate::credentials::KeyCache,
     /// Failed logins per (account, address) and per address.
     pub(crate) throttle: crate::throttle::LoginThrottle,
@@ -378,23 +381,22 @@ pub struct Identity {
     audit: std::sync::OnceLock<Arc<prefiq_data::audit::AuditLog>>,
 }
 
-/// How long a tenant's status is trusted. A suspension through this process applies at
-/// once; one made through another replica within this time.
-pub const STATUS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The status cache is cleared when it holds this many tenants.
-const STATUS_CACHE_MAX: usize = 10_000;
-
 impl Identity {
-    /// The service over `handle`, signing with `key`.
-    pub fn new(handle: Arc<DatabaseHandle>, key: SigningKey, config: &IdentityConfig) -> Self {
+    /// The service over `handle`, signing with `key`, caching in `cache`.
+    pub fn new(
+        handle: Arc<DatabaseHandle>,
+        key: SigningKey,
+        config: &IdentityConfig,
+        cache: &prefiq_cache::Cache,
+    ) -> Self {
         Identity {
             handle,
             key,
             ttl_s: config.access_token_ttl_s,
             refresh_ttl_s: config.refresh_token_ttl_s,
             decoy: tokio::sync::OnceCell::new(),
-            status_cache: std::sync::Mutex::default(),
+            cached: crate::caching::IdentityCaches::new(cache),
+            cache: cache.clone(),
             caches: crate::authenticate::TokenCaches::default(),
             keys: crate::credentials::KeyCache::default(),
             throttle: crate::throttle::LoginThrottle::default(),

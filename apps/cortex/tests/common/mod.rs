@@ -29,6 +29,15 @@ pub async fn boot(db: &TestDatabase) -> Api {
 }
 
 pub async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
+    boot_app(db, vars, false).await
+}
+
+/// Booted with the events relay and the job runner too, as `prefiq serve` runs.
+pub async fn boot_with_jobs(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
+    boot_app(db, vars, true).await
+}
+
+async fn boot_app(db: &TestDatabase, vars: &[(&str, &str)], jobs: bool) -> Api {
     let mut vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -44,9 +53,16 @@ pub async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
             "1".into(),
         ));
     }
-    let app = App::new()
+    let mut app = App::new()
         .provider(DatabaseProvider)
-        .provider(prefiq_data::audit::AuditProvider::default())
+        .provider(prefiq_data::audit::AuditProvider::default());
+    if jobs {
+        app = app
+            .provider(prefiq_worker::EventsProvider::default())
+            .provider(prefiq_worker::JobsProvider::default());
+    }
+    let app = app
+        .provider(prefiq_cache::CacheProvider::default())
         .provider(HttpProvider)
         .module(cortex::Cortex::new().unwrap());
     let mut options = BootOptions::new(BootMode::Serve);
@@ -55,8 +71,11 @@ pub async fn boot_with(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
         vars: Some(vars),
         ..Default::default()
     };
-    let app = app.boot(options).await.unwrap();
+    let mut app = app.boot(options).await.unwrap();
     let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
+    // What `serve` does next: background work (the cache's transport, and with `jobs` the
+    // relay and the runner) starts.
+    app.ready().await.unwrap();
     Api {
         router,
         app,
