@@ -5,8 +5,10 @@
 //!
 //! It is built on the platform's public surface only: an entity (`webhook`), the module's
 //! own tables (secrets and the delivery log, `store`), a subscription to every event on the
-//! event bus, a job handler, routes and one permission (`webhooks.manage`).
+//! event bus, a job handler, routes, desk pages (`desk`) and one permission
+//! (`webhooks.manage`).
 
+pub mod desk;
 pub mod destination;
 pub mod routes;
 pub mod service;
@@ -127,6 +129,8 @@ impl ServiceProvider for WebhooksProvider {
                 "webhooks",
                 include_str!("../openapi/routes.yaml"),
             )?));
+        cx.services.contribute(Arc::new(desk::layer()));
+        cx.services.contribute(Arc::new(desk::routes()));
         cx.services.contribute(Arc::new(
             RouteSet::new("webhooks")
                 .post("/api/v1/webhooks", routes::create)
@@ -143,9 +147,11 @@ impl ServiceProvider for WebhooksProvider {
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
         if cx.mode != prefiq::BootMode::DryRun {
-            cx.services
-                .get::<Webhooks>()?
-                .connect(cx.services.get::<Repository>()?, cx.services.get::<Jobs>()?);
+            let webhooks = cx.services.get::<Webhooks>()?;
+            webhooks.connect(cx.services.get::<Repository>()?, cx.services.get::<Jobs>()?);
+            if let Some(cache) = cx.services.try_get::<prefiq_cache::Cache>() {
+                webhooks.use_cache(&cache);
+            }
         }
         Ok(())
     }

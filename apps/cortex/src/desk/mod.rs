@@ -131,6 +131,12 @@ fn core_layer() -> Layer {
                 "message.html",
                 include_str!("../../desk/templates/message.html"),
             ),
+            ("jobs.html", include_str!("../../desk/templates/jobs.html")),
+            ("job.html", include_str!("../../desk/templates/job.html")),
+            (
+                "schedules.html",
+                include_str!("../../desk/templates/schedules.html"),
+            ),
         ]),
         assets: HashMap::from([
             ("desk.css", include_str!("../../desk/static/desk.css")),
@@ -815,6 +821,10 @@ pub fn routes() -> RouteSet {
         .post("/app/admin/roles/{id}/remove", admin::remove_policy)
         .get("/app/admin/settings", admin::settings)
         .post("/app/admin/settings", admin::save_settings)
+        .get("/app/admin/jobs", pages::jobs_list)
+        .get("/app/admin/jobs/{id}", pages::job_detail)
+        .post("/app/admin/jobs/{id}/{action}", pages::job_act)
+        .get("/app/admin/schedules", pages::schedules_list)
 }
 
 /// The desk service from the state (made on first use).

@@ -1,4 +1,5 @@
-//! The desk's pages: login, home, and the list, form and history of every entity.
+//! The desk's pages: login, home, the list, form and history of every entity, and the
+//! tenant's jobs and the installation's schedules.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -109,15 +110,19 @@ pub async fn asset(
 }
 
 mod history;
+mod jobs;
 mod list;
 mod record_actions;
 mod record_form;
+mod schedules;
 mod session;
 
 pub use history::*;
+pub use jobs::{job_act, job_detail, jobs_list};
 pub use list::*;
 pub use record_actions::*;
 pub use record_form::*;
+pub use schedules::*;
 pub use session::*;
 
 // ---------------------------------------------------------------------------------------
@@ -207,6 +212,11 @@ pub async fn home(State(state): State<HttpState>, request: DeskRequest) -> Respo
         if session.may(&state, action).await {
             admin.push(json!({ "label": label, "href": href }));
         }
+    }
+    // The queue pages are the System Manager's, in an installation that runs jobs.
+    if jobs::administers(&session) && state.services.contains::<prefiq_worker::Jobs>() {
+        admin.push(json!({ "label": "Jobs", "href": "/app/admin/jobs" }));
+        admin.push(json!({ "label": "Schedules", "href": "/app/admin/schedules" }));
     }
     session.render(
         &state,
