@@ -75,7 +75,7 @@ env = dict(
     os.environ,
     PREFIQ__DATABASE__URL=DB_URL,
     PREFIQ__CACHE__REDIS_URL=REDIS_URL,
-    PREFIQ__CACHE__CHANNEL=f"codexion.cache.replicas.{os.getpid()}",
+    PREFIQ__CACHE__CHANNEL=f"codexion-cache.replicas.{os.getpid()}",
     # Without the invalidations, B would trust what it cached for a minute at least.
     PREFIQ__CACHE__UNSHARED_TTL_MS="60000",
     PREFIQ__SERVER__RATE_LIMIT_PER_MINUTE="10000000",

@@ -18,7 +18,8 @@ pub struct CacheConfig {
     pub max_entries: u64,
     /// A Redis command that takes longer counts as a miss (the database answers instead).
     pub redis_timeout_ms: u64,
-    /// The Redis channel, or NATS subject, invalidations travel on.
+    /// The Redis channel, or NATS subject, invalidations travel on. On NATS it must not
+    /// fall under `events.subject_prefix`, or the events' stream would store it.
     pub channel: String,
 }
 
@@ -30,7 +31,9 @@ impl Default for CacheConfig {
             unshared_ttl_ms: 1_000,
             max_entries: 100_000,
             redis_timeout_ms: 250,
-            channel: "codexion.cache.invalidate".into(),
+            // Not under the events' subject prefix (`codexion.>`), whose JetStream stream
+            // would otherwise store every invalidation beside the events.
+            channel: "codexion-cache.invalidate".into(),
         }
     }
 }

@@ -76,6 +76,16 @@ impl ServiceProvider for CacheProvider {
         }
         let cache = cx.services.get::<Cache>()?;
         let transport = transport_of(cx, &cache);
+        if let (Some(Transport::Nats(_)), Ok(events)) =
+            (&transport, cx.services.get::<EventsConfig>())
+            && check_channel(&cache.config().channel, &events.subject_prefix).is_err()
+        {
+            return Err(invalid(format!(
+                "cache.channel `{}` falls under events.subject_prefix `{}`: the events' JetStream stream would store every invalidation; choose another channel",
+                cache.config().channel,
+                events.subject_prefix
+            )));
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         if let Some(handle) = cache.start(transport, stop_rx) {
             *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some((stop_tx, handle));
@@ -116,5 +126,36 @@ fn transport_of(cx: &BootContext<'_>, cache: &Cache) -> Option<Transport> {
             .ok()
             .and_then(|events| events.nats_url.clone())
             .map(Transport::Nats),
+    }
+}
+
+/// Refuses a NATS channel that the events' stream (`{prefix}.>`) would capture.
+fn check_channel(channel: &str, events_prefix: &str) -> Result<(), ()> {
+    if channel == events_prefix || channel.starts_with(&format!("{events_prefix}.")) {
+        Err(())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_channel;
+
+    #[test]
+    fn invalidations_never_land_in_the_events_stream() {
+        for (channel, prefix, expected) in [
+            ("codexion-cache.invalidate", "codexion", Ok(())),
+            ("codexion.cache.invalidate", "codexion", Err(())),
+            ("codexion", "codexion", Err(())),
+            ("codexionx.invalidate", "codexion", Ok(())),
+            ("acme.cache", "events", Ok(())),
+        ] {
+            assert_eq!(
+                check_channel(channel, prefix),
+                expected,
+                "{channel} {prefix}"
+            );
+        }
     }
 }

@@ -15,7 +15,7 @@ use prefiq_cache::{Cache, CacheConfig, Namespace, NamespaceSpec};
 fn config() -> CacheConfig {
     CacheConfig {
         // Each test run talks on its own channel, so that concurrent runs do not meet.
-        channel: format!("codexion.cache.test.{}", uuid::Uuid::now_v7().simple()),
+        channel: format!("codexion-cache.test.{}", uuid::Uuid::now_v7().simple()),
         ..CacheConfig::default()
     }
 }
