@@ -170,6 +170,41 @@ impl Identity {
 
 #[async_trait]
 impl Authenticator for Identity {
+    async fn principal_of(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> Result<Option<Principal>, KernelError> {
+        if !self
+            .tenant_active(tenant)
+            .await
+            .map_err(KernelError::from)?
+        {
+            return Ok(None);
+        }
+        let sql = "SELECT roles, attributes FROM cortex_users WHERE tenant_id = $1 AND id = $2 AND status = 'active'";
+        let sql = Sql::new(sql, vec![tenant.into(), user.into()]);
+        let database = self.database().map_err(KernelError::from)?;
+        let row = async {
+            Ok::<_, IdentityError>(
+                on_reader!(database, conn => conn.fetch_optional(&sql, &[SqlType::Text; 2]).await?),
+            )
+        }
+        .await
+        .map_err(KernelError::from)?;
+        Ok(row.map(|row| {
+            let mut cells = Cells::of(row);
+            let (roles, attributes) = (cells.text(), cells.text());
+            Principal {
+                tenant: tenant.to_owned(),
+                user: user.to_owned(),
+                roles: serde_json::from_str(&roles).unwrap_or_default(),
+                attributes: serde_json::from_str(&attributes).unwrap_or_default(),
+                api_key: None,
+            }
+        }))
+    }
+
     async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError> {
         if bearer.starts_with(crate::credentials::API_KEY_PREFIX) {
             return self.authenticate_api_key(bearer).await;

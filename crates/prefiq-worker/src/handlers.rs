@@ -38,10 +38,11 @@ pub trait JobHandler: Send + Sync {
     async fn run(&self, job: &JobInput) -> Result<(), String>;
 }
 
-/// The handlers by kind.
+/// The handlers by kind, and who tells the principal of a job that acts for a user.
 #[derive(Default, Clone)]
 pub struct JobHandlers {
     by_kind: HashMap<String, Arc<dyn JobHandler>>,
+    principals: Option<Arc<dyn prefiq::Authenticator>>,
 }
 
 impl JobHandlers {
@@ -53,7 +54,20 @@ impl JobHandlers {
                 .into_iter()
                 .map(|h| (h.kind().to_owned(), h))
                 .collect(),
+            principals: None,
         }
+    }
+
+    /// The same handlers, giving a job that acts for a user that user's principal as
+    /// `principals` reads it when the job starts.
+    pub fn with_principals(mut self, principals: Arc<dyn prefiq::Authenticator>) -> Self {
+        self.principals = Some(principals);
+        self
+    }
+
+    /// Who reads a job's principal, when the installation has users.
+    pub fn principals(&self) -> Option<&Arc<dyn prefiq::Authenticator>> {
+        self.principals.as_ref()
     }
 
     /// An error naming a kind two handlers claim.

@@ -196,7 +196,13 @@ impl ServiceProvider for JobsProvider {
         cx.services.lazy_singleton::<JobHandlers, _>(|r| {
             let handlers = r.services().all::<dyn JobHandler>();
             JobHandlers::check(&handlers).map_err(invalid)?;
-            Ok(Arc::new(JobHandlers::new(handlers)))
+            let mut handlers = JobHandlers::new(handlers);
+            // A job that acts for a user runs with the user's principal, as read by the
+            // installation's authenticator when it starts.
+            if r.services().contains::<dyn prefiq::Authenticator>() {
+                handlers = handlers.with_principals(r.get::<dyn prefiq::Authenticator>()?);
+            }
+            Ok(Arc::new(handlers))
         })?;
         Ok(())
     }

@@ -414,28 +414,32 @@ async fn execute(handlers: &JobHandlers, config: &JobsConfig, job: &ClaimedJob) 
             "no handler runs jobs of kind `{}` in this process",
             job.kind
         )),
-        Some(handler) => {
-            let handler = handler.clone();
-            let input = input_of(job);
-            let mut task = tokio::spawn(async move { handler.run(&input).await });
-            let timeout =
-                Duration::from_millis(u64::try_from(job.timeout_ms.max(1)).unwrap_or(u64::MAX));
-            match tokio::time::timeout(timeout, &mut task).await {
-                Ok(Ok(Ok(()))) => None,
-                Ok(Ok(Err(e))) => Some(e),
-                Ok(Err(e)) if e.is_panic() => {
-                    Some(format!("the handler panicked: {}", panic_message(e)))
-                }
-                Ok(Err(e)) => Some(format!("the handler stopped: {e}")),
-                Err(_) => {
-                    task.abort();
-                    Some(format!(
-                        "the handler ran past its timeout of {} ms and was cancelled",
-                        job.timeout_ms
-                    ))
+        Some(handler) => match principal_of(handlers, job).await {
+            Err(refused) => Some(refused),
+            Ok(principal) => {
+                let handler = handler.clone();
+                let mut input = input_of(job);
+                input.context.principal = principal;
+                let mut task = tokio::spawn(async move { handler.run(&input).await });
+                let timeout =
+                    Duration::from_millis(u64::try_from(job.timeout_ms.max(1)).unwrap_or(u64::MAX));
+                match tokio::time::timeout(timeout, &mut task).await {
+                    Ok(Ok(Ok(()))) => None,
+                    Ok(Ok(Err(e))) => Some(e),
+                    Ok(Err(e)) if e.is_panic() => {
+                        Some(format!("the handler panicked: {}", panic_message(e)))
+                    }
+                    Ok(Err(e)) => Some(format!("the handler stopped: {e}")),
+                    Err(_) => {
+                        task.abort();
+                        Some(format!(
+                            "the handler ran past its timeout of {} ms and was cancelled",
+                            job.timeout_ms
+                        ))
+                    }
                 }
             }
-        }
+        },
     };
     let outcome = match (&error, job.attempt >= job.max_attempts) {
         (None, _) => "succeeded",
@@ -462,6 +466,33 @@ fn panic_message(error: tokio::task::JoinError) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// The principal of the user `job` acts for, read now; `None` for a job of the system (no
+/// user). A user who is no longer active, or an installation that cannot tell, is a
+/// failed attempt: the job never runs with rights nobody holds.
+async fn principal_of(
+    handlers: &JobHandlers,
+    job: &ClaimedJob,
+) -> Result<Option<Arc<prefiq::Principal>>, String> {
+    let Some(user) = &job.user else {
+        return Ok(None);
+    };
+    let Some(principals) = handlers.principals() else {
+        return Err(format!(
+            "the job acts for user `{user}`, and this installation cannot tell who that is"
+        ));
+    };
+    match principals.principal_of(&job.tenant, user).await {
+        Ok(Some(principal)) => Ok(Some(Arc::new(principal))),
+        Ok(None) => Err(format!(
+            "the job acts for user `{user}`, who is not an active user of tenant `{}`",
+            job.tenant
+        )),
+        Err(e) => Err(format!(
+            "the principal of user `{user}` could not be read: {e}"
+        )),
+    }
 }
 
 /// What the handler gets: the job's context and input.

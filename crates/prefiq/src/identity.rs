@@ -29,4 +29,18 @@ pub trait Authenticator: Send + Sync {
     /// The principal of `bearer`; an error of kind `Unauthenticated` when it is refused
     /// (malformed, forged, expired, or its tenant or user is suspended).
     async fn authenticate(&self, bearer: &str) -> Result<Principal, KernelError>;
+
+    /// Who a background job acting for `user` of `tenant` runs as: the user's current
+    /// roles and attributes, read when the job starts, so that the job is authorized as
+    /// the user's request would be now; `None` when the user or the tenant is not active
+    /// (the job then fails rather than run with rights nobody holds). The default knows no
+    /// users.
+    async fn principal_of(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> Result<Option<Principal>, KernelError> {
+        let _ = (tenant, user);
+        Ok(None)
+    }
 }

@@ -37,7 +37,25 @@ pub async fn boot_with_jobs(db: &TestDatabase, vars: &[(&str, &str)]) -> Api {
     boot_app(db, vars, true).await
 }
 
+/// As [`boot_with_jobs`], with what `extend` adds to the app (a test's own provider).
+pub async fn boot_with_jobs_and(
+    db: &TestDatabase,
+    vars: &[(&str, &str)],
+    extend: impl FnOnce(App) -> App,
+) -> Api {
+    boot_app_extended(db, vars, true, extend).await
+}
+
 async fn boot_app(db: &TestDatabase, vars: &[(&str, &str)], jobs: bool) -> Api {
+    boot_app_extended(db, vars, jobs, |app| app).await
+}
+
+async fn boot_app_extended(
+    db: &TestDatabase,
+    vars: &[(&str, &str)],
+    jobs: bool,
+    extend: impl FnOnce(App) -> App,
+) -> Api {
     let mut vars: Vec<(String, String)> = vars
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -61,10 +79,11 @@ async fn boot_app(db: &TestDatabase, vars: &[(&str, &str)], jobs: bool) -> Api {
             .provider(prefiq_worker::EventsProvider::default())
             .provider(prefiq_worker::JobsProvider::default());
     }
-    let app = app
-        .provider(prefiq_cache::CacheProvider::default())
-        .provider(HttpProvider)
-        .module(cortex::Cortex::new().unwrap());
+    let app = extend(
+        app.provider(prefiq_cache::CacheProvider::default())
+            .provider(HttpProvider)
+            .module(cortex::Cortex::new().unwrap()),
+    );
     let mut options = BootOptions::new(BootMode::Serve);
     options.config = ConfigOptions {
         root: Some(db.root()),
