@@ -59,6 +59,16 @@ pub async fn pending(conn: &mut Conn<'_>, limit: i64) -> Result<Vec<OutboxRow>, 
     read(conn, "published_at IS NULL", None, limit).await
 }
 
+/// The undelivered events numbered above `seq`, lowest first, at most `limit`: the relay's
+/// next batch while the previous one is still being delivered.
+pub async fn pending_after(
+    conn: &mut Conn<'_>,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, DataError> {
+    read(conn, "published_at IS NULL AND seq > ", Some(seq), limit).await
+}
+
 /// The events numbered above `seq`, delivered or not, lowest first, at most `limit`: what
 /// `prefiq events tail` follows.
 pub async fn after(conn: &mut Conn<'_>, seq: i64, limit: i64) -> Result<Vec<OutboxRow>, DataError> {

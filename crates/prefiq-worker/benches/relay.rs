@@ -114,6 +114,7 @@ fn config(nats: Option<&str>, tag: &str) -> EventsConfig {
         stream: format!("BENCH_{tag}"),
         subject_prefix: format!("bench{tag}"),
         batch_size: 5_000,
+        max_in_flight: env("RELAY_BENCH_IN_FLIGHT", 4_096) as usize,
         ..EventsConfig::default()
     }
 }

@@ -42,6 +42,10 @@ pub const DELIVER_JOB: &str = "events.deliver";
 /// The advisory lock a relay round holds on PostgreSQL ("relay").
 const RELAY_LOCK: i64 = 0x0072_656c_6179;
 
+/// At most this many batches in one PostgreSQL round (and its transaction, which holds the
+/// relay's lock meanwhile).
+const BATCHES_PER_ROUND: usize = 8;
+
 /// How often delivered events older than the retention are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
@@ -55,6 +59,8 @@ pub struct Relay {
     delivered: HashMap<String, VecDeque<(Instant, i64)>>,
     last_prune: Instant,
     last_gauge: Option<Instant>,
+    /// The backlog's measurement, while it runs.
+    measuring: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// How often the backlog and the lag of its oldest event are measured for `/metrics`.
@@ -81,6 +87,7 @@ impl Relay {
             delivered: HashMap::new(),
             last_prune: Instant::now(),
             last_gauge: None,
+            measuring: None,
         }
     }
 
@@ -158,28 +165,23 @@ impl Relay {
             self.last_prune = Instant::now();
             self.prune().await?;
         }
-        if self.last_gauge.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+        if self.last_gauge.is_none_or(|at| at.elapsed() >= GAUGE_EVERY)
+            && self
+                .measuring
+                .as_ref()
+                .is_none_or(|task| task.is_finished())
+        {
+            // Counting the backlog reads every pending row: beside the relay, not in its
+            // way (inline, it held a round up every five seconds).
             self.last_gauge = Some(Instant::now());
-            self.measure().await?;
+            let databases = self.databases.clone();
+            self.measuring = Some(tokio::spawn(async move {
+                if let Err(e) = measure(&databases).await {
+                    tracing::debug!(target: "prefiq::relay", error = %e, "the backlog could not be measured");
+                }
+            }));
         }
         Ok(total)
-    }
-
-    /// Sets `prefiq_outbox_pending` and `prefiq_relay_lag_oldest_seconds` (now minus the
-    /// write time of the oldest undelivered event) per database.
-    async fn measure(&self) -> Result<(), WorkerError> {
-        let now = jiff::Timestamp::now();
-        for (label, handle) in self.databases.all().await {
-            let mut reader = handle.get()?.reader().await?;
-            let (pending, oldest) = outbox::backlog(&mut reader.conn()).await?;
-            let lag = oldest
-                .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-                .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0));
-            metrics::gauge!("prefiq_outbox_pending", "database" => label.clone())
-                .set(pending as f64);
-            metrics::gauge!("prefiq_relay_lag_oldest_seconds", "database" => label).set(lag);
-        }
-        Ok(())
     }
 
     /// Relays everything pending, pass after pass, until a pass finds nothing.
@@ -222,14 +224,14 @@ impl Relay {
                     // Another replica is relaying this database now.
                     return Ok(Round::default());
                 }
+                relay_settings(&mut conn).await?;
                 let rows = outbox::pending(&mut conn, limit).await?;
                 if rows.is_empty() {
                     return Ok(Round::default());
                 }
-                let (events, retries) = self.deliver(rows).await?;
-                finish(&mut conn, &events, &retries).await?;
+                let round = self.pipeline(&mut conn, rows, limit).await?;
                 tx.commit().await.map_err(prefiq_data::DataError::from)?;
-                (events, retries.len())
+                round
             }
         };
         let (events, retries) = round;
@@ -257,6 +259,55 @@ impl Relay {
             delivered: events.len(),
             retries,
         })
+    }
+
+    /// A PostgreSQL round past its first read: while one batch goes to NATS, the
+    /// subscribers and live listeners, the previous batch is marked and the next read
+    /// (numbered above this one; a row of a lower number that commits later is read by a
+    /// later round, as before) on the round's connection, for up to
+    /// [`BATCHES_PER_ROUND`] batches in the round's one transaction. Done one after the
+    /// other, the database and NATS each waited for the other: 27k events/s to JetStream
+    /// where the database alone relayed 86k/s.
+    async fn pipeline(
+        &mut self,
+        conn: &mut Conn<'_>,
+        mut rows: Vec<outbox::OutboxRow>,
+        limit: i64,
+    ) -> Result<(Vec<Arc<Event>>, usize), WorkerError> {
+        let mut delivered: Vec<Arc<Event>> = Vec::new();
+        let mut retried = 0;
+        let mut unmarked: Option<(Vec<Arc<Event>>, Vec<NewJob>)> = None;
+        for batch in 1..=BATCHES_PER_ROUND {
+            let floor = rows.last().map_or(0, |row| row.seq);
+            let more = batch < BATCHES_PER_ROUND && rows.len() as i64 >= limit;
+            let previous = unmarked.take();
+            let (sent, next) = tokio::join!(self.deliver(rows), async {
+                if let Some((events, retries)) = &previous {
+                    finish(conn, events, retries).await?;
+                }
+                if more {
+                    Ok::<_, WorkerError>(outbox::pending_after(conn, floor, limit).await?)
+                } else {
+                    Ok(Vec::new())
+                }
+            });
+            let next = next?;
+            if let Some((events, retries)) = previous {
+                retried += retries.len();
+                delivered.extend(events);
+            }
+            unmarked = Some(sent?);
+            if next.is_empty() {
+                break;
+            }
+            rows = next;
+        }
+        if let Some((events, retries)) = unmarked {
+            finish(conn, &events, &retries).await?;
+            retried += retries.len();
+            delivered.extend(events);
+        }
+        Ok((delivered, retried))
     }
 
     /// Steps 1–3 of a round: NATS, subscribers, live listeners. Returns the events and the
@@ -332,6 +383,22 @@ impl Relay {
     }
 }
 
+/// Sets `prefiq_outbox_pending` and `prefiq_relay_lag_oldest_seconds` (now minus the
+/// write time of the oldest undelivered event) per database.
+async fn measure(databases: &Databases) -> Result<(), WorkerError> {
+    let now = jiff::Timestamp::now();
+    for (label, handle) in databases.all().await {
+        let mut reader = handle.get()?.reader().await?;
+        let (pending, oldest) = outbox::backlog(&mut reader.conn()).await?;
+        let lag = oldest
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .map_or(0.0, |at| now.duration_since(at).as_secs_f64().max(0.0));
+        metrics::gauge!("prefiq_outbox_pending", "database" => label.clone()).set(pending as f64);
+        metrics::gauge!("prefiq_relay_lag_oldest_seconds", "database" => label).set(lag);
+    }
+    Ok(())
+}
+
 /// The job that retries `subscription` with `event`, in the event's tenant and trace.
 pub fn deliver_job(subscription: &str, event: &Event) -> NewJob {
     let mut job = NewJob::new(
@@ -355,6 +422,28 @@ async fn finish(
     if !retries.is_empty() {
         prefiq_data::jobs::enqueue(conn, retries).await?;
     }
+    Ok(())
+}
+
+/// Settings for the rest of a PostgreSQL round's transaction, in one round trip.
+///
+/// - The pending rows are read through the partial index on `seq`, which gives them in
+///   order: with the outbox's statistics stale (a burst after a quiet spell, a fresh
+///   table), the planner estimated a few pending rows, chose a bitmap scan of all of them
+///   and an external sort, and a round of 5,000 took 135 to 330 ms instead of 6 (relay
+///   bench: 37k events/s in process). Scans other than the index are switched off here.
+/// - The mark commits without waiting for its WAL flush: a mark lost in a crash only
+///   re-sends its events (at least once, as any crash before the mark does; JetStream
+///   drops the re-sends by id).
+async fn relay_settings(conn: &mut Conn<'_>) -> Result<(), WorkerError> {
+    conn.fetch_optional(
+        &Sql::new(
+            "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), set_config('synchronous_commit', 'off', true)",
+            Vec::new(),
+        ),
+        &[SqlType::Text; 3],
+    )
+    .await?;
     Ok(())
 }
 

@@ -259,3 +259,60 @@ async fn jetstream_holds_exactly_the_outbox_events_even_when_sent_twice() {
         db.cleanup().await;
     }
 }
+
+/// A backlog of several batches: on PostgreSQL one round pipelines them (each batch is
+/// delivered while the previous is marked and the next read); on both, every event
+/// arrives once, in order, and is marked.
+#[tokio::test]
+async fn a_backlog_of_many_batches_arrives_once_in_order_and_is_marked() {
+    for db in databases("outbox relay batches").await {
+        let repo = repository(&db, "note.yaml", NOTE).await;
+        let recorder = Arc::new(Recorder::default());
+        let bus = Arc::new(EventBus::new(vec![subscription(
+            "recorder",
+            "note.*",
+            recorder.clone(),
+        )]));
+        let config = EventsConfig {
+            batch_size: 7,
+            ..EventsConfig::default()
+        };
+        let mut relay = Relay::new(Databases::of(&repo), bus, config);
+        let s = scope("acme");
+        let mut expected = Vec::new();
+        for i in 0..30 {
+            let note = repo
+                .create(&s, "note", json!({"body": format!("{i}")}))
+                .await
+                .unwrap();
+            let id = note["id"].as_str().unwrap().to_owned();
+            expected.push((id.clone(), "created".to_owned()));
+            if i % 3 == 0 {
+                repo.update(&s, "note", &id, json!({"body": "again"}), None)
+                    .await
+                    .unwrap();
+                expected.push((id, "updated".to_owned()));
+            }
+        }
+        assert_eq!(backlog(&repo).await, expected.len() as i64);
+        let first = relay.pass().await.unwrap();
+        if db.url.starts_with("postgres") {
+            // 40 events in batches of 7: one round of six pipelined batches.
+            assert_eq!(first.delivered, expected.len());
+        } else {
+            assert_eq!(first.delivered, 7);
+        }
+        relay.drain().await.unwrap();
+        let seen: Vec<(String, String)> = recorder
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.record_id.clone(), e.action.clone()))
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(backlog(&repo).await, 0);
+        assert_eq!(relay.drain().await.unwrap().delivered, 0, "nothing twice");
+        db.cleanup().await;
+    }
+}
