@@ -18,6 +18,7 @@ pub mod config;
 mod databases;
 pub mod event;
 pub mod handlers;
+pub mod live;
 pub mod nats;
 mod provider;
 pub mod relay;

@@ -65,7 +65,8 @@ impl NatsSink {
     /// Publishes `events` in order, at most `events.max_in_flight` unacknowledged at once;
     /// returns once every one is acknowledged, or at the first failure (the caller
     /// re-sends them all: those already stored are dropped as duplicates).
-    pub async fn publish(&self, events: &[Arc<Event>]) -> Result<(), WorkerError> {
+    /// `origin` names the publishing process (see [`crate::live`]).
+    pub async fn publish(&self, events: &[Arc<Event>], origin: &str) -> Result<(), WorkerError> {
         let mut acks = std::collections::VecDeque::with_capacity(self.max_in_flight);
         for event in events {
             let body = serde_json::to_vec(event.as_ref())
@@ -74,6 +75,7 @@ impl NatsSink {
                 .payload(body.into())
                 .message_id(&event.id)
                 .header("Codexion-Seq", event.seq.to_string().as_str())
+                .header(crate::live::ORIGIN_HEADER, origin)
                 .header(
                     "traceparent",
                     format!("00-{}-0000000000000001-01", event.trace_id).as_str(),

@@ -335,13 +335,30 @@ impl ServiceProvider for EventsProvider {
         crate::describe_metrics();
         let bus = cx.services.get::<EventBus>()?;
         let config = cx.services.get::<EventsConfig>()?;
-        if cx.mode != BootMode::Serve || !config.relay {
+        if cx.mode != BootMode::Serve {
             return Ok(());
         }
-        let repository = cx.services.get::<Repository>()?;
-        let relay = Relay::new(Databases::of(&repository), bus, (*config).clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let handle = tokio::spawn(relay.run(repository.commits(), stop_rx));
+        // Other replicas' events for this process's live listeners (with NATS).
+        let bridge = tokio::spawn(crate::live::bridge(
+            (*config).clone(),
+            bus.clone(),
+            crate::live::origin().to_owned(),
+            stop_rx.clone(),
+        ));
+        let relay = if config.relay {
+            let repository = cx.services.get::<Repository>()?;
+            let relay = Relay::new(Databases::of(&repository), bus, (*config).clone());
+            Some(tokio::spawn(relay.run(repository.commits(), stop_rx)))
+        } else {
+            None
+        };
+        let handle = tokio::spawn(async move {
+            if let Some(relay) = relay {
+                let _ = relay.await;
+            }
+            let _ = bridge.await;
+        });
         *self.task.lock().unwrap_or_else(PoisonError::into_inner) = Some((stop_tx, handle));
         Ok(())
     }

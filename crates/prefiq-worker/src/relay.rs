@@ -61,6 +61,8 @@ pub struct Relay {
     last_gauge: Option<Instant>,
     /// The backlog's measurement, while it runs.
     measuring: Option<tokio::task::JoinHandle<()>>,
+    /// The origin its NATS messages carry (see [`crate::live`]).
+    origin: String,
 }
 
 /// How often the backlog and the lag of its oldest event are measured for `/metrics`.
@@ -88,7 +90,15 @@ impl Relay {
             last_prune: Instant::now(),
             last_gauge: None,
             measuring: None,
+            origin: crate::live::origin().to_owned(),
         }
+    }
+
+    /// The same relay naming `origin` as the publisher of its events (this process's by
+    /// default; tests stand two replicas in one process).
+    pub fn with_origin(mut self, origin: &str) -> Relay {
+        self.origin = origin.to_owned();
+        self
     }
 
     /// Relays until `stop` says so: a pass over every database whenever a commit in this
@@ -326,7 +336,7 @@ impl Relay {
             tracing::info!(target: "prefiq::relay", "connected to NATS JetStream");
         }
         if let Some(nats) = &self.nats {
-            nats.publish(&events).await?;
+            nats.publish(&events, &self.origin).await?;
         }
         let timeout = Duration::from_millis(self.config.subscriber_timeout_ms.max(1));
         let mut retries = Vec::new();

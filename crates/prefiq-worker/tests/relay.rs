@@ -3,7 +3,7 @@
 //! again as a job; an unreachable NATS delays everything and loses nothing; with NATS
 //! (`PREFIQ_TEST_NATS_URL`), JetStream holds exactly the outbox's events even when a
 //! crashed relay sends them twice.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -315,4 +315,70 @@ async fn a_backlog_of_many_batches_arrives_once_in_order_and_is_marked() {
         assert_eq!(relay.drain().await.unwrap().delivered, 0, "nothing twice");
         db.cleanup().await;
     }
+}
+
+/// Two replicas in one process: A relays and publishes to NATS; B's live listeners get
+/// every event from NATS, in order, and A's get each once (A's bridge skips its own).
+#[tokio::test]
+async fn other_replicas_live_listeners_get_each_event_once_over_nats() {
+    let Ok(nats) = std::env::var("PREFIQ_TEST_NATS_URL") else {
+        eprintln!("skipped: PREFIQ_TEST_NATS_URL is not set (no NATS to test against)");
+        return;
+    };
+    let db = prefiq_data::testing::TestDatabase::sqlite().unwrap();
+    let repo = repository(&db, "note.yaml", NOTE).await;
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let config = EventsConfig {
+        nats_url: Some(nats.clone()),
+        stream: format!("LIVE_{tag}"),
+        subject_prefix: format!("live{tag}"),
+        ..EventsConfig::default()
+    };
+    let (a, b) = (
+        Arc::new(EventBus::new(Vec::new())),
+        Arc::new(EventBus::new(Vec::new())),
+    );
+    let (mut live_a, mut live_b) = (a.listen(), b.listen());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for (bus, origin) in [(&a, "a"), (&b, "b")] {
+        tokio::spawn(prefiq_worker::live::bridge(
+            config.clone(),
+            bus.clone(),
+            origin.into(),
+            stopped.clone(),
+        ));
+    }
+    // The bridges subscribe before anything is published.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut relay = Relay::new(Databases::of(&repo), a.clone(), config.clone()).with_origin("a");
+    let (first, second) = write_some(&repo).await;
+    assert_eq!(relay.drain().await.unwrap().delivered, 4);
+    let expected = [
+        (first.clone(), "created"),
+        (second.clone(), "created"),
+        (first, "updated"),
+        (second, "deleted"),
+    ];
+    for live in [&mut live_a, &mut live_b] {
+        for (id, action) in &expected {
+            let event = tokio::time::timeout(std::time::Duration::from_secs(5), live.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((&event.record_id, event.action.as_str()), (id, *action));
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        live_a.try_recv().is_err(),
+        "A's bridge skipped A's own events"
+    );
+    assert!(live_b.try_recv().is_err(), "B got each event once");
+    stop.send(true).unwrap();
+    if let Ok(client) = async_nats::connect(nats.as_str()).await {
+        let _ = async_nats::jetstream::new(client)
+            .delete_stream(&config.stream)
+            .await;
+    }
+    db.cleanup().await;
 }
