@@ -115,6 +115,7 @@ fn config(nats: Option<&str>, tag: &str) -> EventsConfig {
         subject_prefix: format!("bench{tag}"),
         batch_size: 5_000,
         max_in_flight: env("RELAY_BENCH_IN_FLIGHT", 4_096) as usize,
+        round_interval_ms: env("RELAY_BENCH_ROUND_INTERVAL_MS", 20),
         ..EventsConfig::default()
     }
 }

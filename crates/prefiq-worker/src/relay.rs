@@ -117,6 +117,7 @@ impl Relay {
             }
             let mut busy = false;
             let mut delivered = 0;
+            let started = Instant::now();
             match self.pass().await {
                 Ok(round) => {
                     delivered = round.delivered;
@@ -140,12 +141,19 @@ impl Relay {
             }
             if delivered > 0 {
                 // A round marks what it delivered in a write transaction of its own; on
-                // SQLite that takes the one writer between the requests' batches. Resting
-                // a moment after a round lets the events of many commits share one (with
-                // a round per commit, creates ran 17% slower than without the relay).
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(self.config.round_interval_ms)) => {}
-                    _ = stop.changed() => {}
+                // SQLite that takes the one writer between the requests' batches. Rounds
+                // that deliver start at most once per `events.round_interval_ms`, so the
+                // events of many commits share one (with a round per commit, creates ran
+                // 17% slower than without the relay). Resting the whole interval after
+                // each round instead added it to every event's lag: at 50,000 events/s
+                // on SQLite, p99 200 ms, against 25 ms without the rest.
+                let rest = Duration::from_millis(self.config.round_interval_ms)
+                    .saturating_sub(started.elapsed());
+                if !rest.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(rest) => {}
+                        _ = stop.changed() => {}
+                    }
                 }
                 continue;
             }
