@@ -95,8 +95,47 @@ pub async fn list(
     state: Option<&str>,
     limit: i64,
 ) -> Result<Vec<JobRow>, DataError> {
+    list_where(
+        conn,
+        &JobQuery {
+            queue: queue.map(str::to_owned),
+            state: state.map(str::to_owned),
+            limit,
+            ..JobQuery::default()
+        },
+    )
+    .await
+}
+
+/// Which jobs [`list_where`] reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only this tenant's (the desk shows a tenant its own).
+    pub tenant: Option<String>,
+    /// Only this queue's.
+    pub queue: Option<String>,
+    /// Only jobs in this state.
+    pub state: Option<String>,
+    /// Only jobs numbered below this (the next page).
+    pub before: Option<i64>,
+    /// At most this many (capped at [`MAX_BATCH`]).
+    pub limit: i64,
+}
+
+/// The jobs `query` selects, newest first.
+pub async fn list_where(conn: &mut Conn<'_>, query: &JobQuery) -> Result<Vec<JobRow>, DataError> {
     let mut sql = Sql::default();
     let mut conditions = Vec::new();
+    if let Some(tenant) = &query.tenant {
+        conditions.push(format!(
+            "tenant_id = {}",
+            sql.arg(Arg::Text(Some(tenant.clone())))
+        ));
+    }
+    if let Some(before) = query.before {
+        conditions.push(format!("id < {}", sql.arg(Arg::Int(Some(before)))));
+    }
+    let (queue, state, limit) = (query.queue.as_deref(), query.state.as_deref(), query.limit);
     if let Some(queue) = queue {
         conditions.push(format!(
             "queue = {}",
@@ -169,9 +208,24 @@ pub struct QueueStats {
 
 /// Per queue: jobs per state and the oldest queued job's due time.
 pub async fn queue_stats(conn: &mut Conn<'_>) -> Result<Vec<QueueStats>, DataError> {
-    let sql = Sql::new(
-        "SELECT queue, state, count(*), min(CASE WHEN state = 'queued' THEN run_at END) FROM prefiq_jobs GROUP BY queue, state ORDER BY queue, state",
-        Vec::new(),
+    queue_stats_of(conn, None).await
+}
+
+/// [`queue_stats`] of `tenant`'s jobs only, when given.
+pub async fn queue_stats_of(
+    conn: &mut Conn<'_>,
+    tenant: Option<&str>,
+) -> Result<Vec<QueueStats>, DataError> {
+    let mut sql = Sql::default();
+    let only = match tenant {
+        Some(tenant) => format!(
+            " WHERE tenant_id = {}",
+            sql.arg(Arg::Text(Some(tenant.to_owned())))
+        ),
+        None => String::new(),
+    };
+    sql.text = format!(
+        "SELECT queue, state, count(*), min(CASE WHEN state = 'queued' THEN run_at END) FROM prefiq_jobs{only} GROUP BY queue, state ORDER BY queue, state"
     );
     let mut out: Vec<QueueStats> = Vec::new();
     for row in conn

@@ -33,7 +33,10 @@ pub use claim::{
     ClaimedJob, Failure, claim, complete, fail, heartbeat, promote_due, prune, release,
     rescue_expired,
 };
-pub use inspect::{JobRow, QueueStats, STATES, cancel, get, list, queue_stats, retry};
+pub use inspect::{
+    JobQuery, JobRow, QueueStats, STATES, cancel, get, list, list_where, queue_stats,
+    queue_stats_of, retry,
+};
 pub use schedules::{advance_schedule, last_due};
 
 /// The most jobs one enqueue, claim or completion statement carries.

@@ -11,7 +11,6 @@
 
 use prefiq_auth::authz::ADMINISTRATOR;
 use prefiq_data::DataError;
-use prefiq_data::entity::sql::{Arg, Cell, Sql, SqlType};
 use prefiq_data::jobs::{JobRow, STATES, now_ms};
 use prefiq_worker::{Databases, DeclaredQueue, Jobs, JobsConfig};
 
@@ -28,25 +27,6 @@ const MAX_QUEUE_NAME: usize = 100;
 
 /// Characters of a last error the list shows; the job's page shows all of it.
 const ERROR_CHARS: usize = 120;
-
-/// The columns of a job, in the order [`job_row`] reads them.
-const COLUMNS: &str = "id, queue, kind, tenant_id, state, attempts, max_attempts, run_at, created_at, finished_at, last_error, payload, locked_by";
-
-const TYPES: &[SqlType] = &[
-    SqlType::Int,
-    SqlType::Text,
-    SqlType::Text,
-    SqlType::Text,
-    SqlType::Text,
-    SqlType::Int,
-    SqlType::Int,
-    SqlType::Int,
-    SqlType::Int,
-    SqlType::Int,
-    SqlType::Text,
-    SqlType::Text,
-    SqlType::Text,
-];
 
 /// Whether the session's user is a System Manager of its tenant, whose pages these are.
 pub(super) fn administers(session: &Session) -> bool {
@@ -129,30 +109,6 @@ fn age(ms: i64) -> String {
         60..3_600 => format!("{} min {} s", s / 60, s % 60),
         3_600..86_400 => format!("{} h {} min", s / 3_600, s % 3_600 / 60),
         _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3_600),
-    }
-}
-
-/// A stored job from its [`COLUMNS`].
-fn job_row(row: Vec<Cell>) -> JobRow {
-    let mut cells = row.into_iter();
-    let int = |cells: &mut std::vec::IntoIter<Cell>| cells.next().and_then(|c| c.as_int());
-    let text = |cells: &mut std::vec::IntoIter<Cell>| cells.next().and_then(Cell::into_text);
-    JobRow {
-        id: int(&mut cells).unwrap_or_default(),
-        queue: text(&mut cells).unwrap_or_default(),
-        kind: text(&mut cells).unwrap_or_default(),
-        tenant: text(&mut cells).unwrap_or_default(),
-        state: text(&mut cells).unwrap_or_default(),
-        attempts: int(&mut cells).unwrap_or_default(),
-        max_attempts: int(&mut cells).unwrap_or_default(),
-        run_at_ms: int(&mut cells).unwrap_or_default(),
-        created_at_ms: int(&mut cells).unwrap_or_default(),
-        finished_at_ms: int(&mut cells),
-        last_error: text(&mut cells),
-        payload: text(&mut cells)
-            .and_then(|p| serde_json::from_str(&p).ok())
-            .unwrap_or(Value::Null),
-        locked_by: text(&mut cells),
     }
 }
 
@@ -242,83 +198,32 @@ async fn tenant_jobs(
     tenant: &str,
     filter: &Filter,
 ) -> Result<Vec<JobRow>, DataError> {
-    let mut sql = Sql::default();
-    let mut conditions = vec![format!(
-        "tenant_id = {}",
-        sql.arg(Arg::Text(Some(tenant.to_owned())))
-    )];
-    if let Some(queue) = &filter.queue {
-        conditions.push(format!(
-            "queue = {}",
-            sql.arg(Arg::Text(Some(queue.clone())))
-        ));
-    }
-    if let Some(state) = &filter.state {
-        conditions.push(format!(
-            "state = {}",
-            sql.arg(Arg::Text(Some(state.clone())))
-        ));
-    }
-    if let Some(before) = filter.before {
-        conditions.push(format!("id < {}", sql.arg(Arg::Int(Some(before)))));
-    }
-    let limit = sql.arg(Arg::Int(Some(filter.limit + 1)));
-    sql.text = format!(
-        "SELECT {COLUMNS} FROM prefiq_jobs WHERE {} ORDER BY id DESC LIMIT {limit}",
-        conditions.join(" AND ")
-    );
     let handle = databases.of_tenant(tenant).await?;
     let mut reader = handle.get()?.reader().await?;
-    let rows = reader.conn().fetch(&sql, TYPES).await?;
-    Ok(rows.into_iter().map(job_row).collect())
+    prefiq_data::jobs::list_where(
+        &mut reader.conn(),
+        &prefiq_data::jobs::JobQuery {
+            tenant: Some(tenant.to_owned()),
+            queue: filter.queue.clone(),
+            state: filter.state.clone(),
+            before: filter.before,
+            limit: filter.limit + 1,
+        },
+    )
+    .await
 }
 
 /// One queue of the tenant: jobs per state, and when its oldest queued job became due.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct QueueSummary {
-    queue: String,
-    counts: Vec<(String, i64)>,
-    oldest_queued_ms: Option<i64>,
-}
+type QueueSummary = prefiq_data::jobs::QueueStats;
 
 /// The tenant's queues that hold any of its jobs, by name.
 async fn tenant_queues(
     databases: &Databases,
     tenant: &str,
 ) -> Result<Vec<QueueSummary>, DataError> {
-    let mut sql = Sql::default();
-    let t = sql.arg(Arg::Text(Some(tenant.to_owned())));
-    sql.text = format!(
-        "SELECT queue, state, count(*), min(CASE WHEN state = 'queued' THEN run_at END) FROM prefiq_jobs WHERE tenant_id = {t} GROUP BY queue, state ORDER BY queue, state"
-    );
     let handle = databases.of_tenant(tenant).await?;
     let mut reader = handle.get()?.reader().await?;
-    let rows = reader
-        .conn()
-        .fetch(
-            &sql,
-            &[SqlType::Text, SqlType::Text, SqlType::Int, SqlType::Int],
-        )
-        .await?;
-    let mut out: Vec<QueueSummary> = Vec::new();
-    for row in rows {
-        let mut cells = row.into_iter();
-        let queue = cells.next().and_then(Cell::into_text).unwrap_or_default();
-        let state = cells.next().and_then(Cell::into_text).unwrap_or_default();
-        let count = cells.next().and_then(|c| c.as_int()).unwrap_or_default();
-        let oldest = cells.next().and_then(|c| c.as_int());
-        if out.last().is_none_or(|s| s.queue != queue) {
-            out.push(QueueSummary {
-                queue,
-                ..QueueSummary::default()
-            });
-        }
-        if let Some(summary) = out.last_mut() {
-            summary.counts.push((state, count));
-            summary.oldest_queued_ms = summary.oldest_queued_ms.or(oldest);
-        }
-    }
-    Ok(out)
+    prefiq_data::jobs::queue_stats_of(&mut reader.conn(), Some(tenant)).await
 }
 
 /// The summary table's rows: every state's count (with a link to those jobs) and the
@@ -331,7 +236,7 @@ fn summary_view(summaries: &[QueueSummary], now: i64) -> Vec<Value> {
                 .iter()
                 .map(|state| {
                     let count = s
-                        .counts
+                        .states
                         .iter()
                         .find(|(name, _)| name == state)
                         .map_or(0, |(_, n)| *n);
