@@ -7,7 +7,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::browser::{Browser, Page};
+use common::browser::{Browser, Page, assert_has, redact_ids as redact};
 use common::{Api, boot, staff};
 use prefiq_data::testing::databases;
 use serde_json::json;
@@ -46,15 +46,6 @@ fn redirected_id(page: &Page, entity: &str) -> String {
         .strip_prefix(&format!("/app/e/{entity}/"))
         .unwrap_or_else(|| panic!("{location}"));
     rest.split('?').next().unwrap().to_owned()
-}
-
-fn assert_has(page: &Page, text: &str) {
-    assert!(
-        page.body.contains(text),
-        "expected {text:?} in the page ({}):\n{}",
-        page.status,
-        page.body
-    );
 }
 
 #[tokio::test]
@@ -705,41 +696,6 @@ async fn pages_carry_the_security_headers_and_a_tenant_theme_overrides_at_run_ti
         assert!(!browser.get("/app").await.body.contains("Acme's own home"));
         db.cleanup().await;
     }
-}
-
-/// The page with its random parts (tokens, ids) replaced, so that a snapshot is stable.
-fn redact(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let hex = |b: u8| b.is_ascii_hexdigit() && !b.is_ascii_uppercase();
-    while i < bytes.len() {
-        // A UUID: 8-4-4-4-12 lower-case hex digits.
-        let uuid = bytes.len() - i >= 36
-            && (0..36).all(|k| {
-                let b = bytes[i + k];
-                if [8, 13, 18, 23].contains(&k) {
-                    b == b'-'
-                } else {
-                    hex(b)
-                }
-            });
-        if uuid {
-            out.push_str("[uuid]");
-            i += 36;
-            continue;
-        }
-        // A token: 64 hex digits.
-        if bytes.len() - i >= 64 && (0..64).all(|k| hex(bytes[i + k])) {
-            out.push_str("[token]");
-            i += 64;
-            continue;
-        }
-        let c = text[i..].chars().next().unwrap();
-        out.push(c);
-        i += c.len_utf8();
-    }
-    out
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::http::StatusCode;
 use common::Api;
-use common::browser::{Browser, Page};
+use common::browser::{Browser, assert_has, assert_lacks};
 use prefiq::{
     App, BootMode, BootOptions, ConfigOptions, KernelError, RegisterContext, ServiceProvider,
 };
@@ -143,24 +143,6 @@ async fn kill(api: &Api, tenant: &str, id: i64) {
 
 async fn stored(api: &Api, tenant: &str, id: i64) -> JobRow {
     queue(api).get(tenant, id).await.unwrap().unwrap()
-}
-
-fn assert_has(page: &Page, text: &str) {
-    assert!(
-        page.body.contains(text),
-        "expected {text:?} in the page ({}):\n{}",
-        page.status,
-        page.body
-    );
-}
-
-fn assert_lacks(page: &Page, text: &str) {
-    assert!(
-        !page.body.contains(text),
-        "{text:?} should not be in the page ({}):\n{}",
-        page.status,
-        page.body
-    );
 }
 
 /// A link to job `id` in a list.

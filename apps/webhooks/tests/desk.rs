@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use browser::{Browser, Page};
+use browser::{Browser, assert_has, assert_lacks, redact_ids as redact};
 use prefiq::{App, BootMode, BootOptions, ConfigOptions};
 use prefiq_data::entity::repo::Repository;
 use prefiq_data::testing::{TestDatabase, databases};
@@ -198,24 +198,6 @@ async fn log_attempts(api: &Api, tenant: &str, hook: &str, event_id: &str) -> Ve
         .collect();
     ids.reverse();
     ids
-}
-
-fn assert_has(page: &Page, text: &str) {
-    assert!(
-        page.body.contains(text),
-        "expected {text:?} in the page ({}):\n{}",
-        page.status,
-        page.body
-    );
-}
-
-fn assert_lacks(page: &Page, text: &str) {
-    assert!(
-        !page.body.contains(text),
-        "{text:?} should not be in the page ({}):\n{}",
-        page.status,
-        page.body
-    );
 }
 
 /// The ids of the tenant's delivery jobs.
@@ -408,41 +390,6 @@ async fn only_those_who_manage_webhooks_see_the_pages() {
         assert_eq!(delivery_jobs(&api).await, before);
         db.cleanup().await;
     }
-}
-
-/// The page with its random parts (tokens, ids) replaced, so that a snapshot is stable.
-fn redact(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let hex = |b: u8| b.is_ascii_hexdigit() && !b.is_ascii_uppercase();
-    while i < bytes.len() {
-        // A UUID: 8-4-4-4-12 lower-case hex digits.
-        let uuid = bytes.len() - i >= 36
-            && (0..36).all(|k| {
-                let b = bytes[i + k];
-                if [8, 13, 18, 23].contains(&k) {
-                    b == b'-'
-                } else {
-                    hex(b)
-                }
-            });
-        if uuid {
-            out.push_str("[uuid]");
-            i += 36;
-            continue;
-        }
-        // A token: 64 hex digits.
-        if bytes.len() - i >= 64 && (0..64).all(|k| hex(bytes[i + k])) {
-            out.push_str("[token]");
-            i += 64;
-            continue;
-        }
-        let c = text[i..].chars().next().unwrap();
-        out.push(c);
-        i += c.len_utf8();
-    }
-    out
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
-//! A browser for tests of the desk (cortex's and, through a `#[path]`, accounting's): keeps cookies, sends forms with their CSRF token, and
-//! reads pages, all through the installation's router on a tenant's host name.
+//! A browser for tests of the desk (cortex's and, through a `#[path]`, accounting's and
+//! webhooks'): keeps cookies, sends forms with their CSRF token, and reads pages, all
+//! through the installation's router on a tenant's host name; and the checks those tests
+//! make of a page.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::BTreeMap;
@@ -172,4 +174,60 @@ impl<'a> Browser<'a> {
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         assert_eq!(page.location(), "/app");
     }
+}
+
+/// Fails, showing the page, unless its body holds `text`.
+pub fn assert_has(page: &Page, text: &str) {
+    assert!(
+        page.body.contains(text),
+        "expected {text:?} in the page ({}):\n{}",
+        page.status,
+        page.body
+    );
+}
+
+/// Fails, showing the page, if its body holds `text`.
+pub fn assert_lacks(page: &Page, text: &str) {
+    assert!(
+        !page.body.contains(text),
+        "{text:?} should not be in the page ({}):\n{}",
+        page.status,
+        page.body
+    );
+}
+
+/// The page with its random parts (UUIDs, 64-hex-digit tokens) replaced, so that a
+/// snapshot is stable.
+pub fn redact_ids(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let hex = |b: u8| b.is_ascii_hexdigit() && !b.is_ascii_uppercase();
+    while i < bytes.len() {
+        // A UUID: 8-4-4-4-12 lower-case hex digits.
+        let uuid = bytes.len() - i >= 36
+            && (0..36).all(|k| {
+                let b = bytes[i + k];
+                if [8, 13, 18, 23].contains(&k) {
+                    b == b'-'
+                } else {
+                    hex(b)
+                }
+            });
+        if uuid {
+            out.push_str("[uuid]");
+            i += 36;
+            continue;
+        }
+        // A token: 64 hex digits.
+        if bytes.len() - i >= 64 && (0..64).all(|k| hex(bytes[i + k])) {
+            out.push_str("[token]");
+            i += 64;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap();
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
