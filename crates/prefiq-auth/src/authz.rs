@@ -961,6 +961,11 @@ impl EntityAuthorizer for CedarAuthorizer {
         if decision.allowed {
             Ok(())
         } else {
+            if !decision.errors.is_empty() {
+                // Policies that could not be evaluated deny; the caller hears only that,
+                // the operator hears why.
+                tracing::warn!(target: "prefiq::authz", tenant = scope.tenant(), entity = %entity.name, action, errors = ?decision.errors, "policies failed to evaluate");
+            }
             Err(refusal(action, &entity.name, &decision))
         }
     }

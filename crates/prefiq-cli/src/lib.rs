@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod audit;
 pub mod jobs;
 pub mod logging;
+pub mod plugin;
 pub mod scaffold;
 
 use std::collections::BTreeMap;
@@ -133,6 +134,12 @@ pub enum Command {
         #[command(subcommand)]
         command: jobs::EventsCommand,
     },
+    /// Plugins: keys, packages, and what this installation runs.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+    },
     /// Scaffold a new app crate under apps/.
     #[command(name = "make:module")]
     MakeModule {
@@ -244,6 +251,7 @@ pub fn installation() -> Result<App, CliError> {
         ::accounting::Accounting::new().map_err(|e| CliError::Message(e.to_string()))?;
     let webhooks =
         ::webhooks::WebhooksModule::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let plugins = ::plugins::PluginsModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
         .provider(prefiq_data::audit::AuditProvider::default())
@@ -253,7 +261,8 @@ pub fn installation() -> Result<App, CliError> {
         .provider(HttpProvider)
         .module(cortex)
         .module(accounting)
-        .module(webhooks))
+        .module(webhooks)
+        .module(plugins))
 }
 
 fn config_options(cli: &Cli, flags: Vec<(String, serde_json::Value)>) -> ConfigOptions {
@@ -421,6 +430,7 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         Command::Jobs { command } => jobs::jobs(command, app, &cli, logs).await,
         Command::Events { command } => jobs::events(command, app, &cli, logs).await,
         Command::Schedules { command } => jobs::schedules(command, app, &cli, logs).await,
+        Command::Plugin { command } => plugin::command(command, app, &cli, logs).await,
         Command::MakeModule { name, apps_dir } => {
             let root = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let created = scaffold::make_module(&root.join(apps_dir), name)

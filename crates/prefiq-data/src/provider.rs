@@ -9,7 +9,9 @@ use prefiq::{
 };
 
 use crate::database::{Database, DatabaseHandle, DatabaseUrl};
-use crate::entity::repo::{EntityAuthorizer, EntityHook, Repository, TransactionHook};
+use crate::entity::repo::{
+    DynamicHooks, EntityAuthorizer, EntityHook, Repository, TransactionHook,
+};
 use crate::entity::{Entities, EntityRegistry};
 use crate::migrate::SqlMigrationRunner;
 use crate::tenant_config::SqlTenantConfigStore;
@@ -68,7 +70,8 @@ impl ServiceProvider for DatabaseProvider {
                 let authorizer = r.try_get::<dyn EntityAuthorizer>();
                 let mut repository =
                     Repository::new(handle.clone(), entities.clone(), hooks, authorizer)
-                        .with_transaction_hooks(r.services().all::<dyn TransactionHook>());
+                        .with_transaction_hooks(r.services().all::<dyn TransactionHook>())
+                        .with_dynamic_hooks(r.try_get::<dyn DynamicHooks>());
                 if database_config.tenancy == prefiq::config::Tenancy::Database {
                     repository = repository.with_tenant_databases(Arc::new(
                         crate::tenants::TenantDatabases::new(

@@ -284,6 +284,11 @@ impl From<RepoError> for Problem {
             e @ RepoError::PreconditionFailed { .. } => {
                 Problem::new(StatusCode::PRECONDITION_FAILED).with_detail(e.to_string())
             }
+            // A hook that could not run (a plugin that trapped or ran out of its budget):
+            // the write did not happen, and the problem names the hook.
+            e @ RepoError::HookFailed { .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE).with_detail(e.to_string())
+            }
             RepoError::Rejected { message, .. } => {
                 let mut p =
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(message.clone());

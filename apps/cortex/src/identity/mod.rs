@@ -413,7 +413,7 @@ impl Identity {
     /// Appends an identity event to `tenant`'s audit log. The event's own change is
     /// already committed (platform tables live in the main database, a tenant's log may
     /// not), so a failure here is logged rather than undoing it.
-    pub(crate) async fn audit(
+    pub async fn audit(
         &self,
         tenant: &str,
         actor: Option<&str>,

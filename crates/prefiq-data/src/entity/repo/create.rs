@@ -256,7 +256,7 @@ impl Repository {
         self.authorize(scope, schema, "create", Some(&doc)).await?;
         doc.remove("created_by");
         // Before-hooks may change the document: what is written is then validated again.
-        let validated = if self.has_hooks(EntityEvent::BeforeInsert, schema) {
+        let validated = if self.has_hooks(EntityEvent::BeforeInsert, scope, schema) {
             let doc = self
                 .run_hooks(EntityEvent::BeforeInsert, scope, schema, doc, None)
                 .await?;

@@ -176,6 +176,7 @@ pub(crate) async fn enter_tenant(
 
 mod create;
 mod custom_fields;
+mod hooks;
 mod lifecycle;
 mod outbox;
 mod read;
@@ -188,6 +189,7 @@ mod validate;
 
 use create::*;
 use custom_fields::*;
+pub use hooks::DynamicHooks;
 use lifecycle::*;
 use outbox::*;
 use references::*;
@@ -312,6 +314,15 @@ pub enum RepoError {
         expected: i64,
         /// The version stored, when it was read (not when another write won the race).
         actual: Option<i64>,
+    },
+    /// A hook could not run (a plugin trapped or ran out of its budget): the write did
+    /// not happen, through no fault of the caller's.
+    #[error("{hook} failed: {message}")]
+    HookFailed {
+        /// `module::hook`, or `plugin:{name}`.
+        hook: String,
+        /// What happened.
+        message: String,
     },
     /// A hook refused the write.
     #[error("{message}")]
@@ -580,6 +591,7 @@ pub struct Repository {
     handle: Arc<DatabaseHandle>,
     entities: Arc<Entities>,
     hooks: Vec<Arc<EntityHook>>,
+    dynamic_hooks: Option<Arc<dyn DynamicHooks>>,
     transaction_hooks: Vec<Arc<dyn TransactionHook>>,
     authorizer: Option<Arc<dyn EntityAuthorizer>>,
     /// Where each tenant's rows live; `None` is the main database for every tenant.
@@ -623,6 +635,7 @@ impl Repository {
             handle,
             entities,
             hooks,
+            dynamic_hooks: None,
             transaction_hooks: Vec::new(),
             authorizer,
             tenants: None,
@@ -646,6 +659,13 @@ impl Repository {
     /// The same repository running `hooks` in the transactions of submits and cancels.
     pub fn with_transaction_hooks(mut self, hooks: Vec<Arc<dyn TransactionHook>>) -> Self {
         self.transaction_hooks = hooks;
+        self
+    }
+
+    /// The same repository running `hooks` (which come and go at run time, per tenant)
+    /// after the modules' hooks at each point of the pipeline.
+    pub fn with_dynamic_hooks(mut self, hooks: Option<Arc<dyn DynamicHooks>>) -> Self {
+        self.dynamic_hooks = hooks;
         self
     }
 
@@ -780,56 +800,6 @@ impl Repository {
         match &self.authorizer {
             Some(authorizer) => authorizer.field_access(scope, schema),
             None => FieldAccess::default(),
-        }
-    }
-
-    /// Whether any hook is registered at `event` for `schema`.
-    fn has_hooks(&self, event: EntityEvent, schema: &EntitySchema) -> bool {
-        self.hooks
-            .iter()
-            .any(|h| h.event == event && (h.entity == "*" || h.entity == schema.name))
-    }
-
-    async fn run_hooks(
-        &self,
-        event: EntityEvent,
-        scope: &TenantScope,
-        schema: &Arc<EntitySchema>,
-        mut doc: Map<String, Value>,
-        old: Option<&Map<String, Value>>,
-    ) -> Result<Map<String, Value>, RepoError> {
-        for hook in self
-            .hooks
-            .iter()
-            .filter(|h| h.event == event && (h.entity == "*" || h.entity == schema.name))
-        {
-            let input = HookInput {
-                scope: scope.clone(),
-                entity: schema.clone(),
-                event,
-                doc,
-                old: old.cloned(),
-            };
-            doc = (hook.run)(input)
-                .await
-                .map_err(|message| RepoError::Rejected {
-                    hook: format!("{}::{}", hook.module, hook.name),
-                    message,
-                })?;
-        }
-        Ok(doc)
-    }
-
-    async fn run_after_hooks(
-        &self,
-        event: EntityEvent,
-        scope: &TenantScope,
-        schema: &Arc<EntitySchema>,
-        doc: &Map<String, Value>,
-        old: Option<&Map<String, Value>>,
-    ) {
-        if let Err(e) = self.run_hooks(event, scope, schema, doc.clone(), old).await {
-            tracing::error!(target: "prefiq::entity", trace_id = %scope.trace_id, entity = %schema.name, error = %e, "after-hook failed; the write is committed");
         }
     }
 }

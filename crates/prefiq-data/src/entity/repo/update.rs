@@ -277,7 +277,7 @@ impl Repository {
         doc.remove("created_by");
         doc.remove("docstatus");
         // Before-hooks may change the document: what is written is then validated again.
-        let validated = if self.has_hooks(EntityEvent::BeforeUpdate, &schema) {
+        let validated = if self.has_hooks(EntityEvent::BeforeUpdate, scope, &schema) {
             let doc = self
                 .run_hooks(
                     EntityEvent::BeforeUpdate,
