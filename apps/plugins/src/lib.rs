@@ -7,8 +7,11 @@
 //! checked by the repository like any caller's).
 
 pub mod breaker;
+pub mod desk;
 pub mod dispatch;
 pub mod host;
+pub mod jobs;
+pub mod registry;
 pub mod routes;
 pub mod service;
 pub mod store;
@@ -103,7 +106,7 @@ impl ServiceProvider for PluginsProvider {
             .section("plugins")
             .map_err(|e| KernelError::service(ErrorKind::Invalid, e.to_string()))?
             .unwrap_or_default();
-        let plugins = Arc::new(Plugins::new(config, &cx.config.env));
+        let plugins = Arc::new(Plugins::at(config, &cx.config.env, &cx.config.root));
         // The trusted keys are checked at boot, not at the first install.
         plugins
             .trust()
@@ -120,13 +123,25 @@ impl ServiceProvider for PluginsProvider {
             module: "plugins".into(),
             name: "events".into(),
             pattern: "*".into(),
-            handler: Arc::new(dispatch::PluginEvents::new(&plugins, host)),
+            handler: Arc::new(dispatch::PluginEvents::new(&plugins, host.clone())),
         }));
+        cx.services
+            .contribute::<dyn prefiq_worker::JobHandler>(Arc::new(jobs::PluginJobs::new(
+                &plugins, host,
+            ))
+                as Arc<dyn prefiq_worker::JobHandler>);
+        cx.services
+            .contribute::<dyn prefiq_worker::ScheduleSource>(Arc::new(jobs::PluginSchedules::new(
+                &plugins,
+            ))
+                as Arc<dyn prefiq_worker::ScheduleSource>);
         cx.services
             .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
                 "plugins",
                 include_str!("../openapi/routes.yaml"),
             )?));
+        cx.services.contribute(Arc::new(desk::layer()));
+        cx.services.contribute(Arc::new(desk::routes()));
         cx.services.contribute(Arc::new(
             RouteSet::new("plugins")
                 .get("/api/v1/plugins", routes::list)

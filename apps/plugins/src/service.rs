@@ -33,6 +33,9 @@ pub struct PluginsConfig {
     pub sandbox: SandboxConfig,
     /// The circuit breaker.
     pub breaker: BreakerConfig,
+    /// The registry: a folder (relative to the installation) or an http(s) URL of one,
+    /// holding `index.json` and the packages it lists.
+    pub registry: Option<String>,
     /// How often a server looks for changes made by another process (the CLI, another
     /// replica); 0 turns it off. Changes made through this process apply at once.
     pub reload_interval_ms: Option<u64>,
@@ -98,6 +101,7 @@ impl State {
 pub struct Plugins {
     config: PluginsConfig,
     production: bool,
+    registry: Option<crate::registry::Registry>,
     sandbox: OnceLock<Arc<Sandbox>>,
     repository: OnceLock<Arc<Repository>>,
     authorizer: OnceLock<Arc<CedarAuthorizer>>,
@@ -160,10 +164,21 @@ impl Plugins {
     /// The service; `env` is the installation's environment (`production` refuses
     /// unsigned packages whatever the config says).
     pub fn new(config: PluginsConfig, env: &str) -> Plugins {
+        Self::at(config, env, std::path::Path::new("."))
+    }
+
+    /// [`Plugins::new`] for the installation at `root` (a registry folder is relative
+    /// to it).
+    pub fn at(config: PluginsConfig, env: &str, root: &std::path::Path) -> Plugins {
         let breakers = Breakers::new(config.breaker);
+        let registry = config
+            .registry
+            .as_deref()
+            .map(|location| crate::registry::Registry::at(location, root));
         Plugins {
             config,
             production: env == "production",
+            registry,
             sandbox: OnceLock::new(),
             repository: OnceLock::new(),
             authorizer: OnceLock::new(),
@@ -304,6 +319,11 @@ impl Plugins {
         Ok(())
     }
 
+    /// The tables' generation the state was read at (-1 before the first read).
+    pub fn generation(&self) -> i64 {
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the state was ever read from the database.
     pub fn is_loaded(&self) -> bool {
         self.generation.load(std::sync::atomic::Ordering::Relaxed) >= 0
@@ -418,6 +438,12 @@ impl Plugins {
             _ => {}
         }
         check_requirements(&manifest, &state)?;
+        for (index, spec) in manifest.capabilities.schedules.iter().enumerate() {
+            let schedule = crate::jobs::schedule_of("check", &manifest.name, index, spec);
+            prefiq_worker::schedule::compile(&schedule, "UTC").map_err(|e| {
+                PluginsError::Invalid(format!("{}: plugin.yml: {e}", manifest.name))
+            })?;
+        }
         if !opened
             .files
             .keys()
@@ -459,6 +485,23 @@ impl Plugins {
         }
         tracing::info!(target: "plugins", plugin = %manifest.name, version = %manifest.version, digest = %opened.digest, upgrade, "plugin installed");
         Ok(Arc::new(manifest))
+    }
+
+    /// The registry, when one is configured.
+    pub fn registry(&self) -> Result<&crate::registry::Registry, PluginsError> {
+        self.registry.as_ref().ok_or_else(|| {
+            PluginsError::Invalid("no registry is configured (plugins.registry)".into())
+        })
+    }
+
+    /// Installs (or upgrades to) `spec` — `NAME` or `NAME@VERSION` — from the registry.
+    pub async fn install_from_registry(
+        &self,
+        spec: &str,
+        upgrade: bool,
+    ) -> Result<Arc<PluginManifest>, PluginsError> {
+        let (_, bytes) = self.registry()?.download(spec).await?;
+        self.install(&bytes, upgrade).await
     }
 
     /// Uninstalls a plugin. Records it wrote stay; its tenants' settings stay too unless

@@ -58,15 +58,30 @@ pub enum PluginCommand {
         #[arg(long)]
         trust: Option<String>,
     },
-    /// Install a package on this installation (once; tenants then enable it).
+    /// Install a package on this installation (once; tenants then enable it): a .cxp
+    /// file, or NAME[@VERSION] from the registry (plugins.registry).
     Install {
-        /// The package.
-        package: PathBuf,
+        /// The package file, or NAME[@VERSION].
+        package: String,
     },
-    /// Upgrade an installed plugin to a later version of it.
+    /// Upgrade an installed plugin to a later version of it: a .cxp file, or
+    /// NAME[@VERSION] from the registry.
     Upgrade {
-        /// The package.
-        package: PathBuf,
+        /// The package file, or NAME[@VERSION].
+        package: String,
+    },
+    /// Search the registry (plugins.registry) by name or description.
+    Search {
+        /// Words to look for (all packages when absent).
+        query: Option<String>,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a registry index (index.json) for the signed packages in a folder.
+    Index {
+        /// The folder of .cxp files; index.json is written into it.
+        dir: PathBuf,
     },
     /// Uninstall a plugin; the records it wrote stay, and so do its tenants' settings
     /// unless --purge.
@@ -183,6 +198,7 @@ pub async fn command(
             ));
             Ok(())
         }
+        PluginCommand::Index { dir } => index(dir),
         _ => installation(command, app, cli, logs).await,
     }
 }
@@ -263,6 +279,80 @@ fn pack(dir: &Path, out: Option<&Path>, key: Option<&Path>) -> Result<(), CliErr
     Ok(())
 }
 
+/// Writes `index.json` for the signed packages in `dir`: each package's name, version,
+/// file and digest, and each publisher's signing keys.
+fn index(dir: &Path) -> Result<(), CliError> {
+    use prefiq_plugin::registry::{Listing, RegistryIndex, Release};
+    let mut index = RegistryIndex {
+        format: 1,
+        publishers: Default::default(),
+        packages: Default::default(),
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| message(format!("{}: {e}", dir.display())))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|x| x == "cxp"))
+        .collect();
+    entries.sort();
+    for path in &entries {
+        let bytes = read(path)?;
+        // Opened only to read who signed it; the index does not vouch for anything.
+        let signer = package::signer_of(&bytes)
+            .map_err(|e| message(format!("{}: {e}", path.display())))?
+            .ok_or_else(|| {
+                message(format!(
+                    "{}: not signed; a registry lists signed packages only",
+                    path.display()
+                ))
+            })?;
+        let opened = package::open(
+            &bytes,
+            &TrustPolicy {
+                keys: vec![signer],
+                allow_unsigned: false,
+            },
+        )
+        .map_err(|e| message(format!("{}: {e}", path.display())))?;
+        let manifest = opened.manifest;
+        let publisher = if manifest.publisher.is_empty() {
+            signer.to_string()
+        } else {
+            manifest.publisher.clone()
+        };
+        let keys = index.publishers.entry(publisher.clone()).or_default();
+        if !keys.contains(&signer) {
+            keys.push(signer);
+        }
+        let listing = index
+            .packages
+            .entry(manifest.name.clone())
+            .or_insert_with(|| Listing {
+                publisher: publisher.clone(),
+                description: manifest.description.clone(),
+                versions: Default::default(),
+            });
+        listing.versions.insert(
+            manifest.version.clone(),
+            Release {
+                file: path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: opened.digest,
+                prefiq: manifest.requires.prefiq.clone(),
+            },
+        );
+    }
+    let out = dir.join("index.json");
+    write(&out, to_json(&index)?.as_bytes())?;
+    print_out(&format!(
+        "wrote {} ({} packages)\n",
+        out.display(),
+        entries.len()
+    ));
+    Ok(())
+}
+
 /// The Rust SDK, copied into a scaffolded plugin.
 const RUST_SDK: &str = include_str!("../../../examples/plugins/sdk/rust/codexion.rs");
 
@@ -336,12 +426,15 @@ async fn installation(
 
 async fn run(command: &PluginCommand, plugins: &plugins::Plugins) -> Result<String, CliError> {
     Ok(match command {
-        PluginCommand::Install { package: path } | PluginCommand::Upgrade { package: path } => {
+        PluginCommand::Install { package: spec } | PluginCommand::Upgrade { package: spec } => {
             let upgrade = matches!(command, PluginCommand::Upgrade { .. });
-            let manifest = plugins
-                .install(&read(path)?, upgrade)
-                .await
-                .map_err(message)?;
+            let path = Path::new(spec);
+            let manifest = if path.exists() || spec.ends_with(".cxp") {
+                plugins.install(&read(path)?, upgrade).await
+            } else {
+                plugins.install_from_registry(spec, upgrade).await
+            }
+            .map_err(message)?;
             format!(
                 "{} {} {}\n",
                 if upgrade { "upgraded" } else { "installed" },
@@ -425,7 +518,55 @@ async fn run(command: &PluginCommand, plugins: &plugins::Plugins) -> Result<Stri
                 out
             }
         }
+        PluginCommand::Search { query, json } => {
+            let index = plugins
+                .registry()
+                .map_err(message)?
+                .index()
+                .await
+                .map_err(message)?;
+            let found = index.search(query.as_deref().unwrap_or(""));
+            let installed = plugins.state();
+            let rows: Vec<serde_json::Value> = found
+                .iter()
+                .map(|(name, listing)| {
+                    serde_json::json!({
+                        "name": name,
+                        "description": listing.description,
+                        "publisher": listing.publisher,
+                        "versions": listing.versions.keys().map(ToString::to_string).collect::<Vec<_>>(),
+                        "installed": installed.installed.get(*name).map(|p| p.manifest.version.to_string()),
+                    })
+                })
+                .collect();
+            if *json {
+                to_json(&rows)?
+            } else if rows.is_empty() {
+                "nothing found\n".to_owned()
+            } else {
+                let mut out = String::new();
+                for row in &rows {
+                    let versions: Vec<&str> = row["versions"]
+                        .as_array()
+                        .map(|v| v.iter().filter_map(|v| v.as_str()).collect())
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "{:<24} {:<20} {}{}",
+                        row["name"].as_str().unwrap_or_default(),
+                        versions.join(", "),
+                        row["description"].as_str().unwrap_or_default(),
+                        row["installed"]
+                            .as_str()
+                            .map(|v| format!(" (installed: {v})"))
+                            .unwrap_or_default()
+                    );
+                }
+                out
+            }
+        }
         PluginCommand::Keygen { .. }
+        | PluginCommand::Index { .. }
         | PluginCommand::New { .. }
         | PluginCommand::Pack { .. }
         | PluginCommand::Sign { .. }

@@ -8,6 +8,7 @@
 
 pub mod manifest;
 pub mod package;
+pub mod registry;
 pub mod sandbox;
 pub mod testing;
 

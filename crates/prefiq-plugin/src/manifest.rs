@@ -210,6 +210,9 @@ pub struct ScheduleSpec {
     pub cron: String,
     /// The job (one of `capabilities.jobs`).
     pub job: String,
+    /// The payload each run hands the job (a JSON object).
+    #[serde(default)]
+    pub payload: serde_json::Map<String, serde_json::Value>,
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];

@@ -2,6 +2,10 @@
 //! hostile fixtures (an endless loop, a memory bomb, a trap, host calls the plugin was
 //! not granted or that name another tenant's record).
 //!
+//! Every fixture's `on-job` inserts the job's payload as a record of the entity the job's
+//! name names (a job `todo` writes a todo), and fails with the host's message when that
+//! insert is refused; `on-route` answers `{"ok": true}`; `on-event` accepts.
+//!
 //! Each is a core module in WAT: parse it with the `wat` crate and hand the bytes to
 //! [`crate::sandbox::Sandbox::load`], which wraps it into a component like any plugin.
 
@@ -58,8 +62,13 @@ const SCAFFOLD_HEAD: &str = r#"(module
     (i32.store (i32.const 32) (i32.const 512))
     (i32.store (i32.const 36) (i32.const 46))
     (i32.const 32))
-  (func (export "on-job") (param i32 i32 i32 i32) (result i32)
-    (i32.store8 (i32.const 48) (i32.const 0))
+  ;; A job inserts its payload as a record of the entity its name names, and fails
+  ;; with the host's message if the insert does.
+  (func (export "on-job") (param $name i32) (param $name_len i32) (param $payload i32) (param $payload_len i32) (result i32)
+    (call $insert (local.get $name) (local.get $name_len) (local.get $payload) (local.get $payload_len) (i32.const 96))
+    (i32.store8 (i32.const 48) (i32.load8_u (i32.const 96)))
+    (i32.store (i32.const 52) (i32.load (i32.const 100)))
+    (i32.store (i32.const 56) (i32.load (i32.const 104)))
     (i32.const 48))
   (func (export "on-event") (param i32 i32) (result i32)
     (i32.store8 (i32.const 48) (i32.const 0))

@@ -257,11 +257,17 @@ impl ServiceProvider for JobsProvider {
             repository.main_database(),
             cx.services.get::<Schedules>()?.0.clone(),
         );
-        // Tenants' own schedules, when a module keeps them (cortex's `schedule` entity).
+        // Schedules that are not declared at boot: tenants' own, when a module keeps them
+        // (cortex's `schedule` entity, bound as the service), and those other modules
+        // contribute (the plugins' of each tenant that enabled them).
+        let mut sources = cx.services.services().all::<dyn ScheduleSource>();
         if cx.services.services().contains::<dyn ScheduleSource>() {
+            sources.insert(0, cx.services.get::<dyn ScheduleSource>()?);
+        }
+        if !sources.is_empty() {
             scheduler = scheduler.with_source(
                 Databases::of(&repository),
-                cx.services.get::<dyn ScheduleSource>()?,
+                Arc::new(crate::schedule_sources::AllSources(sources)),
             );
         }
         let scheduling = tokio::spawn(scheduler.run(jobs.enqueued(), stop_rx.clone()));

@@ -34,6 +34,26 @@ pub trait ScheduleSource: Send + Sync {
     async fn schedules(&self) -> Result<Vec<Arc<TenantSchedule>>, String>;
 }
 
+/// Several sources as one: every schedule of each. A source that fails is logged and the
+/// others still tick.
+pub struct AllSources(pub Vec<Arc<dyn ScheduleSource>>);
+
+#[async_trait::async_trait]
+impl ScheduleSource for AllSources {
+    async fn schedules(&self) -> Result<Vec<Arc<TenantSchedule>>, String> {
+        let mut all = Vec::new();
+        for source in &self.0 {
+            match source.schedules().await {
+                Ok(schedules) => all.extend(schedules),
+                Err(e) => {
+                    tracing::warn!(target: "prefiq::schedule", error = %e, "a schedule source could not be read")
+                }
+            }
+        }
+        Ok(all)
+    }
+}
+
 /// One tick of `schedules` at `now_ms`; returns how many runs were enqueued.
 pub(crate) async fn tick(
     databases: &Databases,

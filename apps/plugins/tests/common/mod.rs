@@ -28,6 +28,11 @@ pub struct Api {
 
 /// An installation trusting a fresh publisher key, with events and jobs running.
 pub async fn boot(db: &TestDatabase) -> Api {
+    boot_with(db, &[]).await
+}
+
+/// [`boot`] with more config variables.
+pub async fn boot_with(db: &TestDatabase, extra: &[(&str, &str)]) -> Api {
     let (secret, public) = package::generate_key();
     let key = package::parse_secret_key(&secret).unwrap();
     let mut vars = vec![
@@ -49,6 +54,11 @@ pub async fn boot(db: &TestDatabase) -> Api {
             "10".to_owned(),
         ),
     ];
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY") {
         vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
     }
@@ -162,10 +172,15 @@ pub fn fixture(
     let manifest = format!(
         "name: {name}\nversion: 0.1.0\ncapabilities:\n  hooks:\n    - {{entity: {entity}, event: {event}}}\n{extra}"
     );
+    files(&manifest, body)
+}
+
+/// The files of a WAT fixture plugin with the whole `manifest` given.
+pub fn files(manifest: &str, body: HookBody) -> BTreeMap<String, Vec<u8>> {
     let core = wat::parse_str(wat(body)).unwrap();
-    let component = prefiq_plugin::sandbox::componentize::componentize(name, &core).unwrap();
+    let component = prefiq_plugin::sandbox::componentize::componentize("fixture", &core).unwrap();
     BTreeMap::from([
-        ("plugin.yml".to_owned(), manifest.into_bytes()),
+        ("plugin.yml".to_owned(), manifest.as_bytes().to_vec()),
         ("plugin.wasm".to_owned(), component),
     ])
 }

@@ -455,6 +455,18 @@ fn sign_with(
     Ok(signed)
 }
 
+/// The key that signed a package, once its layout is checked and its signature verifies
+/// under that key — whether the key is trusted is not asked (for tools that catalogue
+/// packages, such as `prefiq plugin index`). `None` for an unsigned package.
+pub fn signer_of(bytes: &[u8]) -> Result<Option<PublicKey>, PackageError> {
+    let (contents, _) = check_layout(bytes, &Limits::DEFAULT)?;
+    contents
+        .signature
+        .as_deref()
+        .map(|signature| signing::verified_signer(&contents.manifest, signature))
+        .transpose()
+}
+
 /// Opens and verifies a package, in memory (nothing is written to disk):
 ///
 /// 1. its size, each entry's size, and the number of entries are within bounds;

@@ -146,6 +146,19 @@ pub(super) fn verify(
             Err(PackageError::Unsigned)
         };
     };
+    let key = verified_signer(manifest, signature)?;
+    if !trust.keys.contains(&key) {
+        return Err(PackageError::Untrusted(key.to_string()));
+    }
+    Ok(Some(key))
+}
+
+/// The key `signature` names, once the signature verifies over `manifest` under it;
+/// whether that key is trusted is the caller's question.
+pub(super) fn verified_signer(
+    manifest: &[u8],
+    signature: &[u8],
+) -> Result<PublicKey, PackageError> {
     let bad = |why: String| PackageError::BadSignature(format!("SIGNATURE {why}"));
     let file: SignatureFile = serde_json::from_slice(signature)
         .map_err(|e| bad(format!("is not {{\"key\", \"signature\"}} JSON: {e}")))?;
@@ -165,10 +178,7 @@ pub(super) fn verify(
     key.0
         .verify_strict(manifest, &Signature::from_bytes(&bytes))
         .map_err(|_| bad(format!("does not verify MANIFEST.json under its key {key}")))?;
-    if !trust.keys.contains(&key) {
-        return Err(PackageError::Untrusted(key.to_string()));
-    }
-    Ok(Some(key))
+    Ok(key)
 }
 
 #[cfg(test)]

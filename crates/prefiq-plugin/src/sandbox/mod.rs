@@ -373,6 +373,20 @@ impl LoadedPlugin {
         }
     }
 
+    /// Instantiates the plugin and drops the instance, calling nothing: what every call
+    /// pays before the plugin runs (for the benchmark, and to warm the pool).
+    pub async fn instantiate(
+        &self,
+        host: Arc<dyn Host>,
+        context: CallContext,
+    ) -> Result<(), PluginError> {
+        let mut store = self.store(host, context, 1)?;
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.failure(&store, e)),
+        }
+    }
+
     /// Runs an entity hook: `Ok(Ok(doc))` is the document to write, `Ok(Err(message))`
     /// the plugin refusing it, `Err` the call failing.
     pub async fn hook(

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test suite, on a fresh machine: installs what the tests need that the machine lacks
+# (Debian's rustc with the wasm32 standard library, clang and lld, which build the example
+# plugins), then runs every test. Arguments go to `cargo nextest run`.
+#
+# PostgreSQL, Redis and NATS suites run when PREFIQ_TEST_POSTGRES_URL, PREFIQ_TEST_REDIS_URL
+# and PREFIQ_TEST_NATS_URL are set (.ci/run sets them), and report themselves skipped when not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_wasm_toolchains() {
+  [ -d /usr/lib/rustlib/wasm32-unknown-unknown ] && [ -x /usr/bin/rustc ] \
+    && command -v clang >/dev/null && command -v wasm-ld >/dev/null
+}
+if ! have_wasm_toolchains; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing the plugin toolchains (rustc libstd-rust-dev-wasm32 lld clang wabt)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      rustc libstd-rust-dev-wasm32 lld clang wabt >/dev/null
+  else
+    echo "the example plugins' suites will report themselves skipped: install rustc libstd-rust-dev-wasm32 lld clang" >&2
+  fi
+fi
+if have_wasm_toolchains; then
+  scripts/build-example-plugins.sh >/dev/null
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+exec cargo nextest run --workspace "$@"
