@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -42,6 +43,9 @@ const MAX_TRACKED: usize = 100_000;
 pub struct Breakers {
     config: BreakerConfig,
     entries: Mutex<HashMap<(String, String), Entry>>,
+    /// How many entries there are: while none, a call's admission and success touch no
+    /// lock (the path of every healthy call).
+    tracked: AtomicUsize,
 }
 
 /// Why a call was not made: the breaker is open.
@@ -59,11 +63,15 @@ impl Breakers {
         Breakers {
             config,
             entries: Mutex::default(),
+            tracked: AtomicUsize::new(0),
         }
     }
 
     /// `Err` when calls of `plugin` for `tenant` are suspended.
     pub fn admit(&self, tenant: &str, plugin: &str) -> Result<(), Open> {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let Ok(entries) = self.entries.lock() else {
             return Ok(());
         };
@@ -89,8 +97,12 @@ impl Breakers {
 
     /// Records a call that ran (a refusal by the plugin counts as running).
     pub fn succeeded(&self, tenant: &str, plugin: &str) {
+        if self.tracked.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         if let Ok(mut entries) = self.entries.lock() {
             entries.remove(&(tenant.to_owned(), plugin.to_owned()));
+            self.tracked.store(entries.len(), Ordering::Relaxed);
         }
     }
 
@@ -106,18 +118,21 @@ impl Breakers {
             .entry((tenant.to_owned(), plugin.to_owned()))
             .or_default();
         entry.failures = entry.failures.saturating_add(1);
-        if entry.failures >= self.config.failures.max(1) {
+        let opened = if entry.failures >= self.config.failures.max(1) {
             entry.open_until = Some(Instant::now() + Duration::from_millis(self.config.open_ms));
             true
         } else {
             false
-        }
+        };
+        self.tracked.store(entries.len(), Ordering::Relaxed);
+        opened
     }
 
     /// Closes every breaker of `plugin` (after an upgrade or a re-enable).
     pub fn reset(&self, plugin: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|(_, p), _| p != plugin);
+            self.tracked.store(entries.len(), Ordering::Relaxed);
         }
     }
 }

@@ -80,12 +80,38 @@ pub struct AvailablePlugin {
     pub publisher: String,
 }
 
-/// The plugins a registry offers that the installation could install, for the page's
-/// "Available" section.
-///
-/// The registry index fills it; this installation has no registry yet, so it is empty.
-pub fn available(_plugins: &Plugins) -> Vec<AvailablePlugin> {
-    Vec::new()
+/// The plugins the registry (`plugins.registry`) offers that are not installed, or in a
+/// later version than the installed one, for the page's "Available" section: empty when
+/// no registry is configured or it cannot be read (which is logged).
+pub async fn available(plugins: &Plugins) -> Vec<AvailablePlugin> {
+    let Ok(registry) = plugins.registry() else {
+        return Vec::new();
+    };
+    let index = match registry.index().await {
+        Ok(index) => index,
+        Err(e) => {
+            tracing::warn!(target: "plugins", error = %e, "the registry could not be read for the desk");
+            return Vec::new();
+        }
+    };
+    let state = plugins.state();
+    index
+        .packages
+        .iter()
+        .filter_map(|(name, listing)| {
+            let latest = listing.versions.keys().next_back()?;
+            let newer = state
+                .installed
+                .get(name)
+                .is_none_or(|p| &p.manifest.version < latest);
+            newer.then(|| AvailablePlugin {
+                name: name.clone(),
+                version: latest.to_string(),
+                description: listing.description.clone(),
+                publisher: listing.publisher.clone(),
+            })
+        })
+        .collect()
 }
 
 /// A signer's key as the page shows it: its algorithm and the first characters of the
@@ -288,7 +314,7 @@ async fn page(
         json!({
             "title": "Plugins",
             "plugins": views,
-            "available": available(plugins),
+            "available": available(plugins).await,
             "notice": outcome.notice,
             "problem": outcome.problem,
         }),

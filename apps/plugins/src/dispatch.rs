@@ -58,9 +58,12 @@ where
     }
     let started = std::time::Instant::now();
     let outcome = call.await;
-    let outcome_label = if outcome.is_ok() { "ok" } else { "failed" };
-    metrics::histogram!("plugin_call_seconds", "plugin" => plugin.to_owned(), "outcome" => outcome_label)
-        .record(started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    if outcome.is_ok() {
+        plugins.call_histograms(plugin).0.record(seconds);
+    } else {
+        plugins.call_histograms(plugin).1.record(seconds);
+    }
     match &outcome {
         Ok(_) => plugins.breakers.succeeded(tenant, plugin),
         Err(e) => {

@@ -22,13 +22,16 @@ use crate::service::Plugins;
 /// The host every plugin call of one installation uses.
 pub struct RepositoryHost {
     plugins: Weak<Plugins>,
+    outbound: crate::outbound::Outbound,
 }
 
 impl RepositoryHost {
-    /// The host of `plugins`' calls.
-    pub fn new(plugins: &Arc<Plugins>) -> Arc<RepositoryHost> {
+    /// The host of `plugins`' calls; `allow_private_hosts` lets a plugin's outbound
+    /// requests reach private addresses.
+    pub fn new(plugins: &Arc<Plugins>, allow_private_hosts: bool) -> Arc<RepositoryHost> {
         Arc::new(RepositoryHost {
             plugins: Arc::downgrade(plugins),
+            outbound: crate::outbound::Outbound::new(allow_private_hosts),
         })
     }
 
@@ -159,6 +162,11 @@ impl Host for RepositoryHost {
             .await
             .map(|record| record.to_string())
             .map_err(message)
+    }
+
+    async fn fetch(&self, _cx: &CallContext, request: &str) -> Result<String, String> {
+        // The sandbox checked the host against the manifest before this runs.
+        self.outbound.fetch(request).await
     }
 
     async fn update(

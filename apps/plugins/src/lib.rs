@@ -11,6 +11,7 @@ pub mod desk;
 pub mod dispatch;
 pub mod host;
 pub mod jobs;
+pub mod outbound;
 pub mod registry;
 pub mod routes;
 pub mod service;
@@ -111,7 +112,7 @@ impl ServiceProvider for PluginsProvider {
         plugins
             .trust()
             .map_err(|e| KernelError::service(ErrorKind::Invalid, e.to_string()))?;
-        let host = host::RepositoryHost::new(&plugins);
+        let host = host::RepositoryHost::new(&plugins, plugins.allow_private_hosts());
         cx.services.singleton(plugins.clone())?;
         cx.services.singleton(host.clone())?;
         cx.services

@@ -33,6 +33,9 @@ pub struct PluginsConfig {
     pub sandbox: SandboxConfig,
     /// The circuit breaker.
     pub breaker: BreakerConfig,
+    /// Whether plugins' outbound requests may reach private and loopback addresses; by
+    /// default only outside production.
+    pub allow_private_hosts: Option<bool>,
     /// The registry: a folder (relative to the installation) or an http(s) URL of one,
     /// holding `index.json` and the packages it lists.
     pub registry: Option<String>,
@@ -114,6 +117,8 @@ pub struct Plugins {
     changing: tokio::sync::Mutex<()>,
     /// The per-tenant circuit breakers.
     pub breakers: Breakers,
+    /// `plugin_call_seconds` by plugin, ok and failed: registered once, not per call.
+    histograms: RwLock<HashMap<String, (metrics::Histogram, metrics::Histogram)>>,
 }
 
 impl std::fmt::Debug for Plugins {
@@ -188,6 +193,7 @@ impl Plugins {
             generation: std::sync::atomic::AtomicI64::new(-1),
             changing: tokio::sync::Mutex::new(()),
             breakers,
+            histograms: RwLock::default(),
         }
     }
 
@@ -487,6 +493,11 @@ impl Plugins {
         Ok(Arc::new(manifest))
     }
 
+    /// Whether plugins' outbound requests may reach private addresses.
+    pub fn allow_private_hosts(&self) -> bool {
+        self.config.allow_private_hosts.unwrap_or(!self.production)
+    }
+
     /// The registry, when one is configured.
     pub fn registry(&self) -> Result<&crate::registry::Registry, PluginsError> {
         self.registry.as_ref().ok_or_else(|| {
@@ -716,6 +727,26 @@ impl Plugins {
         if let Some(cache) = self.cache.get() {
             cache.announce(cortex::caching::AUTHZ_NAMESPACE, tenant, None);
         }
+    }
+
+    /// The `plugin_call_seconds` histograms of `plugin`'s calls: (succeeded, failed).
+    pub fn call_histograms(&self, plugin: &str) -> (metrics::Histogram, metrics::Histogram) {
+        if let Ok(known) = self.histograms.read()
+            && let Some(pair) = known.get(plugin)
+        {
+            return pair.clone();
+        }
+        let pair = (
+            metrics::histogram!("plugin_call_seconds", "plugin" => plugin.to_owned(), "outcome" => "ok"),
+            metrics::histogram!("plugin_call_seconds", "plugin" => plugin.to_owned(), "outcome" => "failed"),
+        );
+        if let Ok(mut known) = self.histograms.write() {
+            // Bounded by the installed plugins: names come from the snapshot.
+            if known.len() < 10_000 {
+                known.insert(plugin.to_owned(), pair.clone());
+            }
+        }
+        pair
     }
 
     /// The context of a call of `plugin` for `tenant`.

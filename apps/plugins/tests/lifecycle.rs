@@ -254,3 +254,45 @@ async fn upgrades_move_forward_and_uninstall_keeps_settings_unless_purged() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_change_made_by_another_process_is_picked_up() {
+    for db in databases("plugins_refresh").await {
+        let api = boot(&db).await;
+        api.tenant("acme").await;
+        let plugins = api.plugins();
+        check(
+            install(
+                &api,
+                &api.signed(&files(&manifest("demo", "1.0.0", ""), HookBody::Echo)),
+                false,
+            )
+            .await,
+            Ok(()),
+            "install",
+        );
+        assert!(
+            !plugins.refresh().await.unwrap(),
+            "nothing changed since this process read it"
+        );
+        // What `prefiq plugin enable` in another process (or another replica) writes.
+        let repository = plugins.repository().unwrap().clone();
+        let handle = repository.main_database();
+        plugins::store::put_tenant(
+            handle.get().unwrap(),
+            &plugins::store::TenantRow {
+                tenant: "acme".into(),
+                plugin: "demo".into(),
+                enabled: true,
+                config: Default::default(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(plugins.state().active_for("acme").is_empty());
+        assert!(plugins.refresh().await.unwrap());
+        assert_eq!(plugins.state().active_for("acme").len(), 1);
+        db.cleanup().await;
+    }
+}

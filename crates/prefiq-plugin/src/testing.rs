@@ -29,12 +29,16 @@ pub enum HookBody {
     InsertDoc,
     /// Calls the host's `now-ms` and answers "ok" or the host's refusal.
     ReadClock,
+    /// Calls the host's `fetch(doc)` (the `doc` argument taken as the request) and answers
+    /// what the host answered.
+    FetchDoc,
 }
 
 const SCAFFOLD_HEAD: &str = r#"(module
   (import "codexion:plugin/host@0.1.0" "get" (func $get (param i32 i32 i32 i32 i32)))
   (import "codexion:plugin/host@0.1.0" "insert" (func $insert (param i32 i32 i32 i32 i32)))
   (import "codexion:plugin/host@0.1.0" "now-ms" (func $now (param i32)))
+  (import "codexion:plugin/host@0.1.0" "fetch" (func $fetch (param i32 i32 i32)))
   (memory (export "memory") 1)
   (global $bump (mut i32) (i32.const 4096))
   (data (i32.const 512) "{\"status\":200,\"headers\":{},\"body\":{\"ok\":true}}")
@@ -108,6 +112,10 @@ pub fn wat(body: HookBody) -> String {
         }
         HookBody::InsertDoc => {
             r#"    (call $insert (local.get $entity) (local.get $entity_len) (local.get $doc) (local.get $doc_len) (i32.const 16))
+    (i32.const 16))"#
+        }
+        HookBody::FetchDoc => {
+            r#"    (call $fetch (local.get $doc) (local.get $doc_len) (i32.const 16))
     (i32.const 16))"#
         }
         HookBody::ReadClock => {

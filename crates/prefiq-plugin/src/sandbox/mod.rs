@@ -152,7 +152,11 @@ impl Sandbox {
             .total_tables(instances.saturating_mul(4))
             .total_stacks(instances)
             .max_memories_per_component(1)
-            .max_memory_size(memory_bytes);
+            .max_memory_size(memory_bytes)
+            // A slot's first pages are zeroed in place when it is reused, not given
+            // back to the kernel and faulted in again: most calls touch little more.
+            .linear_memory_keep_resident(128 * 1024)
+            .table_keep_resident(16 * 1024);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .consume_fuel(true)
