@@ -21,6 +21,13 @@ expect_fail() { # description, expected fragment, command...
 
 "$ROOT/scripts/build-example-plugins.sh" >/dev/null
 cd "$WORK"
+
+# A scaffolded plugin builds with Debian's rustc and packs.
+"$PREFIQ" plugin new hello-world >/dev/null
+/usr/bin/rustc --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=s -C panic=abort -C lto -C strip=symbols \
+  -o hello-world/package/plugin.wasm hello-world/src/lib.rs
+"$PREFIQ" plugin pack hello-world/package --out hello-world.cxp
+expect_fail "a bad name" "is not a plugin name" "$PREFIQ" plugin new Hello
 PUBLIC=$("$PREFIQ" plugin keygen --out publisher.key | sed -n 's/^public key: //p')
 [ -n "$PUBLIC" ] || fail "keygen printed no public key"
 [ "$(stat -c %a publisher.key)" = 600 ] || fail "the secret key is not mode 0600"

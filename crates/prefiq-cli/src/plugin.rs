@@ -21,7 +21,8 @@ pub enum PluginCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Scaffold a plugin in Rust (built with Debian's rustc for wasm32).
+    /// Scaffold a plugin in Rust (built with Debian's rustc for wasm32): sources in
+    /// NAME/src, the package's files (plugin.yml, then plugin.wasm) in NAME/package.
     New {
         /// The plugin's name (lowercase letters, digits and '-').
         name: String,
@@ -368,6 +369,9 @@ fn scaffold(name: &str, dir: Option<&Path>) -> Result<(), CliError> {
     if dir.exists() {
         return Err(message(format!("{} exists", dir.display())));
     }
+    // Sources in src/, the package's files in package/ (a package holds no sources).
+    std::fs::create_dir_all(dir.join("package"))
+        .map_err(|e| message(format!("{}: {e}", dir.display())))?;
     std::fs::create_dir_all(dir.join("src"))
         .map_err(|e| message(format!("{}: {e}", dir.display())))?;
     let manifest = format!(
@@ -375,6 +379,7 @@ fn scaffold(name: &str, dir: Option<&Path>) -> Result<(), CliError> {
     );
     let lib = format!(
         r#"//! The {name} plugin.
+#[macro_use]
 #[path = "codexion.rs"]
 mod codexion;
 
@@ -389,21 +394,21 @@ impl Plugin for Hello {{
     }}
 }}
 
-codexion::export_plugin!(Hello);
+export_plugin!(Hello);
 "#
     );
-    write(&dir.join("plugin.yml"), manifest.as_bytes())?;
+    write(&dir.join("package/plugin.yml"), manifest.as_bytes())?;
     write(&dir.join("src/lib.rs"), lib.as_bytes())?;
     write(&dir.join("src/codexion.rs"), RUST_SDK.as_bytes())?;
     let mut out = format!("created plugin `{name}` in {}\n", dir.display());
     let _ = writeln!(
         out,
-        "  /usr/bin/rustc --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=s -C panic=abort -o {0}/plugin.wasm {0}/src/lib.rs",
+        "  /usr/bin/rustc --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -C opt-level=s -C panic=abort -C lto -C strip=symbols -o {0}/package/plugin.wasm {0}/src/lib.rs",
         dir.display()
     );
     let _ = writeln!(
         out,
-        "  prefiq plugin pack {} --key publisher.key",
+        "  prefiq plugin pack {}/package --key publisher.key",
         dir.display()
     );
     print_out(&out);
@@ -472,7 +477,7 @@ async fn run(command: &PluginCommand, plugins: &plugins::Plugins) -> Result<Stri
             format!("disabled {name} for {tenant}\n")
         }
         PluginCommand::List { json } => {
-            let state = plugins.state();
+            let state = plugins.loaded_state().await.map_err(message)?;
             let rows: Vec<serde_json::Value> = state
                 .installed
                 .values()
@@ -526,7 +531,7 @@ async fn run(command: &PluginCommand, plugins: &plugins::Plugins) -> Result<Stri
                 .await
                 .map_err(message)?;
             let found = index.search(query.as_deref().unwrap_or(""));
-            let installed = plugins.state();
+            let installed = plugins.loaded_state().await.map_err(message)?;
             let rows: Vec<serde_json::Value> = found
                 .iter()
                 .map(|(name, listing)| {
