@@ -199,8 +199,8 @@ async fn bench(db: &TestDatabase, backend: &str) -> Value {
             let fields = json!(["id"]).to_string();
             let native_path = format!(
                 "/api/v1/resources/todo?filters={}&fields={}&limit=500",
-                encode(&filters),
-                encode(&fields)
+                common::encode(&filters),
+                common::encode(&fields)
             );
             let (status, body) = api
                 .call("GET", "/api/v1/plugins/todo-followup/open", &acme, None)
@@ -245,17 +245,6 @@ async fn bench(db: &TestDatabase, backend: &str) -> Value {
         "first_load_ms": (load_ms * 10.0).round() / 10.0,
         "route": route,
     })
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn main() {

@@ -31,7 +31,10 @@ async fn company(api: &Api, admin: &str) -> (String, String, String) {
             let (_, body) = api
                 .call(
                     "GET",
-                    &format!("/api/v1/resources/account?filters={}", urlencode(&filters)),
+                    &format!(
+                        "/api/v1/resources/account?filters={}",
+                        common::encode(&filters)
+                    ),
                     admin,
                     None,
                 )
@@ -45,17 +48,6 @@ async fn company(api: &Api, admin: &str) -> (String, String, String) {
     let bank = account("assets:current:bank").await;
     let sales = account("income:sales").await;
     (company, bank, sales)
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn journal_entry(
@@ -217,7 +209,7 @@ async fn todo_followup_answers_high_todos_with_a_follow_up_written_as_the_plugin
         let follow_ups = |bearer: String| {
             let api = &api;
             async move {
-                let filters = urlencode(
+                let filters = common::encode(
                     &json!([["description", "=", "Follow up: Call the bank"]]).to_string(),
                 );
                 let (_, body) = api
@@ -225,7 +217,7 @@ async fn todo_followup_answers_high_todos_with_a_follow_up_written_as_the_plugin
                         "GET",
                         &format!(
                             "/api/v1/resources/todo?filters={filters}&fields={}",
-                            urlencode(r#"["id","created_by","priority"]"#)
+                            common::encode(r#"["id","created_by","priority"]"#)
                         ),
                         &bearer,
                         None,
