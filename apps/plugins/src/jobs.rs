@@ -1,6 +1,6 @@
 //! Plugins' jobs and schedules: a plugin declares the jobs it handles and the cron
 //! schedules that run them; for each tenant that enabled it, each schedule ticks as a
-//! tenant schedule (in the tenant's time zone, once per due time across replicas) and
+//! tenant schedule (in the tenant's `app.timezone`, once per due time across replicas) and
 //! enqueues a `plugins.job` job, which calls the plugin's `on-job` in that tenant.
 
 use std::sync::{Arc, Mutex, Weak};
@@ -154,11 +154,18 @@ impl ScheduleSource for PluginSchedules {
         }
         let mut all = Vec::new();
         for (tenant, active) in &state.active {
+            if !active
+                .iter()
+                .any(|p| !p.installed.manifest.capabilities.schedules.is_empty())
+            {
+                continue;
+            }
+            let zone = plugins.tenant_zone(tenant).await;
             for plugin in active {
                 let manifest = &plugin.installed.manifest;
                 for (index, spec) in manifest.capabilities.schedules.iter().enumerate() {
                     let schedule = schedule_of(tenant, &manifest.name, index, spec);
-                    match compile(&schedule, "UTC") {
+                    match compile(&schedule, &zone) {
                         Ok(compiled) => all.push(Arc::new(TenantSchedule {
                             tenant: tenant.clone(),
                             compiled,

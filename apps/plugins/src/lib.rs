@@ -9,6 +9,7 @@
 pub mod breaker;
 pub mod desk;
 pub mod dispatch;
+pub mod entities;
 pub mod host;
 pub mod jobs;
 pub mod outbound;
@@ -160,6 +161,9 @@ impl ServiceProvider for PluginsProvider {
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
         if cx.mode != prefiq::BootMode::DryRun {
             let plugins = cx.services.get::<Plugins>()?;
+            if let Some(config) = cx.services.try_get::<prefiq::ConfigService>() {
+                plugins.use_tenant_config(config);
+            }
             plugins.connect(
                 cx.services.get::<Repository>()?,
                 cx.services.try_get::<cortex::identity::Identity>(),

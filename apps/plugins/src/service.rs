@@ -60,6 +60,8 @@ pub struct Installed {
     pub signer: Option<String>,
     /// When it was installed.
     pub installed_at: String,
+    /// The entities it brings (`schema/*.yaml`), by name.
+    pub entities: BTreeMap<String, Value>,
 }
 
 impl Installed {
@@ -110,6 +112,7 @@ pub struct Plugins {
     authorizer: OnceLock<Arc<CedarAuthorizer>>,
     cache: OnceLock<prefiq_cache::Cache>,
     identity: OnceLock<Arc<cortex::identity::Identity>>,
+    tenant_config: OnceLock<Arc<prefiq::ConfigService>>,
     state: RwLock<Arc<State>>,
     /// The tables' generation the state was read at.
     generation: std::sync::atomic::AtomicI64,
@@ -128,6 +131,14 @@ impl std::fmt::Debug for Plugins {
             .finish()
     }
 }
+
+/// A package as loaded: its manifest, compiled plugin, signer and entities.
+type Loaded = (
+    PluginManifest,
+    LoadedPlugin,
+    Option<String>,
+    BTreeMap<String, Value>,
+);
 
 fn data_error(e: prefiq_data::DataError) -> PluginsError {
     PluginsError::Database(e.to_string())
@@ -189,6 +200,7 @@ impl Plugins {
             authorizer: OnceLock::new(),
             cache: OnceLock::new(),
             identity: OnceLock::new(),
+            tenant_config: OnceLock::new(),
             state: RwLock::default(),
             generation: std::sync::atomic::AtomicI64::new(-1),
             changing: tokio::sync::Mutex::new(()),
@@ -276,7 +288,7 @@ impl Plugins {
                 continue;
             }
             match self.load(&row.package, &trust) {
-                Ok((manifest, plugin, signer)) => {
+                Ok((manifest, plugin, signer, entities)) => {
                     installed.insert(
                         row.name.clone(),
                         Arc::new(Installed {
@@ -285,6 +297,7 @@ impl Plugins {
                             digest: row.digest,
                             signer,
                             installed_at: row.installed_at,
+                            entities,
                         }),
                     );
                 }
@@ -391,19 +404,17 @@ impl Plugins {
         });
     }
 
-    fn load(
-        &self,
-        bytes: &[u8],
-        trust: &TrustPolicy,
-    ) -> Result<(PluginManifest, LoadedPlugin, Option<String>), PluginsError> {
+    fn load(&self, bytes: &[u8], trust: &TrustPolicy) -> Result<Loaded, PluginsError> {
         let package = package::open(bytes, trust)?;
         let plugin = self
             .sandbox()?
             .load(&package.manifest.name, package.wasm())?;
+        let entities = crate::entities::definitions(&package.manifest, &package.files)?;
         Ok((
             package.manifest,
             plugin,
             package.signer.map(|k| k.to_string()),
+            entities,
         ))
     }
 
@@ -453,13 +464,14 @@ impl Plugins {
         if !opened
             .files
             .keys()
-            .all(|f| f == "plugin.yml" || f == "plugin.wasm")
+            .all(|f| f == "plugin.yml" || f == "plugin.wasm" || f.starts_with("schema/"))
         {
             return Err(PluginsError::Invalid(format!(
-                "{}: packages with schema/, templates/, static/ or locales/ files are not supported by this installation yet",
+                "{}: packages with templates/, static/ or locales/ files are not supported by this installation yet",
                 manifest.name
             )));
         }
+        crate::entities::definitions(&manifest, &opened.files)?;
         // It must load before it is stored: a package that does not fit the world is
         // refused here, not at the next boot.
         self.sandbox()?.load(&manifest.name, opened.wasm())?;
@@ -478,19 +490,49 @@ impl Plugins {
         .map_err(data_error)?;
         self.breakers.reset(&manifest.name);
         self.reload().await?;
-        // The grants of tenants that enabled an earlier version follow the new manifest.
+        // Tenants that enabled an earlier version get the new version's entities, and
+        // their grants follow the new manifest.
         if upgrade {
-            for choice in self
-                .state()
+            let state = self.state();
+            let entities = state
+                .installed
+                .get(&manifest.name)
+                .map(|p| p.entities.clone())
+                .unwrap_or_default();
+            for choice in state
                 .choices
                 .iter()
                 .filter(|c| c.enabled && c.plugin == manifest.name)
             {
+                crate::entities::create_for(
+                    self.repository()?,
+                    &choice.tenant,
+                    &manifest.name,
+                    &entities,
+                )
+                .await?;
                 self.set_grant(&choice.tenant, Some(&manifest)).await?;
             }
         }
         tracing::info!(target: "plugins", plugin = %manifest.name, version = %manifest.version, digest = %opened.digest, upgrade, "plugin installed");
         Ok(Arc::new(manifest))
+    }
+
+    /// Binds the tenants' configuration (their time zones, for plugins' schedules).
+    pub fn use_tenant_config(&self, config: Arc<prefiq::ConfigService>) {
+        let _ = self.tenant_config.set(config);
+    }
+
+    /// `tenant`'s time zone (`app.timezone`), or UTC when it cannot be read.
+    pub async fn tenant_zone(&self, tenant: &str) -> String {
+        match self.tenant_config.get() {
+            Some(config) => config
+                .for_tenant(tenant)
+                .await
+                .map(|c| c.app.timezone.clone())
+                .unwrap_or_else(|_| "UTC".into()),
+            None => "UTC".into(),
+        }
     }
 
     /// Whether plugins' outbound requests may reach private addresses.
@@ -598,6 +640,9 @@ impl Plugins {
                 )));
             }
         }
+        // Its entities first: the grant names them, and the tenant's policies are checked
+        // against the entities the tenant has.
+        crate::entities::create_for(self.repository()?, tenant, name, &plugin.entities).await?;
         self.set_grant(tenant, Some(&plugin.manifest)).await?;
         let repository = self.repository()?.clone();
         let handle = repository.main_database();
