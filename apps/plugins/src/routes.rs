@@ -222,14 +222,48 @@ pub async fn serve(
         .find(|a| a.installed.manifest.name == name)
         .ok_or_else(not_found)?;
     let path = format!("/{path}");
-    let params = active
+    let (spec, params) = active
         .installed
         .manifest
         .capabilities
         .routes
         .iter()
-        .find_map(|spec| match_route(spec, method.as_str(), &path))
+        .find_map(|spec| match_route(spec, method.as_str(), &path).map(|p| (spec, p)))
         .ok_or_else(not_found)?;
+    if let Some(requires) = &spec.requires {
+        let refused = || {
+            Problem::new(StatusCode::FORBIDDEN)
+                .with_detail(format!(
+                    "this route of {name} needs `{}` on {}, which is not permitted for you",
+                    requires.action, requires.entity
+                ))
+                .with_action(requires.action.clone())
+        };
+        let repository = plugins.repository().map_err(problem)?;
+        let schema = repository
+            .schema(&scope, &requires.entity)
+            .await
+            .map_err(|_| refused())?;
+        let authorizer = state
+            .services
+            .get::<CedarAuthorizer>("plugins routes")
+            .map_err(Problem::from)?;
+        // The entity as a whole: a grant that depends on a row's fields does not count.
+        let decision = authorizer
+            .decide(
+                &scope,
+                &requires.action,
+                Resource::Record {
+                    schema: &schema,
+                    id: "",
+                    doc: None,
+                },
+            )
+            .await;
+        if !decision.allowed {
+            return Err(refused());
+        }
+    }
     if body.len() > MAX_ROUTE_BODY_BYTES {
         return Err(
             Problem::new(StatusCode::PAYLOAD_TOO_LARGE).with_detail(format!(
@@ -332,6 +366,7 @@ mod tests {
         let spec = RouteSpec {
             method: spec.0.into(),
             path: spec.1.into(),
+            requires: None,
         };
         let got = match_route(&spec, request.0, request.1);
         let expected = expected.map(|pairs| {

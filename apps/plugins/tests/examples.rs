@@ -140,6 +140,19 @@ async fn journal_guard_refuses_large_entries_without_a_remark_for_the_tenant_tha
             .call("GET", "/api/v1/plugins/journal-guard/policy", &globex, None)
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        // The route requires reading journal entries: a user of acme who may not is refused.
+        let nobody = api.user("acme", "nobody@acme.test", &[]).await;
+        let (status, problem) = api
+            .call("GET", "/api/v1/plugins/journal-guard/policy", &nobody, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("needs `read` on journal_entry"),
+            "{problem}"
+        );
         let (status, _) = api
             .call("GET", "/api/v1/plugins/journal-guard/other", &acme, None)
             .await;

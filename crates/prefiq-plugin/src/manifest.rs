@@ -200,6 +200,21 @@ pub struct RouteSpec {
     /// The path under the plugin's prefix, starting with `/`; `{name}` segments match one
     /// segment each.
     pub path: String,
+    /// What the caller must be allowed, else the route answers 403: an action on an
+    /// entity as a whole (not on one row), as the tenant's policies decide it for the
+    /// caller. Without it, any signed-in user of the tenant may call the route.
+    #[serde(default)]
+    pub requires: Option<RouteRequirement>,
+}
+
+/// A caller's permission a route requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRequirement {
+    /// The entity.
+    pub entity: String,
+    /// The action on it (`read`, `create`, `update`, `delete`, `submit`, `cancel`, …).
+    pub action: String,
 }
 
 /// A schedule that enqueues one of the plugin's jobs.
@@ -360,6 +375,14 @@ impl PluginManifest {
                 return Err(invalid(format!(
                     "plugin.yml: route path {:?} is reserved for enabling and disabling the plugin",
                     route.path
+                )));
+            }
+            if let Some(requires) = &route.requires
+                && (!is_identifier(&requires.entity) || !is_identifier(&requires.action))
+            {
+                return Err(invalid(format!(
+                    "plugin.yml: route {} {} requires {:?} on {:?}, which are not an action and an entity name",
+                    route.method, route.path, requires.action, requires.entity
                 )));
             }
             if !seen_routes.insert((route.method.clone(), route.path.clone())) {

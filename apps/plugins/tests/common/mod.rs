@@ -155,6 +155,42 @@ impl Api {
         format!("Bearer {}", body["access_token"].as_str().unwrap())
     }
 
+    /// A bearer header for a new user of `tenant` with `roles`.
+    pub async fn user(&self, tenant: &str, email: &str, roles: &[&str]) -> String {
+        let identity = self
+            .app
+            .resolver("test")
+            .get::<cortex::identity::Identity>()
+            .unwrap();
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        identity
+            .create_user(
+                tenant,
+                email,
+                "correct horse battery",
+                &roles,
+                &serde_json::Map::new(),
+            )
+            .await
+            .unwrap();
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .header("x-tenant", tenant)
+            .body(Body::from(
+                json!({"email": email, "password": "correct horse battery"}).to_string(),
+            ))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        format!("Bearer {}", body["access_token"].as_str().unwrap())
+    }
+
     /// A package of `files`, signed with the trusted key.
     pub fn signed(&self, files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
         package::sign(&package::pack_files(files).unwrap(), &self.key).unwrap()
