@@ -13,12 +13,10 @@ mod browser;
 
 use axum::http::StatusCode;
 use browser::{Browser, Page, assert_has, assert_lacks, redact_ids};
-use common::{Api, boot, fixture};
+use common::{Api, PASSWORD, boot, fixture};
 use prefiq_data::testing::{TestDatabase, databases};
 use prefiq_plugin::testing::HookBody;
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
 
 /// A plugin with one setting and a hook.
 fn demo() -> std::collections::BTreeMap<String, Vec<u8>> {

@@ -20,6 +20,9 @@ use prefiq_plugin::testing::{HookBody, wat};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// Every test user's password.
+pub const PASSWORD: &str = "correct horse battery";
+
 pub struct Api {
     pub router: axum::Router,
     pub app: prefiq::BootedApp,
@@ -121,29 +124,22 @@ impl Api {
         )
     }
 
-    /// A new tenant and its administrator's bearer header.
-    pub async fn tenant(&self, tenant: &str) -> String {
-        let identity = self
-            .app
+    fn identity(&self) -> Arc<cortex::identity::Identity> {
+        self.app
             .resolver("test")
             .get::<cortex::identity::Identity>()
-            .unwrap();
-        identity
-            .create_tenant(
-                tenant,
-                &format!("admin@{tenant}.test"),
-                "correct horse battery",
-            )
-            .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The bearer header of `email`'s session in `tenant` (the tests' one password).
+    pub async fn login(&self, tenant: &str, email: &str) -> String {
         let request = Request::builder()
             .method("POST")
             .uri("/api/v1/auth/login")
             .header("content-type", "application/json")
             .header("x-tenant", tenant)
             .body(Body::from(
-                json!({"email": format!("admin@{tenant}.test"), "password": "correct horse battery"})
-                    .to_string(),
+                json!({"email": email, "password": PASSWORD}).to_string(),
             ))
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
@@ -155,40 +151,24 @@ impl Api {
         format!("Bearer {}", body["access_token"].as_str().unwrap())
     }
 
+    /// A new tenant and its administrator's bearer header.
+    pub async fn tenant(&self, tenant: &str) -> String {
+        let admin = format!("admin@{tenant}.test");
+        self.identity()
+            .create_tenant(tenant, &admin, PASSWORD)
+            .await
+            .unwrap();
+        self.login(tenant, &admin).await
+    }
+
     /// A bearer header for a new user of `tenant` with `roles`.
     pub async fn user(&self, tenant: &str, email: &str, roles: &[&str]) -> String {
-        let identity = self
-            .app
-            .resolver("test")
-            .get::<cortex::identity::Identity>()
-            .unwrap();
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-        identity
-            .create_user(
-                tenant,
-                email,
-                "correct horse battery",
-                &roles,
-                &serde_json::Map::new(),
-            )
+        self.identity()
+            .create_user(tenant, email, PASSWORD, &roles, &serde_json::Map::new())
             .await
             .unwrap();
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/v1/auth/login")
-            .header("content-type", "application/json")
-            .header("x-tenant", tenant)
-            .body(Body::from(
-                json!({"email": email, "password": "correct horse battery"}).to_string(),
-            ))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body: Value = serde_json::from_slice(&bytes).unwrap();
-        format!("Bearer {}", body["access_token"].as_str().unwrap())
+        self.login(tenant, email).await
     }
 
     /// A package of `files`, signed with the trusted key.
