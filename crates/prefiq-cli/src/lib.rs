@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod audit;
 pub mod jobs;
 pub mod logging;
+pub mod memory_models;
 pub mod plugin;
 pub mod scaffold;
 
@@ -140,6 +141,12 @@ pub enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Experience memory: its embedding models.
+    Memory {
+        /// What to do.
+        #[command(subcommand)]
+        command: memory_models::MemoryCommand,
+    },
     /// Scaffold a new app crate under apps/.
     #[command(name = "make:module")]
     MakeModule {
@@ -252,6 +259,7 @@ pub fn installation() -> Result<App, CliError> {
     let webhooks =
         ::webhooks::WebhooksModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     let plugins = ::plugins::PluginsModule::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let memory = ::memory::MemoryModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
         .provider(prefiq_data::audit::AuditProvider::default())
@@ -262,7 +270,8 @@ pub fn installation() -> Result<App, CliError> {
         .module(cortex)
         .module(accounting)
         .module(webhooks)
-        .module(plugins))
+        .module(plugins)
+        .module(memory))
 }
 
 fn config_options(cli: &Cli, flags: Vec<(String, serde_json::Value)>) -> ConfigOptions {
@@ -431,6 +440,7 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         Command::Events { command } => jobs::events(command, app, &cli, logs).await,
         Command::Schedules { command } => jobs::schedules(command, app, &cli, logs).await,
         Command::Plugin { command } => plugin::command(command, app, &cli, logs).await,
+        Command::Memory { command } => memory_models::command(command, app, &cli, logs).await,
         Command::MakeModule { name, apps_dir } => {
             let root = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let created = scaffold::make_module(&root.join(apps_dir), name)

@@ -202,6 +202,8 @@ struct CheckResult {
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -227,6 +229,7 @@ async fn readyz(State(state): State<HttpState>) -> Response {
             status: if outcome.is_ok() { "ok" } else { "fail" },
             duration_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
             error: outcome.err(),
+            detail: check.detail(),
         }
     }))
     .await;

@@ -10,4 +10,10 @@ pub trait ReadinessCheck: Send + Sync {
 
     /// `Ok` when the dependency answers; the error says what failed.
     async fn check(&self) -> Result<(), String>;
+
+    /// A sentence on how the dependency runs when it is ready but degraded, such as
+    /// "keyword-only: no embedding model"; shown beside its status.
+    fn detail(&self) -> Option<String> {
+        None
+    }
 }

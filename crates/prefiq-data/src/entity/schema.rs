@@ -214,6 +214,18 @@ pub struct EntitySchema {
     /// the declaring module makes in its own migration over tables it owns and writes.
     #[serde(default, skip_serializing_if = "Storage::is_table")]
     pub storage: Storage,
+    /// The fields whose text the memory app keeps as `record` memory items, so records
+    /// are found by meaning (`memory: {fields: [title, description]}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySpec>,
+}
+
+/// An entity's `memory` block: which fields make up a record's memory text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySpec {
+    /// Text-like fields (data, text, select, email), joined in this order.
+    pub fields: Vec<String>,
 }
 
 /// Where an entity's rows live.
@@ -372,6 +384,8 @@ struct RawSchema {
     fields: Vec<RawField>,
     #[serde(default)]
     permissions: BTreeMap<String, RawPermission>,
+    #[serde(default)]
+    memory: Option<MemorySpec>,
 }
 
 #[derive(Deserialize)]
@@ -729,6 +743,38 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
             }),
         }
     }
+    if let Some(memory) = &raw.memory {
+        if memory.fields.is_empty() || memory.fields.len() > 16 {
+            return Err(error(
+                None,
+                "`memory.fields` names between 1 and 16 text fields".into(),
+            ));
+        }
+        for name in &memory.fields {
+            match fields.iter().find(|f| &f.name == name) {
+                Some(f)
+                    if matches!(
+                        f.kind,
+                        FieldKind::Data
+                            | FieldKind::Text
+                            | FieldKind::Select { .. }
+                            | FieldKind::Email
+                    ) => {}
+                Some(_) => {
+                    return Err(error(
+                        Some(name),
+                        "a `memory` field is a data, text, select or email field".into(),
+                    ));
+                }
+                None => {
+                    return Err(error(
+                        None,
+                        format!("`memory.fields` names `{name}`, which is not a field"),
+                    ));
+                }
+            }
+        }
+    }
     Ok(EntitySchema {
         label,
         name: raw.name,
@@ -744,6 +790,7 @@ pub fn parse_schema(module: &str, file: &str, yaml: &str) -> Result<EntitySchema
         table: None,
         index_layout: super::ddl::INDEX_LAYOUT,
         storage: raw.storage,
+        memory: raw.memory,
     })
 }
 
