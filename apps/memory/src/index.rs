@@ -15,6 +15,9 @@ use crate::error::MemoryError;
 use crate::filters::{Facts, Filters};
 use crate::store::{self, MetaRow};
 
+/// Up to this many vectors, a tenant's searches rank exactly instead of walking the graph.
+pub const EXACT_BELOW: usize = 10_000;
+
 /// Rows read per page while rebuilding.
 const REBUILD_PAGE: usize = 1_000;
 
@@ -60,8 +63,22 @@ impl TenantIndex {
         Ok(())
     }
 
-    /// The nearest `k` items passing `filters`: `(key, similarity)`.
+    /// The nearest `k` items passing `filters`: `(key, similarity)`. A tenant with up to
+    /// [`EXACT_BELOW`] vectors is ranked exactly: a scan that small takes well under a
+    /// millisecond, and its results do not depend on the graph's insertion order.
     pub fn search(&self, query: &[f32], k: usize, filters: &Filters) -> Result<Vec<Hit>, String> {
+        if self.vectors.len() <= EXACT_BELOW {
+            let keys: Vec<u64> = self
+                .facts
+                .iter()
+                .filter(|(_, f)| filters.matches(f))
+                .map(|(key, _)| *key)
+                .collect();
+            return self
+                .vectors
+                .rank_exact(query, &keys, k)
+                .map_err(|e| e.to_string());
+        }
         if filters.is_empty() {
             return self.vectors.search(query, k).map_err(|e| e.to_string());
         }

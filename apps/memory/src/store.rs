@@ -397,12 +397,13 @@ pub async fn version(repository: &Repository, scope: &TenantScope) -> Result<i64
         move |_| {
             let mut sql = Sql::default();
             let t = sql.arg(text(&tenant));
-            sql.text = format!(
-                "SELECT coalesce(max(seq), 0), coalesce(min(seq), 0) FROM memory_changes WHERE tenant_id = {t}"
-            );
+            // One aggregate alone, so that SQLite reads it off the index's end instead of
+            // scanning the tenant's changes (with min() beside it, it scanned 100,000).
+            sql.text =
+                format!("SELECT coalesce(max(seq), 0) FROM memory_changes WHERE tenant_id = {t}");
             sql
         },
-        &[SqlType::Int, SqlType::Int],
+        &[SqlType::Int],
     )
     .await?;
     Ok(rows

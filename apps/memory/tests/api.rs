@@ -53,7 +53,10 @@ async fn items_are_found_by_meaning_and_keyword_and_never_across_tenants() {
             } else {
                 &ids[0]
             };
-            assert!(hybrid.iter().take(3).any(|id| id == expected), "{query}: {hybrid:?}");
+            assert!(
+                hybrid.iter().take(3).any(|id| id == expected),
+                "{query}: {hybrid:?}"
+            );
             assert!(
                 !hybrid.contains(&theirs[0]),
                 "another tenant's item came back"
