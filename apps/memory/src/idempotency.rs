@@ -61,7 +61,7 @@ pub async fn remember_answer(
             ]
             .map(|a| sql.arg(a));
             sql.text = format!(
-                "INSERT INTO memory_idempotency (tenant_id, user_id, key, response, created_at) VALUES ({}) ON CONFLICT (tenant_id, user_id, key) DO NOTHING",
+                "INSERT INTO memory_idempotency (tenant_id, user_id, key, response, created_at) VALUES ({}) ON CONFLICT (tenant_id, user_id, key) DO UPDATE SET response = excluded.response, created_at = excluded.created_at",
                 values.join(", ")
             );
             let mut prune = Sql::default();

@@ -50,6 +50,11 @@ impl TenantIndex {
 
     fn add(&mut self, row: MetaRow, vector: &[f32]) -> Result<(), String> {
         let key = row.key as u64;
+        // A text without a known token (punctuation, a lone symbol) embeds to zero: it has
+        // no direction to be near, so it stays out of the index (keyword search finds it).
+        if vector.iter().all(|x| *x == 0.0) || vector.iter().any(|x| !x.is_finite()) {
+            return Ok(());
+        }
         self.vectors
             .upsert(key, vector)
             .map_err(|e| e.to_string())?;

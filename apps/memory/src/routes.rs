@@ -99,7 +99,16 @@ async fn once(
             .map_err(Problem::from)?
         && let Ok(answer) = serde_json::from_str::<Value>(&stored)
     {
-        return Ok((StatusCode::CREATED, Json(answer)));
+        // The first answer again, unless its item has been forgotten since: then the key
+        // is spent and the write runs anew.
+        let first = answer
+            .get("id")
+            .or_else(|| answer.pointer("/data/0/id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if repository.get(scope, ENTITY, first).await.is_ok() {
+            return Ok((StatusCode::CREATED, Json(answer)));
+        }
     }
     let answer = write.await?;
     if let Some(key) = &key {
@@ -122,6 +131,7 @@ pub async fn add(
     let (scope, memory) = caller(&state, &context)?;
     let key = idempotency_key(&headers)?;
     let item = Value::Object(object(&body, "a memory item")?);
+    let key = key.map(|k| format!("item:{k}"));
     once(&memory, &scope, &context, key, async {
         let mut stored = memory
             .add(&scope, std::slice::from_ref(&item), |_| String::new())
@@ -164,6 +174,7 @@ pub async fn add_many(
             )));
         }
     };
+    let key = key.map(|k| format!("batch:{k}"));
     once(&memory, &scope, &context, key, async {
         let stored = memory
             .add(&scope, items, |i| format!("/items/{i}"))

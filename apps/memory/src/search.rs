@@ -219,6 +219,10 @@ impl Memory {
         else {
             return Ok(Vec::new());
         };
+        // A query without a known token embeds to zero: nothing is near it.
+        if vector.iter().all(|x| *x == 0.0) {
+            return Ok(Vec::new());
+        }
         let slot = indexes.current(self.repository()?, scope).await?;
         let index = slot.read().await;
         let Some(index) = index.as_ref() else {

@@ -692,3 +692,39 @@ async fn a_write_repeated_with_its_idempotency_key_stores_once() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_query_without_a_known_token_finds_by_keyword_alone() {
+    for db in databases("memory_zero_query").await {
+        let api = boot(&db).await;
+        let acme = api.tenant("acme").await;
+        let ids = api
+            .add(&acme, json!([{"text": "0000000000"}, {"text": "a note"}]))
+            .await;
+        api.embedded(&acme, 2).await;
+        for mode in ["hybrid", "vector", "keyword"] {
+            let (status, answer) = api
+                .call(
+                    "POST",
+                    "/api/v1/memory/search",
+                    &acme,
+                    Some(json!({"query": "0000000000", "mode": mode})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{mode}: {answer}");
+            if mode != "vector" {
+                assert_eq!(answer["data"][0]["id"], ids[0].as_str(), "{mode}: {answer}");
+            }
+        }
+        let (status, answer) = api
+            .call(
+                "POST",
+                "/api/v1/memory/context",
+                &acme,
+                Some(json!({"query": "0".repeat(10 * 1024), "budget_tokens": 50})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        db.cleanup().await;
+    }
+}
