@@ -19,6 +19,7 @@ pub mod filters;
 pub mod idempotency;
 pub mod index;
 pub mod items;
+pub mod keyword;
 pub mod routes;
 pub mod search;
 pub mod service;

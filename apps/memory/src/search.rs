@@ -123,7 +123,8 @@ impl Memory {
         let keyword_ranked = if mode == Mode::Vector {
             Vec::new()
         } else {
-            store::keyword(repository, caller, &request.query, &request.filters, n).await?
+            crate::keyword::keyword_ranked(repository, caller, &request.query, &request.filters, n)
+                .await?
         };
         let fused: Vec<(i64, f64)> = match mode {
             Mode::Vector => vector_ranked,
@@ -326,6 +327,10 @@ async fn list_texts(
                 &ListQuery {
                     fields: wanted,
                     filters: Some(json!([["id", "in", chunk]])),
+                    // By id, so that SQLite looks each id up by the primary key: the
+                    // default order (newest first) walked the whole tenant's index
+                    // instead, 14 ms a search at 100,000 items.
+                    order_by: Some("id asc".into()),
                     limit: Some(chunk.len().max(1) as u32),
                     ..ListQuery::default()
                 },

@@ -15,8 +15,6 @@ use prefiq::Backend;
 use prefiq_data::entity::repo::{RepoError, Repository, TenantScope};
 use prefiq_data::entity::sql::{Arg, Cell, Conn, Sql, SqlType};
 
-use crate::filters::Filters;
-
 /// The migration of the tables.
 pub fn migration() -> prefiq::Migration {
     prefiq::Migration::per_backend(
@@ -682,93 +680,6 @@ pub async fn vectors_of(
         .collect())
 }
 
-/// The words of a query as the keyword index matches them: any of them, each word (an
-/// identifier such as `PO-2026-00417` included) as a phrase.
-fn fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split_whitespace()
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()))
-        .filter(|w| !w.is_empty())
-        .take(64)
-        .map(|w| format!("\"{}\"", w.replace('"', "")))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
-}
-
-/// Keyword search: the best `limit` keys by BM25 (SQLite FTS5) or `ts_rank_cd`
-/// (PostgreSQL), with their scores (higher is better), among the rows `filters` select.
-pub async fn keyword(
-    repository: &Repository,
-    scope: &TenantScope,
-    query: &str,
-    filters: &Filters,
-    limit: usize,
-) -> Result<Vec<(i64, f64)>, RepoError> {
-    let Some(fts) = fts_query(query) else {
-        return Ok(Vec::new());
-    };
-    let tenant = scope.tenant().to_owned();
-    let limit = limit.min(MAX_KEYS) as i64;
-    let filters = filters.clone();
-    let plain = query.to_owned();
-    let rows = read(
-        repository,
-        scope,
-        move |backend| {
-            let mut sql = Sql::default();
-            let t = sql.arg(text(&tenant));
-            let (select, matched, order) = match backend {
-                Backend::Sqlite => {
-                    let q = sql.arg(text(&fts));
-                    (
-                        "SELECT m.key, -bm25(memory_fts) FROM memory_fts JOIN memory_meta m ON m.key = memory_fts.rowid".to_owned(),
-                        format!("memory_fts MATCH {q}"),
-                        "bm25(memory_fts)".to_owned(),
-                    )
-                }
-                Backend::Postgres => {
-                    let q = sql.arg(text(&plain));
-                    let tsq = format!(
-                        "replace(plainto_tsquery('english', {q})::text, '&', '|')::tsquery"
-                    );
-                    (
-                        format!("SELECT m.key, ts_rank_cd(m.tsv, {tsq}, 1)::text FROM memory_meta m"),
-                        format!("m.tsv @@ {tsq}"),
-                        "2 DESC".to_owned(),
-                    )
-                }
-            };
-            let conditions = filters.sql("m", &mut sql);
-            let l = sql.arg(Arg::Int(Some(limit)));
-            sql.text = format!(
-                "{select} WHERE {matched} AND m.tenant_id = {t}{conditions} ORDER BY {order} LIMIT {l}"
-            );
-            sql
-        },
-        &[SqlType::Int, SqlType::Text],
-    )
-    .await;
-    let rows = match rows {
-        Ok(rows) => rows,
-        // A query the full-text parser cannot read matches nothing.
-        Err(RepoError::Database(e)) if e.to_string().contains("fts5") => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| {
-            let mut r = r.into_iter();
-            let key = r.next()?.as_int()?;
-            let score = match r.next()? {
-                Cell::Text(t) => t.parse::<f64>().ok()?,
-                Cell::Int(n) => n as f64,
-                _ => return None,
-            };
-            Some((key, score))
-        })
-        .collect())
-}
-
 /// Counts of the tenant's rows: `(warm, cold, pending)`.
 pub async fn counts(
     repository: &Repository,
@@ -903,19 +814,6 @@ mod tests {
         check(&[], "");
         check(&["a"], "|a|");
         check(&["travel", "plans"], "|travel|plans|");
-    }
-
-    #[test]
-    fn fts_queries_quote_each_word() {
-        let check = |q: &str, expected: Option<&str>| assert_eq!(fts_query(q).as_deref(), expected);
-        check("", None);
-        check("  ?! ", None);
-        check("PO-2026-00417", Some("\"PO-2026-00417\""));
-        check(
-            "where does Maria live?",
-            Some("\"where\" OR \"does\" OR \"Maria\" OR \"live\""),
-        );
-        check("say \"hi\"", Some("\"say\" OR \"hi\""));
     }
 
     #[test]

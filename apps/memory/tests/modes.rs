@@ -120,3 +120,72 @@ async fn a_saved_index_is_reloaded_and_a_corrupt_one_rebuilt() {
         db.cleanup().await;
     }
 }
+
+/// Past `keyword::SCORED_ROWS_MAX` matching rows the keyword search relaxes the query
+/// instead of scoring every row (see `src/keyword.rs`): the rows matching all its words
+/// still come first, and a rare identifier is still found. SQLite only: PostgreSQL ranks
+/// the plain `OR` of the words with `ts_rank_cd`, unbounded.
+#[tokio::test]
+async fn a_query_of_common_words_over_many_rows_still_ranks_the_full_match_first() {
+    {
+        let db = prefiq_data::testing::TestDatabase::sqlite().unwrap();
+        let api = boot(&db).await;
+        let acme = api.tenant("acme").await;
+        let rows = memory::keyword::SCORED_ROWS_MAX as usize + 500;
+        let filler: Vec<serde_json::Value> = (0..rows)
+            .map(|i| {
+                let who = ["Maria", "Tom", "Ana", "Li"][i % 4];
+                let what = ["invoice", "report", "contract"][i % 3];
+                json!({"text": format!("{who} filed the {what} for the week, ref W-{i:05}.")})
+            })
+            .collect();
+        for chunk in filler.chunks(500) {
+            api.add(&acme, serde_json::Value::Array(chunk.to_vec()))
+                .await;
+        }
+        let ids = api
+            .add(
+                &acme,
+                json!([{"text": "Maria disputed the freight invoice from Porto."}]),
+            )
+            .await;
+        api.embedded(&acme, rows + 1).await;
+        let found = |query: &str| {
+            let (api, acme) = (&api, &acme);
+            let query = query.to_owned();
+            async move {
+                api.search(acme, json!({"query": query, "mode": "keyword", "limit": 5}))
+                    .await
+            }
+        };
+        // `the` is in every row, `Maria` and `invoice` in thousands: relaxed, not scored.
+        let hits = found("what did Maria say about the freight invoice from Porto?").await;
+        assert_eq!(hits.first(), Some(&ids[0]), "{hits:?}");
+        let (_, answer) = api
+            .call(
+                "POST",
+                "/api/v1/memory/search",
+                &acme,
+                Some(json!({"query": "the invoice Maria disputed", "mode": "keyword", "limit": 5})),
+            )
+            .await;
+        assert_eq!(answer["data"][0]["id"], ids[0].as_str(), "{answer}");
+        assert_eq!(found("the week W-01234").await.len(), 5);
+        let (_, answer) = api
+            .call(
+                "POST",
+                "/api/v1/memory/search",
+                &acme,
+                Some(json!({"query": "W-01234", "mode": "keyword"})),
+            )
+            .await;
+        assert_eq!(answer["data"].as_array().unwrap().len(), 1, "{answer}");
+        assert!(
+            answer["data"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("W-01234")
+        );
+        db.cleanup().await;
+    }
+}
