@@ -292,7 +292,9 @@ impl From<RepoError> for Problem {
             RepoError::Rejected { message, .. } => {
                 let mut p =
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY).with_detail(message.clone());
-                p.errors = errors(json!([{"pointer": "", "code": "rejected", "message": message}]));
+                p.errors = errors(
+                    json!([{"pointer": hook_pointer(&message), "code": "rejected", "message": message}]),
+                );
                 p
             }
             RepoError::Forbidden { action, reason } => Problem::new(StatusCode::FORBIDDEN)
@@ -599,4 +601,38 @@ async fn act(
         }
     };
     Ok(with_etag(axum::Json(&record).into_response(), &record))
+}
+
+/// The JSON pointer a hook's refusal names: a message such as `/lines/0/account: …`
+/// starts with it; any other message is about the whole document (`""`).
+fn hook_pointer(message: &str) -> &str {
+    match message.split_once(": ") {
+        Some((pointer, _))
+            if pointer.starts_with('/') && !pointer.contains(char::is_whitespace) =>
+        {
+            pointer
+        }
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_names_its_pointer_at_the_start_of_its_message() {
+        for (message, pointer) in [
+            (
+                "/receivable_account: not a Receivable account",
+                "/receivable_account",
+            ),
+            ("/lines/0/rate: from 0 to 100", "/lines/0/rate"),
+            ("the period is closed", ""),
+            ("/not a pointer: x", ""),
+            ("", ""),
+        ] {
+            assert_eq!(hook_pointer(message), pointer, "{message}");
+        }
+    }
 }
