@@ -531,6 +531,17 @@ impl TransactionHook for PostingHook {
         doc: &Map<String, Value>,
     ) -> Result<(), RepoError> {
         let id = field(doc, "id").unwrap_or_default().to_owned();
+        if let Some(kind) = field(doc, "entry_type")
+            && crate::documents::DOCUMENT_ENTRY_TYPES.contains(&kind)
+        {
+            // The entry of an invoice moves with its document: cancelling the entry alone
+            // would leave a submitted invoice without postings.
+            return Err(invalid(
+                "/entry_type",
+                "owned_by_document",
+                format!("a `{kind}` entry is cancelled by cancelling its document"),
+            ));
+        }
         let (company, voucher) = match event {
             EntityEvent::OnSubmit => ledger::prepare_voucher(conn, scope, &id, doc).await?,
             EntityEvent::OnCancel => ledger::reversal_voucher(conn, scope, &id, doc).await?,

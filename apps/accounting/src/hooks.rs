@@ -68,6 +68,11 @@ pub fn register(cx: &mut RegisterContext<'_>, books: &Arc<Books>) {
                     Some(kind @ ("Closing Entry" | "Import")) => Err(format!(
                         "a `{kind}` is written by the ledger (period close, import), not by hand"
                     )),
+                    Some(kind) if crate::documents::DOCUMENT_ENTRY_TYPES.contains(&kind) => {
+                        Err(format!(
+                            "/entry_type: a `{kind}` entry is written by submitting its document, and cancelled by cancelling it"
+                        ))
+                    }
                     _ => Ok(input.doc),
                 }
             })

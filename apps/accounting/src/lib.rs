@@ -9,6 +9,7 @@
 pub mod books;
 pub mod dates;
 pub mod desk;
+pub mod documents;
 pub mod hooks;
 pub mod import;
 pub mod journal;

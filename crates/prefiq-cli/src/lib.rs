@@ -260,6 +260,9 @@ pub fn installation() -> Result<App, CliError> {
         ::webhooks::WebhooksModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     let plugins = ::plugins::PluginsModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     let memory = ::memory::MemoryModule::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let trade = ::trade::Trade::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let selling = ::selling::Selling::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let buying = ::buying::Buying::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
         .provider(prefiq_data::audit::AuditProvider::default())
@@ -271,7 +274,10 @@ pub fn installation() -> Result<App, CliError> {
         .module(accounting)
         .module(webhooks)
         .module(plugins)
-        .module(memory))
+        .module(memory)
+        .module(trade)
+        .module(selling)
+        .module(buying))
 }
 
 fn config_options(cli: &Cli, flags: Vec<(String, serde_json::Value)>) -> ConfigOptions {

@@ -1,0 +1,564 @@
+//! Sales and purchase invoices through the API on both backends: figures computed on
+//! save, postings written on submit in the same transaction and reversed on cancel, the
+//! trial balance agreeing with the documents, and bad input refused at its pointer with
+//! nothing written.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use cortex::identity::Identity;
+use prefiq::{App, BootMode, BootOptions, ConfigOptions};
+use prefiq_data::DatabaseProvider;
+use prefiq_data::testing::{TestDatabase, databases};
+use prefiq_http::HttpProvider;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct Api {
+    router: axum::Router,
+    app: prefiq::BootedApp,
+}
+
+async fn boot(db: &TestDatabase) -> Api {
+    let mut vars = vec![("PREFIQ__DATABASE__URL".to_owned(), db.url.clone())];
+    if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY") {
+        vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
+    }
+    let app = App::new()
+        .provider(DatabaseProvider)
+        .provider(prefiq_data::audit::AuditProvider::default())
+        .provider(HttpProvider)
+        .module(cortex::Cortex::new().unwrap())
+        .module(accounting::Accounting::new().unwrap())
+        .module(trade::Trade::new().unwrap())
+        .module(selling::Selling::new().unwrap())
+        .module(buying::Buying::new().unwrap());
+    let mut options = BootOptions::new(BootMode::Serve);
+    options.config = ConfigOptions {
+        root: Some(db.root()),
+        vars: Some(vars),
+        ..Default::default()
+    };
+    let app = app.boot(options).await.unwrap();
+    let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
+    Api { router, app }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("authorization", bearer)
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn clerk(&self) -> String {
+        let identity = self.app.resolver("test").get::<Identity>().unwrap();
+        identity
+            .create_tenant("acme", "admin@acme.test", PASSWORD)
+            .await
+            .unwrap();
+        let roles: Vec<String> = ["Accounts Manager", "Sales Manager", "Purchase Manager"]
+            .iter()
+            .map(|r| (*r).to_owned())
+            .collect();
+        identity
+            .create_user(
+                "acme",
+                "clerk@acme.test",
+                PASSWORD,
+                &roles,
+                &serde_json::Map::new(),
+            )
+            .await
+            .unwrap();
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .header("x-tenant", "acme")
+            .body(Body::from(
+                json!({"email": "clerk@acme.test", "password": PASSWORD}).to_string(),
+            ))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        format!("Bearer {}", body["access_token"].as_str().unwrap())
+    }
+
+    async fn create(&self, bearer: &str, entity: &str, body: Value) -> Value {
+        let (status, answer) = self
+            .call(
+                "POST",
+                &format!("/api/v1/resources/{entity}"),
+                bearer,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{entity}: {answer}");
+        answer
+    }
+
+    async fn account(&self, bearer: &str, company: &str, path: &str) -> String {
+        let filters = json!([["company", "=", company], ["account_path", "=", path]]).to_string();
+        let encoded: String = filters
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let (_, answer) = self
+            .call(
+                "GET",
+                &format!("/api/v1/resources/account?filters={encoded}"),
+                bearer,
+                None,
+            )
+            .await;
+        answer["data"][0]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Closing balances (debit minus credit, as text) of the company's leaf accounts
+    /// that moved, by path.
+    async fn balances(&self, bearer: &str, company: &str) -> Vec<(String, String, String)> {
+        let (status, report) = self
+            .call(
+                "GET",
+                &format!("/api/v1/accounting/reports/trial-balance?company={company}&from=2026-01-01&to=2026-12-31"),
+                bearer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["is_group"] == false
+                    && (r["closing_debit"] != "0.00" || r["closing_credit"] != "0.00")
+            })
+            .map(|r| {
+                (
+                    r["account_path"].as_str().unwrap().to_owned(),
+                    r["closing_debit"].as_str().unwrap().to_owned(),
+                    r["closing_credit"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn row(path: &str, debit: &str, credit: &str) -> (String, String, String) {
+    (path.to_owned(), debit.to_owned(), credit.to_owned())
+}
+
+fn usd(amount: &str) -> Value {
+    json!({"amount": amount, "currency": "USD"})
+}
+
+#[tokio::test]
+async fn invoices_post_on_submit_and_reverse_on_cancel() {
+    for db in databases("selling_invoices").await {
+        let api = boot(&db).await;
+        let clerk = api.clerk().await;
+        let company = api
+            .create(
+                &clerk,
+                "company",
+                json!({"company_name": "Acme Ltd", "abbr": "ACME", "currency": "USD"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        api.create(&clerk, "fiscal_year", json!({"year_name": "FY 2026", "company": company, "start_date": "2026-01-01", "end_date": "2026-12-31"}))
+            .await;
+        let account = |path: &'static str| {
+            let (api, clerk, company) = (&api, &clerk, &company);
+            async move { api.account(clerk, company, path).await }
+        };
+        let (receivable, payable, output_tax, input_tax, sales, rent) = (
+            account("assets:current:receivable").await,
+            account("liabilities:current:payable").await,
+            account("liabilities:current:output-tax").await,
+            account("assets:current:input-tax").await,
+            account("income:sales").await,
+            account("expenses:rent").await,
+        );
+        let customer = api
+            .create(&clerk, "customer", json!({"customer_name": "Müller GmbH", "company": company, "receivable_account": receivable, "currency": "USD", "payment_terms_days": 14}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let supplier = api
+            .create(&clerk, "supplier", json!({"supplier_name": "Landlord Inc", "company": company, "payable_account": payable, "currency": "USD"}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let nos = api.create(&clerk, "uom", json!({"uom_name": "Nos"})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let group = api
+            .create(
+                &clerk,
+                "item_group",
+                json!({"item_group_name": "All Items"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let item = api
+            .create(&clerk, "item", json!({"item_code": "SVC-1", "item_name": "Consulting hour", "item_group": group, "stock_uom": nos, "is_stock_item": false, "company": company, "income_account": sales, "expense_account": rent}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let vat = api
+            .create(&clerk, "tax_template", json!({"title": "VAT 19%", "company": company, "lines": [{"account": output_tax, "rate": "19"}]}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let input_vat = api
+            .create(&clerk, "tax_template", json!({"title": "Input VAT 19%", "company": company, "lines": [{"account": input_tax, "rate": "19"}]}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
+        // A draft's figures are computed on save.
+        let invoice = json!({"customer": customer, "company": company, "posting_date": "2026-03-10", "currency": "USD", "tax_template": vat, "lines": [
+            {"item": item, "qty": "2", "unit_price": usd("10.00")},
+            {"item": item, "qty": "1", "unit_price": usd("5.50")},
+        ]});
+        let draft = api.create(&clerk, "sales_invoice", invoice.clone()).await;
+        let id = draft["id"].as_str().unwrap().to_owned();
+        assert_eq!(draft["name"], "SINV-2026-00001", "{draft}");
+        assert_eq!(draft["net_total"], usd("25.50"), "{draft}");
+        // 19% of 20.00 is 3.80 and of 5.50 is 1.045, so 1.05: line by line.
+        assert_eq!(draft["tax_total"], usd("4.85"), "{draft}");
+        assert_eq!(draft["grand_total"], usd("30.35"), "{draft}");
+        assert_eq!(draft["due_date"], "2026-03-24", "{draft}");
+        assert_eq!(draft["lines"][1]["tax_amount"], usd("1.05"), "{draft}");
+        assert_eq!(
+            draft["lines"][0]["income_account"],
+            sales.as_str(),
+            "{draft}"
+        );
+        assert!(api.balances(&clerk, &company).await.is_empty());
+
+        // Submitting posts receivable against income and tax, in the same transaction.
+        let (status, submitted) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{id}/submit"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{submitted}");
+        assert!(
+            submitted["journal_entry"].is_string() || submitted["docstatus"] == 1,
+            "{submitted}"
+        );
+        let (_, stored) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/sales_invoice/{id}"),
+                &clerk,
+                None,
+            )
+            .await;
+        let entry = stored["journal_entry"].as_str().unwrap().to_owned();
+        let (_, je) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/journal_entry/{entry}"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(je["entry_type"], "Sales Invoice", "{je}");
+        assert_eq!(je["name"], "SINV-2026-00001", "{je}");
+        assert_eq!(
+            api.balances(&clerk, &company).await,
+            vec![
+                row("assets:current:receivable", "30.35", "0.00"),
+                row("liabilities:current:output-tax", "0.00", "4.85"),
+                row("income:sales", "0.00", "25.50"),
+            ]
+        );
+        // The entry is the invoice's: it is not cancelled on its own.
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/journal_entry/{entry}/cancel"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+
+        // A purchase invoice posts expense and tax against payable.
+        let bill = api
+            .create(&clerk, "purchase_invoice", json!({"supplier": supplier, "company": company, "posting_date": "2026-03-11", "currency": "USD", "tax_template": input_vat, "lines": [
+                {"item": item, "qty": "1", "unit_price": usd("1000.00")},
+            ]}))
+            .await;
+        assert_eq!(bill["name"], "PINV-2026-00001", "{bill}");
+        let bill_id = bill["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/purchase_invoice/{bill_id}/submit"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+
+        // A credit note (negative quantities) posts the other way round.
+        let mut credit_note = invoice.clone();
+        credit_note["lines"] = json!([{"item": item, "qty": "-1", "unit_price": usd("5.50")}]);
+        let note = api.create(&clerk, "sales_invoice", credit_note).await;
+        assert_eq!(note["grand_total"], usd("-6.55"), "{note}");
+        let note_id = note["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{note_id}/submit"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            api.balances(&clerk, &company).await,
+            vec![
+                row("assets:current:input-tax", "190.00", "0.00"),
+                row("assets:current:receivable", "23.80", "0.00"),
+                row("liabilities:current:output-tax", "0.00", "3.80"),
+                row("liabilities:current:payable", "0.00", "1190.00"),
+                row("income:sales", "0.00", "20.00"),
+                row("expenses:rent", "1000.00", "0.00"),
+            ]
+        );
+
+        // Cancelling reverses: the books are as before the invoice.
+        for (entity, id) in [
+            ("sales_invoice", id.as_str()),
+            ("sales_invoice", note_id),
+            ("purchase_invoice", bill_id),
+        ] {
+            let (status, answer) = api
+                .call(
+                    "POST",
+                    &format!("/api/v1/resources/{entity}/{id}/cancel"),
+                    &clerk,
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+        assert!(api.balances(&clerk, &company).await.is_empty());
+        let (_, je) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/journal_entry/{entry}"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(je["docstatus"], 2, "{je}");
+        let (_, stored) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/sales_invoice/{id}"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(stored["outstanding_amount"], usd("0.00"), "{stored}");
+        api.app.shutdown().await.unwrap();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_invoices_are_refused_at_their_pointer_and_write_nothing() {
+    for db in databases("selling_bad_invoices").await {
+        let api = boot(&db).await;
+        let clerk = api.clerk().await;
+        let company = api
+            .create(
+                &clerk,
+                "company",
+                json!({"company_name": "Acme Ltd", "abbr": "ACME", "currency": "USD"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let other = api
+            .create(
+                &clerk,
+                "company",
+                json!({"company_name": "Other Ltd", "abbr": "OTH", "currency": "USD"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        api.create(&clerk, "fiscal_year", json!({"year_name": "FY 2026", "company": company, "start_date": "2026-01-01", "end_date": "2026-12-31"}))
+            .await;
+        let receivable = api
+            .account(&clerk, &company, "assets:current:receivable")
+            .await;
+        let other_receivable = api
+            .account(&clerk, &other, "assets:current:receivable")
+            .await;
+        let sales = api.account(&clerk, &company, "income:sales").await;
+        let customer = api
+            .create(&clerk, "customer", json!({"customer_name": "Müller GmbH", "company": company, "receivable_account": receivable, "currency": "USD"}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stranger = api
+            .create(&clerk, "customer", json!({"customer_name": "Stranger", "company": other, "receivable_account": other_receivable, "currency": "USD"}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let nos = api.create(&clerk, "uom", json!({"uom_name": "Nos"})).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let group = api
+            .create(
+                &clerk,
+                "item_group",
+                json!({"item_group_name": "All Items"}),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let item = api
+            .create(&clerk, "item", json!({"item_code": "SVC-1", "item_name": "Consulting hour", "item_group": group, "stock_uom": nos, "company": company, "income_account": sales}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let bare = api
+            .create(&clerk, "item", json!({"item_code": "SVC-2", "item_name": "No accounts", "item_group": group, "stock_uom": nos}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let good = json!({"customer": customer, "company": company, "posting_date": "2026-03-10", "currency": "USD", "lines": [{"item": item, "qty": "1", "unit_price": usd("10.00")}]});
+        for (change, pointer) in [
+            (json!({"customer": stranger}), "/customer"),
+            (json!({"lines": []}), "/lines"),
+            (
+                json!({"lines": [{"item": item, "qty": "0", "unit_price": usd("1.00")}]}),
+                "/lines/0/qty",
+            ),
+            (
+                json!({"lines": [{"item": item, "qty": "1", "unit_price": {"amount": "1.00", "currency": "EUR"}}]}),
+                "/lines/0/unit_price",
+            ),
+            (
+                json!({"lines": [{"item": bare, "qty": "1", "unit_price": usd("1.00")}]}),
+                "/lines/0/income_account",
+            ),
+            (json!({"grand_total": usd("99.00")}), "/grand_total"),
+            (json!({"due_date": "2026-01-01"}), "/due_date"),
+        ] {
+            let mut body = good.clone();
+            for (k, v) in change.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (status, answer) = api
+                .call(
+                    "POST",
+                    "/api/v1/resources/sales_invoice",
+                    &clerk,
+                    Some(body),
+                )
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{change}: {answer}"
+            );
+            assert_eq!(
+                answer["errors"][0]["pointer"], pointer,
+                "{change}: {answer}"
+            );
+        }
+        // A posting date outside every open period is refused on submit, and the invoice
+        // stays a draft with nothing posted.
+        let mut late = good.clone();
+        late["posting_date"] = json!("2027-02-01");
+        let draft = api.create(&clerk, "sales_invoice", late).await;
+        let id = draft["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{id}/submit"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["errors"][0]["pointer"], "/posting_date", "{answer}");
+        let (_, stored) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/sales_invoice/{id}"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(stored["docstatus"], 0, "{stored}");
+        assert!(stored["journal_entry"].is_null(), "{stored}");
+        assert!(api.balances(&clerk, &company).await.is_empty());
+        api.app.shutdown().await.unwrap();
+        db.cleanup().await;
+    }
+}
