@@ -67,10 +67,6 @@ impl ServiceProvider for Provider {
     }
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
-        if cx.mode != prefiq::BootMode::DryRun {
-            self.repository
-                .set(cx.services.get::<prefiq_data::entity::repo::Repository>()?);
-        }
-        Ok(())
+        self.repository.boot(cx)
     }
 }

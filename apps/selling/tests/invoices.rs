@@ -112,6 +112,30 @@ impl Api {
         format!("Bearer {}", body["access_token"].as_str().unwrap())
     }
 
+    async fn user(&self, email: &str, roles: &[&str]) -> String {
+        let identity = self.app.resolver("test").get::<Identity>().unwrap();
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        identity
+            .create_user("acme", email, PASSWORD, &roles, &serde_json::Map::new())
+            .await
+            .unwrap();
+        let request = Request::builder()
+            .method("POST")
+            .uri("/api/v1/auth/login")
+            .header("content-type", "application/json")
+            .header("x-tenant", "acme")
+            .body(Body::from(
+                json!({"email": email, "password": PASSWORD}).to_string(),
+            ))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        format!("Bearer {}", body["access_token"].as_str().unwrap())
+    }
+
     async fn create(&self, bearer: &str, entity: &str, body: Value) -> Value {
         let (status, answer) = self
             .call(
@@ -378,11 +402,45 @@ async fn invoices_post_on_submit_and_reverse_on_cancel() {
             ]
         );
 
+        // An invoice in EUR for a USD company posts at its rate: 119.00 EUR at 1.1.
+        let euro = api
+            .create(&clerk, "sales_invoice", json!({"customer": customer, "company": company, "posting_date": "2026-03-12", "currency": "EUR", "exchange_rate": "1.1", "tax_template": vat, "lines": [
+                {"item": item, "qty": "1", "unit_price": {"amount": "100.00", "currency": "EUR"}},
+            ]}))
+            .await;
+        assert_eq!(
+            euro["grand_total"],
+            json!({"amount": "119.00", "currency": "EUR"}),
+            "{euro}"
+        );
+        let euro_id = euro["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{euro_id}/submit"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            api.balances(&clerk, &company).await,
+            vec![
+                row("assets:current:input-tax", "190.00", "0.00"),
+                row("assets:current:receivable", "154.70", "0.00"),
+                row("liabilities:current:output-tax", "0.00", "24.70"),
+                row("liabilities:current:payable", "0.00", "1190.00"),
+                row("income:sales", "0.00", "130.00"),
+                row("expenses:rent", "1000.00", "0.00"),
+            ]
+        );
+
         // Cancelling reverses: the books are as before the invoice.
         for (entity, id) in [
             ("sales_invoice", id.as_str()),
             ("sales_invoice", note_id),
             ("purchase_invoice", bill_id),
+            ("sales_invoice", euro_id),
         ] {
             let (status, answer) = api
                 .call(
@@ -531,6 +589,51 @@ async fn bad_invoices_are_refused_at_their_pointer_and_write_nothing() {
                 "{change}: {answer}"
             );
         }
+        // Past the credit limit, a submit is refused unless the role may override it.
+        let careful = api
+            .create(&clerk, "customer", json!({"customer_name": "Careful Ltd", "company": company, "receivable_account": receivable, "currency": "USD", "credit_limit": usd("50.00")}))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let seller = api.user("seller@acme.test", &["Sales User"]).await;
+        let mut big = good.clone();
+        big["customer"] = json!(careful);
+        big["lines"] = json!([{"item": item, "qty": "6", "unit_price": usd("10.00")}]);
+        let big_id = api.create(&seller, "sales_invoice", big).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{big_id}/submit"),
+                &seller,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["errors"][0]["pointer"], "/customer", "{answer}");
+        assert!(api.balances(&clerk, &company).await.is_empty());
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{big_id}/submit"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{big_id}/cancel"),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+
         // A posting date outside every open period is refused on submit, and the invoice
         // stays a draft with nothing posted.
         let mut late = good.clone();

@@ -172,17 +172,30 @@ async fn check_party(
             format!("payment terms are from 0 to 3650 days, not {days}"),
         ));
     }
-    if let Some(amount) = input
-        .doc
-        .get("credit_limit")
-        .and_then(|v| v.get("amount"))
-        .and_then(Value::as_str)
+    let limit = input.doc.get("credit_limit").filter(|v| !v.is_null());
+    if let Some(amount) = limit.and_then(|v| v.get("amount")).and_then(Value::as_str)
         && amount.starts_with('-')
     {
         return Err(refuse(
             "/credit_limit",
             "a credit limit is not negative; leave it empty for none",
         ));
+    }
+    if let Some(currency) = limit
+        .and_then(|v| v.get("currency"))
+        .and_then(Value::as_str)
+    {
+        let base = column_of(repository, &input.scope, "company", "currency", company)
+            .await?
+            .flatten();
+        if let Some(base) = base
+            && base != currency
+        {
+            return Err(refuse(
+                "/credit_limit",
+                format!("a credit limit is in the company's currency, {base}, not {currency}"),
+            ));
+        }
     }
     Ok(())
 }

@@ -591,6 +591,119 @@ fn postings(kind: InvoiceKind, facts: &Facts, party: &str) -> Vec<DocumentLine> 
 /// Posts an invoice's journal entry on submit and reverses it on cancel.
 struct InvoicePosting {
     kind: InvoiceKind,
+    services: TradeRepository,
+}
+
+/// Who may submit a sales invoice past its customer's credit limit.
+pub const OVERRIDE_CREDIT_LIMIT: &str = "trade.override_credit_limit";
+
+impl InvoicePosting {
+    /// Refuses a sales invoice that takes its customer's open invoices past the credit
+    /// limit (in company currency), unless the caller may override it. Open invoices are
+    /// the customer's other submitted ones, each by its outstanding amount, converted at
+    /// its own rate (or the stored rate of its date).
+    async fn check_credit_limit(
+        &self,
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        doc: &Map<String, Value>,
+        facts: &Facts,
+        customer: &str,
+        rate: Option<i64>,
+    ) -> Result<(), RepoError> {
+        let row = rows_by_id(conn, scope, "customer", &["credit_limit"], &[customer]).await?;
+        let Some(limit) = row
+            .get(customer)
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|l| l.parse::<i64>().ok())
+        else {
+            return Ok(());
+        };
+        let Some(company) = accounting::ledger::load_company(conn, scope, &facts.company).await?
+        else {
+            return Ok(());
+        };
+        let base = company.base_currency.clone();
+        let id = str_of(doc.get("id")).unwrap_or_default();
+        let posting_date = str_of(doc.get("posting_date"))
+            .unwrap_or_default()
+            .to_owned();
+        let mut open = vec![(
+            facts.totals.grand_total,
+            facts.currency.clone(),
+            rate,
+            posting_date,
+        )];
+        let mut sql = Sql::default();
+        let tenant = sql.arg(text_arg(scope.tenant()));
+        let party = sql.arg(text_arg(customer));
+        let this = sql.arg(text_arg(id));
+        sql.text = format!(
+            "SELECT CAST(outstanding_amount AS TEXT), outstanding_amount_currency, CAST(exchange_rate AS TEXT), posting_date FROM sales_invoice WHERE tenant_id = {tenant} AND customer = {party} AND docstatus = 1 AND id <> {this} AND deleted_at IS NULL"
+        );
+        for r in conn
+            .fetch(
+                &sql,
+                &[SqlType::Text, SqlType::Text, SqlType::Text, SqlType::Text],
+            )
+            .await?
+        {
+            let cell = |i: usize| match r.get(i) {
+                Some(Cell::Text(t)) => Some(t.clone()),
+                _ => None,
+            };
+            let amount = cell(0).and_then(|a| a.parse::<i64>().ok()).unwrap_or(0);
+            let currency = cell(1).unwrap_or_else(|| base.clone());
+            let rate = cell(2).and_then(|r| r.parse::<i64>().ok());
+            open.push((amount, currency, rate, cell(3).unwrap_or_default()));
+        }
+        let mut exposure: i64 = 0;
+        for (amount, currency, rate, date) in open {
+            let rate = if currency == base {
+                Some(accounting::money::RATE_ONE)
+            } else {
+                match rate {
+                    Some(r) => Some(r),
+                    None => accounting::ledger::load_rate(conn, scope, &currency, &base, &date)
+                        .await?
+                        .map(|(r, _)| r),
+                }
+            };
+            let converted = rate
+                .and_then(|r| accounting::money::convert_currency(amount, &currency, r, &base))
+                .unwrap_or(0);
+            exposure = exposure.saturating_add(converted);
+        }
+        if exposure <= limit {
+            return Ok(());
+        }
+        let may_override = match self.services.authorizer() {
+            Some(authorizer) => {
+                authorizer
+                    .decide(
+                        scope,
+                        OVERRIDE_CREDIT_LIMIT,
+                        prefiq_auth::authz::Resource::Tenant,
+                    )
+                    .await
+                    .allowed
+            }
+            None => false,
+        };
+        if may_override {
+            return Ok(());
+        }
+        let scale = currency_scale(&base);
+        Err(invalid(
+            "/customer",
+            "credit_limit",
+            format!(
+                "the customer's open invoices would come to {} {base}, over its credit limit of {} {base}; a role with {OVERRIDE_CREDIT_LIMIT} may submit it",
+                format_scaled(exposure, scale),
+                format_scaled(limit, scale)
+            ),
+        ))
+    }
 }
 
 #[async_trait]
@@ -627,6 +740,10 @@ impl TransactionHook for InvoicePosting {
                     }
                     _ => None,
                 };
+                if kind == InvoiceKind::Sales {
+                    self.check_credit_limit(conn, scope, doc, &facts, party, rate)
+                        .await?;
+                }
                 let posting = DocumentPosting {
                     entry_type: kind.entry_type(),
                     name: str_of(doc.get("name")).unwrap_or(&id).to_owned(),
@@ -669,6 +786,7 @@ impl TransactionHook for InvoicePosting {
 
 /// Registers an invoice entity's validate hook and its posting.
 pub fn register(cx: &mut RegisterContext<'_>, repository: &TradeRepository, kind: InvoiceKind) {
+    let repository_for_posting = repository.clone();
     let repository = repository.clone();
     cx.services.contribute(Arc::new(EntityHook {
         module: "trade".into(),
@@ -680,7 +798,9 @@ pub fn register(cx: &mut RegisterContext<'_>, repository: &TradeRepository, kind
             Box::pin(async move { validate(&repository, kind, input).await })
         }),
     }));
-    cx.services.contribute::<dyn TransactionHook>(
-        Arc::new(InvoicePosting { kind }) as Arc<dyn TransactionHook>
-    );
+    cx.services
+        .contribute::<dyn TransactionHook>(Arc::new(InvoicePosting {
+            kind,
+            services: repository_for_posting,
+        }) as Arc<dyn TransactionHook>);
 }

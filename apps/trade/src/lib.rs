@@ -79,21 +79,37 @@ impl Module for Trade {
     }
 }
 
-/// The repository, once booted: the checks read accounts, parties and price lists.
+/// The services the hooks need, set once booted: the repository (the checks read
+/// accounts, parties and price lists) and the authorizer (who may override a credit
+/// limit).
 #[derive(Default, Clone)]
-pub struct TradeRepository(Arc<OnceLock<Arc<Repository>>>);
+pub struct TradeRepository {
+    repository: Arc<OnceLock<Arc<Repository>>>,
+    authorizer: Arc<OnceLock<Arc<prefiq_auth::authz::CedarAuthorizer>>>,
+}
 
 impl TradeRepository {
-    /// Sets the repository at boot (the first call wins).
-    pub fn set(&self, repository: Arc<Repository>) {
-        let _ = self.0.set(repository);
+    /// Sets the services at boot (the first call wins).
+    pub fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        if cx.mode != prefiq::BootMode::DryRun {
+            let _ = self.repository.set(cx.services.get::<Repository>()?);
+            let _ = self
+                .authorizer
+                .set(cx.services.get::<prefiq_auth::authz::CedarAuthorizer>()?);
+        }
+        Ok(())
     }
 
     /// The repository, or why not yet.
     pub fn get(&self) -> Result<&Arc<Repository>, String> {
-        self.0
+        self.repository
             .get()
             .ok_or_else(|| "the repository is not ready".to_owned())
+    }
+
+    /// The authorizer, once booted.
+    pub fn authorizer(&self) -> Option<&Arc<prefiq_auth::authz::CedarAuthorizer>> {
+        self.authorizer.get()
     }
 }
 
@@ -122,9 +138,6 @@ impl ServiceProvider for TradeProvider {
     }
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
-        if cx.mode != prefiq::BootMode::DryRun {
-            let _ = self.repository.0.set(cx.services.get::<Repository>()?);
-        }
-        Ok(())
+        self.repository.boot(cx)
     }
 }

@@ -54,12 +54,13 @@ async fn allowed(state: &HttpState, context: &Context) -> Result<TenantScope, Pr
     Ok(scope)
 }
 
-/// A decimal given as a JSON string (or, for a quantity, a number).
+/// A decimal given as a JSON string, or also as a number when `numbers` (a quantity;
+/// a price is a string, so that no float ever carries money).
 #[allow(clippy::result_large_err)]
-fn decimal(value: Option<&Value>, pointer: &str, scale: u8) -> Result<i64, Problem> {
+fn decimal(value: Option<&Value>, pointer: &str, scale: u8, numbers: bool) -> Result<i64, Problem> {
     let text = match value {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) if numbers => n.to_string(),
         None | Some(Value::Null) => {
             return Err(invalid(pointer, "required", "required"));
         }
@@ -67,7 +68,7 @@ fn decimal(value: Option<&Value>, pointer: &str, scale: u8) -> Result<i64, Probl
             return Err(invalid(
                 pointer,
                 "wrong_type",
-                "a decimal number such as \"12.50\"",
+                "a decimal number in a string, such as \"12.50\"",
             ));
         }
     };
@@ -112,11 +113,12 @@ fn lines(body: &Map<String, Value>, price_scale: u8) -> Result<Vec<LineInput>, P
                 ));
             }
             Ok(LineInput {
-                qty: decimal(row.get("qty"), &format!("/lines/{i}/qty"), QTY_DIGITS)?,
+                qty: decimal(row.get("qty"), &format!("/lines/{i}/qty"), QTY_DIGITS, true)?,
                 unit_price: decimal(
                     row.get("unit_price"),
                     &format!("/lines/{i}/unit_price"),
                     price_scale,
+                    false,
                 )?,
             })
         })
