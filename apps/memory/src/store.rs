@@ -603,6 +603,17 @@ pub async fn row_of(
     }
 }
 
+/// Rows of `META_COLUMNS` then `vector`, decoded; a row whose vector does not decode
+/// is left out.
+fn with_vectors(rows: Vec<Vec<Cell>>) -> Vec<(MetaRow, Vec<f32>)> {
+    rows.into_iter()
+        .filter_map(|mut r| {
+            let vector = decode_vector(&r.pop()?.into_bytes()?)?;
+            Some((meta_row(r)?, vector))
+        })
+        .collect()
+}
+
 /// A page of the tenant's warm rows with vectors of `model`, after `after` by key:
 /// `(row, vector)`. The index is built from these.
 pub async fn vectors_page(
@@ -632,13 +643,7 @@ pub async fn vectors_page(
         META_AND_VECTOR_TYPES,
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|mut r| {
-            let vector = decode_vector(&r.pop()?.into_bytes()?)?;
-            Some((meta_row(r)?, vector))
-        })
-        .collect())
+    Ok(with_vectors(rows))
 }
 
 /// The vectors and rows of these keys (warm, with a vector of `model`).
@@ -671,13 +676,7 @@ pub async fn vectors_of(
         META_AND_VECTOR_TYPES,
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|mut r| {
-            let vector = decode_vector(&r.pop()?.into_bytes()?)?;
-            Some((meta_row(r)?, vector))
-        })
-        .collect())
+    Ok(with_vectors(rows))
 }
 
 /// Counts of the tenant's rows: `(warm, cold, pending)`.

@@ -136,6 +136,14 @@ impl Api {
         format!("Bearer {}", body["access_token"].as_str().unwrap())
     }
 
+    /// Creates a record, which must succeed: its id.
+    async fn create_id(&self, bearer: &str, entity: &str, body: Value) -> String {
+        self.create(bearer, entity, body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     async fn create(&self, bearer: &str, entity: &str, body: Value) -> Value {
         let (status, answer) = self
             .call(
@@ -216,15 +224,12 @@ async fn invoices_post_on_submit_and_reverse_on_cancel() {
         let api = boot(&db).await;
         let clerk = api.clerk().await;
         let company = api
-            .create(
+            .create_id(
                 &clerk,
                 "company",
                 json!({"company_name": "Acme Ltd", "abbr": "ACME", "currency": "USD"}),
             )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .await;
         api.create(&clerk, "fiscal_year", json!({"year_name": "FY 2026", "company": company, "start_date": "2026-01-01", "end_date": "2026-12-31"}))
             .await;
         let account = |path: &'static str| {
@@ -239,50 +244,21 @@ async fn invoices_post_on_submit_and_reverse_on_cancel() {
             account("income:sales").await,
             account("expenses:rent").await,
         );
-        let customer = api
-            .create(&clerk, "customer", json!({"customer_name": "Müller GmbH", "company": company, "receivable_account": receivable, "currency": "USD", "payment_terms_days": 14}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let supplier = api
-            .create(&clerk, "supplier", json!({"supplier_name": "Landlord Inc", "company": company, "payable_account": payable, "currency": "USD"}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let nos = api.create(&clerk, "uom", json!({"uom_name": "Nos"})).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let customer = api.create_id(&clerk, "customer", json!({"customer_name": "Müller GmbH", "company": company, "receivable_account": receivable, "currency": "USD", "payment_terms_days": 14})).await;
+        let supplier = api.create_id(&clerk, "supplier", json!({"supplier_name": "Landlord Inc", "company": company, "payable_account": payable, "currency": "USD"})).await;
+        let nos = api
+            .create_id(&clerk, "uom", json!({"uom_name": "Nos"}))
+            .await;
         let group = api
-            .create(
+            .create_id(
                 &clerk,
                 "item_group",
                 json!({"item_group_name": "All Items"}),
             )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let item = api
-            .create(&clerk, "item", json!({"item_code": "SVC-1", "item_name": "Consulting hour", "item_group": group, "stock_uom": nos, "is_stock_item": false, "company": company, "income_account": sales, "expense_account": rent}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let vat = api
-            .create(&clerk, "tax_template", json!({"title": "VAT 19%", "company": company, "lines": [{"account": output_tax, "rate": "19"}]}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let input_vat = api
-            .create(&clerk, "tax_template", json!({"title": "Input VAT 19%", "company": company, "lines": [{"account": input_tax, "rate": "19"}]}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .await;
+        let item = api.create_id(&clerk, "item", json!({"item_code": "SVC-1", "item_name": "Consulting hour", "item_group": group, "stock_uom": nos, "is_stock_item": false, "company": company, "income_account": sales, "expense_account": rent})).await;
+        let vat = api.create_id(&clerk, "tax_template", json!({"title": "VAT 19%", "company": company, "lines": [{"account": output_tax, "rate": "19"}]})).await;
+        let input_vat = api.create_id(&clerk, "tax_template", json!({"title": "Input VAT 19%", "company": company, "lines": [{"account": input_tax, "rate": "19"}]})).await;
 
         // A draft's figures are computed on save.
         let invoice = json!({"customer": customer, "company": company, "posting_date": "2026-03-10", "currency": "USD", "tax_template": vat, "lines": [
@@ -482,25 +458,19 @@ async fn bad_invoices_are_refused_at_their_pointer_and_write_nothing() {
         let api = boot(&db).await;
         let clerk = api.clerk().await;
         let company = api
-            .create(
+            .create_id(
                 &clerk,
                 "company",
                 json!({"company_name": "Acme Ltd", "abbr": "ACME", "currency": "USD"}),
             )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .await;
         let other = api
-            .create(
+            .create_id(
                 &clerk,
                 "company",
                 json!({"company_name": "Other Ltd", "abbr": "OTH", "currency": "USD"}),
             )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .await;
         api.create(&clerk, "fiscal_year", json!({"year_name": "FY 2026", "company": company, "start_date": "2026-01-01", "end_date": "2026-12-31"}))
             .await;
         let receivable = api
@@ -510,44 +480,20 @@ async fn bad_invoices_are_refused_at_their_pointer_and_write_nothing() {
             .account(&clerk, &other, "assets:current:receivable")
             .await;
         let sales = api.account(&clerk, &company, "income:sales").await;
-        let customer = api
-            .create(&clerk, "customer", json!({"customer_name": "Müller GmbH", "company": company, "receivable_account": receivable, "currency": "USD"}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let stranger = api
-            .create(&clerk, "customer", json!({"customer_name": "Stranger", "company": other, "receivable_account": other_receivable, "currency": "USD"}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let nos = api.create(&clerk, "uom", json!({"uom_name": "Nos"})).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let customer = api.create_id(&clerk, "customer", json!({"customer_name": "Müller GmbH", "company": company, "receivable_account": receivable, "currency": "USD"})).await;
+        let stranger = api.create_id(&clerk, "customer", json!({"customer_name": "Stranger", "company": other, "receivable_account": other_receivable, "currency": "USD"})).await;
+        let nos = api
+            .create_id(&clerk, "uom", json!({"uom_name": "Nos"}))
+            .await;
         let group = api
-            .create(
+            .create_id(
                 &clerk,
                 "item_group",
                 json!({"item_group_name": "All Items"}),
             )
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let item = api
-            .create(&clerk, "item", json!({"item_code": "SVC-1", "item_name": "Consulting hour", "item_group": group, "stock_uom": nos, "company": company, "income_account": sales}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let bare = api
-            .create(&clerk, "item", json!({"item_code": "SVC-2", "item_name": "No accounts", "item_group": group, "stock_uom": nos}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .await;
+        let item = api.create_id(&clerk, "item", json!({"item_code": "SVC-1", "item_name": "Consulting hour", "item_group": group, "stock_uom": nos, "company": company, "income_account": sales})).await;
+        let bare = api.create_id(&clerk, "item", json!({"item_code": "SVC-2", "item_name": "No accounts", "item_group": group, "stock_uom": nos})).await;
         let good = json!({"customer": customer, "company": company, "posting_date": "2026-03-10", "currency": "USD", "lines": [{"item": item, "qty": "1", "unit_price": usd("10.00")}]});
         for (change, pointer) in [
             (json!({"customer": stranger}), "/customer"),
@@ -590,20 +536,12 @@ async fn bad_invoices_are_refused_at_their_pointer_and_write_nothing() {
             );
         }
         // Past the credit limit, a submit is refused unless the role may override it.
-        let careful = api
-            .create(&clerk, "customer", json!({"customer_name": "Careful Ltd", "company": company, "receivable_account": receivable, "currency": "USD", "credit_limit": usd("50.00")}))
-            .await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let careful = api.create_id(&clerk, "customer", json!({"customer_name": "Careful Ltd", "company": company, "receivable_account": receivable, "currency": "USD", "credit_limit": usd("50.00")})).await;
         let seller = api.user("seller@acme.test", &["Sales User"]).await;
         let mut big = good.clone();
         big["customer"] = json!(careful);
         big["lines"] = json!([{"item": item, "qty": "6", "unit_price": usd("10.00")}]);
-        let big_id = api.create(&seller, "sales_invoice", big).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let big_id = api.create_id(&seller, "sales_invoice", big).await;
         let (status, answer) = api
             .call(
                 "POST",
