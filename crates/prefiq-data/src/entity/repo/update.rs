@@ -107,13 +107,26 @@ pub(super) async fn update_tx(
 
 /// How often an update without an expected version starts again from the row as it now
 /// is, when another writer changed it first (another replica: in this process updates
-/// of one record take turns).
-const MAX_UPDATE_ATTEMPTS: usize = 16;
+/// of one record take turns). A replica that loses to another's steady stream of writes
+/// to one record waits longer each time (see [`conflict_pause_us`]), so these attempts
+/// span a few seconds: a stream of one replica's queued patches is over long before.
+const MAX_UPDATE_ATTEMPTS: u32 = 48;
 
-/// The longest pause before an update starts again after a conflict, in microseconds:
-/// a random pause up to `attempt` times this, so two replicas that keep colliding on one
-/// record fall out of step instead of colliding again at once.
+/// The first pause before an update starts again after a conflict, in microseconds. The
+/// pause doubles with each attempt up to [`CONFLICT_BACKOFF_MAX_US`] and is drawn at
+/// random below that, so two replicas that keep colliding fall out of step.
 const CONFLICT_BACKOFF_US: u64 = 500;
+
+/// The longest pause between two attempts of one update, in microseconds.
+const CONFLICT_BACKOFF_MAX_US: u64 = 80_000;
+
+/// The random pause before attempt `attempt + 1`, in microseconds.
+fn conflict_pause_us(attempt: u32) -> u64 {
+    let ceiling = CONFLICT_BACKOFF_US
+        .saturating_mul(1u64 << attempt.min(16))
+        .min(CONFLICT_BACKOFF_MAX_US);
+    rand::random_range(ceiling / 2..=ceiling)
+}
 
 tokio::task_local! {
     /// Set while a task runs an update: an update a hook makes inside it is nested.
@@ -177,7 +190,7 @@ impl Repository {
                         });
                     }
                     Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
-                        let pause = rand::random_range(0..=CONFLICT_BACKOFF_US * attempts as u64);
+                        let pause = conflict_pause_us(attempts);
                         tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
                         attempts += 1;
                     }
