@@ -123,6 +123,12 @@ pub const STANDARD_CHART: &[(&str, RootType, Option<&str>, bool)] = &[
         Some("Round Off"),
         false,
     ),
+    (
+        "expenses:exchange-gain-loss",
+        RootType::Expense,
+        Some("Expense"),
+        false,
+    ),
 ];
 
 /// The root type a plain-text account path starts with (`assets:bank` is an asset).
@@ -371,6 +377,7 @@ impl Books {
                 json!({
                     "retained_earnings_account": ids.get("equity:retained-earnings"),
                     "rounding_account": ids.get("expenses:exchange-rounding"),
+                    "exchange_gain_loss_account": ids.get("expenses:exchange-gain-loss"),
                 }),
                 None,
             )
@@ -487,7 +494,7 @@ pub enum PostingsOf {
 }
 
 /// Appends an audit record in the caller's transaction.
-pub(crate) async fn append(
+pub async fn append(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
     now: &str,

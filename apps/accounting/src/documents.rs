@@ -17,7 +17,7 @@ use crate::ledger::{self, LedgerEntry, text};
 use crate::money::RATE_ONE;
 
 /// The entry types documents post with; only the ledger writes them.
-pub const DOCUMENT_ENTRY_TYPES: &[&str] = &["Sales Invoice", "Purchase Invoice"];
+pub const DOCUMENT_ENTRY_TYPES: &[&str] = &["Sales Invoice", "Purchase Invoice", "Payment Entry"];
 
 /// One line of a document's postings, in the document's currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,10 @@ pub struct DocumentLine {
     /// The pointer, in the document, of what this line comes from: a refusal of the line
     /// names it (`/customer` for the receivable line, `/lines/2/income_account`, …).
     pub source: String,
+    /// This line's own currency and exchange rate (scaled by 10^9), when they are not the
+    /// document's: a payment settles an invoice at the invoice's rate, and posts the
+    /// exchange gain or loss in the company's currency.
+    pub currency_rate: Option<(String, i64)>,
 }
 
 /// What a document posts.
@@ -68,9 +72,12 @@ pub async fn post_document(
 ) -> Result<String, RepoError> {
     let id = uuid::Uuid::now_v7().to_string();
     let scale = currency_scale(&posting.currency);
-    let money = |amount: i64| {
-        (amount != 0)
-            .then(|| json!({"amount": format_scaled(amount, scale), "currency": posting.currency}))
+    let money = |amount: i64, line: &DocumentLine| {
+        let (currency, scale) = match &line.currency_rate {
+            Some((currency, _)) => (currency.as_str(), currency_scale(currency)),
+            None => (posting.currency.as_str(), scale),
+        };
+        (amount != 0).then(|| json!({"amount": format_scaled(amount, scale), "currency": currency}))
     };
     let rate = posting
         .exchange_rate
@@ -82,13 +89,15 @@ pub async fn post_document(
         .map(|l| {
             let mut line = Map::new();
             line.insert("account".into(), json!(l.account));
-            if let Some(debit) = money(l.debit) {
+            if let Some(debit) = money(l.debit, l) {
                 line.insert("debit".into(), debit);
             }
-            if let Some(credit) = money(l.credit) {
+            if let Some(credit) = money(l.credit, l) {
                 line.insert("credit".into(), credit);
             }
-            if posting.exchange_rate.is_some() {
+            if let Some((_, own)) = &l.currency_rate {
+                line.insert("exchange_rate".into(), json!(format_scaled(*own, 9)));
+            } else if posting.exchange_rate.is_some() {
                 line.insert("exchange_rate".into(), json!(rate));
             }
             if let Some(p) = &l.party_type {
@@ -221,6 +230,7 @@ mod tests {
             party: None,
             remark: None,
             source: source.into(),
+            currency_rate: None,
         };
         let lines = [line("/customer"), line("/lines/0/income_account")];
         for (pointer, expected) in [

@@ -38,6 +38,14 @@ impl Module for Buying {
     fn entities(&self) -> Vec<EntitySource> {
         vec![
             EntitySource {
+                file: "schema/purchase_order_line.yaml",
+                yaml: include_str!("../schema/purchase_order_line.yaml"),
+            },
+            EntitySource {
+                file: "schema/purchase_order.yaml",
+                yaml: include_str!("../schema/purchase_order.yaml"),
+            },
+            EntitySource {
                 file: "schema/purchase_invoice.yaml",
                 yaml: include_str!("../schema/purchase_invoice.yaml"),
             },
@@ -62,6 +70,7 @@ impl ServiceProvider for Provider {
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         invoice::register(cx, &self.repository, InvoiceKind::Purchase);
+        trade::order::register(cx, &self.repository, InvoiceKind::Purchase);
         Ok(())
     }
 

@@ -39,6 +39,22 @@ impl Module for Selling {
     fn entities(&self) -> Vec<EntitySource> {
         vec![
             EntitySource {
+                file: "schema/quotation_line.yaml",
+                yaml: include_str!("../schema/quotation_line.yaml"),
+            },
+            EntitySource {
+                file: "schema/quotation.yaml",
+                yaml: include_str!("../schema/quotation.yaml"),
+            },
+            EntitySource {
+                file: "schema/sales_order_line.yaml",
+                yaml: include_str!("../schema/sales_order_line.yaml"),
+            },
+            EntitySource {
+                file: "schema/sales_order.yaml",
+                yaml: include_str!("../schema/sales_order.yaml"),
+            },
+            EntitySource {
                 file: "schema/sales_invoice.yaml",
                 yaml: include_str!("../schema/sales_invoice.yaml"),
             },
@@ -63,6 +79,8 @@ impl ServiceProvider for Provider {
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         invoice::register(cx, &self.repository, InvoiceKind::Sales);
+        trade::order::register(cx, &self.repository, InvoiceKind::Sales);
+        trade::order::register_quotation(cx, &self.repository);
         Ok(())
     }
 

@@ -14,8 +14,16 @@
 //! accounting app's reads; it posts nothing.
 
 pub mod checks;
+pub mod credit;
+pub mod figures;
 pub mod invoice;
+pub mod make;
+pub mod order;
+pub mod payment;
+pub mod reconcile;
+pub mod reports;
 pub mod routes;
+mod rows;
 pub mod taxes;
 
 use std::sync::{Arc, OnceLock};
@@ -75,6 +83,8 @@ impl Module for Trade {
             schema!("schema/item_price.yaml"),
             schema!("schema/tax_template_line.yaml"),
             schema!("schema/tax_template.yaml"),
+            schema!("schema/payment_allocation.yaml"),
+            schema!("schema/payment_entry.yaml"),
         ]
     }
 }
@@ -126,13 +136,38 @@ impl ServiceProvider for TradeProvider {
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         checks::register(cx, &self.repository);
+        payment::register(cx, &self.repository);
         cx.services
             .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
                 "trade",
                 include_str!("../openapi/routes.yaml"),
             )?));
         cx.services.contribute(Arc::new(
-            RouteSet::new("trade").post("/api/v1/trade/totals", routes::totals),
+            RouteSet::new("trade")
+                .post("/api/v1/trade/totals", routes::totals)
+                .post("/api/v1/trade/{entity}/{id}/make/{target}", make::make)
+                .get("/api/v1/trade/reconciliation", reconcile::suggestions)
+                .post("/api/v1/trade/reconciliation", reconcile::reconcile)
+                .get(
+                    "/api/v1/trade/reports/receivable-ageing",
+                    reports::receivable_ageing,
+                )
+                .get(
+                    "/api/v1/trade/reports/payable-ageing",
+                    reports::payable_ageing,
+                )
+                .get(
+                    "/api/v1/trade/reports/sales-register",
+                    reports::sales_register,
+                )
+                .get(
+                    "/api/v1/trade/reports/purchase-register",
+                    reports::purchase_register,
+                )
+                .get(
+                    "/api/v1/trade/reports/gross-profit",
+                    reports::gross_profit_report,
+                ),
         ));
         Ok(())
     }

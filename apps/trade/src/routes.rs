@@ -29,9 +29,13 @@ fn invalid(pointer: impl Into<String>, code: &'static str, message: impl Into<St
     }]))
 }
 
-/// The caller's scope when it may compute totals.
+/// The caller's scope when it may do `action` on its tenant.
 #[allow(clippy::result_large_err)]
-async fn allowed(state: &HttpState, context: &Context) -> Result<TenantScope, Problem> {
+pub(crate) async fn allowed(
+    state: &HttpState,
+    context: &Context,
+    action: &str,
+) -> Result<TenantScope, Problem> {
     if context.principal.is_none() {
         return Err(Problem::from(KernelError::service(
             ErrorKind::Unauthenticated,
@@ -43,13 +47,11 @@ async fn allowed(state: &HttpState, context: &Context) -> Result<TenantScope, Pr
         .services
         .get::<CedarAuthorizer>("trade routes")
         .map_err(Problem::from)?;
-    let decision = authorizer
-        .decide(&scope, COMPUTE_TOTALS, Resource::Tenant)
-        .await;
+    let decision = authorizer.decide(&scope, action, Resource::Tenant).await;
     if !decision.allowed {
         return Err(Problem::new(StatusCode::FORBIDDEN)
-            .with_detail(refusal(COMPUTE_TOTALS, "the tenant", &decision))
-            .with_action(COMPUTE_TOTALS));
+            .with_detail(refusal(action, "the tenant", &decision))
+            .with_action(action));
     }
     Ok(scope)
 }
@@ -182,7 +184,7 @@ pub async fn totals(
     Extension(context): Extension<Context>,
     body: Bytes,
 ) -> Result<Json<Value>, Problem> {
-    let scope = allowed(&state, &context).await?;
+    let scope = allowed(&state, &context, COMPUTE_TOTALS).await?;
     let body: Map<String, Value> = prefiq_http::json_object(&body).map_err(|e| {
         invalid(
             "",

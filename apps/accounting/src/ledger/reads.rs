@@ -67,6 +67,8 @@ pub struct Company {
     pub retained_earnings_account: Option<String>,
     /// Where foreign-currency rounding differences go.
     pub rounding_account: Option<String>,
+    /// Where payments post the exchange gain or loss on settling an invoice.
+    pub exchange_gain_loss_account: Option<String>,
 }
 
 /// An account of the chart.
@@ -125,9 +127,9 @@ pub async fn load_company(
     let tenant = sql.arg(text(scope.tenant()));
     let id_arg = sql.arg(text(id));
     sql.text = format!(
-        "SELECT id, company_name, abbr, currency, retained_earnings_account, rounding_account FROM company WHERE tenant_id = {tenant} AND (id = {id_arg} OR company_name = {id_arg} OR abbr = {id_arg}) AND deleted_at IS NULL"
+        "SELECT id, company_name, abbr, currency, retained_earnings_account, rounding_account, exchange_gain_loss_account FROM company WHERE tenant_id = {tenant} AND (id = {id_arg} OR company_name = {id_arg} OR abbr = {id_arg}) AND deleted_at IS NULL"
     );
-    let rows = conn.fetch(&sql, &[SqlType::Text; 6]).await?;
+    let rows = conn.fetch(&sql, &[SqlType::Text; 7]).await?;
     Ok(rows.first().map(|r| Company {
         id: cell_text(r.first()).unwrap_or_default(),
         name: cell_text(r.get(1)).unwrap_or_default(),
@@ -135,6 +137,7 @@ pub async fn load_company(
         base_currency: cell_text(r.get(3)).unwrap_or_default(),
         retained_earnings_account: cell_text(r.get(4)),
         rounding_account: cell_text(r.get(5)),
+        exchange_gain_loss_account: cell_text(r.get(6)),
     }))
 }
 
