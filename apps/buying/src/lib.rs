@@ -35,6 +35,10 @@ impl Module for Buying {
         vec![Box::new(Provider::default())]
     }
 
+    fn migrations(&self) -> Vec<prefiq::Migration> {
+        vec![trade::reports::open_invoices_index(InvoiceKind::Purchase)]
+    }
+
     fn entities(&self) -> Vec<EntitySource> {
         vec![
             EntitySource {
@@ -70,6 +74,7 @@ impl ServiceProvider for Provider {
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         invoice::register(cx, &self.repository, InvoiceKind::Purchase);
+        trade::reports::register_open_invoices_index(cx, "buying", InvoiceKind::Purchase);
         trade::order::register(cx, &self.repository, InvoiceKind::Purchase);
         Ok(())
     }

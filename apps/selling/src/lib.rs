@@ -36,6 +36,10 @@ impl Module for Selling {
         vec![Box::new(Provider::default())]
     }
 
+    fn migrations(&self) -> Vec<prefiq::Migration> {
+        vec![trade::reports::open_invoices_index(InvoiceKind::Sales)]
+    }
+
     fn entities(&self) -> Vec<EntitySource> {
         vec![
             EntitySource {
@@ -79,6 +83,7 @@ impl ServiceProvider for Provider {
 
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         invoice::register(cx, &self.repository, InvoiceKind::Sales);
+        trade::reports::register_open_invoices_index(cx, "selling", InvoiceKind::Sales);
         trade::order::register(cx, &self.repository, InvoiceKind::Sales);
         trade::order::register_quotation(cx, &self.repository);
         Ok(())

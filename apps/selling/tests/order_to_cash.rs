@@ -55,10 +55,46 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
         let b = books(&api).await;
         let clerk = b.clerk.as_str();
 
-        // Quotation → sales order, carried by "make".
-        let quotation = api.create(clerk, "quotation", json!({"customer": b.euro_customer, "company": b.company, "posting_date": "2026-02-20", "currency": "EUR", "tax_template": b.vat, "lines": [
-            {"item": b.item, "qty": "10", "unit_price": eur("100.00")},
-        ]})).await;
+        // A lead with an opportunity becomes a customer, and the opportunity its quotation.
+        let lead = api.create(clerk, "lead", json!({"lead_name": "Jeanne Dupont", "company_name": "Dupont et Fils", "email": "jeanne@dupont.test", "company": b.company})).await;
+        let lead_id = lead["id"].as_str().unwrap();
+        let opportunity = api.create(clerk, "opportunity", json!({"title": "Consulting", "company": b.company, "lead": lead_id, "stage": "Proposal", "expected_close_date": "2026-03-31", "amount": eur("1190.00")})).await;
+        let opportunity_id = opportunity["id"].as_str().unwrap();
+        // Not before the lead is a customer.
+        assert_eq!(
+            refused(
+                &api,
+                clerk,
+                "POST",
+                &format!("/api/v1/trade/opportunity/{opportunity_id}/make/quotation"),
+                Some(json!({}))
+            )
+            .await,
+            (422, "/customer".to_owned())
+        );
+        let converted = api
+            .expect(
+                clerk,
+                "POST",
+                &format!("/api/v1/crm/leads/{lead_id}/convert"),
+                Some(json!({"customer": {"receivable_account": b.receivable, "currency": "EUR"}})),
+                StatusCode::CREATED,
+            )
+            .await;
+        let customer = converted["customer"]["id"].as_str().unwrap().to_owned();
+        let quotation = api
+            .make(
+                clerk,
+                "opportunity",
+                opportunity_id,
+                "quotation",
+                json!({"posting_date": "2026-02-20", "tax_template": b.vat, "lines": [
+                    {"item": b.item, "qty": "10", "unit_price": eur("100.00")},
+                ]}),
+            )
+            .await;
+        assert_eq!(quotation["customer"], customer.as_str(), "{quotation}");
+        assert_eq!(quotation["opportunity"], opportunity_id, "{quotation}");
         assert_eq!(quotation["grand_total"], eur("1190.00"), "{quotation}");
         let quotation_id = quotation["id"].as_str().unwrap();
         api.submit(clerk, "quotation", quotation_id).await;
@@ -79,7 +115,7 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
         let order_line = order["lines"][0]["id"].as_str().unwrap().to_owned();
 
         // A first invoice of 4 of the 10, made by hand against the order line.
-        let first = api.create(clerk, "sales_invoice", json!({"customer": b.euro_customer, "company": b.company, "posting_date": "2026-03-10", "currency": "EUR", "tax_template": b.vat, "sales_order": order_id, "lines": [
+        let first = api.create(clerk, "sales_invoice", json!({"customer": customer, "company": b.company, "posting_date": "2026-03-10", "currency": "EUR", "tax_template": b.vat, "sales_order": order_id, "lines": [
             {"item": b.item, "qty": "4", "unit_price": eur("100.00"), "order_line": order_line},
         ]})).await;
         let first_id = first["id"].as_str().unwrap().to_owned();
@@ -92,7 +128,7 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
         assert_eq!(order["lines"][0]["billed_qty"], "4.000", "{order}");
 
         // 7 more is past the order's 6 left: refused at the line, nothing written.
-        let over = api.create(clerk, "sales_invoice", json!({"customer": b.euro_customer, "company": b.company, "posting_date": "2026-03-11", "currency": "EUR", "lines": [
+        let over = api.create(clerk, "sales_invoice", json!({"customer": customer, "company": b.company, "posting_date": "2026-03-11", "currency": "EUR", "lines": [
             {"item": b.item, "qty": "7", "unit_price": eur("100.00"), "order_line": order_line},
         ]})).await;
         let over_id = over["id"].as_str().unwrap();
@@ -171,7 +207,7 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
         let payment_id = payment["id"].as_str().unwrap().to_owned();
         // Allocating more than is outstanding is refused at its pointer.
         let (status, answer) = api
-            .call("POST", "/api/v1/resources/payment_entry", clerk, Some(json!({"payment_type": "Receive", "party_type": "Customer", "party": b.euro_customer, "company": b.company, "posting_date": "2026-04-01", "account": b.bank, "currency": "EUR", "paid_amount": eur("500.00"), "allocations": [
+            .call("POST", "/api/v1/resources/payment_entry", clerk, Some(json!({"payment_type": "Receive", "party_type": "Customer", "party": customer, "company": b.company, "posting_date": "2026-04-01", "account": b.bank, "currency": "EUR", "paid_amount": eur("500.00"), "allocations": [
                 {"invoice_type": "Sales Invoice", "invoice": first_id, "allocated_amount": eur("500.00")},
             ]})))
             .await;
@@ -189,7 +225,7 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
 
         // An advance of 714 EUR at 1.00, reconciled later with the second invoice (booked
         // at 1.10): a loss of 71.40 USD.
-        let advance = api.create(clerk, "payment_entry", json!({"payment_type": "Receive", "party_type": "Customer", "party": b.euro_customer, "company": b.company, "posting_date": "2026-04-05", "account": b.bank, "currency": "EUR", "exchange_rate": "1", "paid_amount": eur("714.00")})).await;
+        let advance = api.create(clerk, "payment_entry", json!({"payment_type": "Receive", "party_type": "Customer", "party": customer, "company": b.company, "posting_date": "2026-04-05", "account": b.bank, "currency": "EUR", "exchange_rate": "1", "paid_amount": eur("714.00")})).await;
         assert_eq!(advance["unallocated_amount"], eur("714.00"), "{advance}");
         let advance_id = advance["id"].as_str().unwrap().to_owned();
         api.submit(clerk, "payment_entry", &advance_id).await;

@@ -15,6 +15,7 @@
 
 pub mod checks;
 pub mod credit;
+pub mod desk;
 pub mod figures;
 pub mod invoice;
 pub mod make;
@@ -137,6 +138,8 @@ impl ServiceProvider for TradeProvider {
     fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
         checks::register(cx, &self.repository);
         payment::register(cx, &self.repository);
+        cx.services.contribute(Arc::new(desk::layer()));
+        cx.services.contribute(Arc::new(desk::routes()));
         cx.services
             .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
                 "trade",

@@ -3,6 +3,7 @@
 //!
 //! | from | to | what is carried |
 //! |---|---|---|
+//! | `opportunity` (the crm app's, converted) | `quotation` | its customer, company and currency; the body gives the lines |
 //! | `quotation` | `sales_order` | the party, currency, taxes and lines |
 //! | `sales_order` | `sales_invoice` | each line's quantity not yet invoiced, with its `order_line` |
 //! | `purchase_order` | `purchase_invoice` | the same |
@@ -90,6 +91,19 @@ pub fn draft(entity: &str, target: &str, source: &Map<String, Value>) -> Result<
     let mut doc = carried(source, HEAD_FIELDS);
     doc.insert("posting_date".into(), json!(today));
     match (entity, target) {
+        ("opportunity", "quotation") => {
+            if source.get("customer").is_none_or(Value::is_null) && !source.is_empty() {
+                return Err(invalid(
+                    "/customer",
+                    "not_converted",
+                    "the opportunity's lead is not a customer yet: convert it first",
+                ));
+            }
+            let mut quotation = carried(source, &["customer", "company", "currency"]);
+            quotation.insert("opportunity".into(), id);
+            quotation.insert("posting_date".into(), json!(today));
+            doc = quotation;
+        }
         ("quotation", "sales_order") => {
             doc.insert("quotation".into(), id);
             let rows: Vec<Value> = lines(source)
@@ -249,7 +263,8 @@ pub async fn make(
     let Some(source) = source.as_object() else {
         return Err(Problem::new(StatusCode::NOT_FOUND));
     };
-    if source.get("docstatus").and_then(Value::as_i64) != Some(1) {
+    // An opportunity is not submitted: it is quoted while it is open.
+    if entity != "opportunity" && source.get("docstatus").and_then(Value::as_i64) != Some(1) {
         return Err(invalid(
             "/docstatus",
             "not_submitted",

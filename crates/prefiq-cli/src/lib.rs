@@ -261,6 +261,7 @@ pub fn installation() -> Result<App, CliError> {
     let plugins = ::plugins::PluginsModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     let memory = ::memory::MemoryModule::new().map_err(|e| CliError::Message(e.to_string()))?;
     let trade = ::trade::Trade::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let crm = ::crm::Crm::new().map_err(|e| CliError::Message(e.to_string()))?;
     let selling = ::selling::Selling::new().map_err(|e| CliError::Message(e.to_string()))?;
     let buying = ::buying::Buying::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
@@ -276,6 +277,7 @@ pub fn installation() -> Result<App, CliError> {
         .module(plugins)
         .module(memory)
         .module(trade)
+        .module(crm)
         .module(selling)
         .module(buying))
 }

@@ -34,6 +34,7 @@ pub async fn boot(db: &TestDatabase) -> Api {
         .module(cortex::Cortex::new().unwrap())
         .module(accounting::Accounting::new().unwrap())
         .module(trade::Trade::new().unwrap())
+        .module(crm::Crm::new().unwrap())
         .module(selling::Selling::new().unwrap())
         .module(buying::Buying::new().unwrap());
     let mut options = BootOptions::new(BootMode::Serve);
@@ -355,3 +356,7 @@ impl Api {
         .await
     }
 }
+
+// The desk browser of cortex's tests, not a copy of it.
+#[path = "../../../cortex/tests/common/browser.rs"]
+pub mod browser;
