@@ -16,7 +16,13 @@ use crate::routes::READ_REPORTS;
 pub fn layer() -> DeskLayer {
     DeskLayer {
         module: "crm".into(),
-        templates: vec![("crm/pipeline.html", include_str!("../desk/pipeline.html"))],
+        templates: vec![
+            ("crm/pipeline.html", include_str!("../desk/pipeline.html")),
+            (
+                "entity/lead/form.html",
+                include_str!("../desk/lead_form.html"),
+            ),
+        ],
         assets: vec![],
         links: vec![DeskLink {
             section: "crm".into(),
@@ -29,7 +35,9 @@ pub fn layer() -> DeskLayer {
 
 /// The routes of the CRM's pages.
 pub fn routes() -> RouteSet {
-    RouteSet::new("crm").get("/app/crm/pipeline", pipeline)
+    RouteSet::new("crm")
+        .get("/app/crm/pipeline", pipeline)
+        .post("/app/crm/leads/{id}/convert", convert)
 }
 
 /// A date the user typed, kept only when it is one (`YYYY-MM-DD`).
@@ -118,4 +126,72 @@ pub async fn pipeline(
             "error": error,
         }),
     )
+}
+
+/// `POST /app/crm/leads/{id}/convert`: converts the lead through the API as the user,
+/// into a customer with the company's first receivable account in the company's
+/// currency, and opens the customer.
+pub async fn convert(
+    State(state): State<HttpState>,
+    request: DeskRequest,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (desk, session, _form) = match request.open_form(&state, &body).await {
+        Ok(open) => open,
+        Err(response) => return response,
+    };
+    let lead = session
+        .call(
+            &state,
+            Method::GET,
+            &format!("/api/v1/resources/lead/{}", url_encode(&id)),
+            None,
+        )
+        .await;
+    if !lead.ok() {
+        return session.message(&state, &desk, lead.status, "Not converted", &lead.message());
+    }
+    let company = lead.body["company"].as_str().unwrap_or_default();
+    let filters = json!([
+        ["company", "=", company],
+        ["account_type", "=", "Receivable"],
+        ["is_group", "=", false]
+    ])
+    .to_string();
+    let receivable = session
+        .call(
+            &state,
+            Method::GET,
+            &format!(
+                "/api/v1/resources/account?limit=1&order_by=account_path%20asc&filters={}",
+                url_encode(&filters)
+            ),
+            None,
+        )
+        .await;
+    let account = receivable.body["data"][0]["id"].clone();
+    let answer = session
+        .call(
+            &state,
+            Method::POST,
+            &format!("/api/v1/crm/leads/{}/convert", url_encode(&id)),
+            Some(&json!({"customer": {"receivable_account": account}})),
+        )
+        .await;
+    if !answer.ok() {
+        let detail: Vec<String> = answer
+            .field_errors()
+            .into_iter()
+            .map(|(pointer, message)| format!("{message} ({pointer})"))
+            .collect();
+        let text = if detail.is_empty() {
+            answer.message()
+        } else {
+            detail.join("; ")
+        };
+        return session.message(&state, &desk, answer.status, "Not converted", &text);
+    }
+    let customer = answer.body["customer"]["id"].as_str().unwrap_or_default();
+    session.redirect(&format!("/app/e/customer/{}", url_encode(customer)))
 }

@@ -1,5 +1,5 @@
-//! Order to cash through the desk on both backends: a submitted order shows "Make
-//! invoice", the button makes the draft and opens it, a submitted invoice shows "Make
+//! Order to cash through the desk on both backends: a lead converts from its form, a
+//! submitted order shows "Make invoice", the button makes the draft and opens it, a submitted invoice shows "Make
 //! payment" and prints with its total in words, and the trade reports and
 //! reconciliation render with their figures.
 #![allow(clippy::unwrap_used)]
@@ -119,6 +119,30 @@ async fn order_to_cash_through_the_desk() {
             reconciliation.body
         );
         assert_has(&reconciliation, "Nothing to reconcile.");
+        // A lead is converted from its form, into a customer with the company's
+        // receivable account, and then shows no button.
+        let lead = api
+            .create(
+                clerk,
+                "lead",
+                json!({"lead_name": "Ana Lima", "company_name": "Lima Lda", "company": b.company}),
+            )
+            .await;
+        let lead_id = lead["id"].as_str().unwrap();
+        let form = browser.get(&format!("/app/e/lead/{lead_id}")).await;
+        let convert = format!("/app/crm/leads/{lead_id}/convert");
+        assert_has(&form, &convert);
+        let converted = browser.post(&convert, &[]).await;
+        let customer_id = redirected_id(&converted, "customer");
+        let customer = api.get(clerk, "customer", &customer_id).await;
+        assert_eq!(customer["customer_name"], "Lima Lda", "{customer}");
+        assert_eq!(
+            customer["receivable_account"],
+            b.receivable.as_str(),
+            "{customer}"
+        );
+        let form = browser.get(&format!("/app/e/lead/{lead_id}")).await;
+        assert!(!form.body.contains(&convert), "{}", form.body);
         // A pair that is not made is refused.
         let refused = browser
             .post(

@@ -512,3 +512,82 @@ async fn a_sales_order_past_the_credit_limit_is_refused() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn lines_without_a_price_take_the_price_lists_of_the_date() {
+    for db in databases("selling_price_list").await {
+        let api = boot(&db).await;
+        let b = books(&api).await;
+        let clerk = b.clerk.as_str();
+        let list = api
+            .create_id(
+                clerk,
+                "price_list",
+                json!({"price_list_name": "Euro retail", "currency": "EUR", "selling": true}),
+            )
+            .await;
+        let usd_list = api
+            .create_id(
+                clerk,
+                "price_list",
+                json!({"price_list_name": "Dollar retail", "currency": "USD", "selling": true}),
+            )
+            .await;
+        let buying_list = api.create_id(clerk, "price_list", json!({"price_list_name": "Euro buying", "currency": "EUR", "selling": false, "buying": true})).await;
+        api.create(
+            clerk,
+            "item_price",
+            json!({"item": b.item, "price_list": list, "rate": eur("100.00")}),
+        )
+        .await;
+        api.create(clerk, "item_price", json!({"item": b.item, "price_list": list, "rate": eur("120.00"), "valid_from": "2026-06-01"})).await;
+        let other = api.create_id(clerk, "item", json!({"item_code": "SVC-2", "item_name": "Training day", "item_group": api.get(clerk, "item", &b.item).await["item_group"], "stock_uom": api.get(clerk, "item", &b.item).await["stock_uom"], "company": b.company, "income_account": b.sales})).await;
+        let order = |date: &str, list: &str, item: &str| json!({"customer": b.euro_customer, "company": b.company, "posting_date": date, "currency": "EUR", "price_list": list, "lines": [{"item": item, "qty": "2"}]});
+        // (date, list, item) → the unit price taken, or the pointer of the refusal.
+        let cases: Vec<(Value, Result<&str, &str>)> = vec![
+            (order("2026-03-01", &list, &b.item), Ok("100.00")),
+            (order("2026-06-01", &list, &b.item), Ok("120.00")),
+            (order("2026-12-31", &list, &b.item), Ok("120.00")),
+            (order("2026-03-01", &usd_list, &b.item), Err("/price_list")),
+            (
+                order("2026-03-01", &buying_list, &b.item),
+                Err("/price_list"),
+            ),
+            (
+                order("2026-03-01", &list, &other),
+                Err("/lines/0/unit_price"),
+            ),
+        ];
+        for (body, expected) in cases {
+            let (status, answer) = api
+                .call(
+                    "POST",
+                    "/api/v1/resources/sales_order",
+                    clerk,
+                    Some(body.clone()),
+                )
+                .await;
+            match expected {
+                Ok(price) => {
+                    assert_eq!(status, StatusCode::CREATED, "{body}: {answer}");
+                    assert_eq!(
+                        answer["lines"][0]["unit_price"],
+                        eur(price),
+                        "{body}: {answer}"
+                    );
+                }
+                Err(pointer) => {
+                    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+                    assert_eq!(answer["errors"][0]["pointer"], pointer, "{body}: {answer}");
+                }
+            }
+        }
+        // A price typed on the line wins over the list's.
+        let mut typed = order("2026-03-01", &list, &b.item);
+        typed["lines"][0]["unit_price"] = eur("90.00");
+        let answer = api.create(clerk, "sales_order", typed).await;
+        assert_eq!(answer["lines"][0]["unit_price"], eur("90.00"), "{answer}");
+        drop(api);
+        db.cleanup().await;
+    }
+}

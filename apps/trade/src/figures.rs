@@ -369,17 +369,20 @@ async fn validate(
     let repository = repository.get()?;
     let scope = input.scope.clone();
     let doc = input.doc.clone();
-    let facts = repository
+    let (mut doc, facts) = repository
         .read(
             &input.scope,
             Box::new(move |conn| {
-                let (scope, doc) = (scope.clone(), doc.clone());
-                Box::pin(async move { facts(conn, &scope, spec, &doc).await })
+                let (scope, mut doc) = (scope.clone(), doc.clone());
+                Box::pin(async move {
+                    crate::prices::fill_prices(conn, &scope, spec, &mut doc).await?;
+                    let facts = facts(conn, &scope, spec, &doc).await?;
+                    Ok((doc, facts))
+                })
             }),
         )
         .await
         .map_err(|e| refusal(&e))?;
-    let mut doc = input.doc;
     let currency = facts.currency.clone();
     if let Some(rows) = doc.get_mut("lines").and_then(Value::as_array_mut) {
         for ((row, line), account) in rows

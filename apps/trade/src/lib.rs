@@ -21,6 +21,7 @@ pub mod invoice;
 pub mod make;
 pub mod order;
 pub mod payment;
+mod prices;
 pub mod reconcile;
 pub mod reports;
 pub mod routes;

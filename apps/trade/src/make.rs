@@ -43,6 +43,7 @@ const HEAD_FIELDS: &[&str] = &[
     "currency",
     "exchange_rate",
     "tax_template",
+    "price_list",
 ];
 
 /// The line fields carried.
