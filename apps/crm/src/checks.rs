@@ -358,8 +358,59 @@ enum Check {
     Opportunity,
 }
 
-/// Registers the checks as validate hooks of their entities.
+/// Once an opportunity is made for an open lead, the lead is at the Opportunity stage.
+/// A lead already further (Converted, Lost) keeps its status.
+async fn lead_has_an_opportunity(
+    services: &TradeRepository,
+    input: HookInput,
+) -> Result<Map<String, Value>, String> {
+    let Some(lead) = input
+        .doc
+        .get("lead")
+        .and_then(Value::as_str)
+        .filter(|l| !l.is_empty())
+    else {
+        return Ok(input.doc);
+    };
+    let repository = services.get()?;
+    let stored = repository
+        .get(&input.scope, "lead", lead)
+        .await
+        .map_err(|e| e.to_string())?;
+    if matches!(
+        stored.get("status").and_then(Value::as_str),
+        Some("Open" | "Replied")
+    ) {
+        repository
+            .update(
+                &input.scope,
+                "lead",
+                lead,
+                serde_json::json!({"status": "Opportunity"}),
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(input.doc)
+}
+
+/// Registers the checks as validate hooks of their entities, and the lead's move to the
+/// Opportunity stage.
 pub fn register(cx: &mut RegisterContext<'_>, services: &TradeRepository) {
+    {
+        let services = services.clone();
+        cx.services.contribute(Arc::new(EntityHook {
+            module: "crm".into(),
+            name: "lead_status".into(),
+            entity: "opportunity".into(),
+            event: EntityEvent::AfterInsert,
+            run: Arc::new(move |input: HookInput| {
+                let services = services.clone();
+                Box::pin(async move { lead_has_an_opportunity(&services, input).await })
+            }),
+        }));
+    }
     for (entity, name, check) in [
         ("lead", "conversion", Check::Lead),
         ("opportunity", "party_and_figures", Check::Opportunity),

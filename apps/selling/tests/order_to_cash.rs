@@ -60,6 +60,7 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
         let lead_id = lead["id"].as_str().unwrap();
         let opportunity = api.create(clerk, "opportunity", json!({"title": "Consulting", "company": b.company, "lead": lead_id, "stage": "Proposal", "expected_close_date": "2026-03-31", "amount": eur("1190.00")})).await;
         let opportunity_id = opportunity["id"].as_str().unwrap();
+        assert_eq!(api.get(clerk, "lead", lead_id).await["status"], "Opportunity");
         // Not before the lead is a customer.
         assert_eq!(
             refused(
