@@ -60,7 +60,10 @@ async fn order_to_cash_in_eur_for_a_usd_company() {
         let lead_id = lead["id"].as_str().unwrap();
         let opportunity = api.create(clerk, "opportunity", json!({"title": "Consulting", "company": b.company, "lead": lead_id, "stage": "Proposal", "expected_close_date": "2026-03-31", "amount": eur("1190.00")})).await;
         let opportunity_id = opportunity["id"].as_str().unwrap();
-        assert_eq!(api.get(clerk, "lead", lead_id).await["status"], "Opportunity");
+        assert_eq!(
+            api.get(clerk, "lead", lead_id).await["status"],
+            "Opportunity"
+        );
         // Not before the lead is a customer.
         assert_eq!(
             refused(
@@ -588,6 +591,45 @@ async fn lines_without_a_price_take_the_price_lists_of_the_date() {
         typed["lines"][0]["unit_price"] = eur("90.00");
         let answer = api.create(clerk, "sales_order", typed).await;
         assert_eq!(answer["lines"][0]["unit_price"], eur("90.00"), "{answer}");
+        drop(api);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_purchase_invoice_in_eur_paid_at_a_lower_rate_is_a_gain() {
+    for db in databases("selling_purchase_fx").await {
+        let api = boot(&db).await;
+        let b = books(&api).await;
+        let clerk = b.clerk.as_str();
+        let supplier = api.create_id(clerk, "supplier", json!({"supplier_name": "Fournisseur SARL", "company": b.company, "payable_account": b.payable, "currency": "EUR"})).await;
+        // 100 EUR booked at the stored 1.10: 110.00 USD owed.
+        let invoice = api.create(clerk, "purchase_invoice", json!({"supplier": supplier, "company": b.company, "posting_date": "2026-04-01", "currency": "EUR", "lines": [
+            {"item": b.item, "qty": "1", "unit_price": eur("100.00")},
+        ]})).await;
+        let invoice_id = invoice["id"].as_str().unwrap().to_owned();
+        api.submit(clerk, "purchase_invoice", &invoice_id).await;
+        // Paid at 1.05: 105.00 USD leave the bank, a gain of 5.00 USD.
+        let payment = api
+            .make(
+                clerk,
+                "purchase_invoice",
+                &invoice_id,
+                "payment_entry",
+                json!({"account": b.bank, "exchange_rate": "1.05", "posting_date": "2026-05-01"}),
+            )
+            .await;
+        let payment_id = payment["id"].as_str().unwrap().to_owned();
+        let payment = api.submit(clerk, "payment_entry", &payment_id).await;
+        assert_eq!(payment["exchange_gain_loss"], usd("5.00"), "{payment}");
+        assert_eq!(
+            balances(&api, clerk, &b.company).await,
+            vec![
+                row("assets:current:bank", "0.00", "105.00"),
+                row("expenses:exchange-gain-loss", "0.00", "5.00"),
+                row("expenses:rent", "110.00", "0.00"),
+            ]
+        );
         drop(api);
         db.cleanup().await;
     }
