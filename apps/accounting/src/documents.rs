@@ -17,7 +17,12 @@ use crate::ledger::{self, LedgerEntry, text};
 use crate::money::RATE_ONE;
 
 /// The entry types documents post with; only the ledger writes them.
-pub const DOCUMENT_ENTRY_TYPES: &[&str] = &["Sales Invoice", "Purchase Invoice", "Payment Entry"];
+pub const DOCUMENT_ENTRY_TYPES: &[&str] = &[
+    "Sales Invoice",
+    "Purchase Invoice",
+    "Payment Entry",
+    "Stock Entry",
+];
 
 /// One line of a document's postings, in the document's currency.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,7 +25,7 @@ mod prices;
 pub mod reconcile;
 pub mod reports;
 pub mod routes;
-mod rows;
+pub mod rows;
 pub mod taxes;
 
 use std::sync::{Arc, OnceLock};

@@ -9,7 +9,8 @@ use serde_json::Value;
 
 use crate::taxes::Tax;
 
-pub(crate) fn invalid(
+/// A refusal of the field at `pointer`: a 422 naming it.
+pub fn invalid(
     pointer: impl Into<String>,
     code: &'static str,
     message: impl Into<String>,
@@ -21,16 +22,18 @@ pub(crate) fn invalid(
     }])
 }
 
-pub(crate) fn str_of(value: Option<&Value>) -> Option<&str> {
+/// A non-empty string value.
+pub fn str_of(value: Option<&Value>) -> Option<&str> {
     value.and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-pub(crate) fn text_arg(value: &str) -> Arg {
+/// A text argument of a statement.
+pub fn text_arg(value: &str) -> Arg {
     Arg::Text(Some(value.to_owned()))
 }
 
 /// Reads the live rows of `table` with these ids: `columns` of each, as text.
-pub(crate) async fn rows_by_id(
+pub async fn rows_by_id(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
     table: &str,
@@ -69,7 +72,7 @@ pub(crate) async fn rows_by_id(
 }
 
 /// A tax template's taxes and company.
-pub(crate) async fn template(
+pub async fn template(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
     id: &str,
@@ -109,7 +112,7 @@ pub(crate) async fn template(
 }
 
 /// The text of a cell, when it is text.
-pub(crate) fn cell_text(row: &[Cell], i: usize) -> Option<String> {
+pub fn cell_text(row: &[Cell], i: usize) -> Option<String> {
     match row.get(i) {
         Some(Cell::Text(t)) => Some(t.clone()),
         _ => None,
@@ -117,6 +120,6 @@ pub(crate) fn cell_text(row: &[Cell], i: usize) -> Option<String> {
 }
 
 /// A stored boolean read as text (`1` on SQLite, `true` or `t` on PostgreSQL).
-pub(crate) fn truthy(value: Option<&str>) -> bool {
+pub fn truthy(value: Option<&str>) -> bool {
     matches!(value, Some("1" | "true" | "t"))
 }

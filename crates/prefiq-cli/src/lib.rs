@@ -264,6 +264,7 @@ pub fn installation() -> Result<App, CliError> {
     let crm = ::crm::Crm::new().map_err(|e| CliError::Message(e.to_string()))?;
     let selling = ::selling::Selling::new().map_err(|e| CliError::Message(e.to_string()))?;
     let buying = ::buying::Buying::new().map_err(|e| CliError::Message(e.to_string()))?;
+    let stock = ::stock::Stock::new().map_err(|e| CliError::Message(e.to_string()))?;
     Ok(App::new()
         .provider(DatabaseProvider)
         .provider(prefiq_data::audit::AuditProvider::default())
@@ -279,7 +280,8 @@ pub fn installation() -> Result<App, CliError> {
         .module(trade)
         .module(crm)
         .module(selling)
-        .module(buying))
+        .module(buying)
+        .module(stock))
 }
 
 fn config_options(cli: &Cli, flags: Vec<(String, serde_json::Value)>) -> ConfigOptions {

@@ -1,0 +1,120 @@
+//! The stock app: warehouses, stock entries and the stock ledger, posted to the books as
+//! perpetual inventory.
+//!
+//! - `warehouse`: a tree per company; a leaf holds stock and names its Stock account.
+//! - Items (trade's `item`) carry a valuation method (FIFO or moving average) and whether
+//!   they allow negative stock.
+//! - `stock_entry` (Receipt, Issue, Transfer) with its `stock_entry_line`s: submitting it
+//!   values each line ([`valuation`]), appends the stock ledger rows ([`ledger`]) and
+//!   posts the stock accounts, all in one transaction ([`entry`]); cancelling reverses
+//!   both.
+//! - `GET /api/v1/stock/reports/stock-balance` and `stock-ledger` ([`reports`]).
+//! - Backdated entries and cancels repost later entries and their postings ([`repost`]).
+
+pub mod entry;
+pub mod ledger;
+pub mod reports;
+pub mod repost;
+mod rows;
+pub mod valuation;
+pub mod warehouse;
+
+use std::sync::Arc;
+
+use prefiq::{
+    BootContext, EntitySource, KernelError, Manifest, Module, RegisterContext, ServiceProvider,
+    async_trait,
+};
+use prefiq_http::RouteSet;
+use trade::TradeRepository;
+
+/// The module's manifest source.
+pub const MANIFEST: &str = include_str!("../module.yaml");
+
+/// The stock module.
+pub struct Stock {
+    manifest: Manifest,
+}
+
+impl Stock {
+    /// The module with its embedded manifest.
+    pub fn new() -> Result<Self, prefiq::ManifestError> {
+        Ok(Stock {
+            manifest: Manifest::from_yaml(MANIFEST)?,
+        })
+    }
+}
+
+impl Module for Stock {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn providers(&self) -> Vec<Box<dyn ServiceProvider>> {
+        vec![Box::new(StockProvider::default())]
+    }
+
+    fn migrations(&self) -> Vec<prefiq::Migration> {
+        vec![ledger::migration()]
+    }
+
+    fn entities(&self) -> Vec<EntitySource> {
+        macro_rules! schema {
+            ($file:literal) => {
+                EntitySource {
+                    file: $file,
+                    yaml: include_str!(concat!("../", $file)),
+                }
+            };
+        }
+        vec![
+            schema!("schema/warehouse.yaml"),
+            schema!("schema/stock_entry_line.yaml"),
+            schema!("schema/stock_entry.yaml"),
+        ]
+    }
+}
+
+#[derive(Default)]
+struct StockProvider {
+    repository: TradeRepository,
+}
+
+#[async_trait]
+impl ServiceProvider for StockProvider {
+    fn name(&self) -> &'static str {
+        "stock::StockProvider"
+    }
+
+    fn register(&self, cx: &mut RegisterContext<'_>) -> Result<(), KernelError> {
+        // The stock ledger holds tenant data: with a database per tenant, each gets it.
+        cx.services
+            .contribute(Arc::new(prefiq_data::tenants::TenantDataMigrations {
+                module: "stock".into(),
+                migrations: vec![ledger::migration()],
+            }));
+        warehouse::register(cx, &self.repository);
+        entry::register(cx, &self.repository);
+        cx.services
+            .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
+                "stock",
+                include_str!("../openapi/routes.yaml"),
+            )?));
+        cx.services.contribute(Arc::new(
+            RouteSet::new("stock")
+                .get(
+                    "/api/v1/stock/reports/stock-balance",
+                    reports::stock_balance_report,
+                )
+                .get(
+                    "/api/v1/stock/reports/stock-ledger",
+                    reports::stock_ledger_report,
+                ),
+        ));
+        Ok(())
+    }
+
+    async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        self.repository.boot(cx)
+    }
+}

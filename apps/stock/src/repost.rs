@@ -1,0 +1,301 @@
+//! Reposting: a movement posted before later movements of its bin (a backdated entry,
+//! or the cancel of an entry that has later ones) changes what those later issues cost.
+//!
+//! The ledger stays append-only: each later issue whose cost changes gets a repost row
+//! (`adjusts` = the key of the row it corrects, quantity change zero, value change the
+//! correction, and the bin's figures after it), dated like the row it corrects. A row's
+//! value is then its own plus its repost rows', which is what replay reads
+//! ([`crate::ledger::bin_rows`]), and the stock value at any date stays the sum of the
+//! value changes up to it. A transfer's target received what its source gave, so a
+//! changed transfer cost is carried to the target's row and its bin reposted in turn, in
+//! the same job, until no cost changes.
+//!
+//! Each voucher whose values changed has its postings redone by a reversing-and-reposting
+//! pair: its journal entry is reversed (`accounting::documents::reverse_document`) and a
+//! new one posted at the same date with the new values, named after the voucher with a
+//! `-R<n>` suffix; the voucher then names the new entry. Nothing is edited.
+//!
+//! A later issue that the change would leave short is refused at `/posting_date` (code
+//! `negative_later`) unless its item allows negative stock: the whole submit or cancel is
+//! refused, and nothing is written.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use accounting::documents::{DocumentPosting, post_document, reverse_document};
+use prefiq_data::entity::repo::{RepoError, TenantScope};
+use prefiq_data::entity::sql::{Arg, Cell, Conn, Sql, SqlType};
+use prefiq_data::entity::value::{civil_now, format_scaled};
+
+use crate::entry::{ItemRule, Purpose, invalid, line_postings, rows_by_id};
+use crate::ledger::{self, LedgerRow, STOCK_ENTRY, bin_rows, movement_of};
+use crate::valuation::{Bin, Method, Outcome, ValuationError};
+
+/// The most bin passes one repost makes: transfers back and forth converge well before.
+pub const PASSES_MAX: usize = 10_000;
+
+/// A bin to repost: its item and warehouse, the position (day, key) after which its rows
+/// are revalued, and value changes to carry onto rows of it (transfer targets).
+pub(crate) struct Work {
+    pub(crate) item: String,
+    pub(crate) warehouse: String,
+    pub(crate) after: (i64, i64),
+    pub(crate) carried: HashMap<i64, i64>,
+}
+
+fn text(value: &str) -> Arg {
+    Arg::Text(Some(value.to_owned()))
+}
+
+/// The repost row correcting `row` by `delta`, with the bin's figures after it.
+fn repost_row(
+    item: &str,
+    warehouse: &str,
+    row: &ledger::BinRow,
+    delta: i64,
+    out: &Outcome,
+) -> LedgerRow {
+    LedgerRow {
+        company: row.company.clone(),
+        item: item.to_owned(),
+        warehouse: warehouse.to_owned(),
+        posting_date: row.posting_date.clone(),
+        day: row.day,
+        voucher_type: STOCK_ENTRY.into(),
+        voucher_id: row.voucher_id.clone(),
+        voucher_line: row.voucher_line,
+        is_reversal: false,
+        adjusts: Some(row.seq),
+        qty_change: 0,
+        incoming_rate: 0,
+        valuation_rate: out.valuation_rate,
+        qty_after: out.qty_after,
+        stock_value_after: out.stock_value_after,
+        stock_value_change: delta,
+    }
+}
+
+/// The row that brought a transfer's stock into its target: its key, warehouse, day.
+async fn transfer_target(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    voucher: &str,
+    line: i64,
+    source: &str,
+) -> Result<Option<(i64, String, i64)>, RepoError> {
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let v = sql.arg(text(voucher));
+    let l = sql.arg(Arg::Int(Some(line)));
+    let s = sql.arg(text(source));
+    sql.text = format!(
+        "SELECT seq, warehouse, day FROM stock_ledger_entry WHERE tenant_id = {tenant} AND voucher_id = {v} AND voucher_line = {l} AND qty_change > 0 AND is_reversal = 0 AND adjusts IS NULL AND warehouse <> {s}"
+    );
+    let rows = conn
+        .fetch(&sql, &[SqlType::Int, SqlType::Text, SqlType::Int])
+        .await?;
+    Ok(rows.first().map(|r| {
+        (
+            r.first().and_then(Cell::as_int).unwrap_or(0),
+            match r.get(1) {
+                Some(Cell::Text(t)) => t.clone(),
+                _ => String::new(),
+            },
+            r.get(2).and_then(Cell::as_int).unwrap_or(0),
+        )
+    }))
+}
+
+/// Reposts the bins of `work` and those their transfers reach; the vouchers whose values
+/// changed, but `skip` (the voucher being submitted or cancelled).
+pub(crate) async fn run(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    rules: &HashMap<String, ItemRule>,
+    mut work: Vec<Work>,
+    skip: &str,
+) -> Result<BTreeSet<String>, RepoError> {
+    let mut changed = BTreeSet::new();
+    let mut passes = 0;
+    let now = civil_now();
+    while let Some(job) = work.pop() {
+        passes += 1;
+        if passes > PASSES_MAX {
+            return Err(invalid(
+                "/posting_date",
+                "repost_too_deep",
+                "reposting the later entries does not settle",
+            ));
+        }
+        let rule = rules.get(&job.item).copied().unwrap_or(ItemRule {
+            method: Method::Fifo,
+            allow_negative: true,
+        });
+        let rows = bin_rows(conn, scope, &job.item, &job.warehouse, None).await?;
+        let mut bin = Bin::new(rule.method, true);
+        let mut reposts = Vec::new();
+        for row in &rows {
+            let later = (row.day, row.seq) > job.after;
+            if later {
+                bin.set_allow_negative(rule.allow_negative);
+            }
+            let carried = job.carried.get(&row.seq).copied().unwrap_or(0);
+            let Some(movement) = movement_of(row.qty_change, row.value + carried) else {
+                continue;
+            };
+            let out = bin.apply(movement).map_err(|e| match e {
+                ValuationError::NegativeStock { held, wanted } => invalid(
+                    "/posting_date",
+                    "negative_later",
+                    format!(
+                        "a later entry ({}) would take {} of the item out of a warehouse holding {} on {}",
+                        row.voucher_id,
+                        format_scaled(wanted, 3),
+                        format_scaled(held, 3),
+                        row.posting_date
+                    ),
+                ),
+                other => invalid("/posting_date", "overflow", other.to_string()),
+            })?;
+            if !later {
+                continue;
+            }
+            let delta = out.value_change - row.value;
+            if delta == 0 {
+                continue;
+            }
+            reposts.push(repost_row(&job.item, &job.warehouse, row, delta, &out));
+            if row.voucher_id != skip {
+                changed.insert(row.voucher_id.clone());
+            }
+            if row.qty_change < 0 {
+                // A transfer's target received what the source gave: it follows.
+                if let Some((seq, warehouse, day)) = transfer_target(
+                    conn,
+                    scope,
+                    &row.voucher_id,
+                    row.voucher_line,
+                    &job.warehouse,
+                )
+                .await?
+                {
+                    work.push(Work {
+                        item: job.item.clone(),
+                        warehouse,
+                        after: (day, seq - 1),
+                        carried: HashMap::from([(seq, -delta)]),
+                    });
+                }
+            }
+        }
+        ledger::append(conn, scope, &reposts, &now).await?;
+    }
+    Ok(changed)
+}
+
+/// Redoes a voucher's postings from its rows as reposts left them: reverses its journal
+/// entry and posts a new one, which the voucher then names.
+pub(crate) async fn repost_postings(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    voucher: &str,
+) -> Result<(), RepoError> {
+    let heads = rows_by_id(
+        conn,
+        scope,
+        "stock_entry",
+        &[
+            "name",
+            "purpose",
+            "company",
+            "posting_date",
+            "expense_account",
+            "journal_entry",
+        ],
+        &[voucher],
+    )
+    .await?;
+    let Some(head) = heads.get(voucher) else {
+        return Ok(());
+    };
+    let cell = |k: usize| head.get(k).cloned().flatten().unwrap_or_default();
+    let (name, company, posting_date, expense) = (cell(0), cell(2), cell(3), cell(4));
+    let Some(purpose) = Purpose::of(&cell(1)) else {
+        return Ok(());
+    };
+    let Some(found) = accounting::ledger::load_company(conn, scope, &company).await? else {
+        return Ok(());
+    };
+    let rows = ledger::voucher_rows(conn, scope, voucher).await?;
+    let warehouses: Vec<&str> = rows.iter().map(|(_, r)| r.warehouse.as_str()).collect();
+    let accounts = rows_by_id(conn, scope, "warehouse", &["stock_account"], &warehouses).await?;
+    let account = |w: &str| {
+        accounts
+            .get(w)
+            .and_then(|r| r.first().cloned().flatten())
+            .unwrap_or_default()
+    };
+    // Per line: its source's account and value out, its target's account and value in.
+    let mut lines: BTreeMap<i64, (String, String, i64, i64)> = BTreeMap::new();
+    for (_, row) in &rows {
+        let entry = lines.entry(row.voucher_line).or_default();
+        if row.qty_change < 0 {
+            entry.0 = account(&row.warehouse);
+            entry.2 = row.stock_value_change;
+        } else {
+            entry.1 = account(&row.warehouse);
+            entry.3 = row.stock_value_change;
+        }
+    }
+    let mut postings = Vec::new();
+    for (i, (source, target, out, inward)) in &lines {
+        let value = match purpose {
+            Purpose::Receipt => *inward,
+            Purpose::Issue | Purpose::Transfer => -*out,
+        };
+        postings.extend(line_postings(
+            purpose,
+            usize::try_from(*i).unwrap_or(0),
+            (source, target, &expense),
+            value,
+            &format!("{name} line {} (reposted)", i + 1),
+        ));
+    }
+    let old = cell(5);
+    if !old.is_empty() {
+        reverse_document(conn, scope, &old, &company).await?;
+    }
+    let mut entry = None;
+    if !postings.is_empty() {
+        let mut sql = Sql::default();
+        let tenant = sql.arg(text(scope.tenant()));
+        let like = sql.arg(text(&format!("{name}-R%")));
+        sql.text = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_entry WHERE tenant_id = {tenant} AND name LIKE {like}"
+        );
+        let count = conn
+            .fetch(&sql, &[SqlType::Int])
+            .await?
+            .first()
+            .and_then(|r| r.first().and_then(Cell::as_int))
+            .unwrap_or(0);
+        let posting = DocumentPosting {
+            entry_type: STOCK_ENTRY,
+            name: format!("{name}-R{}", count + 1),
+            company: found.id.clone(),
+            posting_date,
+            currency: found.base_currency.clone(),
+            exchange_rate: None,
+            lines: postings,
+        };
+        entry = Some(post_document(conn, scope, &posting).await?);
+    }
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let id = sql.arg(text(voucher));
+    let e = sql.arg(Arg::Text(entry));
+    sql.text = format!(
+        "UPDATE stock_entry SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {id}"
+    );
+    conn.execute(&sql).await?;
+    Ok(())
+}
