@@ -9,7 +9,6 @@ mod common;
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use cortex::identity::Identity;
 use prefiq_data::testing::databases;
 use serde_json::{Value, json};
 
@@ -19,18 +18,7 @@ use common::*;
 async fn stock_entries_value_post_refuse_and_reverse() {
     for db in databases("stock_entries").await {
         let api = boot(&db).await;
-        let identity = api.app.resolver("test").get::<Identity>().unwrap();
-        identity
-            .create_tenant("acme", "admin@acme.test", PASSWORD)
-            .await
-            .unwrap();
-        let clerk = api
-            .user(
-                "acme",
-                "clerk@acme.test",
-                &["Accounts Manager", "Stock Manager", "Sales Manager"],
-            )
-            .await;
+        let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
 
         // A warehouse's stock account is a Stock leaf of its company.
@@ -390,18 +378,7 @@ async fn stock_entries_value_post_refuse_and_reverse() {
 async fn the_stock_balance_is_served_as_json_and_csv_to_whom_it_is_granted() {
     for db in databases("stock_reports").await {
         let api = boot(&db).await;
-        let identity = api.app.resolver("test").get::<Identity>().unwrap();
-        identity
-            .create_tenant("acme", "admin@acme.test", PASSWORD)
-            .await
-            .unwrap();
-        let clerk = api
-            .user(
-                "acme",
-                "clerk@acme.test",
-                &["Accounts Manager", "Stock Manager", "Sales Manager"],
-            )
-            .await;
+        let clerk = api.clerk().await;
         let seller = api.user("acme", "seller@acme.test", &["Sales User"]).await;
         let b = books(&api, &clerk).await;
         let (status, answer, _) = api
@@ -477,18 +454,7 @@ async fn the_stock_balance_is_served_as_json_and_csv_to_whom_it_is_granted() {
 async fn a_backdated_entry_reposts_later_entries_and_their_postings() {
     for db in databases("stock_backdated").await {
         let api = boot(&db).await;
-        let identity = api.app.resolver("test").get::<Identity>().unwrap();
-        identity
-            .create_tenant("acme", "admin@acme.test", PASSWORD)
-            .await
-            .unwrap();
-        let clerk = api
-            .user(
-                "acme",
-                "clerk@acme.test",
-                &["Accounts Manager", "Stock Manager", "Sales Manager"],
-            )
-            .await;
+        let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
         let bolt = |qty: &str, s: Option<&str>, t: Option<&str>, rate: Option<&str>| {
             let mut l = json!({"item": b.bolt, "qty": qty});

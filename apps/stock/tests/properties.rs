@@ -14,7 +14,6 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 
 use axum::http::StatusCode;
-use cortex::identity::Identity;
 use prefiq_data::entity::value::format_scaled;
 use prefiq_data::testing::databases;
 use serde_json::json;
@@ -115,18 +114,7 @@ fn replay(
 async fn random_backdated_sequences_keep_stock_and_books_equal_to_the_model() {
     for db in databases("stock_properties").await {
         let api = boot(&db).await;
-        let identity = api.app.resolver("test").get::<Identity>().unwrap();
-        identity
-            .create_tenant("acme", "admin@acme.test", PASSWORD)
-            .await
-            .unwrap();
-        let clerk = api
-            .user(
-                "acme",
-                "clerk@acme.test",
-                &["Accounts Manager", "Stock Manager", "Sales Manager"],
-            )
-            .await;
+        let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
         let (mut accepted_steps, mut refused_steps) = (0, 0);
         // Each seed runs on its own items, so the sequences do not meet.

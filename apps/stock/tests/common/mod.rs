@@ -108,6 +108,22 @@ impl Api {
         format!("Bearer {}", body["access_token"].as_str().unwrap())
     }
 
+    /// The tenant `acme` and its clerk (Accounts, Stock and Sales Manager): the clerk's
+    /// bearer.
+    pub async fn clerk(&self) -> String {
+        let identity = self.app.resolver("test").get::<Identity>().unwrap();
+        identity
+            .create_tenant("acme", "admin@acme.test", PASSWORD)
+            .await
+            .unwrap();
+        self.user(
+            "acme",
+            "clerk@acme.test",
+            &["Accounts Manager", "Stock Manager", "Sales Manager"],
+        )
+        .await
+    }
+
     pub async fn user(&self, tenant: &str, email: &str, roles: &[&str]) -> String {
         let identity = self.app.resolver("test").get::<Identity>().unwrap();
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
