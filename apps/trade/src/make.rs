@@ -22,18 +22,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use prefiq::{Context, ErrorKind, KernelError};
-use prefiq_data::entity::repo::{FieldError, RepoError, Repository, TenantScope};
+use prefiq_data::entity::repo::{Repository, TenantScope};
 use prefiq_data::entity::value::{civil_now, format_scaled, parse_scaled};
 use prefiq_http::{HttpState, Problem};
 use serde_json::{Map, Value, json};
 
-fn invalid(pointer: impl Into<String>, code: &'static str, message: impl Into<String>) -> Problem {
-    Problem::from(RepoError::Invalid(vec![FieldError {
-        pointer: pointer.into(),
-        code,
-        message: message.into(),
-    }]))
-}
+use crate::routes::invalid;
 
 /// The fields a made document carries from its source, when the source has them.
 const HEAD_FIELDS: &[&str] = &[

@@ -24,7 +24,7 @@ use prefiq_http::{HttpState, Problem};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::figures::InvoiceKind;
+use crate::figures::{InvoiceKind, money};
 use crate::invoice::invoice_row;
 use crate::payment::{Direction, booked_rate, gain_loss_account, take_outstanding};
 use crate::routes::allowed;
@@ -175,10 +175,6 @@ fn suggest(payments: &[OpenPayment], invoices: &[OpenInvoice]) -> Vec<(usize, us
         }
     }
     out
-}
-
-fn money(amount: i64, currency: &str) -> Value {
-    json!({"amount": format_scaled(amount, currency_scale(currency)), "currency": currency})
 }
 
 /// `GET /api/v1/trade/reconciliation`: open advances, open invoices and suggestions.

@@ -21,7 +21,12 @@ pub const COMPUTE_TOTALS: &str = "trade.compute_totals";
 /// The digits of a quantity after the point.
 const QTY_DIGITS: u8 = 3;
 
-fn invalid(pointer: impl Into<String>, code: &'static str, message: impl Into<String>) -> Problem {
+/// A refusal of the field at `pointer`, as a problem.
+pub(crate) fn invalid(
+    pointer: impl Into<String>,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Problem {
     Problem::from(RepoError::Invalid(vec![FieldError {
         pointer: pointer.into(),
         code,
