@@ -72,6 +72,12 @@ pub const STANDARD_CHART: &[(&str, RootType, Option<&str>, bool)] = &[
         None,
         false,
     ),
+    (
+        "liabilities:current:stock-received-not-billed",
+        RootType::Liability,
+        None,
+        false,
+    ),
     ("liabilities:loans", RootType::Liability, None, false),
     ("equity", RootType::Equity, None, true),
     ("equity:capital", RootType::Equity, None, false),
@@ -378,6 +384,8 @@ impl Books {
                     "retained_earnings_account": ids.get("equity:retained-earnings"),
                     "rounding_account": ids.get("expenses:exchange-rounding"),
                     "exchange_gain_loss_account": ids.get("expenses:exchange-gain-loss"),
+                    "cost_of_goods_sold_account": ids.get("expenses:cost-of-goods-sold"),
+                    "stock_received_not_billed_account": ids.get("liabilities:current:stock-received-not-billed"),
                 }),
                 None,
             )

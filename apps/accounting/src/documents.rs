@@ -22,6 +22,8 @@ pub const DOCUMENT_ENTRY_TYPES: &[&str] = &[
     "Purchase Invoice",
     "Payment Entry",
     "Stock Entry",
+    "Delivery Note",
+    "Purchase Receipt",
 ];
 
 /// One line of a document's postings, in the document's currency.

@@ -36,12 +36,17 @@ use prefiq_data::entity::value::{civil_now, currency_scale, format_scaled, parse
 use serde_json::{Map, Value};
 use trade::TradeRepository;
 
-use crate::ledger::{self, LedgerRow, STOCK_ENTRY};
+use crate::bins;
+use crate::ledger::{self, LedgerRow};
+use crate::orders;
+use crate::tracking;
 use crate::repost::{self, Work};
 pub use crate::rows::invalid;
 pub(crate) use crate::rows::rows_by_id;
 use crate::rows::{str_of, text_arg, truthy};
+use crate::units;
 use crate::valuation::{Bin, Method, Movement, QTY_SCALE, ValuationError, div_round};
+use crate::voucher::{self, VoucherKind};
 
 /// The most lines one stock entry carries.
 pub const LINES_MAX: usize = 500;
@@ -55,6 +60,9 @@ pub enum Purpose {
     Issue,
     /// From a source to a target warehouse, at the source's valuation.
     Transfer,
+    /// Consumes the lines with a source warehouse and produces the lines with a target
+    /// warehouse at what the consumed lines cost, shared by quantity.
+    Manufacture,
 }
 
 impl Purpose {
@@ -64,6 +72,7 @@ impl Purpose {
             "Receipt" => Some(Purpose::Receipt),
             "Issue" => Some(Purpose::Issue),
             "Transfer" => Some(Purpose::Transfer),
+            "Manufacture" => Some(Purpose::Manufacture),
             _ => None,
         }
     }
@@ -73,10 +82,20 @@ impl Purpose {
 #[derive(Debug, Clone)]
 pub(crate) struct Line {
     pub(crate) item: String,
+    /// In the line's unit until the facts convert it to the item's stock unit.
     pub(crate) qty: i64,
+    /// The line's unit, when not the stock unit.
+    pub(crate) uom: Option<String>,
     pub(crate) source: Option<String>,
     pub(crate) target: Option<String>,
+    /// A receipt's rate per unit of the line's unit.
     pub(crate) rate: i64,
+    /// A receipt's value (quantity times rate), set when the facts convert the line.
+    pub(crate) value: Option<i64>,
+    /// The batch it moves.
+    pub(crate) batch: Option<String>,
+    /// The serial numbers it moves.
+    pub(crate) serials: Vec<String>,
 }
 
 /// An item as the ledger needs it.
@@ -110,7 +129,7 @@ pub(crate) fn shape(
         return Err(invalid(
             "/purpose",
             "required",
-            "a stock entry is a Receipt, an Issue or a Transfer",
+            "a stock entry is a Receipt, an Issue, a Transfer or a Manufacture",
         ));
     };
     let rows = doc
@@ -140,7 +159,9 @@ pub(crate) fn shape(
             message: message.to_owned(),
         });
     };
-    if purpose != Purpose::Transfer && str_of(doc.get("expense_account")).is_none() {
+    if matches!(purpose, Purpose::Receipt | Purpose::Issue)
+        && str_of(doc.get("expense_account")).is_none()
+    {
         refuse(
             "/expense_account".into(),
             "required",
@@ -174,6 +195,8 @@ pub(crate) fn shape(
             Purpose::Receipt => (false, true),
             Purpose::Issue => (true, false),
             Purpose::Transfer => (true, true),
+            // A line is consumed or produced: one warehouse, either one.
+            Purpose::Manufacture => (target.is_none(), source.is_none()),
         };
         for (given, wanted, field) in [
             (source.is_some(), wants_source, "s_warehouse"),
@@ -242,10 +265,23 @@ pub(crate) fn shape(
         lines.push(Line {
             item: str_of(row.get("item")).unwrap_or_default().to_owned(),
             qty: qty.unwrap_or(0),
+            uom: str_of(row.get("uom")).map(str::to_owned),
             source,
             target,
             rate,
+            value: None,
+            batch: str_of(row.get("batch")).map(str::to_owned),
+            serials: tracking::serials_of(row.get("serial_nos")),
         });
+    }
+    if purpose == Purpose::Manufacture
+        && !(lines.iter().any(|l| l.source.is_some()) && lines.iter().any(|l| l.target.is_some()))
+    {
+        refuse(
+            "/lines".into(),
+            "required",
+            "a manufacture consumes at least one line and produces at least one",
+        );
     }
     if errors.is_empty() {
         Ok((purpose, lines))
@@ -254,10 +290,12 @@ pub(crate) fn shape(
     }
 }
 
-/// Reads and checks a stock entry: its shape, company, items and warehouses.
+/// Reads and checks a stock voucher: its shape, company, items (and the units its
+/// lines are in) and warehouses.
 pub(crate) async fn entry_facts(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
+    kind: &'static VoucherKind,
     doc: &Map<String, Value>,
 ) -> Result<EntryFacts, RepoError> {
     let company = str_of(doc.get("company")).unwrap_or_default().to_owned();
@@ -265,7 +303,11 @@ pub(crate) async fn entry_facts(
         return Err(invalid("/company", "unknown", "there is no such company"));
     };
     let currency = found.base_currency.clone();
-    let (purpose, lines) = shape(doc, Some(&currency))?;
+    let (purpose, mut lines) = if kind.fixed_purpose().is_some() {
+        voucher::note_lines(kind, doc, Some(&currency))?
+    } else {
+        shape(doc, Some(&currency))?
+    };
     let posting_date = str_of(doc.get("posting_date"))
         .unwrap_or_default()
         .to_owned();
@@ -291,10 +333,14 @@ pub(crate) async fn entry_facts(
             "valuation_method",
             "allow_negative_stock",
             "disabled",
+            "stock_uom",
+            "has_batch_no",
+            "has_serial_no",
         ],
         &item_ids,
     )
     .await?;
+    let conversions = units::conversions(conn, scope, &item_ids).await?;
     let warehouse_ids: Vec<&str> = lines
         .iter()
         .flat_map(|l| [l.source.as_deref(), l.target.as_deref()])
@@ -313,8 +359,27 @@ pub(crate) async fn entry_facts(
     let mut items = HashMap::new();
     let mut stock_accounts = HashMap::new();
     let mut errors = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
+    let (source_field, target_field) = kind.warehouse_fields;
+    let mut tracked = HashMap::new();
+    for (i, line) in lines.iter_mut().enumerate() {
         let cell = |row: &Vec<Option<String>>, k: usize| row.get(k).cloned().flatten();
+        if let Some(row) = item_rows.get(&line.item) {
+            tracked.insert(
+                line.item.clone(),
+                tracking::Tracking {
+                    batches: truthy(cell(row, 5).as_deref()),
+                    serials: truthy(cell(row, 6).as_deref()),
+                },
+            );
+            let stock_uom = cell(row, 4);
+            if let Err(error) = units::convert(line, stock_uom.as_deref(), &conversions) {
+                errors.push(FieldError {
+                    pointer: format!("/lines/{i}/{}", error.field),
+                    code: error.code,
+                    message: error.message,
+                });
+            }
+        }
         match item_rows.get(&line.item) {
             None => errors.push(FieldError {
                 pointer: format!("/lines/{i}/item"),
@@ -343,7 +408,7 @@ pub(crate) async fn entry_facts(
                 );
             }
         }
-        for (warehouse, field) in [(&line.source, "s_warehouse"), (&line.target, "t_warehouse")] {
+        for (warehouse, field) in [(&line.source, source_field), (&line.target, target_field)] {
             let Some(warehouse) = warehouse else { continue };
             let pointer = format!("/lines/{i}/{field}");
             let fault = match warehouse_rows.get(warehouse) {
@@ -374,16 +439,41 @@ pub(crate) async fn entry_facts(
             }
         }
     }
+    tracking::check_lines(conn, scope, &lines, &tracked, &posting_date, &mut errors).await?;
     if !errors.is_empty() {
         return Err(RepoError::Invalid(errors));
     }
+    let expense_account = match (str_of(doc.get("expense_account")), kind.default_account) {
+        (Some(given), _) => Some(given.to_owned()),
+        (None, Some(field)) => {
+            let company =
+                rows_by_id(conn, scope, "company", &[field], &[found.id.as_str()]).await?;
+            match company
+                .get(&found.id)
+                .and_then(|r| r.first().cloned().flatten())
+            {
+                Some(account) => Some(account),
+                None => {
+                    return Err(invalid(
+                        "/expense_account",
+                        "required",
+                        format!(
+                            "the company has no {}; name the account",
+                            field.replace('_', " ")
+                        ),
+                    ));
+                }
+            }
+        }
+        (None, None) => None,
+    };
     Ok(EntryFacts {
         purpose,
         company: found.id,
         currency,
         posting_date,
         day,
-        expense_account: str_of(doc.get("expense_account")).map(str::to_owned),
+        expense_account,
         lines,
         items,
         stock_accounts,
@@ -393,9 +483,10 @@ pub(crate) async fn entry_facts(
 /// The validate hook: every check that can be made before submit.
 async fn validate(
     repository: &TradeRepository,
+    kind: &'static VoucherKind,
     input: HookInput,
 ) -> Result<Map<String, Value>, String> {
-    let doc = input.doc;
+    let mut doc = input.doc;
     if doc.get("journal_entry").is_some_and(|v| !v.is_null())
         && input.old.as_ref().and_then(|o| o.get("journal_entry")) != doc.get("journal_entry")
     {
@@ -404,16 +495,33 @@ async fn validate(
     let repository = repository.get()?;
     let scope = input.scope.clone();
     let read = doc.clone();
-    repository
+    let (stock_qty, account) = repository
         .read(
             &input.scope,
             Box::new(move |conn| {
                 let (scope, doc) = (scope.clone(), read.clone());
-                Box::pin(async move { entry_facts(conn, &scope, &doc).await.map(|_| ()) })
+                Box::pin(async move {
+                    let facts = entry_facts(conn, &scope, kind, &doc).await?;
+                    let qty: Vec<i64> = facts.lines.iter().map(|l| l.qty).collect();
+                    Ok((qty, facts.expense_account))
+                })
             }),
         )
         .await
         .map_err(|e| refusal(&e))?;
+    // A note keeps each line's quantity in the stock unit and the account it posts to.
+    if kind.fixed_purpose().is_some() {
+        if let Some(Value::Array(lines)) = doc.get_mut("lines") {
+            for (line, qty) in lines.iter_mut().zip(stock_qty) {
+                if let Value::Object(line) = line {
+                    line.insert("stock_qty".into(), Value::String(format_scaled(qty, 3)));
+                }
+            }
+        }
+        if let Some(account) = account {
+            doc.insert("expense_account".into(), Value::String(account));
+        }
+    }
     Ok(doc)
 }
 
@@ -455,6 +563,7 @@ async fn lock_items(
 /// debits the target's stock account and credits the source's. `accounts` are the
 /// source's, the target's and the expense account.
 pub(crate) fn line_postings(
+    kind: &VoucherKind,
     purpose: Purpose,
     i: usize,
     accounts: (&str, &str, &str),
@@ -462,16 +571,63 @@ pub(crate) fn line_postings(
     remark: &str,
 ) -> Vec<DocumentLine> {
     let (source, target, expense) = accounts;
+    let (source_field, target_field) = kind.warehouse_fields;
     let (s, t, e) = (
-        (source, format!("/lines/{i}/s_warehouse")),
-        (target, format!("/lines/{i}/t_warehouse")),
+        (source, format!("/lines/{i}/{source_field}")),
+        (target, format!("/lines/{i}/{target_field}")),
         (expense, "/expense_account".to_owned()),
     );
     match purpose {
         Purpose::Receipt => pair(t, e, value, remark),
         Purpose::Issue => pair(e, s, value, remark),
         Purpose::Transfer => pair(t, s, value, remark),
+        // One side each: the consumed lines credit their source, the produced lines
+        // debit their target, and the two add up to the same.
+        Purpose::Manufacture if !source.is_empty() => single(s, false, value, remark),
+        Purpose::Manufacture => single(t, true, value, remark),
     }
+}
+
+/// One posting of `value` to an account, a debit or a credit; nothing for zero.
+fn single(
+    (account, source): (&str, String),
+    is_debit: bool,
+    value: i64,
+    remark: &str,
+) -> Vec<DocumentLine> {
+    if value == 0 {
+        return Vec::new();
+    }
+    let is_debit = is_debit == (value > 0);
+    let amount = value.abs();
+    vec![DocumentLine {
+        account: account.to_owned(),
+        debit: if is_debit { amount } else { 0 },
+        credit: if is_debit { 0 } else { amount },
+        party_type: None,
+        party: None,
+        remark: Some(remark.to_owned()),
+        source,
+        currency_rate: None,
+    }]
+}
+
+/// Shares `total` among `weights` in proportion, rounding half away from zero, the
+/// last taking what rounding left so that the shares add up to `total`.
+pub(crate) fn shares(total: i64, weights: &[i64]) -> Vec<i64> {
+    let sum: i64 = weights.iter().sum();
+    let mut left = total;
+    let mut out = Vec::with_capacity(weights.len());
+    for (k, weight) in weights.iter().enumerate() {
+        let share = if k + 1 == weights.len() || sum == 0 {
+            left
+        } else {
+            div_round(i128::from(total) * i128::from(*weight), i128::from(sum)).unwrap_or(0)
+        };
+        left -= share;
+        out.push(share);
+    }
+    out
 }
 
 /// The valuation rules of these items.
@@ -531,27 +687,104 @@ fn pair(
     vec![line(debit, true), line(credit, false)]
 }
 
-/// The transaction hook: posts on submit, reverses on cancel.
-struct StockPosting;
+/// The transaction hook of a kind of voucher: posts on submit, reverses on cancel.
+struct StockPosting {
+    kind: &'static VoucherKind,
+}
 
 impl StockPosting {
+    /// The bin of an item in a warehouse as it stands before a movement on `day`, and
+    /// whether that movement is its latest. A bin whose cached state is of `day` or
+    /// before starts from it; otherwise its rows up to `day` are replayed, and when it
+    /// has rows after `day` a repost of them is queued in `reposts`.
+    async fn open_bin(
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        (item, warehouse): (&str, &str),
+        rule: ItemRule,
+        day: i64,
+        reposts: &mut Vec<Work>,
+    ) -> Result<(Bin, bool), RepoError> {
+        let cached = bins::load(conn, scope, item, warehouse)
+            .await?
+            .filter(|c| c.method == Some(rule.method) && c.last_day <= day);
+        if let Some(cached) = cached {
+            return Ok((
+                Bin::restore(rule.method, rule.allow_negative, cached.state),
+                true,
+            ));
+        }
+        // Later movements of the bin are revalued once this entry is written.
+        let later = ledger::later_rows(conn, scope, item, warehouse, day, None).await?;
+        if later {
+            reposts.push(Work {
+                item: item.to_owned(),
+                warehouse: warehouse.to_owned(),
+                after: (day, i64::MAX),
+                carried: HashMap::new(),
+            });
+        }
+        let bin = ledger::load_bin(
+            conn,
+            scope,
+            item,
+            warehouse,
+            (rule.method, rule.allow_negative),
+            Some(day),
+        )
+        .await?;
+        Ok((bin, !later))
+    }
+
     async fn submit(
         conn: &mut Conn<'_>,
         scope: &TenantScope,
+        kind: &'static VoucherKind,
         doc: &Map<String, Value>,
     ) -> Result<(), RepoError> {
-        let facts = entry_facts(conn, scope, doc).await?;
+        let facts = entry_facts(conn, scope, kind, doc).await?;
         let id = str_of(doc.get("id")).unwrap_or_default().to_owned();
         let name = str_of(doc.get("name")).unwrap_or(&id).to_owned();
         let mut items: Vec<&str> = facts.items.keys().map(String::as_str).collect();
         items.sort_unstable();
         lock_items(conn, scope, &items).await?;
+        let negative: HashMap<String, bool> = facts
+            .items
+            .iter()
+            .map(|(item, rule)| (item.clone(), rule.allow_negative))
+            .collect();
+        tracking::check_batch_stock(conn, scope, &facts.lines, &negative).await?;
+        tracking::move_serials(conn, scope, &id, &facts.lines, false).await?;
         let mut bins: HashMap<(String, String), Bin> = HashMap::new();
+        // The bins this entry is the latest movement of, and their company: their state
+        // after it is cached. The others are reposted, which caches theirs.
+        let mut latest: HashMap<(String, String), String> = HashMap::new();
         let mut reposts = Vec::new();
         let mut rows = Vec::new();
         let mut postings = Vec::new();
         let expense = facts.expense_account.clone().unwrap_or_default();
-        for (i, line) in facts.lines.iter().enumerate() {
+        // A manufacture consumes first: what it produces is valued at that cost.
+        let mut order: Vec<usize> = (0..facts.lines.len()).collect();
+        order.sort_by_key(|&i| facts.lines.get(i).is_some_and(|l| l.source.is_none()));
+        let mut lines = facts.lines.clone();
+        let mut consumed: i64 = 0;
+        let mut shared = false;
+        for i in order {
+            if facts.purpose == Purpose::Manufacture
+                && !shared
+                && lines.get(i).is_some_and(|l| l.source.is_none())
+            {
+                shared = true;
+                let produced: Vec<usize> =
+                    (0..lines.len()).filter(|&k| lines[k].source.is_none()).collect();
+                let weights: Vec<i64> = produced.iter().map(|&k| lines[k].qty).collect();
+                for (k, share) in produced.into_iter().zip(shares(consumed, &weights)) {
+                    lines[k].value = Some(share);
+                }
+            }
+            let Some(line) = lines.get(i) else {
+                continue;
+            };
             let Some(rule) = facts.items.get(&line.item).copied() else {
                 continue;
             };
@@ -561,27 +794,19 @@ impl StockPosting {
                 let Some(warehouse) = warehouse else { continue };
                 let key = (line.item.clone(), warehouse.clone());
                 if !bins.contains_key(&key) {
-                    // Later movements of the bin are revalued once this entry is written.
-                    if ledger::later_rows(conn, scope, &line.item, warehouse, facts.day, None)
-                        .await?
-                    {
-                        reposts.push(Work {
-                            item: line.item.clone(),
-                            warehouse: warehouse.clone(),
-                            after: (facts.day, i64::MAX),
-                            carried: HashMap::new(),
-                        });
-                    }
-                    let bin = ledger::load_bin(
+                    let bin = Self::open_bin(
                         conn,
                         scope,
-                        &line.item,
-                        warehouse,
-                        (rule.method, rule.allow_negative),
-                        Some(facts.day),
+                        (&line.item, warehouse),
+                        rule,
+                        facts.day,
+                        &mut reposts,
                     )
                     .await?;
-                    bins.insert(key.clone(), bin);
+                    if bin.1 {
+                        latest.insert(key.clone(), facts.company.clone());
+                    }
+                    bins.insert(key.clone(), bin.0);
                 }
                 let Some(bin) = bins.get_mut(&key) else {
                     continue;
@@ -589,6 +814,11 @@ impl StockPosting {
                 let movement = if outgoing {
                     Movement::Issue { qty: line.qty }
                 } else if let Some(value) = moved {
+                    Movement::Receipt {
+                        qty: line.qty,
+                        value,
+                    }
+                } else if let Some(value) = line.value {
                     Movement::Receipt {
                         qty: line.qty,
                         value,
@@ -617,6 +847,7 @@ impl StockPosting {
                 })?;
                 if outgoing {
                     moved = Some(-out.value_change);
+                    consumed = consumed.saturating_sub(out.value_change);
                 }
                 let incoming_rate = match movement {
                     Movement::Receipt { qty, value } => {
@@ -631,7 +862,8 @@ impl StockPosting {
                     warehouse: warehouse.clone(),
                     posting_date: facts.posting_date.clone(),
                     day: facts.day,
-                    voucher_type: STOCK_ENTRY.into(),
+                    voucher_type: kind.voucher_type.into(),
+                    batch: line.batch.clone(),
                     voucher_id: id.clone(),
                     voucher_line: i64::try_from(i).unwrap_or(i64::MAX),
                     is_reversal: false,
@@ -657,6 +889,7 @@ impl StockPosting {
                     .unwrap_or(0)
             });
             postings.extend(line_postings(
+                kind,
                 facts.purpose,
                 i,
                 (&source, &target, &expense),
@@ -666,7 +899,7 @@ impl StockPosting {
         }
         if !postings.is_empty() {
             let posting = DocumentPosting {
-                entry_type: STOCK_ENTRY,
+                entry_type: kind.voucher_type,
                 name: name.clone(),
                 company: facts.company.clone(),
                 posting_date: facts.posting_date.clone(),
@@ -680,11 +913,31 @@ impl StockPosting {
             let row = sql.arg(text_arg(&id));
             let e = sql.arg(text_arg(&entry));
             sql.text = format!(
-                "UPDATE stock_entry SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {row}"
+                "UPDATE {} SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {row}",
+                kind.entity
             );
             conn.execute(&sql).await?;
         }
         ledger::append(conn, scope, &rows, &civil_now()).await?;
+        let stock_qty: Vec<i64> = facts.lines.iter().map(|l| l.qty).collect();
+        orders::apply(conn, scope, kind, doc, &stock_qty, 1).await?;
+        for ((item, warehouse), company) in &latest {
+            let (Some(bin), Some(rule)) = (
+                bins.get(&(item.clone(), warehouse.clone())),
+                facts.items.get(item),
+            ) else {
+                continue;
+            };
+            bins::store(
+                conn,
+                scope,
+                (item, warehouse, company),
+                rule.method,
+                facts.day,
+                bin,
+            )
+            .await?;
+        }
         if !reposts.is_empty() {
             let changed = repost::run(conn, scope, &facts.items, reposts, &id).await?;
             for voucher in changed {
@@ -697,6 +950,7 @@ impl StockPosting {
     async fn cancel(
         conn: &mut Conn<'_>,
         scope: &TenantScope,
+        kind: &'static VoucherKind,
         doc: &Map<String, Value>,
     ) -> Result<(), RepoError> {
         let id = str_of(doc.get("id")).unwrap_or_default();
@@ -704,6 +958,30 @@ impl StockPosting {
             return Ok(());
         }
         let rows = ledger::voucher_rows(conn, scope, id).await?;
+        // What each line moved, in stock units, goes back to the order line it named.
+        let count = doc
+            .get("lines")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let mut moved = vec![0; count];
+        for (_, row) in &rows {
+            if let Some(qty) = usize::try_from(row.voucher_line)
+                .ok()
+                .and_then(|i| moved.get_mut(i))
+            {
+                *qty = row.qty_change.abs();
+            }
+        }
+        orders::apply(conn, scope, kind, doc, &moved, -1).await?;
+        // Serial numbers go back to where they were.
+        let lines = if kind.fixed_purpose().is_some() {
+            voucher::note_lines(kind, doc, None).map(|(_, l)| l)
+        } else {
+            shape(doc, None).map(|(_, l)| l)
+        };
+        if let Ok(lines) = lines {
+            tracking::move_serials(conn, scope, id, &lines, true).await?;
+        }
         let mut items: Vec<&str> = rows.iter().map(|(_, r)| r.item.as_str()).collect();
         items.sort_unstable();
         items.dedup();
@@ -745,7 +1023,7 @@ impl StockPosting {
 #[async_trait]
 impl TransactionHook for StockPosting {
     fn entity(&self) -> &str {
-        "stock_entry"
+        self.kind.entity
     }
 
     async fn run(
@@ -756,26 +1034,29 @@ impl TransactionHook for StockPosting {
         doc: &Map<String, Value>,
     ) -> Result<(), RepoError> {
         match event {
-            EntityEvent::OnSubmit => Self::submit(conn, scope, doc).await,
-            EntityEvent::OnCancel => Self::cancel(conn, scope, doc).await,
+            EntityEvent::OnSubmit => Self::submit(conn, scope, self.kind, doc).await,
+            EntityEvent::OnCancel => Self::cancel(conn, scope, self.kind, doc).await,
             _ => Ok(()),
         }
     }
 }
 
-/// Registers the stock entry's validate hook and its posting.
+/// Registers each stock voucher's validate hook and its posting.
 pub fn register(cx: &mut RegisterContext<'_>, repository: &TradeRepository) {
-    let repository = repository.clone();
-    cx.services.contribute(Arc::new(EntityHook {
-        module: "stock".into(),
-        name: "stock_entry".into(),
-        entity: "stock_entry".into(),
-        event: EntityEvent::Validate,
-        run: Arc::new(move |input: HookInput| {
-            let repository = repository.clone();
-            Box::pin(async move { validate(&repository, input).await })
-        }),
-    }));
-    cx.services
-        .contribute::<dyn TransactionHook>(Arc::new(StockPosting) as Arc<dyn TransactionHook>);
+    for kind in voucher::KINDS {
+        let repository = repository.clone();
+        cx.services.contribute(Arc::new(EntityHook {
+            module: "stock".into(),
+            name: kind.entity.into(),
+            entity: kind.entity.into(),
+            event: EntityEvent::Validate,
+            run: Arc::new(move |input: HookInput| {
+                let repository = repository.clone();
+                Box::pin(async move { validate(&repository, kind, input).await })
+            }),
+        }));
+        cx.services.contribute::<dyn TransactionHook>(
+            Arc::new(StockPosting { kind }) as Arc<dyn TransactionHook>
+        );
+    }
 }

@@ -25,9 +25,6 @@ use prefiq_data::entity::sql::{Arg, Cell, Conn, Sql, SqlType};
 
 use crate::valuation::{Bin, Method, Movement};
 
-/// The voucher type of a stock entry's rows.
-pub const STOCK_ENTRY: &str = "Stock Entry";
-
 /// The migration that makes the stock ledger, after the module's entity tables.
 pub fn migration() -> Migration {
     Migration::per_backend(
@@ -50,7 +47,7 @@ pub struct LedgerRow {
     pub posting_date: String,
     /// Days since 1970-01-01.
     pub day: i64,
-    /// The voucher's type ([`STOCK_ENTRY`]).
+    /// The voucher's type (`Stock Entry`, `Delivery Note`, `Purchase Receipt`).
     pub voucher_type: String,
     /// The voucher's id.
     pub voucher_id: String,
@@ -58,6 +55,8 @@ pub struct LedgerRow {
     pub voucher_line: i64,
     /// It reverses a row of a cancelled voucher.
     pub is_reversal: bool,
+    /// The batch it moves, for an item that has batches.
+    pub batch: Option<String>,
     /// A repost row: the key of the row whose value it corrects (its quantity change is
     /// zero, its value change the correction).
     pub adjusts: Option<i64>,
@@ -113,11 +112,12 @@ pub async fn append(
                 sql.arg(int(r.stock_value_after)),
                 sql.arg(int(r.stock_value_change)),
                 sql.arg(text(now)),
+                sql.arg(Arg::Text(r.batch.clone())),
             ];
             values.push(format!("({})", cells.join(", ")));
         }
         sql.text = format!(
-            "INSERT INTO stock_ledger_entry (tenant_id, company, item, warehouse, posting_date, day, voucher_type, voucher_id, voucher_line, is_reversal, adjusts, qty_change, incoming_rate, valuation_rate, qty_after, stock_value_after, stock_value_change, created_at) VALUES {}",
+            "INSERT INTO stock_ledger_entry (tenant_id, company, item, warehouse, posting_date, day, voucher_type, voucher_id, voucher_line, is_reversal, adjusts, qty_change, incoming_rate, valuation_rate, qty_after, stock_value_after, stock_value_change, created_at, batch) VALUES {}",
             values.join(", ")
         );
         conn.execute(&sql).await?;
@@ -143,6 +143,8 @@ pub struct BinRow {
     pub posting_date: String,
     /// Its day number.
     pub day: i64,
+    /// The voucher's type.
+    pub voucher_type: String,
     /// The voucher's id.
     pub voucher_id: String,
     /// The voucher's line.
@@ -173,14 +175,14 @@ pub async fn bin_rows(
     // vouchers it has reversals of (a reversal is in the bin of the row it reverses).
     let bin = |t: &str| format!("{t}tenant_id = {tenant} AND {t}item = {i} AND {t}warehouse = {w}");
     sql.text = format!(
-        "SELECT e.seq, e.company, e.posting_date, e.day, e.voucher_id, e.voucher_line, e.qty_change, CAST(e.stock_value_change + COALESCE(a.total, 0) AS BIGINT) FROM stock_ledger_entry e LEFT JOIN (SELECT adjusts, SUM(stock_value_change) AS total FROM stock_ledger_entry WHERE {} AND adjusts IS NOT NULL GROUP BY adjusts) a ON a.adjusts = e.seq WHERE {}{bound} AND e.is_reversal = 0 AND e.adjusts IS NULL AND e.voucher_id NOT IN (SELECT voucher_id FROM stock_ledger_entry WHERE {} AND is_reversal = 1) ORDER BY e.day, e.seq",
+        "SELECT e.seq, e.company, e.posting_date, e.day, e.voucher_id, e.voucher_line, e.qty_change, CAST(e.stock_value_change + COALESCE(a.total, 0) AS BIGINT), e.voucher_type FROM stock_ledger_entry e LEFT JOIN (SELECT adjusts, SUM(stock_value_change) AS total FROM stock_ledger_entry WHERE {} AND adjusts IS NOT NULL GROUP BY adjusts) a ON a.adjusts = e.seq WHERE {}{bound} AND e.is_reversal = 0 AND e.adjusts IS NULL AND e.voucher_id NOT IN (SELECT voucher_id FROM stock_ledger_entry WHERE {} AND is_reversal = 1) ORDER BY e.day, e.seq",
         bin(""),
         bin("e."),
         bin("")
     );
     use SqlType::{Int, Text};
     let rows = conn
-        .fetch(&sql, &[Int, Text, Text, Int, Text, Int, Int, Int])
+        .fetch(&sql, &[Int, Text, Text, Int, Text, Int, Int, Int, Text])
         .await?;
     Ok(rows
         .into_iter()
@@ -195,6 +197,7 @@ pub async fn bin_rows(
                 company: t(1),
                 posting_date: t(2),
                 day: n(3),
+                voucher_type: t(8),
                 voucher_id: t(4),
                 voucher_line: n(5),
                 qty_change: n(6),
@@ -283,11 +286,11 @@ pub async fn voucher_rows(
     let tenant = sql.arg(text(scope.tenant()));
     let v = sql.arg(text(voucher_id));
     sql.text = format!(
-        "SELECT e.seq, e.company, e.item, e.warehouse, e.posting_date, e.day, e.voucher_type, e.voucher_line, e.qty_change, e.incoming_rate, e.valuation_rate, e.qty_after, e.stock_value_after, CAST({VALUE} AS BIGINT) FROM stock_ledger_entry e WHERE e.tenant_id = {tenant} AND e.voucher_id = {v} AND e.is_reversal = 0 AND e.adjusts IS NULL ORDER BY e.seq"
+        "SELECT e.seq, e.company, e.item, e.warehouse, e.posting_date, e.day, e.voucher_type, e.voucher_line, e.qty_change, e.incoming_rate, e.valuation_rate, e.qty_after, e.stock_value_after, CAST({VALUE} AS BIGINT), e.batch FROM stock_ledger_entry e WHERE e.tenant_id = {tenant} AND e.voucher_id = {v} AND e.is_reversal = 0 AND e.adjusts IS NULL ORDER BY e.seq"
     );
     use SqlType::{Int, Text};
     let types = [
-        Int, Text, Text, Text, Text, Int, Text, Int, Int, Int, Int, Int, Int, Int,
+        Int, Text, Text, Text, Text, Int, Text, Int, Int, Int, Int, Int, Int, Int, Text,
     ];
     let rows = conn.fetch(&sql, &types).await?;
     Ok(rows
@@ -310,6 +313,10 @@ pub async fn voucher_rows(
                     voucher_id: voucher_id.to_owned(),
                     voucher_line: n(7),
                     is_reversal: false,
+                    batch: match r.get(14) {
+                        Some(Cell::Text(b)) => Some(b.clone()),
+                        _ => None,
+                    },
                     adjusts: None,
                     qty_change: n(8),
                     incoming_rate: n(9),

@@ -11,12 +11,17 @@
 //! - `GET /api/v1/stock/reports/stock-balance` and `stock-ledger` ([`reports`]).
 //! - Backdated entries and cancels repost later entries and their postings ([`repost`]).
 
+pub mod bins;
 pub mod entry;
 pub mod ledger;
+mod orders;
 pub mod reports;
 pub mod repost;
+mod tracking;
 mod rows;
+mod units;
 pub mod valuation;
+pub mod voucher;
 pub mod warehouse;
 
 use std::sync::Arc;
@@ -55,7 +60,11 @@ impl Module for Stock {
     }
 
     fn migrations(&self) -> Vec<prefiq::Migration> {
-        vec![ledger::migration()]
+        vec![
+            ledger::migration(),
+            bins::migration(),
+            tracking::migration(),
+        ]
     }
 
     fn entities(&self) -> Vec<EntitySource> {
@@ -69,8 +78,13 @@ impl Module for Stock {
         }
         vec![
             schema!("schema/warehouse.yaml"),
+            schema!("schema/batch.yaml"),
             schema!("schema/stock_entry_line.yaml"),
             schema!("schema/stock_entry.yaml"),
+            schema!("schema/delivery_note_line.yaml"),
+            schema!("schema/delivery_note.yaml"),
+            schema!("schema/purchase_receipt_line.yaml"),
+            schema!("schema/purchase_receipt.yaml"),
         ]
     }
 }
@@ -91,7 +105,11 @@ impl ServiceProvider for StockProvider {
         cx.services
             .contribute(Arc::new(prefiq_data::tenants::TenantDataMigrations {
                 module: "stock".into(),
-                migrations: vec![ledger::migration()],
+                migrations: vec![
+            ledger::migration(),
+            bins::migration(),
+            tracking::migration(),
+        ],
             }));
         warehouse::register(cx, &self.repository);
         entry::register(cx, &self.repository);

@@ -26,9 +26,11 @@ use prefiq_data::entity::repo::{RepoError, TenantScope};
 use prefiq_data::entity::sql::{Arg, Cell, Conn, Sql, SqlType};
 use prefiq_data::entity::value::{civil_now, format_scaled};
 
-use crate::entry::{ItemRule, Purpose, invalid, line_postings, rows_by_id};
-use crate::ledger::{self, LedgerRow, STOCK_ENTRY, bin_rows, movement_of};
+use crate::bins;
+use crate::entry::{ItemRule, Purpose, invalid, item_rules, line_postings, rows_by_id, shares};
+use crate::ledger::{self, LedgerRow, bin_rows, movement_of};
 use crate::valuation::{Bin, Method, Outcome, ValuationError};
+use crate::voucher;
 
 /// The most bin passes one repost makes: transfers back and forth converge well before.
 pub const PASSES_MAX: usize = 10_000;
@@ -60,7 +62,8 @@ fn repost_row(
         warehouse: warehouse.to_owned(),
         posting_date: row.posting_date.clone(),
         day: row.day,
-        voucher_type: STOCK_ENTRY.into(),
+        voucher_type: row.voucher_type.clone(),
+        batch: None,
         voucher_id: row.voucher_id.clone(),
         voucher_line: row.voucher_line,
         is_reversal: false,
@@ -74,35 +77,54 @@ fn repost_row(
     }
 }
 
-/// The row that brought a transfer's stock into its target: its key, warehouse, day.
-async fn transfer_target(
+/// The rows a change of `delta` in the cost of an outgoing row is carried to, with
+/// their share: a transfer's row into its target (all of it), or what a manufacture
+/// produced (shared by quantity). Each is (key, item, warehouse, day, carried value).
+async fn receivers(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
     voucher: &str,
     line: i64,
     source: &str,
-) -> Result<Option<(i64, String, i64)>, RepoError> {
+    delta: i64,
+) -> Result<Vec<(i64, String, String, i64, i64)>, RepoError> {
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
     let v = sql.arg(text(voucher));
-    let l = sql.arg(Arg::Int(Some(line)));
-    let s = sql.arg(text(source));
     sql.text = format!(
-        "SELECT seq, warehouse, day FROM stock_ledger_entry WHERE tenant_id = {tenant} AND voucher_id = {v} AND voucher_line = {l} AND qty_change > 0 AND is_reversal = 0 AND adjusts IS NULL AND warehouse <> {s}"
+        "SELECT seq, item, warehouse, day, qty_change, voucher_line FROM stock_ledger_entry WHERE tenant_id = {tenant} AND voucher_id = {v} AND qty_change > 0 AND is_reversal = 0 AND adjusts IS NULL ORDER BY seq"
     );
-    let rows = conn
-        .fetch(&sql, &[SqlType::Int, SqlType::Text, SqlType::Int])
-        .await?;
-    Ok(rows.first().map(|r| {
-        (
-            r.first().and_then(Cell::as_int).unwrap_or(0),
-            match r.get(1) {
-                Some(Cell::Text(t)) => t.clone(),
+    use SqlType::{Int, Text};
+    let rows = conn.fetch(&sql, &[Int, Text, Text, Int, Int, Int]).await?;
+    let incoming: Vec<(i64, String, String, i64, i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            let n = |k: usize| r.get(k).and_then(Cell::as_int).unwrap_or(0);
+            let t = |k: usize| match r.get(k) {
+                Some(Cell::Text(s)) => s.clone(),
                 _ => String::new(),
-            },
-            r.get(2).and_then(Cell::as_int).unwrap_or(0),
-        )
-    }))
+            };
+            (n(0), t(1), t(2), n(3), n(4), n(5))
+        })
+        .collect();
+    if let Some(target) = incoming
+        .iter()
+        .find(|r| r.5 == line && r.2 != source)
+    {
+        return Ok(vec![(
+            target.0,
+            target.1.clone(),
+            target.2.clone(),
+            target.3,
+            -delta,
+        )]);
+    }
+    let weights: Vec<i64> = incoming.iter().map(|r| r.4).collect();
+    Ok(incoming
+        .iter()
+        .zip(shares(-delta, &weights))
+        .map(|(r, share)| (r.0, r.1.clone(), r.2.clone(), r.3, share))
+        .collect())
 }
 
 /// Reposts the bins of `work` and those their transfers reach; the vouchers whose values
@@ -114,6 +136,7 @@ pub(crate) async fn run(
     mut work: Vec<Work>,
     skip: &str,
 ) -> Result<BTreeSet<String>, RepoError> {
+    let mut rules = rules.clone();
     let mut changed = BTreeSet::new();
     let mut passes = 0;
     let now = civil_now();
@@ -168,26 +191,45 @@ pub(crate) async fn run(
                 changed.insert(row.voucher_id.clone());
             }
             if row.qty_change < 0 {
-                // A transfer's target received what the source gave: it follows.
-                if let Some((seq, warehouse, day)) = transfer_target(
+                // A transfer's target received what the source gave, and a
+                // manufacture's products what it consumed: they follow.
+                let carried = receivers(
                     conn,
                     scope,
                     &row.voucher_id,
                     row.voucher_line,
                     &job.warehouse,
+                    delta,
                 )
-                .await?
-                {
+                .await?;
+                for (seq, item, warehouse, day, share) in carried {
+                    if !rules.contains_key(&item) {
+                        rules.extend(item_rules(conn, scope, &[item.as_str()]).await?);
+                    }
                     work.push(Work {
-                        item: job.item.clone(),
+                        item,
                         warehouse,
                         after: (day, seq - 1),
-                        carried: HashMap::from([(seq, -delta)]),
+                        carried: HashMap::from([(seq, share)]),
                     });
                 }
             }
         }
         ledger::append(conn, scope, &reposts, &now).await?;
+        // The replay went through every live row: the bin's state after them is cached.
+        if let Some(last) = rows.last() {
+            bins::store(
+                conn,
+                scope,
+                (&job.item, &job.warehouse, &last.company),
+                rule.method,
+                last.day,
+                &bin,
+            )
+            .await?;
+        } else {
+            bins::forget(conn, scope, &job.item, &job.warehouse).await?;
+        }
     }
     Ok(changed)
 }
@@ -199,13 +241,25 @@ pub(crate) async fn repost_postings(
     scope: &TenantScope,
     voucher: &str,
 ) -> Result<(), RepoError> {
+    let rows = ledger::voucher_rows(conn, scope, voucher).await?;
+    let Some(kind) = rows
+        .first()
+        .and_then(|(_, r)| voucher::by_type(&r.voucher_type))
+    else {
+        return Ok(());
+    };
+    let purpose_field = if kind.fixed_purpose().is_some() {
+        "company"
+    } else {
+        "purpose"
+    };
     let heads = rows_by_id(
         conn,
         scope,
-        "stock_entry",
+        kind.entity,
         &[
             "name",
-            "purpose",
+            purpose_field,
             "company",
             "posting_date",
             "expense_account",
@@ -219,13 +273,12 @@ pub(crate) async fn repost_postings(
     };
     let cell = |k: usize| head.get(k).cloned().flatten().unwrap_or_default();
     let (name, company, posting_date, expense) = (cell(0), cell(2), cell(3), cell(4));
-    let Some(purpose) = Purpose::of(&cell(1)) else {
+    let Some(purpose) = kind.fixed_purpose().or_else(|| Purpose::of(&cell(1))) else {
         return Ok(());
     };
     let Some(found) = accounting::ledger::load_company(conn, scope, &company).await? else {
         return Ok(());
     };
-    let rows = ledger::voucher_rows(conn, scope, voucher).await?;
     let warehouses: Vec<&str> = rows.iter().map(|(_, r)| r.warehouse.as_str()).collect();
     let accounts = rows_by_id(conn, scope, "warehouse", &["stock_account"], &warehouses).await?;
     let account = |w: &str| {
@@ -251,8 +304,11 @@ pub(crate) async fn repost_postings(
         let value = match purpose {
             Purpose::Receipt => *inward,
             Purpose::Issue | Purpose::Transfer => -*out,
+            Purpose::Manufacture if !source.is_empty() => -*out,
+            Purpose::Manufacture => *inward,
         };
         postings.extend(line_postings(
+            kind,
             purpose,
             usize::try_from(*i).unwrap_or(0),
             (source, target, &expense),
@@ -279,7 +335,7 @@ pub(crate) async fn repost_postings(
             .and_then(|r| r.first().and_then(Cell::as_int))
             .unwrap_or(0);
         let posting = DocumentPosting {
-            entry_type: STOCK_ENTRY,
+            entry_type: kind.voucher_type,
             name: format!("{name}-R{}", count + 1),
             company: found.id.clone(),
             posting_date,
@@ -294,7 +350,8 @@ pub(crate) async fn repost_postings(
     let id = sql.arg(text(voucher));
     let e = sql.arg(Arg::Text(entry));
     sql.text = format!(
-        "UPDATE stock_entry SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {id}"
+        "UPDATE {} SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {id}",
+        kind.entity
     );
     conn.execute(&sql).await?;
     Ok(())

@@ -44,6 +44,14 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method as an item names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Fifo => "FIFO",
+            Method::MovingAverage => "Moving Average",
+        }
+    }
+
     /// Reads the item's `valuation_method` (`FIFO`, `Moving Average`); FIFO when empty.
     pub fn of(text: Option<&str>) -> Option<Method> {
         match text {
@@ -135,6 +143,47 @@ pub struct Layer {
     pub value: i64,
 }
 
+/// A bin's figures and FIFO queue, without its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinState {
+    /// Thousandths held.
+    pub qty: i64,
+    /// The stock value, minor units.
+    pub value: i64,
+    /// The valuation rate, minor units per unit.
+    pub rate: i64,
+    /// The FIFO queue, front first.
+    pub layers: Vec<Layer>,
+}
+
+impl BinState {
+    /// The queue as text: `qty:value` per layer, separated by commas.
+    pub fn layers_text(&self) -> String {
+        let parts: Vec<String> = self
+            .layers
+            .iter()
+            .map(|l| format!("{}:{}", l.qty, l.value))
+            .collect();
+        parts.join(",")
+    }
+
+    /// Reads a queue written by [`BinState::layers_text`]; `None` when it is not one.
+    pub fn parse_layers(text: &str) -> Option<Vec<Layer>> {
+        if text.is_empty() {
+            return Some(Vec::new());
+        }
+        text.split(',')
+            .map(|part| {
+                let (qty, value) = part.split_once(':')?;
+                Some(Layer {
+                    qty: qty.parse().ok()?,
+                    value: value.parse().ok()?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// The stock of one item in one warehouse.
 #[derive(Debug, Clone)]
 pub struct Bin {
@@ -177,6 +226,28 @@ impl Bin {
     /// The FIFO queue, front first (empty under moving average).
     pub fn layers(&self) -> impl Iterator<Item = &Layer> {
         self.layers.iter()
+    }
+
+    /// The bin's state, to be kept and restored later ([`Bin::restore`]).
+    pub fn state(&self) -> BinState {
+        BinState {
+            qty: self.qty,
+            value: self.value,
+            rate: self.rate,
+            layers: self.layers.iter().copied().collect(),
+        }
+    }
+
+    /// A bin of `method` in a state taken from one ([`Bin::state`]).
+    pub fn restore(method: Method, allow_negative: bool, state: BinState) -> Bin {
+        Bin {
+            method,
+            allow_negative,
+            qty: state.qty,
+            value: state.value,
+            rate: state.rate,
+            layers: state.layers.into(),
+        }
     }
 
     /// Applies a movement, or refuses it and leaves the bin as it was.

@@ -400,6 +400,12 @@ async fn validate(
                 if spec.stage == Stage::Order {
                     // A draft order is invoiced by nothing yet (an amended copy neither).
                     row.insert("billed_qty".into(), json!("0"));
+                    // Nor delivered or received (the stock app's notes keep these).
+                    let moved = match kind {
+                        InvoiceKind::Sales => "delivered_qty",
+                        InvoiceKind::Purchase => "received_qty",
+                    };
+                    row.insert(moved.into(), json!("0"));
                 }
             }
         }

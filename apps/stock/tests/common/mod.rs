@@ -37,6 +37,9 @@ pub async fn boot(db: &TestDatabase) -> Api {
         .module(cortex::Cortex::new().unwrap())
         .module(accounting::Accounting::new().unwrap())
         .module(trade::Trade::new().unwrap())
+        .module(crm::Crm::new().unwrap())
+        .module(selling::Selling::new().unwrap())
+        .module(buying::Buying::new().unwrap())
         .module(stock::Stock::new().unwrap());
     let mut options = BootOptions::new(BootMode::Serve);
     options.config = ConfigOptions {

@@ -1,0 +1,260 @@
+//! Delivery notes and purchase receipts through the API on both backends: a receipt
+//! against a purchase order debits stock against stock received but not billed, which
+//! the purchase invoice clears; a delivery against a sales order costs the goods at
+//! valuation into cost of goods sold; each keeps what it moved on its order's lines;
+//! units convert, and bad input is refused at its pointer with nothing written.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use prefiq_data::testing::databases;
+use serde_json::{Value, json};
+
+use common::*;
+
+/// Creates and submits a document, which must succeed: the submitted record.
+async fn submitted(api: &Api, bearer: &str, entity: &str, body: Value) -> Value {
+    let id = api.create(bearer, entity, body).await;
+    let (status, answer) = api
+        .call(
+            "POST",
+            &format!("/api/v1/resources/{entity}/{id}/submit"),
+            bearer,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entity}: {answer}");
+    answer
+}
+
+/// Creates and submits a document that must be refused on save or on submit: the
+/// pointers of the refusal.
+async fn refused(api: &Api, bearer: &str, entity: &str, body: Value) -> Vec<String> {
+    let (status, answer) = api
+        .call(
+            "POST",
+            &format!("/api/v1/resources/{entity}"),
+            bearer,
+            Some(body),
+        )
+        .await;
+    let answer = if status == StatusCode::CREATED {
+        let id = answer["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/{entity}/{id}/submit"),
+                bearer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        answer
+    } else {
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        answer
+    };
+    answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn notes_receive_and_deliver_against_orders_at_valuation() {
+    for db in databases("stock_notes").await {
+        let api = boot(&db).await;
+        let clerk = api.clerk().await;
+        let b = books(&api, &clerk).await;
+        let buyer = api
+            .user(
+                "acme",
+                "buyer@acme.test",
+                &[
+                    "Purchase Manager",
+                    "Sales Manager",
+                    "Stock Manager",
+                    "Accounts Manager",
+                ],
+            )
+            .await;
+        let payable = api
+            .account(&buyer, &b.company, "liabilities:current:payable")
+            .await;
+        let receivable = api
+            .account(&buyer, &b.company, "assets:current:receivable")
+            .await;
+        let srbnb = api
+            .account(
+                &buyer,
+                &b.company,
+                "liabilities:current:stock-received-not-billed",
+            )
+            .await;
+        let sales = api.account(&buyer, &b.company, "income:sales").await;
+        let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
+        let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+        let boxes = api.create(&buyer, "uom", json!({"uom_name": "Box"})).await;
+        let crate_uom = api
+            .create(&buyer, "uom", json!({"uom_name": "Crate"}))
+            .await;
+        let (status, item) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/item/{}", b.bolt),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{item}");
+        let (status, answer) = api
+            .call(
+                "PATCH",
+                &format!("/api/v1/resources/item/{}", b.bolt),
+                &buyer,
+                Some(json!({"uoms": [{"uom": boxes, "factor": "12"}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+
+        // An order of 20 bolts at 2.00, received as 1 box (12) at 24.00 and 8 loose at 2.50.
+        let order = submitted(&api, &buyer, "purchase_order", json!({"supplier": supplier, "company": b.company, "posting_date": "2026-03-01", "currency": "USD", "lines": [{"item": b.bolt, "qty": "20", "unit_price": usd("2.00"), "expense_account": srbnb}]})).await;
+        let order_line = order["lines"][0]["id"].as_str().unwrap().to_owned();
+        let receipt = |lines: Value| json!({"supplier": supplier, "company": b.company, "posting_date": "2026-03-02", "purchase_order": order["id"], "lines": lines});
+
+        // Refusals, nothing written: a unit the item does not convert, a missing rate, a
+        // warehouse of no stock, and more than the order line holds.
+        for (lines, pointer) in [
+            (
+                json!([{"item": b.bolt, "qty": "1", "uom": crate_uom, "rate": usd("1.00"), "warehouse": b.main}]),
+                "/lines/0/uom",
+            ),
+            (
+                json!([{"item": b.bolt, "qty": "1", "warehouse": b.main}]),
+                "/lines/0/rate",
+            ),
+            (
+                json!([{"item": b.bolt, "qty": "1", "rate": usd("1.00"), "warehouse": b.group}]),
+                "/lines/0/warehouse",
+            ),
+            (
+                json!([{"item": b.bolt, "qty": "21", "rate": usd("1.00"), "warehouse": b.main, "purchase_order_line": order_line}]),
+                "/lines/0/purchase_order_line",
+            ),
+        ] {
+            let pointers = refused(&api, &buyer, "purchase_receipt", receipt(lines)).await;
+            assert_eq!(pointers, [pointer], "{pointer}");
+        }
+        assert!(api.stock(&clerk, &b.company, "2026-12-31").await.is_empty());
+
+        let received = submitted(&api, &buyer, "purchase_receipt", receipt(json!([
+            {"item": b.bolt, "qty": "1", "uom": boxes, "rate": usd("24.00"), "warehouse": b.main, "purchase_order_line": order_line},
+            {"item": b.bolt, "qty": "8", "rate": usd("2.50"), "warehouse": b.main, "purchase_order_line": order_line},
+        ]))).await;
+        assert_eq!(received["lines"][0]["stock_qty"], "12.000", "{received}");
+        assert_eq!(received["expense_account"], srbnb.as_str(), "{received}");
+        let (_, order) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/resources/purchase_order/{}",
+                    order["id"].as_str().unwrap()
+                ),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(order["lines"][0]["received_qty"], "20.000", "{order}");
+        assert_eq!(
+            api.stock(&clerk, &b.company, "2026-12-31").await,
+            [row("BOLT", "Main", "20.000", "44.00")].into()
+        );
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(balances.get("assets:current:stock"), Some(&4400));
+        assert_eq!(
+            balances.get("liabilities:current:stock-received-not-billed"),
+            Some(&-4400)
+        );
+
+        // The purchase invoice debits stock received but not billed back: it clears.
+        submitted(&api, &buyer, "purchase_invoice", json!({"supplier": supplier, "company": b.company, "posting_date": "2026-03-05", "currency": "USD", "lines": [
+            {"item": b.bolt, "qty": "12", "unit_price": usd("2.00"), "expense_account": srbnb},
+            {"item": b.bolt, "qty": "8", "unit_price": usd("2.50"), "expense_account": srbnb},
+        ]})).await;
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(
+            balances.get("liabilities:current:stock-received-not-billed"),
+            None,
+            "{balances:?}"
+        );
+
+        // A sales order of 15, delivered 15 FIFO: 12 at 2.00 and 3 at 2.50 = 31.50.
+        let sales_order = submitted(&api, &buyer, "sales_order", json!({"customer": customer, "company": b.company, "posting_date": "2026-03-06", "currency": "USD", "lines": [{"item": b.bolt, "qty": "15", "unit_price": usd("5.00"), "income_account": sales}]})).await;
+        let sales_line = sales_order["lines"][0]["id"].as_str().unwrap().to_owned();
+        let delivery = |qty: &str, date: &str| json!({"customer": customer, "company": b.company, "posting_date": date, "sales_order": sales_order["id"], "lines": [{"item": b.bolt, "qty": qty, "warehouse": b.main, "sales_order_line": sales_line}]});
+        assert_eq!(
+            refused(&api, &buyer, "delivery_note", delivery("16", "2026-03-07")).await,
+            ["/lines/0/sales_order_line"]
+        );
+        // Stock on the delivery's date is what counts: nothing was held on 1 March.
+        assert_eq!(
+            refused(&api, &buyer, "delivery_note", delivery("1", "2026-03-01")).await,
+            ["/lines/0/qty"]
+        );
+        let delivered =
+            submitted(&api, &buyer, "delivery_note", delivery("15", "2026-03-07")).await;
+        let (_, sales_order) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/resources/sales_order/{}",
+                    sales_order["id"].as_str().unwrap()
+                ),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(
+            sales_order["lines"][0]["delivered_qty"], "15.000",
+            "{sales_order}"
+        );
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(balances.get("expenses:cost-of-goods-sold"), Some(&3150));
+        assert_eq!(balances.get("assets:current:stock"), Some(&1250));
+        check_books(&api, &clerk, &b).await;
+
+        // Cancelling the delivery puts the goods and the order line back.
+        let id = delivered["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/delivery_note/{id}/cancel"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let (_, sales_order) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/resources/sales_order/{}",
+                    sales_order["id"].as_str().unwrap()
+                ),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(
+            sales_order["lines"][0]["delivered_qty"], "0.000",
+            "{sales_order}"
+        );
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(balances.get("expenses:cost-of-goods-sold"), None);
+        assert_eq!(balances.get("assets:current:stock"), Some(&4400));
+        check_books(&api, &clerk, &b).await;
+    }
+}
