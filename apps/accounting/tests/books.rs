@@ -157,7 +157,7 @@ async fn a_company_posts_reports_cancels_and_closes_through_the_api() {
                 None,
             )
             .await;
-        assert_eq!(accounts["data"].as_array().unwrap().len(), 33);
+        assert_eq!(accounts["data"].as_array().unwrap().len(), 34);
 
         // In company currency, in euros at the stored rate, and with a rounding difference.
         let first = entry(
