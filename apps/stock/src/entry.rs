@@ -39,11 +39,11 @@ use trade::TradeRepository;
 use crate::bins;
 use crate::ledger::{self, LedgerRow};
 use crate::orders;
-use crate::tracking;
 use crate::repost::{self, Work};
 pub use crate::rows::invalid;
 pub(crate) use crate::rows::rows_by_id;
 use crate::rows::{str_of, text_arg, truthy};
+use crate::tracking;
 use crate::units;
 use crate::valuation::{Bin, Method, Movement, QTY_SCALE, ValuationError, div_round};
 use crate::voucher::{self, VoucherKind};
@@ -775,8 +775,9 @@ impl StockPosting {
                 && lines.get(i).is_some_and(|l| l.source.is_none())
             {
                 shared = true;
-                let produced: Vec<usize> =
-                    (0..lines.len()).filter(|&k| lines[k].source.is_none()).collect();
+                let produced: Vec<usize> = (0..lines.len())
+                    .filter(|&k| lines[k].source.is_none())
+                    .collect();
                 let weights: Vec<i64> = produced.iter().map(|&k| lines[k].qty).collect();
                 for (k, share) in produced.into_iter().zip(shares(consumed, &weights)) {
                     lines[k].value = Some(share);

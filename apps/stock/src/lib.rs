@@ -14,11 +14,12 @@
 pub mod bins;
 pub mod entry;
 pub mod ledger;
+pub mod make;
 mod orders;
 pub mod reports;
 pub mod repost;
-mod tracking;
 mod rows;
+mod tracking;
 mod units;
 pub mod valuation;
 pub mod voucher;
@@ -106,10 +107,10 @@ impl ServiceProvider for StockProvider {
             .contribute(Arc::new(prefiq_data::tenants::TenantDataMigrations {
                 module: "stock".into(),
                 migrations: vec![
-            ledger::migration(),
-            bins::migration(),
-            tracking::migration(),
-        ],
+                    ledger::migration(),
+                    bins::migration(),
+                    tracking::migration(),
+                ],
             }));
         warehouse::register(cx, &self.repository);
         entry::register(cx, &self.repository);
@@ -127,7 +128,8 @@ impl ServiceProvider for StockProvider {
                 .get(
                     "/api/v1/stock/reports/stock-ledger",
                     reports::stock_ledger_report,
-                ),
+                )
+                .post("/api/v1/stock/{entity}/{id}/make/{target}", make::make),
         ));
         Ok(())
     }

@@ -107,10 +107,7 @@ async fn receivers(
             (n(0), t(1), t(2), n(3), n(4), n(5))
         })
         .collect();
-    if let Some(target) = incoming
-        .iter()
-        .find(|r| r.5 == line && r.2 != source)
-    {
+    if let Some(target) = incoming.iter().find(|r| r.5 == line && r.2 != source) {
         return Ok(vec![(
             target.0,
             target.1.clone(),

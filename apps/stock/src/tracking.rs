@@ -96,17 +96,9 @@ pub(crate) async fn check_lines(
                 "required",
                 "the item moves by batch: name the batch".into(),
             ),
-            (Some(_), false) => refuse(
-                "batch",
-                "not_allowed",
-                "the item has no batches".into(),
-            ),
+            (Some(_), false) => refuse("batch", "not_allowed", "the item has no batches".into()),
             (Some(batch), true) => {
-                let cell = |k: usize| {
-                    batches
-                        .get(batch)
-                        .and_then(|r| r.get(k).cloned().flatten())
-                };
+                let cell = |k: usize| batches.get(batch).and_then(|r| r.get(k).cloned().flatten());
                 let name = cell(3).unwrap_or_else(|| batch.clone());
                 if !batches.contains_key(batch) {
                     refuse("batch", "unknown", "there is no such batch".into());
@@ -212,7 +204,11 @@ async fn batch_held(
 ) -> Result<i64, RepoError> {
     let mut sql = Sql::default();
     let tenant = sql.arg(text(scope.tenant()));
-    let (i, w, b) = (sql.arg(text(item)), sql.arg(text(warehouse)), sql.arg(text(batch)));
+    let (i, w, b) = (
+        sql.arg(text(item)),
+        sql.arg(text(warehouse)),
+        sql.arg(text(batch)),
+    );
     sql.text = format!(
         "SELECT CAST(COALESCE(SUM(e.qty_change), 0) AS BIGINT) FROM stock_ledger_entry e WHERE e.tenant_id = {tenant} AND e.item = {i} AND e.warehouse = {w} AND e.batch = {b} AND e.adjusts IS NULL"
     );
@@ -264,23 +260,25 @@ pub(crate) async fn move_serials(
                 continue;
             }
             let pointer = format!("/lines/{i}/serial_nos");
-            return Err(match (from, where_is(conn, scope, &line.item, serial).await?) {
-                (None, _) => invalid(
-                    pointer,
-                    "in_stock",
-                    format!("serial number {serial} is in stock already"),
-                ),
-                (Some(_), Some(None)) => invalid(
-                    pointer,
-                    "delivered",
-                    format!("serial number {serial} has left stock already"),
-                ),
-                (Some(_), _) => invalid(
-                    pointer,
-                    "not_in_warehouse",
-                    format!("serial number {serial} is not in the warehouse"),
-                ),
-            });
+            return Err(
+                match (from, where_is(conn, scope, &line.item, serial).await?) {
+                    (None, _) => invalid(
+                        pointer,
+                        "in_stock",
+                        format!("serial number {serial} is in stock already"),
+                    ),
+                    (Some(_), Some(None)) => invalid(
+                        pointer,
+                        "delivered",
+                        format!("serial number {serial} has left stock already"),
+                    ),
+                    (Some(_), _) => invalid(
+                        pointer,
+                        "not_in_warehouse",
+                        format!("serial number {serial} is not in the warehouse"),
+                    ),
+                },
+            );
         }
     }
     Ok(())

@@ -18,7 +18,12 @@ async fn a_manufacture_produces_at_the_cost_of_what_it_consumes() {
         let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
         let (_, bolt) = api
-            .call("GET", &format!("/api/v1/resources/item/{}", b.bolt), &clerk, None)
+            .call(
+                "GET",
+                &format!("/api/v1/resources/item/{}", b.bolt),
+                &clerk,
+                None,
+            )
             .await;
         let kit = api.create(&clerk, "item", json!({"item_code": "KIT", "item_name": "Kit", "item_group": bolt["item_group"], "stock_uom": bolt["stock_uom"], "company": b.company})).await;
         let (main, store) = (&b.main, &b.store);
@@ -32,20 +37,38 @@ async fn a_manufacture_produces_at_the_cost_of_what_it_consumes() {
 
         // A manufacture consumes and produces; one that only consumes is refused.
         let (status, answer) = api
-            .call("POST", "/api/v1/resources/stock_entry", &clerk, Some(entry(&b, "Manufacture", "2026-03-05", json!([
-                {"item": b.bolt, "qty": "4", "s_warehouse": main},
-            ]))))
+            .call(
+                "POST",
+                "/api/v1/resources/stock_entry",
+                &clerk,
+                Some(entry(
+                    &b,
+                    "Manufacture",
+                    "2026-03-05",
+                    json!([
+                        {"item": b.bolt, "qty": "4", "s_warehouse": main},
+                    ]),
+                )),
+            )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
         assert_eq!(answer["errors"][0]["pointer"], "/lines", "{answer}");
 
         // 4 bolts at 2.00 and 2 nuts at 4.00 make 2 kits worth 16.00.
         let (status, answer, _) = api
-            .submit(&clerk, entry(&b, "Manufacture", "2026-03-05", json!([
-                {"item": b.bolt, "qty": "4", "s_warehouse": main},
-                {"item": b.nut, "qty": "2", "s_warehouse": main},
-                {"item": kit, "qty": "2", "t_warehouse": store},
-            ])))
+            .submit(
+                &clerk,
+                entry(
+                    &b,
+                    "Manufacture",
+                    "2026-03-05",
+                    json!([
+                        {"item": b.bolt, "qty": "4", "s_warehouse": main},
+                        {"item": b.nut, "qty": "2", "s_warehouse": main},
+                        {"item": kit, "qty": "2", "t_warehouse": store},
+                    ]),
+                ),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(

@@ -258,3 +258,161 @@ async fn notes_receive_and_deliver_against_orders_at_valuation() {
         check_books(&api, &clerk, &b).await;
     }
 }
+
+#[tokio::test]
+async fn orders_make_their_notes_and_a_receipt_makes_its_invoice() {
+    for db in databases("stock_make").await {
+        let api = boot(&db).await;
+        let clerk = api.clerk().await;
+        let b = books(&api, &clerk).await;
+        let buyer = api
+            .user(
+                "acme",
+                "buyer@acme.test",
+                &[
+                    "Purchase Manager",
+                    "Sales Manager",
+                    "Stock Manager",
+                    "Accounts Manager",
+                ],
+            )
+            .await;
+        let payable = api
+            .account(&buyer, &b.company, "liabilities:current:payable")
+            .await;
+        let receivable = api
+            .account(&buyer, &b.company, "assets:current:receivable")
+            .await;
+        let sales = api.account(&buyer, &b.company, "income:sales").await;
+        let rent = api.account(&buyer, &b.company, "expenses:rent").await;
+        let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
+        let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+        let make = |entity: &str, id: &str, target: &str| {
+            format!("/api/v1/stock/{entity}/{id}/make/{target}")
+        };
+
+        let order = submitted(&api, &buyer, "purchase_order", json!({"supplier": supplier, "company": b.company, "posting_date": "2026-04-01", "currency": "USD", "lines": [{"item": b.bolt, "qty": "5", "unit_price": usd("3.00"), "expense_account": rent}]})).await;
+        let order_id = order["id"].as_str().unwrap();
+        let (status, receipt) = api
+            .call(
+                "POST",
+                &make("purchase_order", order_id, "purchase_receipt"),
+                &buyer,
+                Some(json!({"warehouse": b.main, "posting_date": "2026-04-02"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{receipt}");
+        assert_eq!(receipt["lines"][0]["qty"], "5.000", "{receipt}");
+        assert_eq!(receipt["lines"][0]["rate"], usd("3.00"), "{receipt}");
+        assert_eq!(
+            receipt["lines"][0]["purchase_order_line"], order["lines"][0]["id"],
+            "{receipt}"
+        );
+        let receipt_id = receipt["id"].as_str().unwrap().to_owned();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/purchase_receipt/{receipt_id}/submit"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        // All of it is received: there is nothing left to make.
+        let (status, answer) = api
+            .call(
+                "POST",
+                &make("purchase_order", order_id, "purchase_receipt"),
+                &buyer,
+                Some(json!({"warehouse": b.main})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(answer["errors"][0]["pointer"], "/lines", "{answer}");
+
+        // The receipt's invoice clears stock received but not billed and bills the order.
+        let (status, invoice) = api
+            .call(
+                "POST",
+                &make("purchase_receipt", &receipt_id, "purchase_invoice"),
+                &buyer,
+                Some(json!({"posting_date": "2026-04-03"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{invoice}");
+        let invoice_id = invoice["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/purchase_invoice/{invoice_id}/submit"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(
+            balances.get("liabilities:current:stock-received-not-billed"),
+            None,
+            "{balances:?}"
+        );
+        assert_eq!(
+            balances.get("liabilities:current:payable"),
+            Some(&-1500),
+            "{balances:?}"
+        );
+        let (_, order) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/purchase_order/{order_id}"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(order["lines"][0]["billed_qty"], "5.000", "{order}");
+
+        // A sales order's delivery note, costed at valuation.
+        let sales_order = submitted(&api, &buyer, "sales_order", json!({"customer": customer, "company": b.company, "posting_date": "2026-04-04", "currency": "USD", "lines": [{"item": b.bolt, "qty": "2", "unit_price": usd("9.00"), "income_account": sales}]})).await;
+        let (status, note) = api
+            .call(
+                "POST",
+                &make(
+                    "sales_order",
+                    sales_order["id"].as_str().unwrap(),
+                    "delivery_note",
+                ),
+                &buyer,
+                Some(json!({"warehouse": b.main, "posting_date": "2026-04-05"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{note}");
+        let note_id = note["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/delivery_note/{note_id}/submit"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(
+            balances.get("expenses:cost-of-goods-sold"),
+            Some(&600),
+            "{balances:?}"
+        );
+        check_books(&api, &clerk, &b).await;
+
+        // Another pair is not made here.
+        let (status, _) = api
+            .call(
+                "POST",
+                &make("sales_order", note_id, "stock_entry"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

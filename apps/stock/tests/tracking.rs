@@ -54,13 +54,26 @@ async fn batches_expire_and_serial_numbers_leave_stock_once() {
         let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
         let (_, bolt) = api
-            .call("GET", &format!("/api/v1/resources/item/{}", b.bolt), &clerk, None)
+            .call(
+                "GET",
+                &format!("/api/v1/resources/item/{}", b.bolt),
+                &clerk,
+                None,
+            )
             .await;
         let item = |code: &str, flag: &str| json!({"item_code": code, "item_name": code, "item_group": bolt["item_group"], "stock_uom": bolt["stock_uom"], "company": b.company, flag: true});
-        let milk = api.create(&clerk, "item", item("MILK", "has_batch_no")).await;
-        let phone = api.create(&clerk, "item", item("PHONE", "has_serial_no")).await;
+        let milk = api
+            .create(&clerk, "item", item("MILK", "has_batch_no"))
+            .await;
+        let phone = api
+            .create(&clerk, "item", item("PHONE", "has_serial_no"))
+            .await;
         let fresh = api
-            .create(&clerk, "batch", json!({"batch_id": "B-1", "item": milk, "expiry_date": "2026-06-30"}))
+            .create(
+                &clerk,
+                "batch",
+                json!({"batch_id": "B-1", "item": milk, "expiry_date": "2026-06-30"}),
+            )
             .await;
         let of_phone = api
             .create(&clerk, "batch", json!({"batch_id": "B-2", "item": phone}))
@@ -71,26 +84,130 @@ async fn batches_expire_and_serial_numbers_leave_stock_once() {
 
         // (body, the pointer refused, or None when it is taken)
         let cases: Vec<(Value, Option<&str>)> = vec![
-            (receipt("2026-03-01", json!({"item": milk, "qty": "10", "t_warehouse": main, "basic_rate": usd("1.00")})), Some("/lines/0/batch")),
-            (receipt("2026-03-01", json!({"item": milk, "qty": "10", "t_warehouse": main, "basic_rate": usd("1.00"), "batch": of_phone})), Some("/lines/0/batch")),
-            (receipt("2026-03-01", json!({"item": b.bolt, "qty": "1", "t_warehouse": main, "basic_rate": usd("1.00"), "batch": fresh})), Some("/lines/0/batch")),
-            (receipt("2026-03-01", json!({"item": milk, "qty": "10", "t_warehouse": main, "basic_rate": usd("1.00"), "batch": fresh})), None),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": milk, "qty": "10", "t_warehouse": main, "basic_rate": usd("1.00")}),
+                ),
+                Some("/lines/0/batch"),
+            ),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": milk, "qty": "10", "t_warehouse": main, "basic_rate": usd("1.00"), "batch": of_phone}),
+                ),
+                Some("/lines/0/batch"),
+            ),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": b.bolt, "qty": "1", "t_warehouse": main, "basic_rate": usd("1.00"), "batch": fresh}),
+                ),
+                Some("/lines/0/batch"),
+            ),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": milk, "qty": "10", "t_warehouse": main, "basic_rate": usd("1.00"), "batch": fresh}),
+                ),
+                None,
+            ),
             // More of the batch than is held, and the batch past its expiry.
-            (issue("2026-03-02", json!({"item": milk, "qty": "11", "s_warehouse": main, "batch": fresh})), Some("/lines/0/batch")),
-            (issue("2026-07-01", json!({"item": milk, "qty": "4", "s_warehouse": main, "batch": fresh})), Some("/lines/0/batch")),
-            (issue("2026-06-30", json!({"item": milk, "qty": "4", "s_warehouse": main, "batch": fresh})), None),
+            (
+                issue(
+                    "2026-03-02",
+                    json!({"item": milk, "qty": "11", "s_warehouse": main, "batch": fresh}),
+                ),
+                Some("/lines/0/batch"),
+            ),
+            (
+                issue(
+                    "2026-07-01",
+                    json!({"item": milk, "qty": "4", "s_warehouse": main, "batch": fresh}),
+                ),
+                Some("/lines/0/batch"),
+            ),
+            (
+                issue(
+                    "2026-06-30",
+                    json!({"item": milk, "qty": "4", "s_warehouse": main, "batch": fresh}),
+                ),
+                None,
+            ),
             // One serial number per unit, each received once.
-            (receipt("2026-03-01", json!({"item": phone, "qty": "2", "t_warehouse": main, "basic_rate": usd("100.00"), "serial_nos": "P1"})), Some("/lines/0/serial_nos")),
-            (receipt("2026-03-01", json!({"item": phone, "qty": "2", "t_warehouse": main, "basic_rate": usd("100.00"), "serial_nos": "P1, P1"})), Some("/lines/0/serial_nos")),
-            (receipt("2026-03-01", json!({"item": b.bolt, "qty": "1", "t_warehouse": main, "basic_rate": usd("1.00"), "serial_nos": "X"})), Some("/lines/0/serial_nos")),
-            (receipt("2026-03-01", json!({"item": phone, "qty": "2", "t_warehouse": main, "basic_rate": usd("100.00"), "serial_nos": "P1\nP2"})), None),
-            (receipt("2026-03-02", json!({"item": phone, "qty": "1", "t_warehouse": store, "basic_rate": usd("100.00"), "serial_nos": "P2"})), Some("/lines/0/serial_nos")),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": phone, "qty": "2", "t_warehouse": main, "basic_rate": usd("100.00"), "serial_nos": "P1"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": phone, "qty": "2", "t_warehouse": main, "basic_rate": usd("100.00"), "serial_nos": "P1, P1"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": b.bolt, "qty": "1", "t_warehouse": main, "basic_rate": usd("1.00"), "serial_nos": "X"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
+            (
+                receipt(
+                    "2026-03-01",
+                    json!({"item": phone, "qty": "2", "t_warehouse": main, "basic_rate": usd("100.00"), "serial_nos": "P1\nP2"}),
+                ),
+                None,
+            ),
+            (
+                receipt(
+                    "2026-03-02",
+                    json!({"item": phone, "qty": "1", "t_warehouse": store, "basic_rate": usd("100.00"), "serial_nos": "P2"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
             // A serial number leaves once; one moved away is not in its old warehouse.
-            (issue("2026-03-03", json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P1"})), None),
-            (issue("2026-03-04", json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P1"})), Some("/lines/0/serial_nos")),
-            (entry(&b, "Transfer", "2026-03-04", json!([{"item": phone, "qty": "1", "s_warehouse": main, "t_warehouse": store, "serial_nos": "P2"}])), None),
-            (issue("2026-03-05", json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P2"})), Some("/lines/0/serial_nos")),
-            (issue("2026-03-05", json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P9"})), Some("/lines/0/serial_nos")),
+            (
+                issue(
+                    "2026-03-03",
+                    json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P1"}),
+                ),
+                None,
+            ),
+            (
+                issue(
+                    "2026-03-04",
+                    json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P1"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
+            (
+                entry(
+                    &b,
+                    "Transfer",
+                    "2026-03-04",
+                    json!([{"item": phone, "qty": "1", "s_warehouse": main, "t_warehouse": store, "serial_nos": "P2"}]),
+                ),
+                None,
+            ),
+            (
+                issue(
+                    "2026-03-05",
+                    json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P2"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
+            (
+                issue(
+                    "2026-03-05",
+                    json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P9"}),
+                ),
+                Some("/lines/0/serial_nos"),
+            ),
         ];
         let mut taken = Vec::new();
         for (body, expected) in cases {
@@ -113,12 +230,24 @@ async fn batches_expire_and_serial_numbers_leave_stock_once() {
         // Cancelling P1's issue puts it back: it can leave again.
         let issued = &taken[3];
         let (status, answer) = api
-            .call("POST", &format!("/api/v1/resources/stock_entry/{issued}/cancel"), &clerk, None)
+            .call(
+                "POST",
+                &format!("/api/v1/resources/stock_entry/{issued}/cancel"),
+                &clerk,
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        attempt(&api, &clerk, issue("2026-03-06", json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P1"})))
-            .await
-            .unwrap();
+        attempt(
+            &api,
+            &clerk,
+            issue(
+                "2026-03-06",
+                json!({"item": phone, "qty": "1", "s_warehouse": main, "serial_nos": "P1"}),
+            ),
+        )
+        .await
+        .unwrap();
         check_books(&api, &clerk, &b).await;
     }
 }

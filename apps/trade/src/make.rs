@@ -216,6 +216,10 @@ pub fn draft(entity: &str, target: &str, source: &Map<String, Value>) -> Result<
     Ok(Value::Object(doc))
 }
 
+/// How a draft is made from its source: [`draft`] here, another app's for its pairs.
+pub type Drafter<'a> =
+    &'a (dyn Fn(&str, &str, &Map<String, Value>) -> Result<Value, Problem> + Sync);
+
 /// `POST /api/v1/trade/{entity}/{id}/make/{target}`: creates the draft and answers it.
 pub async fn make(
     State(state): State<HttpState>,
@@ -223,6 +227,20 @@ pub async fn make(
     Path((entity, id, target)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), Problem> {
+    make_with(&state, &context, (&entity, &id, &target), &body, &draft).await
+}
+
+/// Makes a draft of `target` from the submitted `entity` `id` with `drafter`, as the
+/// caller; the body's fields are added to the draft. An app with its own pairs (stock's
+/// notes) serves its own route with its own drafter.
+pub async fn make_with(
+    state: &HttpState,
+    context: &Context,
+    (entity, id, target): (&str, &str, &str),
+    body: &[u8],
+    drafter: Drafter<'_>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    let (entity, id, target) = (entity.to_owned(), id.to_owned(), target.to_owned());
     if context.principal.is_none() {
         return Err(Problem::from(KernelError::service(
             ErrorKind::Unauthenticated,
@@ -232,7 +250,7 @@ pub async fn make(
     let extra: Map<String, Value> = if body.iter().all(u8::is_ascii_whitespace) {
         Map::new()
     } else {
-        prefiq_http::json_object(&body).map_err(|e| {
+        prefiq_http::json_object(body).map_err(|e| {
             invalid(
                 "",
                 "invalid_json",
@@ -241,12 +259,12 @@ pub async fn make(
         })?
     };
     // Refuse an unknown pair before reading anything.
-    if let Err(problem) = draft(&entity, &target, &Map::new())
+    if let Err(problem) = drafter(&entity, &target, &Map::new())
         && problem.status_code() == StatusCode::NOT_FOUND
     {
         return Err(problem);
     }
-    let scope = TenantScope::new(&context).map_err(Problem::from)?;
+    let scope = TenantScope::new(context).map_err(Problem::from)?;
     let repository = state
         .services
         .get::<Repository>("trade routes")
@@ -266,7 +284,7 @@ pub async fn make(
             format!("a {target} is made from a submitted {entity}"),
         ));
     }
-    let mut doc = draft(&entity, &target, source)?;
+    let mut doc = drafter(&entity, &target, source)?;
     if let Some(doc) = doc.as_object_mut() {
         doc.extend(extra);
     }

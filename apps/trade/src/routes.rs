@@ -22,7 +22,7 @@ pub const COMPUTE_TOTALS: &str = "trade.compute_totals";
 const QTY_DIGITS: u8 = 3;
 
 /// A refusal of the field at `pointer`, as a problem.
-pub(crate) fn invalid(
+pub fn invalid(
     pointer: impl Into<String>,
     code: &'static str,
     message: impl Into<String>,
