@@ -16,6 +16,7 @@ pub mod entry;
 pub mod ledger;
 pub mod make;
 mod orders;
+pub mod profit;
 pub mod reports;
 pub mod repost;
 mod rows;
@@ -128,6 +129,10 @@ impl ServiceProvider for StockProvider {
                 .get(
                     "/api/v1/stock/reports/stock-ledger",
                     reports::stock_ledger_report,
+                )
+                .get(
+                    "/api/v1/stock/reports/gross-profit",
+                    profit::gross_profit_report,
                 )
                 .post("/api/v1/stock/{entity}/{id}/make/{target}", make::make),
         ));

@@ -50,7 +50,7 @@ pub struct ReportQuery {
 
 /// The caller's scope when it may do `action` on its tenant.
 #[allow(clippy::result_large_err)]
-async fn allowed(
+pub(crate) async fn allowed(
     state: &HttpState,
     context: &Context,
     action: &str,
@@ -299,7 +299,7 @@ pub async fn stock_ledger(
 }
 
 #[allow(clippy::result_large_err)]
-fn check_format(format: Option<&str>) -> Result<(), Problem> {
+pub(crate) fn check_format(format: Option<&str>) -> Result<(), Problem> {
     if matches!(format, None | Some("json" | "csv")) {
         Ok(())
     } else {
@@ -312,7 +312,7 @@ fn check_format(format: Option<&str>) -> Result<(), Problem> {
 }
 
 #[allow(clippy::result_large_err)]
-fn date(value: Option<&str>, field: &str) -> Result<Option<jiff::civil::Date>, Problem> {
+pub(crate) fn date(value: Option<&str>, field: &str) -> Result<Option<jiff::civil::Date>, Problem> {
     value
         .map(|text| {
             text.parse::<jiff::civil::Date>().map_err(|_| {
@@ -326,7 +326,7 @@ fn date(value: Option<&str>, field: &str) -> Result<Option<jiff::civil::Date>, P
         .transpose()
 }
 
-fn answer(report: Value, format: Option<&str>, fields: &[&str]) -> Response {
+pub(crate) fn answer(report: Value, format: Option<&str>, fields: &[&str]) -> Response {
     if format == Some("csv") {
         (
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],

@@ -404,6 +404,50 @@ async fn orders_make_their_notes_and_a_receipt_makes_its_invoice() {
         );
         check_books(&api, &clerk, &b).await;
 
+        // Invoiced, it shows its real cost: revenue 18.00 against 6.00 delivered.
+        let invoice = submitted(&api, &buyer, "sales_invoice", json!({"customer": customer, "company": b.company, "posting_date": "2026-04-06", "currency": "USD", "sales_order": sales_order["id"], "lines": [{"item": b.bolt, "qty": "2", "unit_price": usd("9.00"), "income_account": sales, "order_line": sales_order["lines"][0]["id"]}]})).await;
+        assert_eq!(invoice["docstatus"], 1, "{invoice}");
+        let (status, report) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/stock/reports/gross-profit?company={}&from=2026-04-01&to=2026-04-30",
+                    b.company
+                ),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        let row = &report["rows"][0];
+        assert_eq!(
+            (
+                &row["revenue"],
+                &row["cost"],
+                &row["gross_profit"],
+                &row["cost_basis"]
+            ),
+            (
+                &json!("18.00"),
+                &json!("6.00"),
+                &json!("12.00"),
+                &json!("cost of goods sold")
+            ),
+            "{report}"
+        );
+        let (status, _) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/stock/reports/gross-profit?company={}&from=2026-13-01",
+                    b.company
+                ),
+                &clerk,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
         // Another pair is not made here.
         let (status, _) = api
             .call(

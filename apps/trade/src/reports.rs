@@ -491,6 +491,7 @@ pub const GROSS_PROFIT_FIELDS: &[&str] = &[
     "cost",
     "gross_profit",
     "margin_percent",
+    "cost_basis",
 ];
 
 /// Gross profit by item: revenue of the period against its quantity at the average
@@ -501,6 +502,20 @@ pub async fn gross_profit(
     company: &str,
     from: Option<jiff::civil::Date>,
     to: Option<jiff::civil::Date>,
+) -> Result<Value, RepoError> {
+    gross_profit_costed(conn, scope, company, from, to, &HashMap::new()).await
+}
+
+/// Gross profit by item with the cost of the items in `costs` (minor units of the
+/// company's currency, such as the stock ledger's cost of goods sold of the period)
+/// instead of their average purchase price; each row says which basis it used.
+pub async fn gross_profit_costed(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    company: &str,
+    from: Option<jiff::civil::Date>,
+    to: Option<jiff::civil::Date>,
+    costs: &HashMap<String, i64>,
 ) -> Result<Value, RepoError> {
     let (mut converter, company) = Converter::new(conn, scope, company).await?;
     let sold = lines_by_item(
@@ -536,7 +551,11 @@ pub async fn gross_profit(
         .map(|(item, (qty, revenue))| {
             // The average unit cost, in minor units per unit, times the quantity sold;
             // in i128 so that neither product overflows, rounded half away from zero.
-            let (bought_qty, bought_amount) = bought.get(item).copied().unwrap_or((0, 0));
+            let (bought_qty, bought_amount) = match costs.get(item) {
+                // The given cost is what the quantity sold cost: its average is that.
+                Some(cost) => (*qty, *cost),
+                None => bought.get(item).copied().unwrap_or((0, 0)),
+            };
             let cost = if bought_qty > 0 {
                 let numerator = i128::from(bought_amount) * i128::from(*qty);
                 let denominator = i128::from(bought_qty);
@@ -573,6 +592,11 @@ pub async fn gross_profit(
                 "cost": format_scaled(cost, scale),
                 "gross_profit": format_scaled(profit, scale),
                 "margin_percent": margin,
+                "cost_basis": if costs.contains_key(item) {
+                    "cost of goods sold"
+                } else {
+                    "average purchase price"
+                },
             })
         })
         .collect();
