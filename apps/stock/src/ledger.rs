@@ -34,6 +34,15 @@ pub fn migration() -> Migration {
     )
 }
 
+/// The migration that keeps the stock ledger's monthly totals, for the stock balance.
+pub fn month_migration() -> Migration {
+    Migration::per_backend(
+        "0004_stock_ledger_month",
+        include_str!("month_sqlite.sql"),
+        include_str!("month_postgres.sql"),
+    )
+}
+
 /// One row of the stock ledger, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerRow {

@@ -66,6 +66,7 @@ impl Module for Stock {
             ledger::migration(),
             bins::migration(),
             tracking::migration(),
+            ledger::month_migration(),
         ]
     }
 
@@ -111,6 +112,7 @@ impl ServiceProvider for StockProvider {
                     ledger::migration(),
                     bins::migration(),
                     tracking::migration(),
+                    ledger::month_migration(),
                 ],
             }));
         warehouse::register(cx, &self.repository);
