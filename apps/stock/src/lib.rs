@@ -11,12 +11,14 @@
 //! - `GET /api/v1/stock/reports/stock-balance` and `stock-ledger` ([`reports`]).
 //! - Backdated entries and cancels repost later entries and their postings ([`repost`]).
 
+pub mod ageing;
 pub mod bins;
 pub mod entry;
 pub mod ledger;
 pub mod make;
 mod orders;
 pub mod profit;
+pub mod reorder;
 pub mod reports;
 pub mod repost;
 mod rows;
@@ -67,6 +69,7 @@ impl Module for Stock {
             bins::migration(),
             tracking::migration(),
             ledger::month_migration(),
+            reorder::migration(),
         ]
     }
 
@@ -88,6 +91,7 @@ impl Module for Stock {
             schema!("schema/delivery_note.yaml"),
             schema!("schema/purchase_receipt_line.yaml"),
             schema!("schema/purchase_receipt.yaml"),
+            schema!("schema/reorder_level.yaml"),
         ]
     }
 }
@@ -95,6 +99,7 @@ impl Module for Stock {
 #[derive(Default)]
 struct StockProvider {
     repository: TradeRepository,
+    identity: Arc<std::sync::OnceLock<Arc<cortex::identity::Identity>>>,
 }
 
 #[async_trait]
@@ -113,10 +118,13 @@ impl ServiceProvider for StockProvider {
                     bins::migration(),
                     tracking::migration(),
                     ledger::month_migration(),
+                    reorder::migration(),
                 ],
             }));
         warehouse::register(cx, &self.repository);
         entry::register(cx, &self.repository);
+        reorder::register(cx, &self.repository);
+        reorder::register_job(cx, &self.repository, &self.identity)?;
         cx.services
             .contribute(Arc::new(prefiq_http::openapi::ApiDescription::from_yaml(
                 "stock",
@@ -136,12 +144,26 @@ impl ServiceProvider for StockProvider {
                     "/api/v1/stock/reports/gross-profit",
                     profit::gross_profit_report,
                 )
-                .post("/api/v1/stock/{entity}/{id}/make/{target}", make::make),
+                .post("/api/v1/stock/{entity}/{id}/make/{target}", make::make)
+                .get(
+                    "/api/v1/stock/reports/below-reorder",
+                    reorder::below_reorder_route,
+                )
+                .get(
+                    "/api/v1/stock/reports/stock-ageing",
+                    ageing::stock_ageing_report,
+                )
+                .post("/api/v1/stock/reorder/run", reorder::run_route),
         ));
         Ok(())
     }
 
     async fn boot(&self, cx: &BootContext<'_>) -> Result<(), KernelError> {
+        if cx.mode != prefiq::BootMode::DryRun
+            && let Some(identity) = cx.services.try_get::<cortex::identity::Identity>()
+        {
+            let _ = self.identity.set(identity);
+        }
         self.repository.boot(cx)
     }
 }
