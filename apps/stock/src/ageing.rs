@@ -69,7 +69,7 @@ pub fn age(movements: impl IntoIterator<Item = (i64, i64)>, as_of_day: i64) -> A
                 layers.push_back((day, rest));
             }
         } else {
-            let mut wanted = -change;
+            let mut wanted = change.saturating_neg();
             while wanted > 0 {
                 let Some(front) = layers.front_mut() else {
                     shortfall = shortfall.saturating_add(wanted);
@@ -87,16 +87,22 @@ pub fn age(movements: impl IntoIterator<Item = (i64, i64)>, as_of_day: i64) -> A
     let mut out = Ageing::default();
     let (mut held, mut weighted) = (0i128, 0i128);
     for (day, qty) in &layers {
-        let age = (as_of_day - day).max(0);
+        let age = as_of_day.saturating_sub(*day).max(0);
         let bucket = BUCKETS.iter().position(|b| age <= *b).unwrap_or(3);
         out.buckets[bucket] = out.buckets[bucket].saturating_add(*qty);
-        held += i128::from(*qty);
-        weighted += i128::from(*qty) * i128::from(age);
+        held = held.saturating_add(i128::from(*qty));
+        weighted = weighted.saturating_add(i128::from(*qty).saturating_mul(i128::from(age)));
     }
-    out.qty = i64::try_from(held).unwrap_or(i64::MAX) - shortfall;
+    out.qty = i64::try_from(held)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(shortfall);
     if held > 0 {
         // Tenths, rounded half up.
-        let tenths = (weighted * 20 + held) / (2 * held);
+        let tenths = weighted
+            .saturating_mul(20)
+            .saturating_add(held)
+            .checked_div(held.saturating_mul(2))
+            .unwrap_or(0);
         out.average_age_tenths = i64::try_from(tenths).unwrap_or(i64::MAX);
     }
     out

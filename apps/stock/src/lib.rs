@@ -10,6 +10,8 @@
 //!   both.
 //! - `GET /api/v1/stock/reports/stock-balance` and `stock-ledger` ([`reports`]).
 //! - Backdated entries and cancels repost later entries and their postings ([`repost`]).
+//! - `reorder_level`, the items below it, the reorder job and
+//!   `POST /api/v1/stock/reorder/run` ([`reorder`]); `stock-ageing` ([`ageing`]).
 
 pub mod ageing;
 pub mod bins;

@@ -418,6 +418,16 @@ async fn items_below_their_reorder_level_are_reported_with_what_is_on_order() {
             let (status, answer) = api.call("GET", &path, bearer, None).await;
             assert_eq!(status, expected, "{path}: {answer}");
         }
+        // The routes are in the API's description.
+        let (status, openapi) = api.call("GET", "/api/v1/openapi.json", "", None).await;
+        assert_eq!(status, StatusCode::OK);
+        for path in [
+            "/api/v1/stock/reports/below-reorder",
+            "/api/v1/stock/reports/stock-ageing",
+            "/api/v1/stock/reorder/run",
+        ] {
+            assert!(openapi["paths"][path].is_object(), "{path}");
+        }
         api.app.shutdown().await.unwrap();
         db.cleanup().await;
     }
@@ -766,6 +776,41 @@ async fn the_reorder_run_drafts_purchase_orders_once() {
         let (status, answer) = run(&clerk).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["purchase_orders"], json!([]), "{answer}");
+
+        // The scheduled job (daily by default) does the same for every tenant: a new
+        // level below gets its order, once.
+        let services = api.app.resolver("test");
+        let schedules = services.services().all::<prefiq_worker::Schedule>();
+        let schedule = schedules.iter().find(|s| s.key() == "stock::reorder").unwrap();
+        assert_eq!((schedule.cron.as_str(), schedule.kind.as_str()), ("40 2 * * *", "stock.reorder"));
+        let job = services
+            .services()
+            .all::<dyn prefiq_worker::JobHandler>()
+            .into_iter()
+            .find(|h| h.kind() == "stock.reorder")
+            .unwrap();
+        api.create(&clerk, "reorder_level", level(&b.nut, &b.store, "1", "4", Some(&glue_co)))
+            .await;
+        let count = async || {
+            let (status, list) = api
+                .call("GET", "/api/v1/resources/purchase_order", &clerk, None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{list}");
+            list["data"].as_array().unwrap().len()
+        };
+        let before = count().await;
+        for _ in 0..2 {
+            let input = prefiq_worker::JobInput {
+                id: 1,
+                kind: "stock.reorder".into(),
+                context: prefiq::Context::system("en"),
+                payload: json!({}),
+                attempt: 1,
+                max_attempts: 3,
+            };
+            job.run(&input).await.unwrap();
+        }
+        assert_eq!(count().await, before + 1);
 
         // Another tenant sees none of it and drafts nothing.
         let identity = api
