@@ -500,24 +500,23 @@ async fn covered(
     Ok(rows.iter().map(|r| (text(r, 0), text(r, 1))).collect())
 }
 
-/// The latest incoming rate of each item in each warehouse (minor units per unit).
-async fn last_rates(
+/// The latest incoming rate (minor units per unit) of an item in a warehouse, from the
+/// bin's index; zero when nothing came in.
+async fn last_rate(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
-) -> Result<HashMap<(String, String), i64>, RepoError> {
+    item: &str,
+    warehouse: &str,
+) -> Result<i64, RepoError> {
     let mut sql = Sql::default();
     let tenant = sql.arg(text_arg(scope.tenant()));
+    let i = sql.arg(text_arg(item));
+    let w = sql.arg(text_arg(warehouse));
     sql.text = format!(
-        "SELECT item, warehouse, incoming_rate FROM stock_ledger_entry WHERE tenant_id = {tenant} AND incoming_rate > 0 AND is_reversal = 0 AND adjusts IS NULL ORDER BY day, seq"
+        "SELECT incoming_rate FROM stock_ledger_entry WHERE tenant_id = {tenant} AND item = {i} AND warehouse = {w} AND incoming_rate > 0 AND is_reversal = 0 AND adjusts IS NULL ORDER BY day DESC, seq DESC LIMIT 1"
     );
-    let rows = conn
-        .fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Int])
-        .await?;
-    // Later rows overwrite earlier ones.
-    Ok(rows
-        .iter()
-        .map(|r| ((text(r, 0), text(r, 1)), int(r, 2)))
-        .collect())
+    let rows = conn.fetch(&sql, &[SqlType::Int]).await?;
+    Ok(rows.first().map_or(0, |r| int(r, 0)))
 }
 
 /// What a run found to draft: per company and supplier, its lines.
@@ -532,7 +531,6 @@ struct Plan {
 async fn plan(conn: &mut Conn<'_>, scope: &TenantScope) -> Result<Plan, RepoError> {
     let below = below_reorder(conn, scope, None, None).await?;
     let covered = covered(conn, scope).await?;
-    let rates = last_rates(conn, scope).await?;
     let mut orders: BTreeMap<(String, String), Vec<(Below, i64)>> = BTreeMap::new();
     for b in below {
         let Some(supplier) = b.supplier.clone() else {
@@ -541,10 +539,7 @@ async fn plan(conn: &mut Conn<'_>, scope: &TenantScope) -> Result<Plan, RepoErro
         if b.reorder_qty <= 0 || covered.contains(&(b.item.clone(), b.warehouse.clone())) {
             continue;
         }
-        let rate = rates
-            .get(&(b.item.clone(), b.warehouse.clone()))
-            .copied()
-            .unwrap_or(0);
+        let rate = last_rate(conn, scope, &b.item, &b.warehouse).await?;
         orders
             .entry((b.company.clone(), supplier))
             .or_default()

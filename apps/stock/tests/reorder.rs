@@ -781,16 +781,26 @@ async fn the_reorder_run_drafts_purchase_orders_once() {
         // level below gets its order, once.
         let services = api.app.resolver("test");
         let schedules = services.services().all::<prefiq_worker::Schedule>();
-        let schedule = schedules.iter().find(|s| s.key() == "stock::reorder").unwrap();
-        assert_eq!((schedule.cron.as_str(), schedule.kind.as_str()), ("40 2 * * *", "stock.reorder"));
+        let schedule = schedules
+            .iter()
+            .find(|s| s.key() == "stock::reorder")
+            .unwrap();
+        assert_eq!(
+            (schedule.cron.as_str(), schedule.kind.as_str()),
+            ("40 2 * * *", "stock.reorder")
+        );
         let job = services
             .services()
             .all::<dyn prefiq_worker::JobHandler>()
             .into_iter()
             .find(|h| h.kind() == "stock.reorder")
             .unwrap();
-        api.create(&clerk, "reorder_level", level(&b.nut, &b.store, "1", "4", Some(&glue_co)))
-            .await;
+        api.create(
+            &clerk,
+            "reorder_level",
+            level(&b.nut, &b.store, "1", "4", Some(&glue_co)),
+        )
+        .await;
         let count = async || {
             let (status, list) = api
                 .call("GET", "/api/v1/resources/purchase_order", &clerk, None)
