@@ -294,7 +294,8 @@ pub struct Below {
 }
 
 /// The reorder levels (of `company` and `warehouse` when given) whose warehouse holds,
-/// by the stock ledger, no more than their level; in no particular order.
+/// by the stock ledger, no more than their level; in no particular order. Levels of a
+/// disabled (or deleted) item or warehouse are left out.
 pub async fn below_reorder(
     conn: &mut Conn<'_>,
     scope: &TenantScope,
@@ -313,7 +314,7 @@ pub async fn below_reorder(
     // The quantity held is the sum of every row's change: a cancelled voucher's rows and
     // their reversals cancel out, repost rows move no quantity.
     sql.text = format!(
-        "SELECT r.id, r.item, r.warehouse, r.company, CAST(COALESCE(r.level, 0) AS BIGINT), CAST(COALESCE(r.reorder_qty, 0) AS BIGINT), r.supplier, CAST(COALESCE((SELECT SUM(e.qty_change) FROM stock_ledger_entry e WHERE e.tenant_id = r.tenant_id AND e.item = r.item AND e.warehouse = r.warehouse), 0) AS BIGINT) FROM reorder_level r WHERE r.tenant_id = {tenant} AND r.deleted_at IS NULL{filters}"
+        "SELECT r.id, r.item, r.warehouse, r.company, CAST(COALESCE(r.level, 0) AS BIGINT), CAST(COALESCE(r.reorder_qty, 0) AS BIGINT), r.supplier, CAST(COALESCE((SELECT SUM(e.qty_change) FROM stock_ledger_entry e WHERE e.tenant_id = r.tenant_id AND e.item = r.item AND e.warehouse = r.warehouse), 0) AS BIGINT) FROM reorder_level r WHERE r.tenant_id = {tenant} AND r.deleted_at IS NULL{filters} AND EXISTS (SELECT 1 FROM item i WHERE i.tenant_id = r.tenant_id AND i.id = r.item AND i.deleted_at IS NULL AND COALESCE(CAST(i.disabled AS INTEGER), 0) = 0) AND EXISTS (SELECT 1 FROM warehouse w WHERE w.tenant_id = r.tenant_id AND w.id = r.warehouse AND w.deleted_at IS NULL AND COALESCE(CAST(w.disabled AS INTEGER), 0) = 0)"
     );
     use SqlType::{Int, Text};
     let rows = conn

@@ -383,6 +383,18 @@ async fn items_below_their_reorder_level_are_reported_with_what_is_on_order() {
         );
         assert_eq!(csv.lines().count(), 3, "{csv}");
 
+        // A disabled item is not reordered.
+        let (status, answer) = api
+            .call(
+                "PATCH",
+                &format!("/api/v1/resources/item/{}", b.glue),
+                &clerk,
+                Some(json!({"disabled": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        check(&format!("?warehouse={}", b.store), &all[1..2]).await;
+
         for (path, bearer, expected) in [
             (
                 "/api/v1/stock/reports/below-reorder".to_owned(),
@@ -856,6 +868,40 @@ async fn the_reorder_run_drafts_purchase_orders_once() {
             )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        api.app.shutdown().await.unwrap();
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn without_the_buying_app_the_run_is_refused_and_nothing_is_on_order() {
+    for db in databases("stock_reorder_no_buying").await {
+        let api = boot(&db).await;
+        let clerk = api.clerk().await;
+        let b = books(&api, &clerk).await;
+        api.create(
+            &clerk,
+            "reorder_level",
+            level(&b.bolt, &b.main, "1", "2", None),
+        )
+        .await;
+        let (status, report) = api
+            .call("GET", "/api/v1/stock/reports/below-reorder", &clerk, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(
+            rows(&report, &["qty", "on_order_qty"]),
+            strings(&[&["BOLT", "Main", "0.000", "0.000"]]),
+            "{report}"
+        );
+        let (status, answer) = api
+            .call("POST", "/api/v1/stock/reorder/run", &clerk, None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+        assert_eq!(
+            answer["errors"][0]["code"], "no_purchase_orders",
+            "{answer}"
+        );
         api.app.shutdown().await.unwrap();
         db.cleanup().await;
     }
