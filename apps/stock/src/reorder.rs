@@ -13,7 +13,9 @@
 //!   and audited like any order). A draft is remembered per item and warehouse
 //!   (`stock_reorder_draft`), and an item and warehouse whose remembered order is still
 //!   open (draft or submitted, not deleted, cancelled or fully billed) is skipped: a run
-//!   after a run drafts nothing new.
+//!   after a run drafts nothing new. Runs in one process take turns; two processes
+//!   running at the same moment, or a crash between drafting an order and remembering
+//!   it, can still draft an order twice (the order is a draft, for a person to check).
 //!
 //! Purchase orders (the buying app) carry no warehouse: the quantity on order is counted
 //! per item and company. The buying app is optional: without it the report shows no
@@ -596,6 +598,9 @@ pub fn has_orders(repository: &Repository) -> bool {
     repository.registry().get(PURCHASE_ORDER).is_some()
 }
 
+/// Held while a run plans, drafts and remembers.
+static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs the reorder for the scope's tenant: drafts, as the system, one purchase order per
 /// company and supplier for the levels below that name a supplier and are not on an open
 /// order the job drafted already.
@@ -608,6 +613,9 @@ pub async fn run(repository: &Repository, tenant: &str) -> Result<RunOutcome, Re
             "purchase orders are the buying app's, which is not installed",
         ));
     }
+    // One run at a time in this process, so two runs (the schedule's and one on demand)
+    // do not both draft what neither has remembered yet.
+    let _running = RUNNING.lock().await;
     let s = scope.clone();
     let plan = repository
         .read(
