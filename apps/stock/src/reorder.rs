@@ -338,8 +338,8 @@ pub async fn below_reorder(
         .collect())
 }
 
-/// What is on open purchase orders (draft or submitted, not fully billed) per item and
-/// company: each line's quantity less what is invoiced of it. Empty without the buying
+/// What is on open purchase orders (draft or submitted) per item and company: each
+/// line's quantity less what purchase receipts received of it. Empty without the buying
 /// app.
 pub async fn on_order(
     conn: &mut Conn<'_>,
@@ -352,7 +352,7 @@ pub async fn on_order(
     let mut sql = Sql::default();
     let tenant = sql.arg(text_arg(scope.tenant()));
     sql.text = format!(
-        "SELECT l.item, p.company, CAST(SUM(l.qty - COALESCE(l.billed_qty, 0)) AS BIGINT) FROM purchase_order_line l JOIN purchase_order p ON p.tenant_id = l.tenant_id AND p.id = l.parent_id WHERE l.tenant_id = {tenant} AND p.deleted_at IS NULL AND p.docstatus IN (0, 1) AND COALESCE(p.billing_status, '') <> 'Fully Billed' GROUP BY l.item, p.company"
+        "SELECT l.item, p.company, CAST(SUM(CASE WHEN l.qty > COALESCE(l.received_qty, 0) THEN l.qty - COALESCE(l.received_qty, 0) ELSE 0 END) AS BIGINT) FROM purchase_order_line l JOIN purchase_order p ON p.tenant_id = l.tenant_id AND p.id = l.parent_id WHERE l.tenant_id = {tenant} AND p.deleted_at IS NULL AND p.docstatus IN (0, 1) GROUP BY l.item, p.company"
     );
     let rows = conn
         .fetch(&sql, &[SqlType::Text, SqlType::Text, SqlType::Int])

@@ -1,45 +1,18 @@
 //! Reorder levels, the items below them, stock ageing and the reorder run through the
-//! API on both backends, with the buying app installed for purchase orders.
+//! API on both backends.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
 use axum::http::StatusCode;
-use prefiq::{App, BootMode, BootOptions, ConfigOptions};
-use prefiq_data::DatabaseProvider;
 use prefiq_data::testing::{TestDatabase, databases};
-use prefiq_http::HttpProvider;
 use serde_json::{Value, json};
 
 use common::*;
 
-/// The stock harness's app, with the buying app too.
+/// The stock harness's app, which has the buying app (stock depends on it).
 async fn boot_buying(db: &TestDatabase) -> Api {
-    let mut vars = vec![("PREFIQ__DATABASE__URL".to_owned(), db.url.clone())];
-    if let Ok(tenancy) = std::env::var("PREFIQ_TEST_TENANCY") {
-        vars.push(("PREFIQ__DATABASE__TENANCY".into(), tenancy));
-    }
-    let app = App::new()
-        .provider(DatabaseProvider)
-        .provider(prefiq_data::audit::AuditProvider::default())
-        .provider(HttpProvider)
-        .module(cortex::Cortex::new().unwrap())
-        .module(accounting::Accounting::new().unwrap())
-        .module(trade::Trade::new().unwrap())
-        .module(buying::Buying::new().unwrap())
-        .module(stock::Stock::new().unwrap());
-    let mut options = BootOptions::new(BootMode::Serve);
-    options.config = ConfigOptions {
-        root: Some(db.root()),
-        vars: Some(vars),
-        ..Default::default()
-    };
-    let app = app.boot(options).await.unwrap();
-    let router = prefiq_http::router(&app, Arc::new(AtomicBool::new(true))).unwrap();
-    Api { router, app }
+    boot(db).await
 }
 
 /// A supplier of the company.
@@ -868,40 +841,6 @@ async fn the_reorder_run_drafts_purchase_orders_once() {
             )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
-        api.app.shutdown().await.unwrap();
-        db.cleanup().await;
-    }
-}
-
-#[tokio::test]
-async fn without_the_buying_app_the_run_is_refused_and_nothing_is_on_order() {
-    for db in databases("stock_reorder_no_buying").await {
-        let api = boot(&db).await;
-        let clerk = api.clerk().await;
-        let b = books(&api, &clerk).await;
-        api.create(
-            &clerk,
-            "reorder_level",
-            level(&b.bolt, &b.main, "1", "2", None),
-        )
-        .await;
-        let (status, report) = api
-            .call("GET", "/api/v1/stock/reports/below-reorder", &clerk, None)
-            .await;
-        assert_eq!(status, StatusCode::OK, "{report}");
-        assert_eq!(
-            rows(&report, &["qty", "on_order_qty"]),
-            strings(&[&["BOLT", "Main", "0.000", "0.000"]]),
-            "{report}"
-        );
-        let (status, answer) = api
-            .call("POST", "/api/v1/stock/reorder/run", &clerk, None)
-            .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
-        assert_eq!(
-            answer["errors"][0]["code"], "no_purchase_orders",
-            "{answer}"
-        );
         api.app.shutdown().await.unwrap();
         db.cleanup().await;
     }
