@@ -15,6 +15,7 @@
 
 pub mod ageing;
 pub mod bins;
+pub mod desk;
 pub mod entry;
 pub mod ledger;
 pub mod make;
@@ -123,6 +124,8 @@ impl ServiceProvider for StockProvider {
                     reorder::migration(),
                 ],
             }));
+        cx.services.contribute(Arc::new(desk::layer()));
+        cx.services.contribute(Arc::new(desk::routes()));
         warehouse::register(cx, &self.repository);
         entry::register(cx, &self.repository);
         reorder::register(cx, &self.repository);

@@ -332,7 +332,7 @@ pub async fn print(
 }
 
 /// The companies the user may read, and the one the form names (else the first).
-async fn companies(
+pub async fn companies(
     state: &HttpState,
     session: &cortex::desk::Session,
     form: &FormData,

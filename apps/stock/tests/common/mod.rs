@@ -397,3 +397,7 @@ pub fn row(
 ) -> ((String, String), (String, String)) {
     ((item.into(), warehouse.into()), (qty.into(), value.into()))
 }
+
+// The desk browser of cortex's tests, not a copy of it.
+#[path = "../../../cortex/tests/common/browser.rs"]
+pub mod browser;
