@@ -1,8 +1,10 @@
--- The stock ledger's monthly totals (see reports.rs): per company, month, item and
--- warehouse, the quantity and value its rows moved. A trigger keeps them in the same
+-- The stock ledger's totals (see reports.rs): per company, month, item and warehouse,
+-- the quantity and value its rows moved (stock_ledger_month), and per company, item and
+-- warehouse all of it with the latest day (stock_ledger_total). A trigger keeps them in the same
 -- statement as every row written, so they can never disagree with the ledger; the stock
--- balance at a date adds the months before its month to that month's rows up to the
--- date, instead of reading the whole ledger. Behind the tenant policy.
+-- balance at a date after every row is the totals, and at an earlier date the months
+-- before its month added to that month's rows up to the date, instead of reading the
+-- whole ledger. Behind the tenant policy.
 CREATE TABLE stock_ledger_month (
     tenant_id TEXT COLLATE "C" NOT NULL,
     company TEXT COLLATE "C" NOT NULL,
@@ -19,12 +21,32 @@ FROM stock_ledger_entry GROUP BY 1, 2, 3, 4, 5;
 ALTER TABLE stock_ledger_month ENABLE ROW LEVEL SECURITY;
 ALTER TABLE stock_ledger_month FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON stock_ledger_month USING (tenant_id = NULLIF(current_setting('prefiq.tenant', true), '')) WITH CHECK (tenant_id = NULLIF(current_setting('prefiq.tenant', true), ''));
+CREATE TABLE stock_ledger_total (
+    tenant_id TEXT COLLATE "C" NOT NULL,
+    company TEXT COLLATE "C" NOT NULL,
+    item TEXT COLLATE "C" NOT NULL,
+    warehouse TEXT COLLATE "C" NOT NULL,
+    qty BIGINT NOT NULL,
+    value BIGINT NOT NULL,
+    last_day INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, company, item, warehouse)
+);
+INSERT INTO stock_ledger_total (tenant_id, company, item, warehouse, qty, value, last_day)
+SELECT tenant_id, company, item, warehouse, SUM(qty_change), SUM(stock_value_change), MAX(day)
+FROM stock_ledger_entry GROUP BY 1, 2, 3, 4;
+ALTER TABLE stock_ledger_total ENABLE ROW LEVEL SECURITY;
+ALTER TABLE stock_ledger_total FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON stock_ledger_total USING (tenant_id = NULLIF(current_setting('prefiq.tenant', true), '')) WITH CHECK (tenant_id = NULLIF(current_setting('prefiq.tenant', true), ''));
 CREATE FUNCTION stock_ledger_month_add() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO stock_ledger_month (tenant_id, company, month, item, warehouse, qty, value)
     VALUES (NEW.tenant_id, NEW.company, CAST(substr(NEW.posting_date, 1, 4) AS INTEGER) * 12 + CAST(substr(NEW.posting_date, 6, 2) AS INTEGER) - 1, NEW.item, NEW.warehouse, NEW.qty_change, NEW.stock_value_change)
     ON CONFLICT (tenant_id, company, month, item, warehouse)
     DO UPDATE SET qty = stock_ledger_month.qty + excluded.qty, value = stock_ledger_month.value + excluded.value;
+    INSERT INTO stock_ledger_total (tenant_id, company, item, warehouse, qty, value, last_day)
+    VALUES (NEW.tenant_id, NEW.company, NEW.item, NEW.warehouse, NEW.qty_change, NEW.stock_value_change, NEW.day)
+    ON CONFLICT (tenant_id, company, item, warehouse)
+    DO UPDATE SET qty = stock_ledger_total.qty + excluded.qty, value = stock_ledger_total.value + excluded.value, last_day = GREATEST(stock_ledger_total.last_day, excluded.last_day);
     RETURN NULL;
 END
 $$;

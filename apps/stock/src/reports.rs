@@ -92,19 +92,38 @@ pub async fn stock_balance(
         ));
     };
     let day = accounting::ledger::store::day_number(&as_of.to_string()).unwrap_or(i64::MAX);
+    // After the company's latest row, its totals; before, the months before as_of's
+    // from their totals and its month's rows up to it.
+    let mut latest = Sql::default();
+    let lt = latest.arg(Arg::Text(Some(scope.tenant().to_owned())));
+    let lc = latest.arg(Arg::Text(Some(company.id.clone())));
+    latest.text = format!(
+        "SELECT CAST(COALESCE(MAX(last_day), 0) AS BIGINT) FROM stock_ledger_total WHERE tenant_id = {lt} AND company = {lc}"
+    );
+    let last_day = conn
+        .fetch(&latest, &[SqlType::Int])
+        .await?
+        .first()
+        .and_then(|r| r.first().and_then(Cell::as_int))
+        .unwrap_or(i64::MAX);
     let mut sql = Sql::default();
     let tenant = sql.arg(Arg::Text(Some(scope.tenant().to_owned())));
     let c = sql.arg(Arg::Text(Some(company.id.clone())));
-    let d = sql.arg(Arg::Int(Some(day)));
-    // The months before as_of's from their totals, and its month's rows up to it.
-    let month = i64::from(as_of.year()) * 12 + i64::from(as_of.month()) - 1;
-    let first = accounting::ledger::store::day_number(&as_of.first_of_month().to_string())
-        .unwrap_or(i64::MIN);
-    let m = sql.arg(Arg::Int(Some(month)));
-    let f = sql.arg(Arg::Int(Some(first)));
-    sql.text = format!(
-        "SELECT item, warehouse, CAST(SUM(qty) AS BIGINT), CAST(SUM(value) AS BIGINT) FROM (SELECT item, warehouse, qty, value FROM stock_ledger_month WHERE tenant_id = {tenant} AND company = {c} AND month < {m} UNION ALL SELECT item, warehouse, qty_change, stock_value_change FROM stock_ledger_entry WHERE tenant_id = {tenant} AND company = {c} AND day >= {f} AND day <= {d}) t GROUP BY item, warehouse"
-    );
+    sql.text = if day >= last_day {
+        format!(
+            "SELECT item, warehouse, qty, value FROM stock_ledger_total WHERE tenant_id = {tenant} AND company = {c}"
+        )
+    } else {
+        let month = i64::from(as_of.year()) * 12 + i64::from(as_of.month()) - 1;
+        let first = accounting::ledger::store::day_number(&as_of.first_of_month().to_string())
+            .unwrap_or(i64::MIN);
+        let d = sql.arg(Arg::Int(Some(day)));
+        let m = sql.arg(Arg::Int(Some(month)));
+        let f = sql.arg(Arg::Int(Some(first)));
+        format!(
+            "SELECT item, warehouse, CAST(SUM(qty) AS BIGINT), CAST(SUM(value) AS BIGINT) FROM (SELECT item, warehouse, qty, value FROM stock_ledger_month WHERE tenant_id = {tenant} AND company = {c} AND month < {m} UNION ALL SELECT item, warehouse, qty_change, stock_value_change FROM stock_ledger_entry WHERE tenant_id = {tenant} AND company = {c} AND day >= {f} AND day <= {d}) t GROUP BY item, warehouse"
+        )
+    };
     let rows = conn
         .fetch(
             &sql,

@@ -319,18 +319,24 @@ pub(crate) async fn repost_postings(
     }
     let mut entry = None;
     if !postings.is_empty() {
-        let mut sql = Sql::default();
-        let tenant = sql.arg(text(scope.tenant()));
-        let like = sql.arg(text(&format!("{name}-R%")));
-        sql.text = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_entry WHERE tenant_id = {tenant} AND name LIKE {like}"
-        );
-        let count = conn
-            .fetch(&sql, &[SqlType::Int])
-            .await?
-            .first()
-            .and_then(|r| r.first().and_then(Cell::as_int))
-            .unwrap_or(0);
+        let count = match repost_number(conn, scope, &old, &name).await? {
+            Some(number) => number,
+            None => {
+                // No entry to follow (the voucher's last values posted nothing): count
+                // the reposts of its name, a scan, but a rare one.
+                let mut sql = Sql::default();
+                let tenant = sql.arg(text(scope.tenant()));
+                let like = sql.arg(text(&format!("{name}-R%")));
+                sql.text = format!(
+                    "SELECT CAST(COUNT(*) AS BIGINT) FROM journal_entry WHERE tenant_id = {tenant} AND name LIKE {like}"
+                );
+                conn.fetch(&sql, &[SqlType::Int])
+                    .await?
+                    .first()
+                    .and_then(|r| r.first().and_then(Cell::as_int))
+                    .unwrap_or(0)
+            }
+        };
         let posting = DocumentPosting {
             entry_type: kind.voucher_type,
             name: format!("{name}-R{}", count + 1),
@@ -352,4 +358,32 @@ pub(crate) async fn repost_postings(
     );
     conn.execute(&sql).await?;
     Ok(())
+}
+
+/// The number of the repost the voucher's current entry is (`NAME` is 0, `NAME-R3` is
+/// 3), read from that entry by its key; `None` when it has none.
+async fn repost_number(
+    conn: &mut Conn<'_>,
+    scope: &TenantScope,
+    entry: &str,
+    name: &str,
+) -> Result<Option<i64>, RepoError> {
+    if entry.is_empty() {
+        return Ok(None);
+    }
+    let mut sql = Sql::default();
+    let tenant = sql.arg(text(scope.tenant()));
+    let id = sql.arg(text(entry));
+    sql.text = format!("SELECT name FROM journal_entry WHERE tenant_id = {tenant} AND id = {id}");
+    let rows = conn.fetch(&sql, &[SqlType::Text]).await?;
+    let Some(Some(Cell::Text(current))) = rows.first().map(|r| r.first()) else {
+        return Ok(None);
+    };
+    Ok(Some(
+        current
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix("-R"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    ))
 }
