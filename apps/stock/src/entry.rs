@@ -81,6 +81,8 @@ impl Purpose {
 /// A line as given and checked.
 #[derive(Debug, Clone)]
 pub(crate) struct Line {
+    /// Its position among the document's lines (pointers and the ledger name it by it).
+    pub(crate) index: usize,
     pub(crate) item: String,
     /// In the line's unit until the facts convert it to the item's stock unit.
     pub(crate) qty: i64,
@@ -263,6 +265,7 @@ pub(crate) fn shape(
             (_, None) => 0,
         };
         lines.push(Line {
+            index: i,
             item: str_of(row.get("item")).unwrap_or_default().to_owned(),
             qty: qty.unwrap_or(0),
             uom: str_of(row.get("uom")).map(str::to_owned),
@@ -361,7 +364,8 @@ pub(crate) async fn entry_facts(
     let mut errors = Vec::new();
     let (source_field, target_field) = kind.warehouse_fields;
     let mut tracked = HashMap::new();
-    for (i, line) in lines.iter_mut().enumerate() {
+    for line in lines.iter_mut() {
+        let i = line.index;
         let cell = |row: &Vec<Option<String>>, k: usize| row.get(k).cloned().flatten();
         if let Some(row) = item_rows.get(&line.item) {
             tracked.insert(
@@ -443,7 +447,7 @@ pub(crate) async fn entry_facts(
     if !errors.is_empty() {
         return Err(RepoError::Invalid(errors));
     }
-    let expense_account = match (str_of(doc.get("expense_account")), kind.default_account) {
+    let expense_account = match (str_of(doc.get(kind.account_field)), kind.default_account) {
         (Some(given), _) => Some(given.to_owned()),
         (None, Some(field)) => {
             let company =
@@ -455,7 +459,7 @@ pub(crate) async fn entry_facts(
                 Some(account) => Some(account),
                 None => {
                     return Err(invalid(
-                        "/expense_account",
+                        format!("/{}", kind.account_field),
                         "required",
                         format!(
                             "the company has no {}; name the account",
@@ -487,10 +491,14 @@ async fn validate(
     input: HookInput,
 ) -> Result<Map<String, Value>, String> {
     let mut doc = input.doc;
-    if doc.get("journal_entry").is_some_and(|v| !v.is_null())
-        && input.old.as_ref().and_then(|o| o.get("journal_entry")) != doc.get("journal_entry")
+    let journal = kind.journal_field;
+    if doc.get(journal).is_some_and(|v| !v.is_null())
+        && input.old.as_ref().and_then(|o| o.get(journal)) != doc.get(journal)
     {
-        return Err("/journal_entry: written on submit, not given".into());
+        return Err(format!("/{journal}: written on submit, not given"));
+    }
+    if !kind.moves_stock(&doc) {
+        return Ok(doc);
     }
     let repository = repository.get()?;
     let scope = input.scope.clone();
@@ -511,7 +519,7 @@ async fn validate(
         .map_err(|e| refusal(&e))?;
     // A note keeps each line's quantity in the stock unit and the account it posts to.
     if kind.fixed_purpose().is_some() {
-        if let Some(Value::Array(lines)) = doc.get_mut("lines") {
+        if let (None, Some(Value::Array(lines))) = (kind.gate, doc.get_mut("lines")) {
             for (line, qty) in lines.iter_mut().zip(stock_qty) {
                 if let Value::Object(line) = line {
                     line.insert("stock_qty".into(), Value::String(format_scaled(qty, 3)));
@@ -519,7 +527,19 @@ async fn validate(
             }
         }
         if let Some(account) = account {
-            doc.insert("expense_account".into(), Value::String(account));
+            // A purchase invoice's stock lines are debited to the account its stock
+            // postings credit, so the two clear.
+            if kind.gate.is_some()
+                && kind.fixed_purpose() == Some(Purpose::Receipt)
+                && let Some(Value::Array(lines)) = doc.get_mut("lines")
+            {
+                for line in lines.iter_mut().filter_map(Value::as_object_mut) {
+                    if str_of(line.get("warehouse")).is_some() {
+                        line.insert("expense_account".into(), Value::String(account.clone()));
+                    }
+                }
+            }
+            doc.insert(kind.account_field.into(), Value::String(account));
         }
     }
     Ok(doc)
@@ -575,7 +595,7 @@ pub(crate) fn line_postings(
     let (s, t, e) = (
         (source, format!("/lines/{i}/{source_field}")),
         (target, format!("/lines/{i}/{target_field}")),
-        (expense, "/expense_account".to_owned()),
+        (expense, format!("/{}", kind.account_field)),
     );
     match purpose {
         Purpose::Receipt => pair(t, e, value, remark),
@@ -786,6 +806,7 @@ impl StockPosting {
             let Some(line) = lines.get(i) else {
                 continue;
             };
+            let i = line.index;
             let Some(rule) = facts.items.get(&line.item).copied() else {
                 continue;
             };
@@ -901,7 +922,7 @@ impl StockPosting {
         if !postings.is_empty() {
             let posting = DocumentPosting {
                 entry_type: kind.voucher_type,
-                name: name.clone(),
+                name: kind.journal_name(&name),
                 company: facts.company.clone(),
                 posting_date: facts.posting_date.clone(),
                 currency: facts.currency.clone(),
@@ -914,8 +935,8 @@ impl StockPosting {
             let row = sql.arg(text_arg(&id));
             let e = sql.arg(text_arg(&entry));
             sql.text = format!(
-                "UPDATE {} SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {row}",
-                kind.entity
+                "UPDATE {} SET {} = {e} WHERE tenant_id = {tenant} AND id = {row}",
+                kind.entity, kind.journal_field
             );
             conn.execute(&sql).await?;
         }
@@ -993,7 +1014,7 @@ impl StockPosting {
             .map(|(_, r)| ledger::reversal_of(r))
             .collect();
         ledger::append(conn, scope, &reversals, &civil_now()).await?;
-        if let Some(entry) = str_of(doc.get("journal_entry")) {
+        if let Some(entry) = str_of(doc.get(kind.journal_field)) {
             let company = str_of(doc.get("company")).unwrap_or_default();
             reverse_document(conn, scope, entry, company).await?;
         }
@@ -1034,6 +1055,9 @@ impl TransactionHook for StockPosting {
         event: EntityEvent,
         doc: &Map<String, Value>,
     ) -> Result<(), RepoError> {
+        if !self.kind.moves_stock(doc) {
+            return Ok(());
+        }
         match event {
             EntityEvent::OnSubmit => Self::submit(conn, scope, self.kind, doc).await,
             EntityEvent::OnCancel => Self::cancel(conn, scope, self.kind, doc).await,

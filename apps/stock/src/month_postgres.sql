@@ -54,3 +54,8 @@ CREATE TRIGGER stock_ledger_entry__month AFTER INSERT ON stock_ledger_entry
 FOR EACH ROW EXECUTE FUNCTION stock_ledger_month_add();
 DROP INDEX stock_ledger_entry__company;
 CREATE INDEX stock_ledger_entry__company ON stock_ledger_entry (tenant_id, company, day, item, warehouse, qty_change, stock_value_change);
+-- Only repost rows name the row they correct: indexing just those keeps the planner from
+-- taking this index for `adjusts IS NULL` (every other row) over the voucher's or the
+-- bin's own index.
+DROP INDEX stock_ledger_entry__adjusts;
+CREATE INDEX stock_ledger_entry__adjusts ON stock_ledger_entry (tenant_id, adjusts) WHERE adjusts IS NOT NULL;

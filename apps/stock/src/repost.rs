@@ -259,8 +259,8 @@ pub(crate) async fn repost_postings(
             purpose_field,
             "company",
             "posting_date",
-            "expense_account",
-            "journal_entry",
+            kind.account_field,
+            kind.journal_field,
         ],
         &[voucher],
     )
@@ -319,6 +319,7 @@ pub(crate) async fn repost_postings(
     }
     let mut entry = None;
     if !postings.is_empty() {
+        let name = kind.journal_name(&name);
         let count = match repost_number(conn, scope, &old, &name).await? {
             Some(number) => number,
             None => {
@@ -353,8 +354,8 @@ pub(crate) async fn repost_postings(
     let id = sql.arg(text(voucher));
     let e = sql.arg(Arg::Text(entry));
     sql.text = format!(
-        "UPDATE {} SET journal_entry = {e} WHERE tenant_id = {tenant} AND id = {id}",
-        kind.entity
+        "UPDATE {} SET {} = {e} WHERE tenant_id = {tenant} AND id = {id}",
+        kind.entity, kind.journal_field
     );
     conn.execute(&sql).await?;
     Ok(())

@@ -81,7 +81,8 @@ pub(crate) async fn check_lines(
     )
     .await?;
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
-    for (i, line) in lines.iter().enumerate() {
+    for line in lines {
+        let i = line.index;
         let rule = tracking.get(&line.item).copied().unwrap_or_default();
         let mut refuse = |field: &str, code: &'static str, message: String| {
             errors.push(FieldError {
@@ -168,7 +169,8 @@ pub(crate) async fn check_batch_stock(
     allow_negative: &HashMap<String, bool>,
 ) -> Result<(), RepoError> {
     let mut taken: HashMap<(&str, &str, &str), i64> = HashMap::new();
-    for (i, line) in lines.iter().enumerate() {
+    for line in lines {
+        let i = line.index;
         let (Some(batch), Some(source)) = (&line.batch, &line.source) else {
             continue;
         };
@@ -230,7 +232,8 @@ pub(crate) async fn move_serials(
     lines: &[Line],
     undo: bool,
 ) -> Result<(), RepoError> {
-    for (i, line) in lines.iter().enumerate() {
+    for line in lines {
+        let i = line.index;
         let (from, to) = if undo {
             (line.target.as_deref(), line.source.as_deref())
         } else {

@@ -75,7 +75,8 @@ pub(crate) fn convert(
         code: "overflow",
         message: "the line's value overflows".into(),
     })?;
-    line.value = Some(value);
+    // A value given with the line (an invoice's net amount) is kept.
+    line.value = Some(line.value.unwrap_or(value));
     let Some(uom) = line.uom.as_deref().filter(|u| Some(*u) != stock_uom) else {
         return Ok(());
     };
@@ -109,6 +110,7 @@ mod tests {
 
     fn line(qty: i64, uom: Option<&str>, rate: i64) -> Line {
         Line {
+            index: 0,
             item: "bolt".into(),
             qty,
             uom: uom.map(str::to_owned),

@@ -30,6 +30,13 @@ pub struct VoucherKind {
     pub rate_field: &'static str,
     /// The company field whose account it is posted against when it names none.
     pub default_account: Option<&'static str>,
+    /// Its field naming the account it is posted against.
+    pub account_field: &'static str,
+    /// Its field naming the journal entry of its stock postings.
+    pub journal_field: &'static str,
+    /// The field that must be set for it to move stock at all (an invoice's
+    /// `update_stock`); `None` when it always does.
+    pub gate: Option<&'static str>,
 }
 
 /// The stock entry.
@@ -39,6 +46,9 @@ pub static STOCK_ENTRY: VoucherKind = VoucherKind {
     warehouse_fields: ("s_warehouse", "t_warehouse"),
     rate_field: "basic_rate",
     default_account: None,
+    account_field: "expense_account",
+    journal_field: "journal_entry",
+    gate: None,
 };
 
 /// The delivery note.
@@ -48,6 +58,9 @@ pub static DELIVERY_NOTE: VoucherKind = VoucherKind {
     warehouse_fields: ("warehouse", "warehouse"),
     rate_field: "rate",
     default_account: Some("cost_of_goods_sold_account"),
+    account_field: "expense_account",
+    journal_field: "journal_entry",
+    gate: None,
 };
 
 /// The purchase receipt.
@@ -57,10 +70,46 @@ pub static PURCHASE_RECEIPT: VoucherKind = VoucherKind {
     warehouse_fields: ("warehouse", "warehouse"),
     rate_field: "rate",
     default_account: Some("stock_received_not_billed_account"),
+    account_field: "expense_account",
+    journal_field: "journal_entry",
+    gate: None,
+};
+
+/// A sales invoice that updates stock: an issue of its lines that name a warehouse,
+/// posted to cost of goods sold (its invoice's own entry posts the sale).
+pub static SALES_INVOICE: VoucherKind = VoucherKind {
+    entity: "sales_invoice",
+    voucher_type: "Sales Invoice",
+    warehouse_fields: ("warehouse", "warehouse"),
+    rate_field: "net_amount",
+    default_account: Some("cost_of_goods_sold_account"),
+    account_field: "stock_posting_account",
+    journal_field: "stock_journal_entry",
+    gate: Some("update_stock"),
+};
+
+/// A purchase invoice that updates stock: a receipt of its lines that name a warehouse
+/// at their net amount, posted against stock received but not billed, which the
+/// invoice's own entry debits for those lines (so the two clear).
+pub static PURCHASE_INVOICE: VoucherKind = VoucherKind {
+    entity: "purchase_invoice",
+    voucher_type: "Purchase Invoice",
+    warehouse_fields: ("warehouse", "warehouse"),
+    rate_field: "net_amount",
+    default_account: Some("stock_received_not_billed_account"),
+    account_field: "stock_posting_account",
+    journal_field: "stock_journal_entry",
+    gate: Some("update_stock"),
 };
 
 /// Every kind.
-pub static KINDS: [&VoucherKind; 3] = [&STOCK_ENTRY, &DELIVERY_NOTE, &PURCHASE_RECEIPT];
+pub static KINDS: [&VoucherKind; 5] = [
+    &STOCK_ENTRY,
+    &DELIVERY_NOTE,
+    &PURCHASE_RECEIPT,
+    &SALES_INVOICE,
+    &PURCHASE_INVOICE,
+];
 
 /// The kind whose rows carry `voucher_type`.
 pub fn by_type(voucher_type: &str) -> Option<&'static VoucherKind> {
@@ -74,10 +123,28 @@ impl VoucherKind {
     /// The purpose of a note (a stock entry says its own).
     pub fn fixed_purpose(&self) -> Option<Purpose> {
         match self.entity {
-            "delivery_note" => Some(Purpose::Issue),
-            "purchase_receipt" => Some(Purpose::Receipt),
+            "delivery_note" | "sales_invoice" => Some(Purpose::Issue),
+            "purchase_receipt" | "purchase_invoice" => Some(Purpose::Receipt),
             _ => None,
         }
+    }
+
+    /// The name of the journal entry of a document's stock postings: the document's
+    /// own, or with `-STOCK` for an invoice, whose own entry has its name already.
+    pub fn journal_name(&self, name: &str) -> String {
+        if self.gate.is_some() {
+            format!("{name}-STOCK")
+        } else {
+            name.to_owned()
+        }
+    }
+
+    /// Whether the document moves stock: always, or when its gate is set.
+    pub fn moves_stock(&self, doc: &Map<String, Value>) -> bool {
+        self.gate.is_none_or(|gate| {
+            doc.get(gate)
+                .is_some_and(|v| v.as_bool() == Some(true) || v.as_i64() == Some(1))
+        })
     }
 }
 
@@ -128,9 +195,22 @@ pub(crate) fn note_lines(
             message: message.to_owned(),
         });
     };
+    let invoice = kind.gate.is_some();
     let mut lines = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
+        // An invoice's lines without a warehouse (services) move no stock.
+        if invoice && str_of(row.get("warehouse")).is_none() {
+            continue;
+        }
         let qty = qty_of(row.get("qty"));
+        if invoice && qty.is_some_and(|q| q < 0) {
+            refuse(
+                format!("/lines/{i}/qty"),
+                "return_not_supported",
+                "a return does not update stock yet: leave its warehouse empty and move the goods with a stock entry",
+            );
+            continue;
+        }
         if qty.is_none_or(|q| q <= 0) {
             refuse(
                 format!("/lines/{i}/qty"),
@@ -154,7 +234,7 @@ pub(crate) fn note_lines(
             );
         }
         let rate = if purpose == Purpose::Receipt {
-            let price = row.get("rate").filter(|v| !v.is_null());
+            let price = row.get(kind.rate_field).filter(|v| !v.is_null());
             let given = price
                 .and_then(|p| p.get("currency"))
                 .and_then(Value::as_str);
@@ -167,7 +247,7 @@ pub(crate) fn note_lines(
                 Some(a) if a >= 0 && (currency.is_none() || given == currency) => a,
                 _ => {
                     refuse(
-                        format!("/lines/{i}/rate"),
+                        format!("/lines/{i}/{}", kind.rate_field),
                         "required",
                         "a received line gives its rate, zero or more, in the company's currency",
                     );
@@ -181,16 +261,38 @@ pub(crate) fn note_lines(
             Purpose::Issue => (warehouse, None),
             _ => (None, warehouse),
         };
+        // An invoice's line is received at its net amount: that is its value.
+        let (rate, value) = if invoice && purpose == Purpose::Receipt {
+            let per_unit = match qty {
+                Some(q) if q > 0 => crate::valuation::div_round(
+                    i128::from(rate) * i128::from(crate::valuation::QTY_SCALE),
+                    i128::from(q),
+                )
+                .unwrap_or(0),
+                _ => 0,
+            };
+            (per_unit, Some(rate))
+        } else {
+            (rate, None)
+        };
         lines.push(Line {
+            index: i,
             item: str_of(row.get("item")).unwrap_or_default().to_owned(),
             qty: qty.unwrap_or(0),
             uom: str_of(row.get("uom")).map(str::to_owned),
             source,
             target,
             rate,
-            value: None,
+            value,
             batch: str_of(row.get("batch")).map(str::to_owned),
             serials: crate::tracking::serials_of(row.get("serial_nos")),
+        });
+    }
+    if invoice && lines.is_empty() && errors.is_empty() {
+        errors.push(FieldError {
+            pointer: "/update_stock".into(),
+            code: "no_stock_lines",
+            message: "the invoice updates stock, but none of its lines names a warehouse".into(),
         });
     }
     if errors.is_empty() {

@@ -460,3 +460,138 @@ async fn orders_make_their_notes_and_a_receipt_makes_its_invoice() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+#[tokio::test]
+async fn invoices_that_update_stock_deliver_and_receive_as_they_post() {
+    for db in databases("stock_invoices").await {
+        let api = boot(&db).await;
+        let clerk = api.clerk().await;
+        let b = books(&api, &clerk).await;
+        let buyer = api
+            .user(
+                "acme",
+                "buyer@acme.test",
+                &[
+                    "Purchase Manager",
+                    "Sales Manager",
+                    "Stock Manager",
+                    "Accounts Manager",
+                ],
+            )
+            .await;
+        let account = |path: &'static str| {
+            let (api, buyer, company) = (&api, buyer.clone(), b.company.clone());
+            async move { api.account(&buyer, &company, path).await }
+        };
+        let (payable, receivable) = (
+            account("liabilities:current:payable").await,
+            account("assets:current:receivable").await,
+        );
+        let (sales, rent) = (
+            account("income:sales").await,
+            account("expenses:rent").await,
+        );
+        let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
+        let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+        let (_, bolt) = api
+            .call(
+                "GET",
+                &format!("/api/v1/resources/item/{}", b.bolt),
+                &buyer,
+                None,
+            )
+            .await;
+        let service = api.create(&buyer, "item", json!({"item_code": "SVC", "item_name": "Fitting", "item_group": bolt["item_group"], "stock_uom": bolt["stock_uom"], "company": b.company, "is_stock_item": false})).await;
+
+        // A purchase invoice receives 10 bolts at its net amount: stock, not an expense.
+        let bought = submitted(&api, &buyer, "purchase_invoice", json!({"supplier": supplier, "company": b.company, "posting_date": "2026-05-01", "currency": "USD", "update_stock": true, "lines": [
+            {"item": b.bolt, "qty": "10", "unit_price": usd("2.50"), "expense_account": rent, "warehouse": b.main},
+        ]})).await;
+        let (_, bought) = api
+            .call(
+                "GET",
+                &format!(
+                    "/api/v1/resources/purchase_invoice/{}",
+                    bought["id"].as_str().unwrap()
+                ),
+                &buyer,
+                None,
+            )
+            .await;
+        assert!(bought["stock_journal_entry"].is_string(), "{bought}");
+        assert_ne!(
+            bought["stock_journal_entry"], bought["journal_entry"],
+            "{bought}"
+        );
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(
+            balances.get("assets:current:stock"),
+            Some(&2500),
+            "{balances:?}"
+        );
+        assert_eq!(
+            balances.get("liabilities:current:payable"),
+            Some(&-2500),
+            "{balances:?}"
+        );
+        assert_eq!(balances.get("expenses:rent"), None, "{balances:?}");
+        assert_eq!(
+            balances.get("liabilities:current:stock-received-not-billed"),
+            None,
+            "{balances:?}"
+        );
+
+        // A sales invoice delivers its stock line at valuation; its service line moves nothing.
+        let sold = submitted(&api, &buyer, "sales_invoice", json!({"customer": customer, "company": b.company, "posting_date": "2026-05-02", "currency": "USD", "update_stock": true, "lines": [
+            {"item": b.bolt, "qty": "4", "unit_price": usd("6.00"), "income_account": sales, "warehouse": b.main},
+            {"item": service, "qty": "1", "unit_price": usd("30.00"), "income_account": sales},
+        ]})).await;
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(
+            balances.get("expenses:cost-of-goods-sold"),
+            Some(&1000),
+            "{balances:?}"
+        );
+        assert_eq!(balances.get("income:sales"), Some(&-5400), "{balances:?}");
+        assert_eq!(
+            api.stock(&clerk, &b.company, "2026-12-31").await,
+            [row("BOLT", "Main", "6.000", "15.00")].into()
+        );
+        check_books(&api, &clerk, &b).await;
+
+        // Refused at their pointer: updating stock with no stock line, and a return.
+        let invoice = |lines: Value| json!({"customer": customer, "company": b.company, "posting_date": "2026-05-03", "currency": "USD", "update_stock": true, "lines": lines});
+        assert_eq!(
+            refused(&api, &buyer, "sales_invoice", invoice(json!([{"item": service, "qty": "1", "unit_price": usd("30.00"), "income_account": sales}]))).await,
+            ["/update_stock"]
+        );
+        assert_eq!(
+            refused(&api, &buyer, "sales_invoice", invoice(json!([{"item": b.bolt, "qty": "-1", "unit_price": usd("6.00"), "income_account": sales, "warehouse": b.main}]))).await,
+            ["/lines/0/qty"]
+        );
+
+        // Cancelling the sale puts the bolts back and takes its cost of goods sold out.
+        let id = sold["id"].as_str().unwrap();
+        let (status, answer) = api
+            .call(
+                "POST",
+                &format!("/api/v1/resources/sales_invoice/{id}/cancel"),
+                &buyer,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let balances = api.balances(&clerk, &b.company).await;
+        assert_eq!(
+            balances.get("expenses:cost-of-goods-sold"),
+            None,
+            "{balances:?}"
+        );
+        assert_eq!(
+            balances.get("assets:current:stock"),
+            Some(&2500),
+            "{balances:?}"
+        );
+        check_books(&api, &clerk, &b).await;
+    }
+}
