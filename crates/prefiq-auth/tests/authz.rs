@@ -115,6 +115,7 @@ type Case<'a> = (&'a [&'a str], Value, &'a str, &'a str, &'a Value, bool);
 #[test]
 fn permission_matrix() {
     let model = Model::compile(&registry(), &[], &[]).unwrap();
+    model.check_generated().unwrap();
     let mine = json!({"created_by": "u1", "amount": "10.00", "department": "Sales"});
     let theirs = json!({"created_by": "u2", "amount": "10.00", "department": "Sales"});
     let big = json!({"created_by": "u2", "amount": "5000.00", "department": "Sales"});
