@@ -21,7 +21,8 @@ use prefiq_data::entity::sql::{Arg, Cell, Conn, Sql, SqlType};
 use prefiq_data::entity::value::{currency_scale, format_scaled};
 use serde_json::{Value, json};
 
-use crate::rows::{invalid, rows_by_id, text_arg};
+use crate::reports::Names;
+use crate::rows::{invalid, text_arg};
 use crate::{ledger, reports};
 
 /// The upper bounds (days, inclusive) of the age buckets but the last.
@@ -155,27 +156,13 @@ pub async fn stock_ageing(
             figures.push((item, warehouse, ageing, value));
         }
     }
-    let item_ids: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
-    let items = rows_by_id(conn, scope, "item", &["item_code", "item_name"], &item_ids).await?;
-    let warehouse_ids: Vec<&str> = figures.iter().map(|f| f.1.as_str()).collect();
-    let warehouses = rows_by_id(
+    let names = Names::of(
         conn,
         scope,
-        "warehouse",
-        &["warehouse_name"],
-        &warehouse_ids,
+        figures.iter().map(|f| (f.0.as_str(), f.1.as_str())),
     )
     .await?;
-    let cell =
-        |map: &std::collections::HashMap<String, Vec<Option<String>>>, id: &str, k: usize| {
-            map.get(id)
-                .and_then(|r| r.get(k).cloned().flatten())
-                .unwrap_or_default()
-        };
-    figures.sort_by(|a, b| {
-        (cell(&items, &a.0, 0), cell(&warehouses, &a.1, 0))
-            .cmp(&(cell(&items, &b.0, 0), cell(&warehouses, &b.1, 0)))
-    });
+    figures.sort_by_key(|f| names.order(&f.0, &f.1));
     let scale = currency_scale(&company.base_currency);
     let mut total_value = 0i64;
     let rows: Vec<Value> = figures
@@ -185,10 +172,10 @@ pub async fn stock_ageing(
             let q = |v: i64| format_scaled(v, 3);
             json!({
                 "item": item,
-                "item_code": cell(&items, item, 0),
-                "item_name": cell(&items, item, 1),
+                "item_code": names.item(item, 0),
+                "item_name": names.item(item, 1),
                 "warehouse": warehouse,
-                "warehouse_name": cell(&warehouses, warehouse, 0),
+                "warehouse_name": names.warehouse(warehouse),
                 "qty": q(ageing.qty),
                 "range_0_30": q(ageing.buckets[0]),
                 "range_31_60": q(ageing.buckets[1]),

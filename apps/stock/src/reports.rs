@@ -8,6 +8,7 @@
 //!   `warehouse`): the stock ledger's rows in posting order, each a movement, a
 //!   reversal or a repost.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -46,6 +47,55 @@ pub struct ReportQuery {
     company: String,
     as_of: Option<String>,
     format: Option<String>,
+}
+
+/// The codes and names of the items and warehouses a report's rows name.
+pub(crate) struct Names {
+    items: HashMap<String, Vec<Option<String>>>,
+    warehouses: HashMap<String, Vec<Option<String>>>,
+}
+
+impl Names {
+    /// Reads the items' codes and names and the warehouses' names of `pairs`.
+    pub(crate) async fn of<'a>(
+        conn: &mut Conn<'_>,
+        scope: &TenantScope,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Names, RepoError> {
+        let (item_ids, warehouse_ids): (Vec<&str>, Vec<&str>) = pairs.unzip();
+        Ok(Names {
+            items: rows_by_id(conn, scope, "item", &["item_code", "item_name"], &item_ids).await?,
+            warehouses: rows_by_id(
+                conn,
+                scope,
+                "warehouse",
+                &["warehouse_name"],
+                &warehouse_ids,
+            )
+            .await?,
+        })
+    }
+
+    /// An item's code (`k` 0) or name (1).
+    pub(crate) fn item(&self, id: &str, k: usize) -> String {
+        cell(&self.items, id, k)
+    }
+
+    /// A warehouse's name.
+    pub(crate) fn warehouse(&self, id: &str) -> String {
+        cell(&self.warehouses, id, 0)
+    }
+
+    /// Where a row of the item and warehouse goes: by item code, then warehouse name.
+    pub(crate) fn order(&self, item: &str, warehouse: &str) -> (String, String) {
+        (self.item(item, 0), self.warehouse(warehouse))
+    }
+}
+
+fn cell(map: &HashMap<String, Vec<Option<String>>>, id: &str, k: usize) -> String {
+    map.get(id)
+        .and_then(|r| r.get(k).cloned().flatten())
+        .unwrap_or_default()
 }
 
 /// The caller's scope when it may do `action` on its tenant.
@@ -146,27 +196,13 @@ pub async fn stock_balance(
         })
         .filter(|(_, _, qty, value)| *qty != 0 || *value != 0)
         .collect();
-    let item_ids: Vec<&str> = figures.iter().map(|f| f.0.as_str()).collect();
-    let items = rows_by_id(conn, scope, "item", &["item_code", "item_name"], &item_ids).await?;
-    let warehouse_ids: Vec<&str> = figures.iter().map(|f| f.1.as_str()).collect();
-    let warehouses = rows_by_id(
+    let names = Names::of(
         conn,
         scope,
-        "warehouse",
-        &["warehouse_name"],
-        &warehouse_ids,
+        figures.iter().map(|f| (f.0.as_str(), f.1.as_str())),
     )
     .await?;
-    let cell =
-        |map: &std::collections::HashMap<String, Vec<Option<String>>>, id: &str, k: usize| {
-            map.get(id)
-                .and_then(|r| r.get(k).cloned().flatten())
-                .unwrap_or_default()
-        };
-    figures.sort_by(|a, b| {
-        (cell(&items, &a.0, 0), cell(&warehouses, &a.1, 0))
-            .cmp(&(cell(&items, &b.0, 0), cell(&warehouses, &b.1, 0)))
-    });
+    figures.sort_by_key(|f| names.order(&f.0, &f.1));
     let scale = currency_scale(&company.base_currency);
     let (mut total_qty, mut total_value) = (0i64, 0i64);
     let out: Vec<Value> = figures
@@ -176,10 +212,10 @@ pub async fn stock_balance(
             total_value = total_value.saturating_add(*value);
             json!({
                 "item": item,
-                "item_code": cell(&items, item, 0),
-                "item_name": cell(&items, item, 1),
+                "item_code": names.item(item, 0),
+                "item_name": names.item(item, 1),
                 "warehouse": warehouse,
-                "warehouse_name": cell(&warehouses, warehouse, 0),
+                "warehouse_name": names.warehouse(warehouse),
                 "qty": format_scaled(*qty, 3),
                 "value": format_scaled(*value, scale),
             })

@@ -63,40 +63,62 @@ async fn refused(api: &Api, bearer: &str, entity: &str, body: Value) -> Vec<Stri
         .collect()
 }
 
+/// A buyer who may buy, sell and move stock, the company's accounts the tests post to,
+/// and a supplier and a customer.
+struct Parties {
+    buyer: String,
+    srbnb: String,
+    sales: String,
+    rent: String,
+    supplier: String,
+    customer: String,
+}
+
+async fn parties(api: &Api, b: &Books) -> Parties {
+    let buyer = api
+        .user(
+            "acme",
+            "buyer@acme.test",
+            &[
+                "Purchase Manager",
+                "Sales Manager",
+                "Stock Manager",
+                "Accounts Manager",
+            ],
+        )
+        .await;
+    let account = |path: &'static str| api.account(&buyer, &b.company, path);
+    let payable = account("liabilities:current:payable").await;
+    let receivable = account("assets:current:receivable").await;
+    let srbnb = account("liabilities:current:stock-received-not-billed").await;
+    let sales = account("income:sales").await;
+    let rent = account("expenses:rent").await;
+    let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
+    let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+    Parties {
+        buyer,
+        srbnb,
+        sales,
+        rent,
+        supplier,
+        customer,
+    }
+}
+
 #[tokio::test]
 async fn notes_receive_and_deliver_against_orders_at_valuation() {
     for db in databases("stock_notes").await {
         let api = boot(&db).await;
         let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
-        let buyer = api
-            .user(
-                "acme",
-                "buyer@acme.test",
-                &[
-                    "Purchase Manager",
-                    "Sales Manager",
-                    "Stock Manager",
-                    "Accounts Manager",
-                ],
-            )
-            .await;
-        let payable = api
-            .account(&buyer, &b.company, "liabilities:current:payable")
-            .await;
-        let receivable = api
-            .account(&buyer, &b.company, "assets:current:receivable")
-            .await;
-        let srbnb = api
-            .account(
-                &buyer,
-                &b.company,
-                "liabilities:current:stock-received-not-billed",
-            )
-            .await;
-        let sales = api.account(&buyer, &b.company, "income:sales").await;
-        let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
-        let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+        let Parties {
+            buyer,
+            srbnb,
+            sales,
+            rent: _,
+            supplier,
+            customer,
+        } = parties(&api, &b).await;
         let boxes = api.create(&buyer, "uom", json!({"uom_name": "Box"})).await;
         let crate_uom = api
             .create(&buyer, "uom", json!({"uom_name": "Crate"}))
@@ -265,28 +287,14 @@ async fn orders_make_their_notes_and_a_receipt_makes_its_invoice() {
         let api = boot(&db).await;
         let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
-        let buyer = api
-            .user(
-                "acme",
-                "buyer@acme.test",
-                &[
-                    "Purchase Manager",
-                    "Sales Manager",
-                    "Stock Manager",
-                    "Accounts Manager",
-                ],
-            )
-            .await;
-        let payable = api
-            .account(&buyer, &b.company, "liabilities:current:payable")
-            .await;
-        let receivable = api
-            .account(&buyer, &b.company, "assets:current:receivable")
-            .await;
-        let sales = api.account(&buyer, &b.company, "income:sales").await;
-        let rent = api.account(&buyer, &b.company, "expenses:rent").await;
-        let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
-        let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+        let Parties {
+            buyer,
+            srbnb: _,
+            sales,
+            rent,
+            supplier,
+            customer,
+        } = parties(&api, &b).await;
         let make = |entity: &str, id: &str, target: &str| {
             format!("/api/v1/stock/{entity}/{id}/make/{target}")
         };
@@ -467,32 +475,14 @@ async fn invoices_that_update_stock_deliver_and_receive_as_they_post() {
         let api = boot(&db).await;
         let clerk = api.clerk().await;
         let b = books(&api, &clerk).await;
-        let buyer = api
-            .user(
-                "acme",
-                "buyer@acme.test",
-                &[
-                    "Purchase Manager",
-                    "Sales Manager",
-                    "Stock Manager",
-                    "Accounts Manager",
-                ],
-            )
-            .await;
-        let account = |path: &'static str| {
-            let (api, buyer, company) = (&api, buyer.clone(), b.company.clone());
-            async move { api.account(&buyer, &company, path).await }
-        };
-        let (payable, receivable) = (
-            account("liabilities:current:payable").await,
-            account("assets:current:receivable").await,
-        );
-        let (sales, rent) = (
-            account("income:sales").await,
-            account("expenses:rent").await,
-        );
-        let supplier = api.create(&buyer, "supplier", json!({"supplier_name": "Bolts Inc", "company": b.company, "payable_account": payable, "currency": "USD"})).await;
-        let customer = api.create(&buyer, "customer", json!({"customer_name": "Müller GmbH", "company": b.company, "receivable_account": receivable, "currency": "USD"})).await;
+        let Parties {
+            buyer,
+            srbnb: _,
+            sales,
+            rent,
+            supplier,
+            customer,
+        } = parties(&api, &b).await;
         let (_, bolt) = api
             .call(
                 "GET",
