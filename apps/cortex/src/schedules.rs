@@ -57,6 +57,7 @@ pub fn schedule_of(tenant: &str, record: &Map<String, Value>) -> Schedule {
         payload: json!({"id": text(record, "id")}),
         queue: "default".into(),
         catch_up,
+        timeout_ms: None,
     }
 }
 

@@ -45,6 +45,7 @@ impl ServiceProvider for Nightly {
             payload: json!({}),
             queue: "default".into(),
             catch_up: CatchUp::One,
+            timeout_ms: None,
         }));
         Ok(())
     }

@@ -157,6 +157,7 @@ impl ServiceProvider for MemoryProvider {
             payload: serde_json::json!({}),
             queue: QUEUE.into(),
             catch_up: CatchUp::One,
+            timeout_ms: None,
         }));
         cx.services
             .contribute::<dyn ReadinessCheck>(Arc::new(MemoryReadiness(memory.clone())));

@@ -134,6 +134,7 @@ pub fn schedule_of(tenant: &str, plugin: &str, index: usize, spec: &ScheduleSpec
         payload: json!({"plugin": plugin, "job": spec.job, "payload": spec.payload}),
         queue: "default".into(),
         catch_up: CatchUp::One,
+        timeout_ms: None,
     }
 }
 

@@ -791,6 +791,7 @@ pub fn register_job(
         payload: json!({}),
         queue: "default".into(),
         catch_up: CatchUp::One,
+        timeout_ms: None,
     }));
     Ok(())
 }

@@ -122,7 +122,7 @@ fn read(path: &Path) -> Result<String, CliError> {
 }
 
 /// A checkpoint's text from a file holding the text or the API's JSON of it.
-fn checkpoint_text(path: &Path) -> Result<String, CliError> {
+pub(crate) fn checkpoint_text(path: &Path) -> Result<String, CliError> {
     let text = read(path)?;
     if text.trim_start().starts_with('{') {
         let json: serde_json::Value = serde_json::from_str(&text)

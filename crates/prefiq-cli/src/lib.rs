@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod audit;
+pub mod backup;
 pub mod jobs;
 pub mod logging;
 pub mod memory_models;
@@ -103,6 +104,32 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: audit::AuditCommand,
+    },
+    /// Take an online backup of the whole installation (every database, the config, and
+    /// with --include-keys the signing keys) into one file checked by its manifest.
+    Backup {
+        /// The backup file to write (written as FILE.partial until complete).
+        #[arg(long)]
+        to: PathBuf,
+        /// Put the audit and token signing keys and .env in the backup too.
+        #[arg(long)]
+        include_keys: bool,
+    },
+    /// Restore a backup: check it against its manifest, put it in place, migrate, and
+    /// verify every audit log before reporting success.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Replace an installation that holds data (its databases, and keys that differ).
+        #[arg(long)]
+        force: bool,
+        /// A signed checkpoint kept outside the server that the restored logs must match
+        /// (repeatable).
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// Only check the file against its manifest; restore nothing.
+        #[arg(long)]
+        check_only: bool,
     },
     /// Import and export journals, and print the trial balance and balances.
     Accounting {
@@ -271,6 +298,7 @@ pub fn installation() -> Result<App, CliError> {
         .provider(prefiq_worker::EventsProvider::default())
         .provider(prefiq_worker::JobsProvider::default())
         .provider(prefiq_cache::CacheProvider::default())
+        .provider(prefiq_backup::provider::BackupProvider)
         .provider(HttpProvider)
         .module(cortex)
         .module(accounting)
@@ -445,6 +473,15 @@ pub async fn run(cli: Cli, app: App, logs: &logging::LogControl) -> Result<(), C
         Command::Tenant { command } => tenant_command(command, app, &cli, logs).await,
         Command::Audit { command } => audit::command(command, app, &cli, logs).await,
         Command::Accounting { command } => accounting::command(command, app, &cli, logs).await,
+        Command::Backup { to, include_keys } => {
+            backup::backup(app, &cli, to, *include_keys, logs).await
+        }
+        Command::Restore {
+            file,
+            force,
+            checkpoint,
+            check_only,
+        } => backup::restore(app, &cli, file, *force, checkpoint, *check_only, logs).await,
         Command::Worker { queues } => jobs::worker(app, &cli, queues.clone(), logs).await,
         Command::Jobs { command } => jobs::jobs(command, app, &cli, logs).await,
         Command::Events { command } => jobs::events(command, app, &cli, logs).await,

@@ -63,6 +63,8 @@ pub struct Schedule {
     pub queue: String,
     /// What happens to runs missed during downtime.
     pub catch_up: CatchUp,
+    /// How long one run may take; `None` is the jobs' default (a minute).
+    pub timeout_ms: Option<i64>,
 }
 
 impl Schedule {
@@ -206,6 +208,9 @@ impl Compiled {
         let mut job = NewJob::new(&self.schedule.kind, "", self.schedule.payload.clone());
         job.queue = self.schedule.queue.clone();
         job.run_at_ms = Some(due_ms);
+        if let Some(timeout_ms) = self.schedule.timeout_ms {
+            job.timeout_ms = timeout_ms;
+        }
         job.unique = Some((format!("schedule:{}", self.schedule.key()), 1_000));
         job
     }
@@ -353,6 +358,7 @@ mod tests {
             payload: Value::Null,
             queue: "default".into(),
             catch_up,
+            timeout_ms: None,
         }
     }
 

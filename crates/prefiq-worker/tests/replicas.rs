@@ -75,6 +75,7 @@ async fn two_replicas_run_each_unique_job_once_and_each_scheduled_second_once() 
             payload: json!({"key": "tick"}),
             queue: "ticks".into(),
             catch_up: CatchUp::None,
+            timeout_ms: None,
         });
         let schedules = Schedules::compile(&[schedule], "UTC").unwrap();
         let mut stops = Vec::new();

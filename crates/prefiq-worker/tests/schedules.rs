@@ -27,6 +27,7 @@ fn every_minute(name: &str, catch_up: CatchUp) -> Arc<Schedule> {
         payload: json!({"schedule": name}),
         queue: "default".into(),
         catch_up,
+        timeout_ms: None,
     })
 }
 

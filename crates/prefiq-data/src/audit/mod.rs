@@ -593,7 +593,12 @@ impl AuditLog {
             .filter_map(|row| row.into_iter().next().and_then(Cell::into_text))
             .collect();
         // A tenant whose first records a crash left queued has no head yet.
-        for tenant in crate::audit_sequencer::queued_tenants(database).await? {
+        let mut more = crate::audit_sequencer::queued_tenants(database).await?;
+        // With a database per tenant, each tenant's log lives in its own database.
+        if let Some(databases) = self.repository.tenant_databases() {
+            more.extend(databases.existing().await?);
+        }
+        for tenant in more {
             if let Err(at) = tenants.binary_search(&tenant) {
                 tenants.insert(at, tenant);
             }
