@@ -165,6 +165,32 @@ impl ArchiveWriter {
     }
 }
 
+/// Reads the manifest of the backup `archive` without checking the members (which
+/// [`unpack`] does): a quick look at what a file holds.
+pub fn read_manifest(archive: &Path) -> Result<Manifest, BackupError> {
+    let file = File::open(archive).map_err(io(archive))?;
+    let damaged = |e: std::io::Error| {
+        BackupError::Corrupt(format!(
+            "{}: the archive is damaged or cut short: {e}",
+            archive.display()
+        ))
+    };
+    let mut tar = tar::Archive::new(file);
+    for entry in tar.entries_with_seek().map_err(damaged)? {
+        let mut entry = entry.map_err(damaged)?;
+        let is_manifest = entry.path().map_err(damaged)?.to_str() == Some(MANIFEST);
+        if is_manifest && entry.size() <= MAX_MANIFEST_BYTES {
+            let mut text = Vec::with_capacity(entry.size() as usize);
+            entry.read_to_end(&mut text).map_err(damaged)?;
+            return Manifest::parse(&text);
+        }
+    }
+    Err(BackupError::Corrupt(format!(
+        "{}: the backup has no manifest: it was cut short or never finished",
+        archive.display()
+    )))
+}
+
 /// Unpacks the backup `archive` into the folder `into`, checking every member against the
 /// manifest: a member missing, added, resized or changed, and a file cut short, are
 /// refused naming what does not match. Answers the checked manifest.

@@ -23,6 +23,15 @@ async fn installation(
     cli: &Cli,
     logs: &logging::LogControl,
 ) -> Result<Installation, CliError> {
+    Ok(installation_and_env(app, cli, logs).await?.0)
+}
+
+/// [`installation`] and the environment's name.
+async fn installation_and_env(
+    app: App,
+    cli: &Cli,
+    logs: &logging::LogControl,
+) -> Result<(Installation, String), CliError> {
     let booted = boot(app, cli, BootMode::DryRun, false, vec![], logs, true).await?;
     let config = booted.config.clone();
     booted.shutdown().await?;
@@ -34,9 +43,12 @@ async fn installation(
         .section("cortex")
         .map_err(|e| CliError::Message(e.to_string()))?
         .unwrap_or_default();
-    Ok(Installation::new(
-        &config,
-        vec![audit.signing_key_file, identity.signing_key_file],
+    Ok((
+        Installation::new(
+            &config,
+            vec![audit.signing_key_file, identity.signing_key_file],
+        ),
+        config.env.clone(),
     ))
 }
 
@@ -114,7 +126,23 @@ pub async fn restore(
         ));
         return Ok(());
     }
-    let installation = installation(app, cli, logs).await?;
+    let (installation, env) = installation_and_env(app, cli, logs).await?;
+    // In production a key is never made at boot: a backup without keys restores only
+    // where the keys already are, and that is checked before anything is replaced.
+    let manifest = prefiq_backup::archive::read_manifest(file).map_err(failed)?;
+    let missing: Vec<String> = installation
+        .key_files
+        .iter()
+        .filter(|k| !installation.root.join(k).exists())
+        .map(|k| k.display().to_string())
+        .collect();
+    if env == "production" && !manifest.includes_keys && !missing.is_empty() {
+        return Err(CliError::Message(format!(
+            "the backup holds no signing keys and this installation lacks {}: put the keys \
+             in place, or restore a backup taken with --include-keys",
+            missing.join(" and ")
+        )));
+    }
     let report = prefiq_backup::restore(&installation, file, force)
         .await
         .map_err(failed)?;
@@ -142,6 +170,9 @@ pub async fn restore(
             "  the backup holds no signing keys: this installation's keys are used"
         );
     }
+    // What was put back is said before the boot, which may still fail (a key missing).
+    print_out(&out);
+    out.clear();
     // The restored installation boots (migrating a backup older than this binary), then
     // every audit log is recomputed and checked against its signed checkpoints.
     let booted = boot(
