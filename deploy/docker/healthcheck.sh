@@ -1,0 +1,15 @@
+#!/bin/bash
+# The image's HEALTHCHECK: GET /readyz on the local port, healthy on a 200.
+#
+# `prefiq` has no probe subcommand, and curl would add libcurl and a dozen libraries
+# (about 6 MB) to the runtime image for one request; bash, which Debian's slim image
+# already has, can send one over /dev/tcp. Docker's --timeout bounds the whole probe.
+set -u
+port="${PREFIQ__SERVER__PORT:-4949}"
+exec 3<>"/dev/tcp/127.0.0.1/${port}" || exit 1
+printf 'GET /readyz HTTP/1.1\r\nHost: localhost\r\nUser-Agent: healthcheck\r\nConnection: close\r\n\r\n' >&3
+IFS= read -r -t 5 status <&3 || exit 1
+case "$status" in
+  "HTTP/1.1 200"*) exit 0 ;;
+  *) echo "readyz: ${status%$'\r'}"; exit 1 ;;
+esac
