@@ -24,11 +24,20 @@ rootfs=/var/tmp/codexion-rootfs/$suite
 base=localhost/codexion/debian:$suite-minbase
 image=${IMAGE:-localhost/codexion/prefiq:dev}
 engine=${ENGINE:-podman}
+# The OCI runtime, when the default does not run here: on a host whose cgroup v2
+# hierarchy is mounted beside v1 with a controller on it ("hybrid"), crun refuses to
+# create containers and runc works (RUNTIME=runc).
+runtime=()
+[ -n "${RUNTIME:-}" ] && runtime=(--runtime "$RUNTIME")
+# Extra `run` options: where the host refuses to raise resource limits (no
+# CAP_SYS_RESOURCE), podman's default nproc and nofile limits must be lowered
+# (RUN_ARGS="--ulimit nofile=20000:20000 --ulimit nproc=4096:4096").
+read -r -a run_args <<<"${RUN_ARGS:-}"
 
 [ -x "$binary" ] || { echo "no release binary at $binary (cargo build --release -p prefiq-cli)" >&2; exit 1; }
 command -v "$engine" >/dev/null || { echo "$engine is not installed (apt-get install podman)" >&2; exit 1; }
 
-if ! "$engine" image exists "$base" 2>/dev/null; then
+if ! "$engine" "${runtime[@]}" image exists "$base" 2>/dev/null; then
   command -v debootstrap >/dev/null || { echo "debootstrap is not installed" >&2; exit 1; }
   if [ ! -x "$rootfs/usr/bin/apt-get" ]; then
     rm -rf "$rootfs"
@@ -47,7 +56,7 @@ path-exclude /usr/share/man/*
 path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 SLIM
-  tar -C "$rootfs" --numeric-owner -c . | "$engine" import \
+  tar -C "$rootfs" --numeric-owner -c . | "$engine" "${runtime[@]}" import \
     --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     - "$base"
 fi
@@ -55,37 +64,37 @@ fi
 install -D -m 0755 "$binary" "$root/deploy/docker/prebuilt/prefiq"
 trap 'rm -f "$root/deploy/docker/prebuilt/prefiq"' EXIT
 started=$(date +%s)
-"$engine" build --format docker \
+"$engine" "${runtime[@]}" build --format docker \
   --build-arg RUST_IMAGE="$base" --build-arg RUNTIME_IMAGE="$base" --build-arg PREFIQ_PREBUILT=1 \
   -t "$image" "$root"
 echo "built $image in $(( $(date +%s) - started )) s"
-"$engine" image inspect "$image" --format 'size: {{.Size}} bytes; user: {{.Config.User}}; healthcheck: {{.Config.Healthcheck.Test}}'
+"$engine" "${runtime[@]}" image inspect "$image" --format 'size: {{.Size}} bytes; user: {{.Config.User}}; healthcheck: {{.Config.Healthcheck.Test}}'
 
 # Run it as production would: keys from a read-only mount, data on a named volume.
 keys=$(mktemp -d)
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$keys/audit-ed25519.key"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$keys/auth-ed25519.key"
 # The image's user (uid 10001) reads them; 0600, or prefiq warns that others may read them.
-chown 10001:10001 "$keys"/*.key && chmod 0600 "$keys"/*.key
+chown 10001:10001 "$keys"/*.key && chmod 0600 "$keys"/*.key && chmod 0755 "$keys"
 name=codexion-smoke-$$
 port=${PORT:-14949}
 cleanup() {
-  "$engine" rm -f "$name" >/dev/null 2>&1 || true
-  "$engine" volume rm -f "$name" >/dev/null 2>&1 || true
+  "$engine" "${runtime[@]}" rm -f "$name" >/dev/null 2>&1 || true
+  "$engine" "${runtime[@]}" volume rm -f "$name" >/dev/null 2>&1 || true
   rm -rf "$keys" "$root/deploy/docker/prebuilt/prefiq"
 }
 trap cleanup EXIT
-"$engine" run -d --name "$name" -p "127.0.0.1:$port:4949" \
+"$engine" "${runtime[@]}" run -d "${run_args[@]}" --name "$name" -p "127.0.0.1:$port:4949" \
   -v "$name:/srv/codexion/data" -v "$keys:/run/secrets/codexion:ro" "$image" >/dev/null
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.2
 done
 curl -fsS "http://127.0.0.1:$port/readyz"; echo
-"$engine" exec "$name" id
-"$engine" healthcheck run "$name" && echo "HEALTHCHECK: healthy"
-"$engine" exec "$name" prefiq tenant create smoke --admin-email admin@smoke.test --admin-password 'correct horse battery'
+"$engine" "${runtime[@]}" exec "$name" id
+"$engine" "${runtime[@]}" healthcheck run "$name" && echo "HEALTHCHECK: healthy"
+"$engine" "${runtime[@]}" exec "$name" prefiq tenant create smoke --admin-email admin@smoke.test --admin-password 'correct horse battery'
 curl -fsS -o /dev/null -w 'login as smoke: %{http_code}\n' -H 'X-Tenant: smoke' \
   -d '{"email": "admin@smoke.test", "password": "correct horse battery"}' "http://127.0.0.1:$port/api/v1/auth/login"
-"$engine" stop -t 15 "$name" >/dev/null
-echo "exit code after SIGTERM: $("$engine" inspect "$name" --format '{{.State.ExitCode}}')"
+"$engine" "${runtime[@]}" stop -t 15 "$name" >/dev/null
+echo "exit code after SIGTERM: $("$engine" "${runtime[@]}" inspect "$name" --format '{{.State.ExitCode}}')"
