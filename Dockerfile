@@ -46,7 +46,7 @@ FROM ${RUNTIME_IMAGE} AS runtime
 # no child processes while serving and handles SIGTERM itself (drain, then exit 0).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --system --gid 10001 codexion \
  && useradd --system --uid 10001 --gid codexion --home-dir /srv/codexion --shell /usr/sbin/nologin codexion \
  && install -d -o codexion -g codexion -m 0750 /srv/codexion /srv/codexion/data \
