@@ -313,6 +313,31 @@ def older_backup():
         new.cleanup()
 
 
+def rotate_audit_key(site):
+    """The audit key is rotated: the old public key goes to audit.retired_public_keys,
+    checkpoints it signed keep verifying, and new ones are signed with the new key."""
+    if BACKEND != "sqlite" or TENANCY != "shared":
+        return
+    site.run("audit", "checkpoint")
+    old = site.run("audit", "public-key").stdout.strip()
+    key_file = os.path.join(site.dir, "data", "audit-ed25519.key")
+    with open(key_file, "w") as out:
+        out.write(os.urandom(32).hex() + "\n")
+    os.chmod(key_file, 0o600)
+    if site.run("audit", "verify", ok=False).returncode == 0:
+        fail("the log verified with a new key and the old one not listed")
+    os.makedirs(os.path.join(site.dir, "config"), exist_ok=True)
+    with open(os.path.join(site.dir, "config", "base.yaml"), "a") as out:
+        out.write(f"audit:\n  retired_public_keys: [\"{old}\"]\n")
+    site.run("audit", "verify")
+    site.run("tenant", "create", "rotated", "--admin-email", "admin@rotated.test")
+    site.run("audit", "checkpoint")
+    done = site.run("audit", "verify")
+    if site.run("audit", "public-key").stdout.strip() == old:
+        fail("the public key did not change")
+    step("the audit key rotated: old checkpoints verify through audit.retired_public_keys, new ones are signed with the new key")
+
+
 def main():
     random.seed(os.getpid())
     source = Site("a")
@@ -417,6 +442,7 @@ def main():
 
         scheduled_backups(source)
         older_backup()
+        rotate_audit_key(source)
 
         step("SIGKILL during a backup")
         killed_backups(source)

@@ -31,6 +31,9 @@ pub enum AuditCommand {
         #[arg(long)]
         incremental: bool,
     },
+    /// Print the public key of this installation's audit signing key (64 hex characters):
+    /// what `audit.retired_public_keys` lists once the key is rotated.
+    PublicKey,
     /// Sign a checkpoint of every log (or one tenant's) that grew since its last one.
     Checkpoint {
         /// Only this tenant's log.
@@ -184,6 +187,11 @@ pub async fn command(
     logs: &logging::LogControl,
 ) -> Result<(), CliError> {
     match command {
+        AuditCommand::PublicKey => {
+            let key = verifying_key(cli, None)?;
+            print_out(&format!("{}\n", prefiq_audit::verify::hex(&key.to_bytes())));
+            return Ok(());
+        }
         AuditCommand::VerifyArchive { file, public_key } => {
             let key = verifying_key(cli, public_key.as_deref())?;
             let sections = prefiq_audit::archive::verify(&read(file)?, &key)
@@ -319,7 +327,9 @@ pub async fn command(
                 print_out(&out);
                 Ok(())
             }
-            AuditCommand::VerifyArchive { .. } | AuditCommand::VerifyProof { .. } => Ok(()),
+            AuditCommand::VerifyArchive { .. }
+            | AuditCommand::VerifyProof { .. }
+            | AuditCommand::PublicKey => Ok(()),
         }
     }
     .await;

@@ -392,3 +392,52 @@ async fn the_checkpointer_signs_every_n_records_and_at_shutdown_on_backends() {
         db.cleanup().await;
     }
 }
+
+/// Rotating the audit key: checkpoints signed by the key a log had before still verify
+/// once its public key is listed in `audit.retired_public_keys`, and do not without it.
+#[tokio::test]
+async fn checkpoints_of_a_retired_key_verify_after_a_rotation_on_backends() {
+    for db in databases("audit rotation").await {
+        let repo = Arc::new(repository(&db, "schema/note.yaml", NOTE).await);
+        let old_key = SigningKey::from_bytes(&[3; 32]);
+        let before = AuditLog::new(repo.clone(), old_key.clone(), AuditConfig::default());
+        let scope = TenantScope::new(&Context::system("en").with_tenant("acme")).unwrap();
+        for i in 1..=4 {
+            repo.create(&scope, "note", json!({"title": format!("n{i}")}))
+                .await
+                .unwrap();
+        }
+        before.checkpoint("acme").await.unwrap();
+        let kept = before.latest_checkpoint("acme").await.unwrap().unwrap();
+
+        let new_key = SigningKey::from_bytes(&[4; 32]);
+        let without = AuditLog::new(repo.clone(), new_key.clone(), AuditConfig::default());
+        assert!(
+            without.verify("acme", &[], true).await.is_err(),
+            "a checkpoint of another key verified without being listed"
+        );
+        let retired: String = old_key
+            .verifying_key()
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let after = AuditLog::new(
+            repo.clone(),
+            new_key,
+            AuditConfig {
+                retired_public_keys: vec![retired],
+                ..AuditConfig::default()
+            },
+        );
+        after.verify("acme", &[kept], true).await.unwrap();
+        // New checkpoints are signed with the new key, and the whole log still verifies.
+        repo.create(&scope, "note", json!({"title": "n5"}))
+            .await
+            .unwrap();
+        after.checkpoint("acme").await.unwrap();
+        let report = after.verify("acme", &[], true).await.unwrap();
+        assert_eq!((report.size, report.checkpoints), (5, 2));
+        db.cleanup().await;
+    }
+}

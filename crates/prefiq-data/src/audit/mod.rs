@@ -311,6 +311,10 @@ pub struct AuditConfig {
     pub checkpoint_interval_ms: u64,
     /// The name logs are known by: `{origin}/{tenant}`.
     pub origin: String,
+    /// Public keys (64 hex characters each) of signing keys this installation used
+    /// before its current one: checkpoints they signed still verify. New checkpoints are
+    /// signed with the current key only. This is how the audit key is rotated.
+    pub retired_public_keys: Vec<String>,
 }
 
 impl Default for AuditConfig {
@@ -320,6 +324,7 @@ impl Default for AuditConfig {
             checkpoint_every: 1000,
             checkpoint_interval_ms: 10_000,
             origin: "codexion".into(),
+            retired_public_keys: Vec::new(),
         }
     }
 }
@@ -375,6 +380,26 @@ pub fn load_signing_key(
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// The public keys of `audit.retired_public_keys`; the error names the bad entry.
+pub fn retired_keys(config: &AuditConfig) -> Result<Vec<ed25519_dalek::VerifyingKey>, String> {
+    config
+        .retired_public_keys
+        .iter()
+        .enumerate()
+        .map(|(i, hex)| {
+            let bad = || {
+                format!(
+                    "audit.retired_public_keys[{i}] must be an Ed25519 public key of 64 hex characters"
+                )
+            };
+            let bytes: [u8; 32] = prefiq_audit::verify::unhex(hex.trim())
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(bad)?;
+            ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| bad())
+        })
+        .collect()
+}
+
 /// The most records a proof or a list may span in memory at once.
 pub const MAX_PROOF_SIZE: u64 = 1 << 22;
 
@@ -420,6 +445,8 @@ pub struct AuditLog {
     repository: Arc<crate::entity::repo::Repository>,
     signal: Arc<AuditSignal>,
     key: SigningKey,
+    /// Keys of earlier signing keys, whose checkpoints still verify.
+    retired: Vec<ed25519_dalek::VerifyingKey>,
     config: AuditConfig,
     /// One checkpoint at a time per process.
     checkpointing: tokio::sync::Mutex<()>,
@@ -521,10 +548,13 @@ impl AuditLog {
             config.checkpoint_every,
             std::sync::atomic::Ordering::Relaxed,
         );
+        // Checked at boot by `retired_keys`; one that does not parse verifies nothing.
+        let retired = retired_keys(&config).unwrap_or_default();
         AuditLog {
             repository,
             signal,
             key,
+            retired,
             config,
             checkpointing: tokio::sync::Mutex::new(()),
         }

@@ -102,7 +102,6 @@ impl AuditLog {
         let handle = self.settled(tenant).await?;
         let database = handle.get()?;
         let origin = self.origin(tenant);
-        let key = self.key.verifying_key();
         let bad = |what: String, error| AuditError::Checkpoint {
             tenant: tenant.to_owned(),
             what,
@@ -110,7 +109,8 @@ impl AuditLog {
         };
         let mut trusted = Vec::new();
         for c in self.checkpoints(database, tenant, i64::MAX as u64).await? {
-            let checkpoint = checkpoint::verify(&c.note, &origin, &key)
+            let checkpoint = self
+                .verify_note(&c.note, &origin)
                 .map_err(|e| bad(format!("the stored checkpoint of size {}", c.size), e))?;
             if checkpoint.size != c.size {
                 return Err(bad(
@@ -124,7 +124,8 @@ impl AuditLog {
             });
         }
         for (i, text) in external.iter().enumerate() {
-            let checkpoint = checkpoint::verify(text, &origin, &key)
+            let checkpoint = self
+                .verify_note(text, &origin)
                 .map_err(|e| bad(format!("the given checkpoint {}", i + 1), e))?;
             trusted.push(TrustedCheckpoint {
                 checkpoint,
@@ -134,7 +135,7 @@ impl AuditLog {
         let start = if full {
             Frontier::new()
         } else {
-            self.snapshot(database, tenant, &origin, &key).await?
+            self.snapshot(database, tenant, &origin).await?
         };
         let from = start.size();
         let log_error = |error| AuditError::Log {
@@ -203,13 +204,30 @@ impl AuditLog {
         })
     }
 
+    /// Checks a signed note with the current key, then with each retired one: a
+    /// checkpoint signed before a key rotation still verifies. The error is the current
+    /// key's.
+    fn verify_note(
+        &self,
+        text: &str,
+        origin: &str,
+    ) -> Result<prefiq_audit::checkpoint::Checkpoint, prefiq_audit::CheckpointError> {
+        match checkpoint::verify(text, origin, &self.key.verifying_key()) {
+            Ok(checkpoint) => Ok(checkpoint),
+            Err(error) => self
+                .retired
+                .iter()
+                .find_map(|key| checkpoint::verify(text, origin, key).ok())
+                .ok_or(error),
+        }
+    }
+
     /// The frontier of the latest snapshot whose signature and root check out.
     async fn snapshot(
         &self,
         database: &Database,
         tenant: &str,
         origin: &str,
-        key: &ed25519_dalek::VerifyingKey,
     ) -> Result<Frontier, AuditError> {
         let sql = "SELECT note, peaks FROM prefiq_audit_snapshots WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1";
         let rows = reading!(database, tenant, |conn| conn
@@ -228,8 +246,9 @@ impl AuditLog {
         let Some((note, peaks)) = row else {
             return Ok(Frontier::new());
         };
-        let snapshot =
-            checkpoint::verify(&note, origin, key).map_err(|error| AuditError::Checkpoint {
+        let snapshot = self
+            .verify_note(&note, origin)
+            .map_err(|error| AuditError::Checkpoint {
                 tenant: tenant.to_owned(),
                 what: "the verification snapshot".into(),
                 error,

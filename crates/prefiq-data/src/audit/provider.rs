@@ -31,6 +31,9 @@ impl prefiq::ServiceProvider for AuditProvider {
             .section("audit")
             .map_err(|e| prefiq::KernelError::service(prefiq::ErrorKind::Invalid, e))?
             .unwrap_or_default();
+        // A retired key that does not parse stops boot, naming it.
+        super::retired_keys(&config)
+            .map_err(|e| prefiq::KernelError::service(prefiq::ErrorKind::Invalid, e))?;
         cx.services.lazy_singleton::<AuditLog, _>(move |r| {
             let settings = r.get::<prefiq::config::Config>()?;
             let key = load_signing_key(&settings.root, &settings.env, &config)
