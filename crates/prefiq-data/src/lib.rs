@@ -19,6 +19,7 @@ mod tenant_config;
 pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfer;
 
 pub use database::{
     Database, DatabaseHandle, DatabaseUrl, Reading, SqliteDatabase, Transaction, Writing,

@@ -10,6 +10,35 @@ use super::value::{Stored, coerce, to_json};
 /// At most this many custom fields per tenant and entity.
 pub const MAX_CUSTOM_FIELDS: usize = 1000;
 
+/// The statement that makes `tenant`'s expression index on its custom field `field` of
+/// `schema` (a field declared `indexed`): named after the tenant and the field, partial to
+/// the tenant's rows. A tenant import makes it again for the tenant it creates.
+pub fn index_statement(
+    schema: &EntitySchema,
+    field: &FieldDef,
+    tenant: &str,
+    backend: prefiq::Backend,
+) -> String {
+    use sha2::Digest as _;
+    let column = super::filter::column(
+        schema,
+        std::slice::from_ref(field),
+        &format!("custom.{}", field.name),
+    );
+    let expression = column.map(|c| c.raw(backend)).unwrap_or_default();
+    let suffix: String = sha2::Sha256::digest(format!("{tenant}:{}", field.name).as_bytes())
+        .iter()
+        .take(5)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} (tenant_id, {expression}) WHERE tenant_id = {}",
+        super::ddl::quote(&schema.index_name(&format!("cf_{suffix}"))),
+        super::ddl::quote(schema.table()),
+        super::ddl::literal(tenant)
+    )
+}
+
 /// Parses a field definition (the shape of a field in an entity schema) for `entity`.
 pub fn parse_definition(schema: &EntitySchema, body: &Value) -> Result<FieldDef, String> {
     if !body.is_object() {

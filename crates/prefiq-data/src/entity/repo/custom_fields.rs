@@ -158,17 +158,9 @@ impl Repository {
             "INSERT INTO prefiq_custom_fields (tenant_id, entity, name, definition, created_at) VALUES ({})",
             values.join(", ")
         );
-        let index = field.indexed.then(|| {
-            let column = filter::column(&schema, std::slice::from_ref(&field), &format!("custom.{}", field.name));
-            let expression = column.map(|c| c.raw(backend)).unwrap_or_default();
-            let suffix: String = sha2_hex(&format!("{}:{}", scope.tenant, field.name));
-            format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} (tenant_id, {expression}) WHERE tenant_id = {}",
-                quote(&schema.index_name(&format!("cf_{suffix}"))),
-                quote(schema.table()),
-                crate::entity::ddl::literal(&scope.tenant)
-            )
-        });
+        let index = field
+            .indexed
+            .then(|| custom::index_statement(&schema, &field, &scope.tenant, backend));
         in_write_tx!(database, conn => insert_custom_field(conn, &sql, index.as_deref()).await?);
         self.forget_custom_fields(scope, entity);
         Ok(field)

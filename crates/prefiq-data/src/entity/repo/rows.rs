@@ -68,15 +68,6 @@ pub(super) fn select_list(
     (columns.join(", "), slots, types)
 }
 
-pub(super) fn sha2_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes())
-        .iter()
-        .take(5)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 pub(super) fn cell_to_stored(cell: &Cell) -> Stored {
     match cell {
         // No entity column is a BLOB.
