@@ -11,6 +11,7 @@ pub mod logging;
 pub mod memory_models;
 pub mod plugin;
 pub mod scaffold;
+pub mod tenant_transfer;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -227,6 +228,26 @@ pub enum TenantCommand {
         /// The password of an administrator that does not exist yet and is created.
         #[arg(long, env = "PREFIQ_ADMIN_PASSWORD", hide_env_values = true)]
         admin_password: Option<String>,
+    },
+    /// Write one tenant's data (records, custom fields, runtime entities, users, audit
+    /// log) to a file (docs/tenant-export.md).
+    Export {
+        /// The tenant.
+        name: String,
+        /// The file to write.
+        #[arg(long)]
+        to: PathBuf,
+        /// Include users' password hashes and API keys (else users must reset passwords).
+        #[arg(long)]
+        include_password_hashes: bool,
+    },
+    /// Load a tenant export into this installation, as a new tenant.
+    Import {
+        /// The export file.
+        file: PathBuf,
+        /// The new tenant's name (default: the exported tenant's).
+        #[arg(long = "as")]
+        as_name: Option<String>,
     },
 }
 
@@ -510,6 +531,24 @@ async fn tenant_command(
     cli: &Cli,
     logs: &logging::LogControl,
 ) -> Result<(), CliError> {
+    match command {
+        TenantCommand::Export {
+            name,
+            to,
+            include_password_hashes,
+        } => {
+            let out =
+                tenant_transfer::export(app, cli, logs, name, to, *include_password_hashes).await?;
+            print_out(&out);
+            return Ok(());
+        }
+        TenantCommand::Import { file, as_name } => {
+            let out = tenant_transfer::import(app, cli, logs, file, as_name.as_deref()).await?;
+            print_out(&out);
+            return Ok(());
+        }
+        _ => {}
+    }
     let booted = boot(app, cli, BootMode::Command, true, vec![], logs, true).await?;
     let identity = booted
         .resolver("prefiq tenant")
@@ -557,6 +596,7 @@ async fn tenant_command(
             .recover_tenant(name, admin_email.as_deref(), admin_password.as_deref())
             .await
             .map(|recovery| recovery.to_string()),
+        TenantCommand::Export { .. } | TenantCommand::Import { .. } => Ok(String::new()),
     };
     booted.shutdown().await?;
     print_out(&result.map_err(|e| CliError::Message(e.to_string()))?);

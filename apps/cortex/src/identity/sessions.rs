@@ -44,7 +44,11 @@ impl Identity {
         });
         let row = row.filter(|_| active);
         // One verification on every path, against the decoy when there is no user.
-        let verified = match &row {
+        // A user imported without a password hash (`prefiq tenant import` of an export
+        // made without `--include-password-hashes`) has an empty one, which never
+        // verifies; it is checked against the decoy like an unknown email, so that the
+        // answer's timing does not tell such an account apart either.
+        let verified = match row.as_ref().filter(|user| !user.hash.is_empty()) {
             Some(user) => prefiq_auth::verify_password(&user.hash, password).await,
             None => {
                 let decoy = self
