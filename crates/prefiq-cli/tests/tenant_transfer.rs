@@ -211,6 +211,7 @@ struct Postgres {
 }
 
 impl Postgres {
+    #[allow(clippy::print_stderr)]
     fn create() -> Option<Postgres> {
         let Ok(admin) = std::env::var("PREFIQ_TEST_POSTGRES_URL") else {
             eprintln!(
