@@ -314,6 +314,50 @@ fn source_installation() -> tempfile::TempDir {
         None,
     );
     assert_eq!(status, 200, "{submitted}");
+    // Stock: a receipt and an issue; their ledger rows keep monthly totals by trigger,
+    // which an import must not count a second time.
+    let stock = api.account(&company, "assets:current:stock");
+    let cogs = api.account(&company, "expenses:cost-of-goods-sold");
+    let group = api.create(
+        "warehouse",
+        json!({"warehouse_name": "All Warehouses", "company": company, "is_group": true}),
+    );
+    let main = api.create(
+        "warehouse",
+        json!({"warehouse_name": "Main", "company": company, "stock_account": stock, "parent_warehouse": group}),
+    );
+    let nos = api.create("uom", json!({"uom_name": "Nos"}));
+    let items = api.create(
+        "item_group",
+        json!({"item_group_name": "All Items", "is_group": true}),
+    );
+    let bolt = api.create(
+        "item",
+        json!({"item_code": "BOLT", "item_name": "Bolt", "item_group": items, "stock_uom": nos, "company": company}),
+    );
+    for (purpose, date, line) in [
+        (
+            "Receipt",
+            "2026-04-01",
+            json!({"item": bolt, "qty": "10", "t_warehouse": main, "basic_rate": {"amount": "4.10", "currency": "USD"}}),
+        ),
+        (
+            "Issue",
+            "2026-05-02",
+            json!({"item": bolt, "qty": "3", "s_warehouse": main}),
+        ),
+    ] {
+        let id = api.create(
+            "stock_entry",
+            json!({"purpose": purpose, "company": company, "posting_date": date, "expense_account": cogs, "lines": [line]}),
+        );
+        let (status, body) = api.call(
+            "POST",
+            &format!("/api/v1/resources/stock_entry/{id}/submit"),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
     api.stop();
     dir
 }
@@ -364,7 +408,25 @@ fn records(api: &Server) -> Value {
         "journal_entry": api.list("journal_entry"),
         "account": api.list("account"),
         "custom_fields": api.call("GET", "/api/v1/customize/customer/fields", None).1,
+        "stock": stock_balance(api),
     })
+}
+
+/// The stock balance after every row (read from the totals a trigger keeps) and in
+/// April (the months before added to the month's rows).
+fn stock_balance(api: &Server) -> Value {
+    let company = api.list("company")[0]["id"].as_str().unwrap().to_owned();
+    let mut out = Vec::new();
+    for as_of in ["2026-12-31", "2026-04-30"] {
+        let (status, report) = api.call(
+            "GET",
+            &format!("/api/v1/stock/reports/stock-balance?company={company}&as_of={as_of}"),
+            None,
+        );
+        assert_eq!(status, 200, "{report}");
+        out.push(report["rows"].clone());
+    }
+    Value::Array(out)
 }
 
 #[test]
@@ -388,6 +450,8 @@ fn a_tenant_moves_from_sqlite_to_another_installation_under_another_name() {
     let api = serve(source.path(), "acme", "admin@acme.test");
     let before = records(&api);
     api.stop();
+    let stock = before["stock"][0].to_string();
+    assert!(stock.contains("\"qty\":\"7"), "{stock}");
     let balance_before = trial_balance(source.path(), "acme");
     assert!(balance_before.contains("250.00"), "{balance_before}");
 
