@@ -314,6 +314,14 @@ fn source_installation() -> tempfile::TempDir {
         None,
     );
     assert_eq!(status, 200, "{submitted}");
+    // A memory item: found by keyword through SQLite's FTS5 index (kept by a trigger)
+    // or PostgreSQL's generated tsvector.
+    let (status, item) = api.call(
+        "POST",
+        "/api/v1/memory/items",
+        Some(json!({"text": "the beagle chewed the quarterly invoice"})),
+    );
+    assert_eq!(status, 201, "{item}");
     // Stock: a receipt and an issue; their ledger rows keep monthly totals by trigger,
     // which an import must not count a second time.
     let stock = api.account(&company, "assets:current:stock");
@@ -409,7 +417,24 @@ fn records(api: &Server) -> Value {
         "account": api.list("account"),
         "custom_fields": api.call("GET", "/api/v1/customize/customer/fields", None).1,
         "stock": stock_balance(api),
+        "memory": memory_hits(api),
     })
+}
+
+/// The memory items a keyword search finds (ids and texts: scores are the backend's).
+fn memory_hits(api: &Server) -> Value {
+    let (status, found) = api.call(
+        "POST",
+        "/api/v1/memory/search",
+        Some(json!({"query": "beagle invoice", "mode": "keyword"})),
+    );
+    assert_eq!(status, 200, "{found}");
+    found["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| json!([hit["id"], hit["text"]]))
+        .collect()
 }
 
 /// The stock balance after every row (read from the totals a trigger keeps) and in
@@ -452,6 +477,11 @@ fn a_tenant_moves_from_sqlite_to_another_installation_under_another_name() {
     api.stop();
     let stock = before["stock"][0].to_string();
     assert!(stock.contains("\"qty\":\"7"), "{stock}");
+    assert_eq!(
+        before["memory"].as_array().map(Vec::len),
+        Some(1),
+        "{before}"
+    );
     let balance_before = trial_balance(source.path(), "acme");
     assert!(balance_before.contains("250.00"), "{balance_before}");
 
