@@ -510,12 +510,42 @@ fn a_tenant_moves_from_sqlite_to_another_installation_under_another_name() {
     let after = records(&api);
     // The runtime entity answers under the new tenant, and takes new rows.
     api.create("vehicle", json!({"plate": "M-AB 1"}));
+    let grown = records(&api);
     api.stop();
     assert_eq!(before, after);
     assert_eq!(trial_balance(target.path(), "globex"), balance_before);
     let list = ok(target.path(), &["tenant", "list"]);
     assert!(list.contains("globex") && list.contains("active"), "{list}");
     ok(target.path(), &["audit", "verify", "--tenant", "globex"]);
+
+    // And back again, from the target's backend to a fresh SQLite installation.
+    let back = tempfile::tempdir().unwrap();
+    let round = back.path().join("globex.cxt");
+    let round_arg = round.to_str().unwrap();
+    ok(
+        target.path(),
+        &[
+            "tenant",
+            "export",
+            "globex",
+            "--to",
+            round_arg,
+            "--include-password-hashes",
+        ],
+    );
+    let out = ok(
+        back.path(),
+        &["tenant", "import", round_arg, "--as", "acme"],
+    );
+    assert!(
+        out.contains("match the source's signed checkpoint"),
+        "{out}"
+    );
+    let api = serve(back.path(), "acme", "admin@acme.test");
+    assert_eq!(records(&api), grown);
+    api.stop();
+    assert_eq!(trial_balance(back.path(), "acme"), balance_before);
+    ok(back.path(), &["audit", "verify"]);
 
     // Importing onto an existing tenant is refused, and so is a second import of it.
     refused(
