@@ -788,3 +788,36 @@ async fn stored_root(
     snapshot.close().await.map_err(data)?;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn row(value: Value) -> Row {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn a_renamed_audit_record_changes_only_its_tenant_prefix_and_key() {
+        let entry =
+            r#"{"seq":3,"tenant":"acme","time":"t","action":"create","changes":{"tenant":"acme"}}"#;
+        let mut r = row(json!({"tenant_id": "acme", "seq": 3, "entry": entry}));
+        rewrite(&mut r, "prefiq_audit", "acme", "globex").unwrap();
+        assert_eq!(r["tenant_id"], "globex");
+        assert_eq!(
+            r["entry"],
+            r#"{"seq":3,"tenant":"globex","time":"t","action":"create","changes":{"tenant":"acme"}}"#
+        );
+        // A record that does not name the source tenant where it must is refused.
+        let mut forged = row(json!({"tenant_id": "acme", "seq": 4, "entry": entry}));
+        assert!(rewrite(&mut forged, "prefiq_audit", "acme", "globex").is_err());
+        // Without a rename the text stays as it was hashed.
+        let mut same = row(json!({"tenant_id": "acme", "seq": 3, "entry": entry}));
+        rewrite(&mut same, "prefiq_audit", "acme", "acme").unwrap();
+        assert_eq!(same["entry"], entry);
+    }
+}

@@ -161,3 +161,54 @@ pub(super) fn apply(shifts: &Shifts, table: &str, row: &mut serde_json::Map<Stri
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_shift_moves_the_key_and_every_column_that_holds_it() {
+        let mut shifts = Shifts::new();
+        shifts.insert(("ledger_key".into(), "key".into()), 10);
+        shifts.insert(("ledger_posting".into(), "account".into()), 10);
+        let mut posting = json!({"seq": 1, "account": 2, "company": 3})
+            .as_object()
+            .cloned()
+            .unwrap();
+        apply(&shifts, "ledger_posting", &mut posting);
+        assert_eq!(
+            json!(posting),
+            json!({"seq": 1, "account": 12, "company": 3})
+        );
+        let mut key = json!({"key": 2, "id": "x"}).as_object().cloned().unwrap();
+        apply(&shifts, "ledger_key", &mut key);
+        assert_eq!(key["key"], 12);
+    }
+
+    #[test]
+    fn only_a_single_integer_key_other_than_the_tenant_is_global() {
+        let table = |key: &[&str], ty: &str| TableInfo {
+            name: "t".into(),
+            columns: vec![
+                prefiq_data::transfer::Column {
+                    name: "tenant_id".into(),
+                    ty: "TEXT".into(),
+                },
+                prefiq_data::transfer::Column {
+                    name: "seq".into(),
+                    ty: ty.into(),
+                },
+            ],
+            key: key.iter().map(|k| (*k).to_owned()).collect(),
+            always_identity: false,
+        };
+        assert_eq!(global_key(&table(&["seq"], "INTEGER")), Some("seq"));
+        assert_eq!(global_key(&table(&["seq"], "int8")), Some("seq"));
+        assert_eq!(global_key(&table(&["seq"], "TEXT")), None);
+        assert_eq!(global_key(&table(&["tenant_id", "seq"], "INTEGER")), None);
+    }
+}
