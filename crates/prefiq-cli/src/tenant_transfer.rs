@@ -342,6 +342,12 @@ async fn export_booted(
 fn check_source_log(unpacked: &Unpacked) -> Result<Option<checkpoint::Checkpoint>, CliError> {
     let manifest = &unpacked.manifest;
     let Some(text) = &manifest.audit.checkpoint else {
+        // An export signs a checkpoint of any log it carries.
+        if manifest.audit.size > 0 {
+            return Err(message(
+                "the file carries audit records but no signed checkpoint of them",
+            ));
+        }
         return Ok(None);
     };
     let key_bytes: [u8; 32] = unhex(&manifest.audit.public_key)

@@ -132,8 +132,23 @@ pub(super) fn write_archive(
     let mut partial = to.as_os_str().to_owned();
     partial.push(".partial");
     let partial = PathBuf::from(partial);
+    let written = write_partial(to, &partial, manifest, members);
+    if written.is_err() {
+        // A failure that is reported leaves nothing behind; a killed export leaves only
+        // the `.partial` file, which no import mistakes for an export.
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+fn write_partial(
+    to: &Path,
+    partial: &Path,
+    manifest: &Manifest,
+    members: &[(TableMember, PathBuf)],
+) -> Result<(), CliError> {
     let fail = |e: std::io::Error| message(format!("{}: {e}", partial.display()));
-    let file = File::create(&partial).map_err(fail)?;
+    let file = File::create(partial).map_err(fail)?;
     let mut tar = tar::Builder::new(BufWriter::new(file));
     let manifest_json = serde_json::to_vec_pretty(manifest).map_err(data)?;
     let mut header = tar::Header::new_gnu();
@@ -154,7 +169,7 @@ pub(super) fn write_archive(
     let out = tar.into_inner().map_err(fail)?;
     let file = out.into_inner().map_err(|e| fail(e.into_error()))?;
     file.sync_all().map_err(fail)?;
-    std::fs::rename(&partial, to).map_err(|e| message(format!("{}: {e}", to.display())))?;
+    std::fs::rename(partial, to).map_err(|e| message(format!("{}: {e}", to.display())))?;
     Ok(())
 }
 
