@@ -371,32 +371,27 @@ fn check_source_log(unpacked: &Unpacked) -> Result<Option<checkpoint::Checkpoint
         .tables
         .iter()
         .find(|m| m.table == "prefiq_audit");
-    let mut leaves = Vec::new();
+    // The member is in sequence order (the export reads by primary key); the tree head
+    // is kept as its frontier, so a log of any length takes O(log n) here.
+    let mut frontier = merkle::Frontier::new();
     if let Some(member) = entries {
         let mut reader = RowReader::open(unpacked, member)?;
-        let mut rows = Vec::new();
-        loop {
+        'read: loop {
             let chunk = reader.chunk()?;
             if chunk.is_empty() {
                 break;
             }
             for row in chunk {
                 let seq = row.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                if seq <= signed.size {
-                    let entry = row.get("entry").and_then(Value::as_str).unwrap_or_default();
-                    rows.push((seq, merkle::leaf_hash(entry.as_bytes())));
+                if seq > signed.size || seq != frontier.size() + 1 {
+                    break 'read;
                 }
+                let entry = row.get("entry").and_then(Value::as_str).unwrap_or_default();
+                frontier.push(merkle::leaf_hash(entry.as_bytes()));
             }
-        }
-        rows.sort_by_key(|(seq, _)| *seq);
-        for (i, (seq, leaf)) in rows.into_iter().enumerate() {
-            if seq != i as u64 + 1 {
-                break;
-            }
-            leaves.push(leaf);
         }
     }
-    if leaves.len() as u64 != signed.size || merkle::root(&leaves) != signed.root {
+    if frontier.size() != signed.size || frontier.root() != signed.root {
         return Err(message(format!(
             "the audit log in the file does not match the source's signed checkpoint of size {}",
             signed.size
@@ -762,9 +757,9 @@ async fn stored_root(
             .await
             .map_err(data)?
             .ok_or_else(|| message("this installation has no audit log"))?;
-        let mut leaves = Vec::new();
+        let mut frontier = merkle::Frontier::new();
         let mut offset = 0;
-        while (leaves.len() as u64) < size {
+        'read: while frontier.size() < size {
             let rows = transfer::read_chunk(conn, &table, "tenant_id", target, offset, CHUNK_ROWS)
                 .await
                 .map_err(data)?;
@@ -774,8 +769,8 @@ async fn stored_root(
             offset += rows.len();
             for row in rows {
                 let seq = row.get("seq").and_then(Value::as_u64).unwrap_or(0);
-                if seq > size {
-                    break;
+                if seq > size || seq != frontier.size() + 1 {
+                    break 'read;
                 }
                 let entry = row.get("entry").and_then(Value::as_str).unwrap_or_default();
                 let original = match entry.strip_prefix(&record_prefix(seq, target)) {
@@ -784,11 +779,10 @@ async fn stored_root(
                     }
                     _ => entry.to_owned(),
                 };
-                leaves.push(merkle::leaf_hash(original.as_bytes()));
+                frontier.push(merkle::leaf_hash(original.as_bytes()));
             }
         }
-        leaves.truncate(size as usize);
-        Ok::<_, CliError>(merkle::root(&leaves))
+        Ok::<_, CliError>(frontier.root())
     }
     .await;
     snapshot.close().await.map_err(data)?;
