@@ -237,7 +237,8 @@ pub enum TenantCommand {
         /// The file to write.
         #[arg(long)]
         to: PathBuf,
-        /// Include users' password hashes and API keys (else users must reset passwords).
+        /// Include users' password hashes, API keys and webhook secrets (without them users
+        /// must reset their passwords).
         #[arg(long)]
         include_password_hashes: bool,
     },
