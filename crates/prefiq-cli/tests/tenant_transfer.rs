@@ -236,10 +236,25 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        psql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
+        // Tenant databases (database tenancy) are named `{main}__{tenant}`.
+        let listed = Command::new("psql")
+            .args([
+                self.admin.as_str(),
+                "-tAc",
+                &format!(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, '{}__')",
+                    self.name
+                ),
+            ])
+            .output()
+            .unwrap();
+        let tenants = String::from_utf8_lossy(&listed.stdout).into_owned();
+        for database in tenants.lines().chain(std::iter::once(self.name.as_str())) {
+            psql(
+                &self.admin,
+                &format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
+            );
+        }
     }
 }
 
@@ -674,4 +689,98 @@ fn bad_files_and_missing_tenants_are_refused() {
     // Nothing of the refused imports was written.
     let list = ok(dir.path(), &["tenant", "list"]);
     assert!(!list.contains("\nb "), "{list}");
+}
+
+/// `database.tenancy: database` on the source: the tenant's rows come from its own
+/// database and its users from the main one; the target keeps them in one (shared
+/// SQLite) or in the tenant's own PostgreSQL database.
+#[test]
+fn a_tenant_with_its_own_database_moves_to_another_tenancy() {
+    let source = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(source.path().join("config")).unwrap();
+    std::fs::write(
+        source.path().join("config/base.yaml"),
+        "database:\n  tenancy: database\n",
+    )
+    .unwrap();
+    std::fs::write(
+        source.path().join("sale.journal"),
+        "2026-01-02 Sale\n    assets:bank    100.00 USD\n    income:sales\n",
+    )
+    .unwrap();
+    ok(
+        source.path(),
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--admin-email",
+            "admin@acme.test",
+            "--admin-password",
+            PASSWORD,
+        ],
+    );
+    ok(
+        source.path(),
+        &[
+            "accounting",
+            "import",
+            "sale.journal",
+            "--company",
+            "Shop",
+            "--create-currency",
+            "USD",
+            "--tenant",
+            "acme",
+        ],
+    );
+    let balance = |dir: &Path, tenant: &str| {
+        ok(
+            dir,
+            &[
+                "accounting",
+                "balance",
+                "--company",
+                "Shop",
+                "--tenant",
+                tenant,
+            ],
+        )
+    };
+    let before = balance(source.path(), "acme");
+    assert!(before.contains("assets:bank\t100.00 USD"), "{before}");
+    let file = source.path().join("acme.cxt");
+    let file_arg = file.to_str().unwrap();
+    ok(
+        source.path(),
+        &["tenant", "export", "acme", "--to", file_arg],
+    );
+    let listing = Command::new("tar").args(["tf", file_arg]).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).into_owned();
+    assert!(
+        listing.contains("tables/main/cortex_users.jsonl")
+            && listing.contains("tables/tenant/ledger_posting.jsonl"),
+        "{listing}"
+    );
+
+    let pg = Postgres::create();
+    let target = tempfile::tempdir().unwrap();
+    if let Some(pg) = &pg {
+        std::fs::create_dir_all(target.path().join("config")).unwrap();
+        std::fs::write(
+            target.path().join("config/base.yaml"),
+            format!("database:\n  url: {}\n  tenancy: database\n", pg.url),
+        )
+        .unwrap();
+    }
+    let out = ok(
+        target.path(),
+        &["tenant", "import", file_arg, "--as", "globex"],
+    );
+    assert!(
+        out.contains("match the source's signed checkpoint"),
+        "{out}"
+    );
+    assert_eq!(balance(target.path(), "globex"), before);
+    ok(target.path(), &["audit", "verify", "--tenant", "globex"]);
 }
