@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The sections the kernel itself owns; modules may own a section named after themselves.
-pub const KERNEL_SECTIONS: &[&str] = &["app", "server", "database", "log"];
+pub const KERNEL_SECTIONS: &[&str] = &["app", "server", "database", "log", "telemetry"];
 
 /// Keys a tenant may override, besides the sections of modules.
 pub const TENANT_OVERRIDABLE: &[&str] = &["app.locale", "app.timezone"];
@@ -128,13 +128,106 @@ pub enum LogFormat {
     Text,
 }
 
+/// Trace export over OpenTelemetry (OTLP/HTTP, protobuf). Off while `otlp_endpoint` is
+/// empty; every bound keeps a slow or absent collector from costing requests memory or
+/// time: spans past the queue are dropped and counted, never waited for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP address, such as `http://127.0.0.1:4318` (spans go to
+    /// its `/v1/traces`, unless the address already ends in it); empty turns export off.
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute the spans carry.
+    pub service_name: String,
+    /// The share of new traces recorded, 0.0 to 1.0; a request that arrives with a
+    /// `traceparent` follows its caller's sampling decision instead.
+    pub sample_ratio: f64,
+    /// Ended spans waiting for export at most; a span past it is dropped and counted.
+    pub max_queue_spans: usize,
+    /// Spans sent in one export request at most.
+    pub max_export_batch: usize,
+    /// How long one export request may take before it counts as failed.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: String::new(),
+            service_name: "codexion".into(),
+            sample_ratio: 1.0,
+            max_queue_spans: 2048,
+            max_export_batch: 512,
+            export_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// Whether spans are exported.
+    pub fn enabled(&self) -> bool {
+        !self.otlp_endpoint.trim().is_empty()
+    }
+
+    /// The first bad value as (key under `telemetry.`, why).
+    fn problem(&self) -> Option<(&'static str, String)> {
+        let endpoint = self.otlp_endpoint.trim();
+        let web = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+        if !(endpoint.is_empty() || web) {
+            return Some((
+                "otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// address"),
+            ));
+        }
+        if self.service_name.trim().is_empty() {
+            return Some(("service_name", "must not be empty".into()));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Some((
+                "sample_ratio",
+                format!("must be between 0.0 and 1.0, got {}", self.sample_ratio),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_queue_spans) {
+            return Some((
+                "max_queue_spans",
+                format!(
+                    "must be between 1 and 1000000, got {}",
+                    self.max_queue_spans
+                ),
+            ));
+        }
+        if !(1..=self.max_queue_spans).contains(&self.max_export_batch) {
+            return Some((
+                "max_export_batch",
+                format!(
+                    "must be between 1 and max_queue_spans ({}), got {}",
+                    self.max_queue_spans, self.max_export_batch
+                ),
+            ));
+        }
+        if !(1..=600_000).contains(&self.export_timeout_ms) {
+            return Some((
+                "export_timeout_ms",
+                format!(
+                    "must be between 1 and 600000, got {}",
+                    self.export_timeout_ms
+                ),
+            ));
+        }
+        None
+    }
+}
+
 /// The kernel's sections with their built-in defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Defaults {
     app: AppConfig,
     server: ServerConfig,
     database: DatabaseConfig,
     log: LogConfig,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
 }
 
 impl Default for Defaults {
@@ -168,6 +261,7 @@ impl Default for Defaults {
                 level: "info".into(),
                 format: LogFormat::Json,
             },
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -187,6 +281,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Trace export.
+    pub telemetry: TelemetryConfig,
     /// The tenant whose overrides are applied, if any.
     pub tenant: Option<String>,
     layers: Figment,
@@ -473,6 +569,7 @@ impl Config {
             server: sections.server,
             database: sections.database,
             log: sections.log,
+            telemetry: sections.telemetry,
             env,
             root,
             tenant,
@@ -505,6 +602,9 @@ impl Config {
                 Ok(())
             }
         };
+        if let Some((key, message)) = self.telemetry.problem() {
+            return Err(self.invalid(&format!("telemetry.{key}"), message));
+        }
         if self.app.name.trim().is_empty() {
             return Err(self.invalid("app.name", "must not be empty"));
         }
@@ -964,7 +1064,7 @@ mod tests {
             &[("config/base.yaml", "sever:\n  port: 1\n")],
             &[],
             "server.port",
-            "error: unknown config section `sever` from config/base.yaml (key `sever`); known sections: app, server, database, log, accounting",
+            "error: unknown config section `sever` from config/base.yaml (key `sever`); known sections: app, server, database, log, telemetry, accounting",
         );
         check(
             &[],
