@@ -11,6 +11,7 @@ pub mod logging;
 pub mod memory_models;
 pub mod plugin;
 pub mod scaffold;
+pub mod telemetry;
 pub mod tenant_transfer;
 
 use std::collections::BTreeMap;
@@ -357,7 +358,10 @@ async fn boot(
     options.config = config_options(cli, flags);
     let logs = logs.clone();
     options.on_config = Some(Box::new(move |config: &Config| logs.apply(config, quiet)));
-    Ok(app.boot(options).await?)
+    let booted = app.boot(options).await?;
+    // The metrics recorder exists once the providers booted.
+    telemetry::describe_metrics();
+    Ok(booted)
 }
 
 /// Runs `cli` against `app`. Output goes to stdout; logs to stderr.

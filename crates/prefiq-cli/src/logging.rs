@@ -1,5 +1,7 @@
 //! Log output on stderr: JSON lines by default, text if `log.format` says so, at the level
-//! `log.level` says once the config is loaded (`RUST_LOG` wins when set).
+//! `log.level` says once the config is loaded (`RUST_LOG` wins when set). The
+//! OpenTelemetry layer (`telemetry.rs`) sits beside them, inert until the config names a
+//! collector.
 
 use prefiq::config::LogFormat;
 use tracing_subscriber::filter::EnvFilter;
@@ -23,15 +25,17 @@ fn filter(level: &str) -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level))
 }
 
-fn format(format: LogFormat) -> Format {
+fn format(format: LogFormat, span_list: bool) -> Format {
     // Neither layer carries its own filter: a per-layer filter cannot be swapped by reload.
     match format {
+        // With trace export on, spans nest below the request's (a statement's, an
+        // authorization's), so a line names them all: the request's trace id stays on it.
         LogFormat::Json => Box::new(
             fmt::layer()
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
-                .with_span_list(false)
+                .with_span_list(span_list)
                 .with_writer(std::io::stderr),
         ),
         LogFormat::Text => Box::new(fmt::layer().with_writer(std::io::stderr)),
@@ -41,10 +45,11 @@ fn format(format: LogFormat) -> Format {
 /// Installs the subscriber: JSON at `initial_level` until [`LogControl::apply`].
 pub fn init(initial_level: &str) -> LogControl {
     let (filter_layer, filter_handle) = reload::Layer::new(filter(initial_level));
-    let (format_layer, format_handle) = reload::Layer::new(format(LogFormat::Json));
+    let (format_layer, format_handle) = reload::Layer::new(format(LogFormat::Json, false));
     let installed = tracing_subscriber::registry()
         .with(filter_layer)
         .with(format_layer)
+        .with(crate::telemetry::layer())
         .try_init()
         .is_ok();
     LogControl {
@@ -61,10 +66,17 @@ impl LogControl {
         } else {
             config.log.level.as_str()
         };
+        let traced = match crate::telemetry::start(&config.telemetry) {
+            Ok(()) => config.telemetry.enabled(),
+            Err(e) => {
+                tracing::error!(target: "prefiq::telemetry", error = %e, "trace export stays off");
+                false
+            }
+        };
         if let Some((filter_handle, format_handle)) = &self.handles {
             let _ = filter_handle.reload(filter(level));
-            if config.log.format != LogFormat::Json {
-                let _ = format_handle.reload(format(config.log.format));
+            if config.log.format != LogFormat::Json || traced {
+                let _ = format_handle.reload(format(config.log.format, traced));
             }
         }
     }

@@ -27,7 +27,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let app = installation()?;
-        run(cli, app, &logs).await
+        let result = run(cli, app, &logs).await;
+        // Spans still queued go out before the runtime (which runs their export) ends.
+        prefiq_cli::telemetry::shutdown().await;
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

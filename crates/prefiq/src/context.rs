@@ -20,6 +20,16 @@ impl TraceId {
         }
     }
 
+    /// The id of these 16 bytes; `None` for all zeros, which W3C trace context reserves.
+    pub fn from_bytes(bytes: [u8; 16]) -> Option<Self> {
+        (bytes != [0u8; 16]).then_some(TraceId(bytes))
+    }
+
+    /// The id's 16 bytes.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0
+    }
+
     /// Parses 32 hex digits; anything else is `None`.
     pub fn parse(text: &str) -> Option<Self> {
         if text.len() != 32 {

@@ -21,6 +21,7 @@ pub mod readiness;
 pub mod routes;
 pub mod secret;
 pub mod services;
+pub mod telemetry;
 pub mod tenant_config;
 
 pub use async_trait::async_trait;
