@@ -8,6 +8,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
+use tracing::Instrument;
 
 use prefiq::async_trait;
 use prefiq_data::entity::repo::{DynamicHooks, EntityEvent, HookInput, RepoError, TenantScope};
@@ -57,7 +58,17 @@ where
         });
     }
     let started = std::time::Instant::now();
-    let outcome = call.await;
+    let span = prefiq::otel_span!(
+        "plugin",
+        otel.name = format!("plugin {plugin}").as_str(),
+        plugin.name = plugin,
+        tenant,
+        otel.status_code = tracing::field::Empty,
+    );
+    let outcome = call.instrument(span.clone()).await;
+    if outcome.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
     let seconds = started.elapsed().as_secs_f64();
     if outcome.is_ok() {
         plugins.call_histograms(plugin).0.record(seconds);

@@ -120,6 +120,7 @@ async fn measure(db: &TestDatabase, backend: &str) {
                     action: "created".into(),
                     data: json!({"id": format!("record-{i}"), "title": "Call the supplier about the March invoice", "status": "Open"}),
                     trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+                    trace_parent: None,
                     occurred_at: now.clone(),
                     seq: i as i64,
                 };

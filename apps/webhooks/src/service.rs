@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use tracing::Instrument;
 
 use prefiq_cache::{Cache, Namespace, NamespaceSpec};
 use std::time::{Duration, Instant};
@@ -405,7 +406,16 @@ impl Webhooks {
         {
             keys.push(signing::secret_key(previous)?);
         }
-        let request = hyper::Request::post(uri)
+        let span = delivery_span(hook, event, &uri);
+        let mut request = hyper::Request::post(uri);
+        // The delivery's span is the receiver's parent: one trace from the write to here.
+        if let Some((traceparent, tracestate)) = prefiq::telemetry::headers_of(&span) {
+            request = request.header(prefiq::telemetry::TRACEPARENT, traceparent);
+            if let Some(tracestate) = tracestate {
+                request = request.header(prefiq::telemetry::TRACESTATE, tracestate);
+            }
+        }
+        let request = request
             .header("content-type", "application/json")
             .header(
                 "user-agent",
@@ -421,10 +431,20 @@ impl Webhooks {
             .map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(self.config.timeout_ms);
         let response = tokio::time::timeout(timeout, self.client.request(request))
+            .instrument(span.clone())
             .await
-            .map_err(|_| format!("no answer within {} ms", self.config.timeout_ms))?
-            .map_err(|e| connection_error(&e))?;
+            .map_err(|_| format!("no answer within {} ms", self.config.timeout_ms))
+            .and_then(|answer| answer.map_err(|e| connection_error(&e)));
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.message", error.as_str());
+                return Err(error);
+            }
+        };
         let code = i64::from(response.status().as_u16());
+        span.record("http.response.status_code", code);
         // Read (a bounded part of) the body so the connection can be reused.
         let _ = tokio::time::timeout(
             timeout,
@@ -459,6 +479,28 @@ impl Webhooks {
     }
 }
 
+/// The span of one delivery's request (only while trace export is on): the webhook, the
+/// event and the receiver's host, never the whole address (its query may hold a token).
+fn delivery_span(hook: &Hook, event: &Event, uri: &hyper::Uri) -> tracing::Span {
+    use tracing::field::Empty;
+    if !prefiq::telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "webhook.deliver",
+        otel.name = format!("webhook.deliver {}", event.name()).as_str(),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        webhook.id = hook.id.as_str(),
+        event.id = event.id.as_str(),
+        tenant = event.tenant.as_str(),
+        http.request.method = "POST",
+        server.address = uri.host().unwrap_or(""),
+        http.response.status_code = Empty,
+        error.message = Empty,
+    )
+}
+
 /// The most useful part of a client error: hyper's own message names only the layer.
 fn connection_error(error: &hyper_util::client::legacy::Error) -> String {
     let mut message = error.to_string();
@@ -478,7 +520,9 @@ pub fn delivery_job(webhook: &str, event: &Event) -> NewJob {
         json!({"webhook": webhook, "event": event}),
     );
     job.queue = QUEUE.into();
-    job.trace_id = event.trace_id.clone();
+    // A child of the current span (the relay's delivery of the event) when trace export
+    // is on, else of the write.
+    job.trace_id = prefiq::telemetry::stored_trace(&event.stored_trace());
     // Attempts are bounded by time (`retry_for_ms`), not by count.
     job.max_attempts = 10_000;
     job.timeout_ms = 60_000;

@@ -158,6 +158,7 @@ async fn log_attempts(api: &Api, tenant: &str, hook: &str, event_id: &str) -> Ve
         action: "created".into(),
         data: json!({"description": "Call the bank"}),
         trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        trace_parent: None,
         occurred_at: "2026-03-15T10:02:03Z".into(),
         seq: 1,
     };

@@ -89,11 +89,15 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .headers()
         .get(CORRELATION_ID)
         .and_then(accept_correlation_id);
-    let trace_id = given
-        .as_deref()
-        .and_then(TraceId::parse)
-        .unwrap_or_else(TraceId::generate);
+    let traced = prefiq::telemetry::enabled();
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let template = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let span = request_span(traced, &method, template);
+    let trace_id = trace_of(&request, &span, given.as_deref());
     let correlation_id = given.unwrap_or_else(|| trace_id.to_string());
+    span.record("trace_id", tracing::field::display(trace_id));
+    span.record("correlation_id", tracing::field::display(&correlation_id));
     let (tenant, mut rejection) = match repeated_singleton(request.headers())
         .map_or_else(|| tenant_from_header(request.headers()), Err)
     {
@@ -150,15 +154,19 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
             }
         }
     }
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    if traced {
+        if let Some(tenant) = &context.tenant {
+            span.record("tenant", tenant.as_str());
+        }
+        if let Some(user) = &context.user {
+            span.record("user.id", user.as_str());
+        }
+    }
     // The access line is the only later reader of the tenant and user: they are kept only
     // when it is written, and the context itself moves into the request.
     let logged = tracing::enabled!(target: "prefiq::access", tracing::Level::INFO)
         .then(|| (context.tenant.clone(), context.user.clone()));
     request.extensions_mut().insert(context);
-    let span =
-        tracing::info_span!("request", trace_id = %trace_id, correlation_id = %correlation_id);
     let mut response = match rejection {
         Some(mut problem) => {
             problem.trace_id = Some(trace_id.to_string());
@@ -177,15 +185,21 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
             }
             response
         }
-        None => next.run(request).instrument(span).await,
+        None => next.run(request).instrument(span.clone()).await,
     };
 
     let status = response.status().as_u16();
+    if traced {
+        span.record("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(&correlation_id) {
         response.headers_mut().insert(CORRELATION_ID, value);
     }
     let elapsed = started.elapsed();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let route = template;
     if let Some((tenant, user)) = logged {
         tracing::info!(
             target: "prefiq::access",
@@ -204,6 +218,51 @@ pub async fn observe(State(state): State<HttpState>, mut request: Request, next:
         .request_metrics
         .record(&method, route, status, elapsed.as_secs_f64());
     response
+}
+
+/// The request's span. With trace export on it carries the OpenTelemetry fields (route
+/// template, method, status, tenant and user id: never a name or an address); off, only
+/// the trace and correlation ids, as the JSON logs always had.
+fn request_span(traced: bool, method: &axum::http::Method, route: &str) -> tracing::Span {
+    use tracing::field::Empty;
+    if traced {
+        tracing::info_span!(
+            "request",
+            trace_id = Empty,
+            correlation_id = Empty,
+            otel.name = format!("{method} {route}").as_str(),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = method.as_str(),
+            http.route = route,
+            http.response.status_code = Empty,
+            tenant = Empty,
+            user.id = Empty,
+        )
+    } else {
+        tracing::info_span!("request", trace_id = Empty, correlation_id = Empty)
+    }
+}
+
+/// The request's trace id: with trace export on, the OpenTelemetry trace of its span
+/// (the caller's, when a valid `traceparent` came with it); off, the `traceparent`'s
+/// trace, else a correlation id that is a trace id, else a fresh one.
+fn trace_of(request: &Request, span: &tracing::Span, correlation_id: Option<&str>) -> TraceId {
+    let headers = request.headers();
+    let single = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        let value = values.next()?.to_str().ok()?;
+        values.next().is_none().then_some(value)
+    };
+    let traceparent = single(prefiq::telemetry::TRACEPARENT);
+    if let Some(parent) = traceparent {
+        let state = single(prefiq::telemetry::TRACESTATE);
+        prefiq::telemetry::set_remote_parent(span, parent, state);
+    }
+    prefiq::telemetry::trace_id_of(span)
+        .or_else(|| traceparent.and_then(prefiq::telemetry::trace_id_of_traceparent))
+        .or_else(|| correlation_id.and_then(TraceId::parse))
+        .unwrap_or_else(TraceId::generate)
 }
 
 /// Routes that probes call: never limited, and never authenticated.

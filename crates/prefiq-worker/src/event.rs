@@ -22,6 +22,10 @@ pub struct Event {
     pub data: Value,
     /// The trace id of the write.
     pub trace_id: String,
+    /// The write's `traceparent`, when trace export was on: what the delivery of the event
+    /// continues. Not part of the event on the wire (NATS carries it as a header).
+    #[serde(skip)]
+    pub trace_parent: Option<String>,
     /// When the write ran (RFC 3339, UTC).
     pub occurred_at: String,
     /// Its number in its database's outbox: one record's events have rising numbers.
@@ -38,10 +42,21 @@ impl Event {
             record_id: row.record_id,
             action: row.action,
             data: row.payload,
-            trace_id: row.trace_id,
+            trace_id: prefiq::telemetry::trace_id_of_stored(&row.trace_id)
+                .map_or_else(|| row.trace_id.clone(), |t| t.to_string()),
+            trace_parent: prefiq::telemetry::traceparent_of_stored(&row.trace_id)
+                .map(str::to_owned),
             occurred_at: row.created_at,
             seq: row.seq,
         }
+    }
+
+    /// What a job or message this event causes stores as its trace: the write's
+    /// `traceparent` when there is one, else its trace id.
+    pub fn stored_trace(&self) -> String {
+        self.trace_parent
+            .clone()
+            .unwrap_or_else(|| self.trace_id.clone())
     }
 
     /// `{entity}.{action}`, such as `journal_entry.submitted`.

@@ -77,8 +77,14 @@ impl NatsSink {
                 .header("Codexion-Seq", event.seq.to_string().as_str())
                 .header(crate::live::ORIGIN_HEADER, origin)
                 .header(
-                    "traceparent",
-                    format!("00-{}-0000000000000001-01", event.trace_id).as_str(),
+                    prefiq::telemetry::TRACEPARENT,
+                    // The write's span when trace export was on; else a stand-in span id
+                    // (W3C forbids all zeros) that still names the trace.
+                    event
+                        .trace_parent
+                        .clone()
+                        .unwrap_or_else(|| format!("00-{}-0000000000000001-01", event.trace_id))
+                        .as_str(),
                 );
             let ack = self
                 .jetstream

@@ -23,6 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use prefiq_data::entity::sql::{Arg, Conn, Sql, SqlType};
 use prefiq_data::jobs::NewJob;
@@ -349,10 +350,13 @@ impl Relay {
         let timeout = Duration::from_millis(self.config.subscriber_timeout_ms.max(1));
         let mut retries = Vec::new();
         for event in &events {
+            let span = event_span(event);
             for subscription in self.bus.subscribers_of(event) {
                 let handler = subscription.handler.clone();
                 let input = event.clone();
-                let task = tokio::spawn(async move { handler.handle(&input).await });
+                let task = tokio::spawn(
+                    async move { handler.handle(&input).await }.instrument(span.clone()),
+                );
                 let failure = match tokio::time::timeout(timeout, task).await {
                     Ok(Ok(Ok(()))) => None,
                     Ok(Ok(Err(e))) => Some(e),
@@ -417,6 +421,27 @@ async fn measure(databases: &Databases) -> Result<(), WorkerError> {
     Ok(())
 }
 
+/// The span of one event's delivery to its subscribers (only while trace export is on):
+/// a child of the write that left the event, so the jobs and webhooks its subscribers
+/// cause join the write's trace.
+fn event_span(event: &Event) -> tracing::Span {
+    if !prefiq::telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "outbox.deliver",
+        otel.name = format!("outbox.deliver {}", event.name()).as_str(),
+        otel.kind = "consumer",
+        event.id = event.id.as_str(),
+        event.seq = event.seq,
+        tenant = event.tenant.as_str(),
+    );
+    if let Some(parent) = &event.trace_parent {
+        prefiq::telemetry::set_remote_parent(&span, parent, None);
+    }
+    span
+}
+
 /// The job that retries `subscription` with `event`, in the event's tenant and trace.
 pub fn deliver_job(subscription: &str, event: &Event) -> NewJob {
     let mut job = NewJob::new(
@@ -424,7 +449,7 @@ pub fn deliver_job(subscription: &str, event: &Event) -> NewJob {
         &event.tenant,
         json!({"subscription": subscription, "event": event}),
     );
-    job.trace_id = event.trace_id.clone();
+    job.trace_id = event.stored_trace();
     job.queue = "events".into();
     job
 }

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use prefiq_data::jobs::{self, ClaimedJob, Failure};
 use prefiq_data::{DataError, DatabaseHandle};
@@ -420,7 +421,9 @@ async fn execute(handlers: &JobHandlers, config: &JobsConfig, job: &ClaimedJob) 
                 let handler = handler.clone();
                 let mut input = input_of(job);
                 input.context.principal = principal;
-                let mut task = tokio::spawn(async move { handler.run(&input).await });
+                let span = job_span(job);
+                let mut task =
+                    tokio::spawn(async move { handler.run(&input).await }.instrument(span.clone()));
                 let timeout =
                     Duration::from_millis(u64::try_from(job.timeout_ms.max(1)).unwrap_or(u64::MAX));
                 match tokio::time::timeout(timeout, &mut task).await {
@@ -495,6 +498,28 @@ async fn principal_of(
     }
 }
 
+/// The span of one attempt (only while trace export is on): a child of the span that
+/// enqueued the job, when the job stored its `traceparent`.
+fn job_span(job: &ClaimedJob) -> tracing::Span {
+    if !prefiq::telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        "job",
+        otel.name = format!("job {}", job.kind).as_str(),
+        otel.kind = "consumer",
+        job.id = job.id,
+        job.kind = job.kind.as_str(),
+        job.queue = job.queue.as_str(),
+        job.attempt = job.attempt,
+        tenant = job.tenant.as_str(),
+    );
+    if let Some(parent) = prefiq::telemetry::traceparent_of_stored(&job.trace_id) {
+        prefiq::telemetry::set_remote_parent(&span, parent, None);
+    }
+    span
+}
+
 /// What the handler gets: the job's context and input.
 fn input_of(job: &ClaimedJob) -> JobInput {
     let mut context = prefiq::Context::system("en");
@@ -504,7 +529,7 @@ fn input_of(job: &ClaimedJob) -> JobInput {
     if let Some(user) = &job.user {
         context = context.with_user(user.clone());
     }
-    if let Some(trace) = prefiq::TraceId::parse(&job.trace_id) {
+    if let Some(trace) = prefiq::telemetry::trace_id_of_stored(&job.trace_id) {
         context.trace_id = trace;
     }
     JobInput {

@@ -2,6 +2,7 @@
 
 use prefiq::Backend;
 use sqlx::Row;
+use tracing::Instrument;
 
 use crate::DataError;
 
@@ -228,10 +229,15 @@ impl Conn<'_> {
 
     /// Runs a statement; returns the rows it affected.
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DataError> {
+        let span = statement_span(self.backend(), &sql.text);
         Ok(match self {
-            Conn::Sqlite(c) => crate::sqlite::execute(c, sql)?,
+            Conn::Sqlite(c) => {
+                let _entered = span.enter();
+                crate::sqlite::execute(c, sql)?
+            }
             Conn::Postgres(c) => bind_all!(sqlx::query(&sql.text), &sql.args)
                 .execute(&mut **c)
+                .instrument(span)
                 .await?
                 .rows_affected(),
         })
@@ -270,9 +276,13 @@ impl Conn<'_> {
     /// Runs a script of statements without arguments (a migration): SQLite's
     /// `execute_batch`, PostgreSQL's simple query protocol.
     pub async fn execute_script(&mut self, script: &str) -> Result<(), DataError> {
+        let span = statement_span(self.backend(), script);
         match self {
-            Conn::Sqlite(c) => crate::sqlite::execute_batch(c, script),
-            Conn::Postgres(c) => Ok(raw_script(c, script).await?),
+            Conn::Sqlite(c) => {
+                let _entered = span.enter();
+                crate::sqlite::execute_batch(c, script)
+            }
+            Conn::Postgres(c) => Ok(raw_script(c, script).instrument(span).await?),
         }
     }
 
@@ -292,11 +302,16 @@ impl Conn<'_> {
         types: &[SqlType],
     ) -> Result<Vec<Vec<Cell>>, DataError> {
         let mut out = Vec::new();
+        let span = statement_span(self.backend(), &sql.text);
         match self {
-            Conn::Sqlite(c) => return crate::sqlite::fetch(c, sql, types),
+            Conn::Sqlite(c) => {
+                let _entered = span.enter();
+                return crate::sqlite::fetch(c, sql, types);
+            }
             Conn::Postgres(c) => {
                 for row in bind_all!(sqlx::query(&sql.text), &sql.args)
                     .fetch_all(&mut **c)
+                    .instrument(span)
                     .await?
                 {
                     out.push(read_row!(&row, types));
@@ -305,6 +320,40 @@ impl Conn<'_> {
         }
         Ok(out)
     }
+}
+
+/// The longest statement text a span carries; a bulk insert's is cut (on a character
+/// boundary) so that one span stays small.
+const MAX_SPAN_SQL: usize = 2048;
+
+/// The span of one statement (only while trace export is on, and inside an operation's
+/// span): the backend and the text, which holds placeholders, never values. Its duration
+/// is the statement's.
+fn statement_span(backend: Backend, text: &str) -> tracing::Span {
+    // Outside any span (the relay's and the job runner's polling) a statement is no
+    // operation's part, and a trace of its own each would bury the ones that are.
+    if !prefiq::telemetry::enabled() || tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    let mut end = text.len().min(MAX_SPAN_SQL);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let verb = text
+        .split_whitespace()
+        .next()
+        .unwrap_or("SQL")
+        .to_ascii_uppercase();
+    tracing::info_span!(
+        "sql",
+        otel.name = verb.as_str(),
+        otel.kind = "client",
+        db.system.name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        },
+        db.query.text = &text[..end],
+    )
 }
 
 /// Runs a script on PostgreSQL. A plain function returning a boxed future, so that the

@@ -110,7 +110,8 @@ pub struct NewJob {
     pub tenant: String,
     /// The user it acts for.
     pub user: Option<String>,
-    /// The trace it continues.
+    /// The trace it continues: a trace id, or a whole `traceparent` (see
+    /// [`prefiq::telemetry::stored_trace`]).
     pub trace_id: String,
     /// The handler's input.
     pub payload: Value,
@@ -135,7 +136,12 @@ impl NewJob {
             kind: kind.into(),
             tenant: tenant.into(),
             user: None,
-            trace_id: prefiq::TraceId::generate().to_string(),
+            // The current span's `traceparent` (the job runs as its child) when trace
+            // export is on, else a trace of its own.
+            trace_id: prefiq::telemetry::current_headers().map_or_else(
+                || prefiq::TraceId::generate().to_string(),
+                |(parent, _)| parent,
+            ),
             payload,
             priority: 0,
             run_at_ms: None,

@@ -1,6 +1,7 @@
 //! Creating a row: naming, children, links and the insert transaction.
 
 use super::*;
+use tracing::Instrument;
 
 /// The parent id a tree row is written with (`None`: a root).
 pub(super) fn tree_parent_of(schema: &EntitySchema, validated: &Validated) -> Option<String> {
@@ -230,10 +231,15 @@ impl Repository {
         entity: &str,
         input: Value,
     ) -> Result<Value, RepoError> {
-        let schema = self.schema(scope, entity).await?;
-        let input = object(input, "")?;
-        self.check_writable(scope, &schema, &input, None)?;
-        self.create_with(scope, &schema, input, None).await
+        let span = super::repo_span("create", scope, entity);
+        async {
+            let schema = self.schema(scope, entity).await?;
+            let input = object(input, "")?;
+            self.check_writable(scope, &schema, &input, None)?;
+            self.create_with(scope, &schema, input, None).await
+        }
+        .instrument(span)
+        .await
     }
 
     pub(super) async fn create_with(

@@ -2,6 +2,7 @@
 //! then the dynamic hooks (plugins, enabled per tenant at run time).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use prefiq::async_trait;
 use serde_json::{Map, Value};
@@ -59,7 +60,14 @@ impl Repository {
                 doc,
                 old: old.cloned(),
             };
+            let span = prefiq::otel_span!(
+                "hook",
+                otel.name = format!("hook {}::{}", hook.module, hook.name).as_str(),
+                hook.event = ?event,
+                entity = schema.name.as_str(),
+            );
             doc = (hook.run)(input)
+                .instrument(span)
                 .await
                 .map_err(|message| RepoError::Rejected {
                     hook: format!("{}::{}", hook.module, hook.name),
@@ -69,6 +77,12 @@ impl Repository {
         if let Some(dynamic) = &self.dynamic_hooks
             && dynamic.applies(scope, &schema.name, event)
         {
+            let span = prefiq::otel_span!(
+                "hook",
+                otel.name = "hook dynamic",
+                hook.event = ?event,
+                entity = schema.name.as_str(),
+            );
             doc = dynamic
                 .run(HookInput {
                     scope: scope.clone(),
@@ -77,6 +91,7 @@ impl Repository {
                     doc,
                     old: old.cloned(),
                 })
+                .instrument(span)
                 .await?;
         }
         Ok(doc)

@@ -1,6 +1,7 @@
 //! Submit, cancel and amend: status changes of submittable documents.
 
 use super::*;
+use tracing::Instrument;
 
 /// A status change of a stored document.
 #[derive(Debug, Clone, Copy)]
@@ -80,45 +81,50 @@ impl Repository {
         id: &str,
         expected: Option<i64>,
     ) -> Result<Value, RepoError> {
-        let schema = self.submittable(scope, entity).await?;
-        let current = self.read_current(scope, &schema, id).await?;
-        expect_version(&schema, &current, expected)?;
-        expect_docstatus(&current, 0, "only draft documents can be submitted")?;
-        let validated = self
-            .validate_all(scope, &schema, &current, Some(&current))
-            .await?;
-        self.authorize(scope, &schema, "submit", Some(&current))
-            .await?;
-        let doc = self
-            .run_hooks(
-                EntityEvent::BeforeSubmit,
+        let span = super::repo_span("submit", scope, entity);
+        async {
+            let schema = self.submittable(scope, entity).await?;
+            let current = self.read_current(scope, &schema, id).await?;
+            expect_version(&schema, &current, expected)?;
+            expect_docstatus(&current, 0, "only draft documents can be submitted")?;
+            let validated = self
+                .validate_all(scope, &schema, &current, Some(&current))
+                .await?;
+            self.authorize(scope, &schema, "submit", Some(&current))
+                .await?;
+            let doc = self
+                .run_hooks(
+                    EntityEvent::BeforeSubmit,
+                    scope,
+                    &schema,
+                    current.clone(),
+                    Some(&current),
+                )
+                .await?;
+            let version = stored_version(&current);
+            let record = self
+                .transition(
+                    scope,
+                    &schema,
+                    id,
+                    version,
+                    Transition::Submit(&validated),
+                    &doc,
+                )
+                .await
+                .map_err(|e| lost_race(e, expected))?;
+            self.run_after_hooks(
+                EntityEvent::OnSubmit,
                 scope,
                 &schema,
-                current.clone(),
+                &record,
                 Some(&current),
             )
-            .await?;
-        let version = stored_version(&current);
-        let record = self
-            .transition(
-                scope,
-                &schema,
-                id,
-                version,
-                Transition::Submit(&validated),
-                &doc,
-            )
-            .await
-            .map_err(|e| lost_race(e, expected))?;
-        self.run_after_hooks(
-            EntityEvent::OnSubmit,
-            scope,
-            &schema,
-            &record,
-            Some(&current),
-        )
-        .await;
-        Ok(Value::Object(record))
+            .await;
+            Ok(Value::Object(record))
+        }
+        .instrument(span)
+        .await
     }
 
     /// Cancels a submitted document.
@@ -140,26 +146,31 @@ impl Repository {
         id: &str,
         expected: Option<i64>,
     ) -> Result<Value, RepoError> {
-        let schema = self.submittable(scope, entity).await?;
-        let current = self.read_current(scope, &schema, id).await?;
-        expect_version(&schema, &current, expected)?;
-        expect_docstatus(&current, 1, "only submitted documents can be cancelled")?;
-        self.authorize(scope, &schema, "cancel", Some(&current))
-            .await?;
-        let version = stored_version(&current);
-        let record = self
-            .transition(scope, &schema, id, version, Transition::Cancel, &current)
-            .await
-            .map_err(|e| lost_race(e, expected))?;
-        self.run_after_hooks(
-            EntityEvent::OnCancel,
-            scope,
-            &schema,
-            &record,
-            Some(&current),
-        )
-        .await;
-        Ok(Value::Object(record))
+        let span = super::repo_span("cancel", scope, entity);
+        async {
+            let schema = self.submittable(scope, entity).await?;
+            let current = self.read_current(scope, &schema, id).await?;
+            expect_version(&schema, &current, expected)?;
+            expect_docstatus(&current, 1, "only submitted documents can be cancelled")?;
+            self.authorize(scope, &schema, "cancel", Some(&current))
+                .await?;
+            let version = stored_version(&current);
+            let record = self
+                .transition(scope, &schema, id, version, Transition::Cancel, &current)
+                .await
+                .map_err(|e| lost_race(e, expected))?;
+            self.run_after_hooks(
+                EntityEvent::OnCancel,
+                scope,
+                &schema,
+                &record,
+                Some(&current),
+            )
+            .await;
+            Ok(Value::Object(record))
+        }
+        .instrument(span)
+        .await
     }
 
     /// Makes a new draft from a cancelled document, named after it (`NAME-1`, `NAME-2`, ...).
@@ -181,38 +192,43 @@ impl Repository {
         id: &str,
         expected: Option<i64>,
     ) -> Result<Value, RepoError> {
-        let schema = self.submittable(scope, entity).await?;
-        let current = self.read_current(scope, &schema, id).await?;
-        expect_version(&schema, &current, expected)?;
-        expect_docstatus(&current, 2, "only cancelled documents can be amended")?;
-        self.authorize(scope, &schema, "amend", Some(&current))
-            .await?;
-        let old_name = current
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let name = match old_name.rsplit_once('-') {
-            Some((base, n))
-                if current.get("amended_from").is_some_and(|v| !v.is_null())
-                    && n.parse::<u32>().is_ok() =>
-            {
-                format!("{base}-{}", n.parse::<u32>().unwrap_or(0) + 1)
-            }
-            _ => format!("{old_name}-1"),
-        };
-        let mut doc = current.clone();
-        doc.retain(|k, _| schema.field(k).is_some() || k == "custom");
-        for rows in doc.values_mut() {
-            if let Value::Array(rows) = rows {
-                for row in rows.iter_mut().filter_map(Value::as_object_mut) {
-                    for system in SYSTEM_INPUT {
-                        row.remove(*system);
+        let span = super::repo_span("amend", scope, entity);
+        async {
+            let schema = self.submittable(scope, entity).await?;
+            let current = self.read_current(scope, &schema, id).await?;
+            expect_version(&schema, &current, expected)?;
+            expect_docstatus(&current, 2, "only cancelled documents can be amended")?;
+            self.authorize(scope, &schema, "amend", Some(&current))
+                .await?;
+            let old_name = current
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = match old_name.rsplit_once('-') {
+                Some((base, n))
+                    if current.get("amended_from").is_some_and(|v| !v.is_null())
+                        && n.parse::<u32>().is_ok() =>
+                {
+                    format!("{base}-{}", n.parse::<u32>().unwrap_or(0) + 1)
+                }
+                _ => format!("{old_name}-1"),
+            };
+            let mut doc = current.clone();
+            doc.retain(|k, _| schema.field(k).is_some() || k == "custom");
+            for rows in doc.values_mut() {
+                if let Value::Array(rows) = rows {
+                    for row in rows.iter_mut().filter_map(Value::as_object_mut) {
+                        for system in SYSTEM_INPUT {
+                            row.remove(*system);
+                        }
                     }
                 }
             }
+            self.create_with(scope, &schema, doc, Some((id.to_owned(), name)))
+                .await
         }
-        self.create_with(scope, &schema, doc, Some((id.to_owned(), name)))
-            .await
+        .instrument(span)
+        .await
     }
 
     pub(super) async fn submittable(

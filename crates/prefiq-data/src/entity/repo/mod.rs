@@ -3,6 +3,7 @@
 //! row, child rows and outbox event in one transaction → after-hooks.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use futures_util::future::BoxFuture;
 use prefiq::{Backend, Context, async_trait};
@@ -245,6 +246,25 @@ impl TenantScope {
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
+}
+
+/// The span of one repository call (only while trace export is on): the operation, the
+/// entity and the tenant; the statements, authorization and hooks it runs nest below it.
+pub(super) fn repo_span(
+    operation: &'static str,
+    scope: &TenantScope,
+    entity: &str,
+) -> tracing::Span {
+    if !prefiq::telemetry::enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "repository",
+        otel.name = format!("repository.{operation} {entity}").as_str(),
+        repository.operation = operation,
+        entity,
+        tenant = scope.tenant.as_str(),
+    )
 }
 
 /// One problem with one part of the input: a JSON pointer, a stable code, a sentence.
@@ -784,16 +804,28 @@ impl Repository {
         action: &str,
         doc: Option<&Map<String, Value>>,
     ) -> Result<(), RepoError> {
-        match &self.authorizer {
-            Some(authorizer) => authorizer
-                .authorize(scope, schema, action, doc)
-                .await
-                .map_err(|reason| RepoError::Forbidden {
-                    action: action.to_owned(),
-                    reason,
-                }),
-            None => Ok(()),
-        }
+        let Some(authorizer) = &self.authorizer else {
+            return Ok(());
+        };
+        let span = prefiq::otel_span!(
+            "authorize",
+            otel.name = "authorize",
+            authz.action = action,
+            entity = schema.name.as_str(),
+            authz.decision = tracing::field::Empty,
+        );
+        let decision = authorizer
+            .authorize(scope, schema, action, doc)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "authz.decision",
+            if decision.is_ok() { "allow" } else { "deny" },
+        );
+        decision.map_err(|reason| RepoError::Forbidden {
+            action: action.to_owned(),
+            reason,
+        })
     }
 
     fn field_access(&self, scope: &TenantScope, schema: &EntitySchema) -> FieldAccess {

@@ -109,7 +109,11 @@ pub(super) fn outbox_statement(
                 p
             }
         },
-        sql.arg(Arg::Text(Some(scope.trace_id.clone()))),
+        // With trace export on, the row carries the write's `traceparent`, so the relay's
+        // delivery (and the webhooks and jobs it causes) continues this trace.
+        sql.arg(Arg::Text(Some(prefiq::telemetry::stored_trace(
+            &scope.trace_id,
+        )))),
         sql.arg(Arg::Text(Some(now.to_owned()))),
     ];
     format!(

@@ -1,6 +1,7 @@
 //! Reading: one row, and lists with filters, row access and keyset pages.
 
 use super::*;
+use tracing::Instrument;
 
 /// `(a AND b) OR (c)` over the record-rule conditions of a principal's read grants.
 /// A condition that cannot hold (a missing attribute) or cannot be expressed is false, so
@@ -101,6 +102,8 @@ impl Repository {
         entity: &str,
         id: &str,
     ) -> Result<Value, RepoError> {
+        let span = super::repo_span("get", scope, entity);
+        async {
         let schema = self.schema(scope, entity).await?;
         let handle = self.tenant_handle(scope).await?;
         let record = on_tenant_reader!(handle.get()?, &scope.tenant, conn => self.load(conn, scope, &schema, id).await?);
@@ -111,6 +114,9 @@ impl Repository {
             record.remove(&name);
         }
         Ok(Value::Object(record))
+        }
+        .instrument(span)
+        .await
     }
 
     /// Lists live rows of this tenant: filters, order, keyset pagination.
@@ -120,6 +126,8 @@ impl Repository {
         entity: &str,
         query: &ListQuery,
     ) -> Result<Page, RepoError> {
+        let span = super::repo_span("list", scope, entity);
+        async {
         let schema = self.schema(scope, entity).await?;
         let access = match &self.authorizer {
             Some(authorizer) => authorizer.row_access(scope, &schema).await,
@@ -262,5 +270,8 @@ impl Repository {
             next_cursor,
             total,
         })
+        }
+        .instrument(span)
+        .await
     }
 }

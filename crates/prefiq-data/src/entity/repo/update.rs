@@ -1,6 +1,7 @@
 //! Changing and deleting drafts.
 
 use super::*;
+use tracing::Instrument;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn update_tx(
@@ -160,65 +161,72 @@ impl Repository {
         patch: Value,
         expected_version: Option<i64>,
     ) -> Result<Value, RepoError> {
-        let schema = self.schema(scope, entity).await?;
-        let patch = object(patch, "")?;
-        // A hook that updates a record runs inside this update, in this task: it does not
-        // wait for a turn (which could be this one's), it relies on starting again.
-        let nested = IN_UPDATE.try_with(|_| ()).is_ok();
-        let turn = match expected_version {
-            None if !nested => Some(
-                self.update_turns
-                    .take(&scope.tenant, &schema.name, id)
-                    .await,
-            ),
-            _ => None,
-        };
-        let attempt = async {
-            let mut attempts = 1;
-            loop {
-                match self
-                    .update_once(scope, &schema, id, &patch, expected_version)
-                    .await
-                {
-                    Err(RepoError::VersionConflict { entity, .. })
-                        if let Some(expected) = expected_version =>
+        let span = super::repo_span("update", scope, entity);
+        async {
+            let schema = self.schema(scope, entity).await?;
+            let patch = object(patch, "")?;
+            // A hook that updates a record runs inside this update, in this task: it does not
+            // wait for a turn (which could be this one's), it relies on starting again.
+            let nested = IN_UPDATE.try_with(|_| ()).is_ok();
+            let turn = match expected_version {
+                None if !nested => Some(
+                    self.update_turns
+                        .take(&scope.tenant, &schema.name, id)
+                        .await,
+                ),
+                _ => None,
+            };
+            let attempt = async {
+                let mut attempts = 1;
+                loop {
+                    match self
+                        .update_once(scope, &schema, id, &patch, expected_version)
+                        .await
                     {
-                        return Err(RepoError::PreconditionFailed {
-                            entity,
-                            expected,
-                            actual: None,
-                        });
+                        Err(RepoError::VersionConflict { entity, .. })
+                            if let Some(expected) = expected_version =>
+                        {
+                            return Err(RepoError::PreconditionFailed {
+                                entity,
+                                expected,
+                                actual: None,
+                            });
+                        }
+                        Err(RepoError::VersionConflict { .. })
+                            if attempts < MAX_UPDATE_ATTEMPTS =>
+                        {
+                            let pause = conflict_pause_us(attempts);
+                            tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
+                            attempts += 1;
+                        }
+                        result => return result,
                     }
-                    Err(RepoError::VersionConflict { .. }) if attempts < MAX_UPDATE_ATTEMPTS => {
-                        let pause = conflict_pause_us(attempts);
-                        tokio::time::sleep(std::time::Duration::from_micros(pause)).await;
-                        attempts += 1;
-                    }
-                    result => return result,
+                }
+            };
+            let outcome = if nested {
+                attempt.await
+            } else {
+                IN_UPDATE.scope((), attempt).await
+            }?;
+            // After-hooks run once the turn is over: one that updates a record waits for no one.
+            drop(turn);
+            match outcome {
+                Updated::Unchanged(current) => Ok(Value::Object(current)),
+                Updated::Written { record, before } => {
+                    self.run_after_hooks(
+                        EntityEvent::AfterUpdate,
+                        scope,
+                        &schema,
+                        &record,
+                        Some(&before),
+                    )
+                    .await;
+                    Ok(Value::Object(record))
                 }
             }
-        };
-        let outcome = if nested {
-            attempt.await
-        } else {
-            IN_UPDATE.scope((), attempt).await
-        }?;
-        // After-hooks run once the turn is over: one that updates a record waits for no one.
-        drop(turn);
-        match outcome {
-            Updated::Unchanged(current) => Ok(Value::Object(current)),
-            Updated::Written { record, before } => {
-                self.run_after_hooks(
-                    EntityEvent::AfterUpdate,
-                    scope,
-                    &schema,
-                    &record,
-                    Some(&before),
-                )
-                .await;
-                Ok(Value::Object(record))
-            }
         }
+        .instrument(span)
+        .await
     }
 
     /// One attempt of [`Repository::update`]: read, merge, validate, write if anything
@@ -358,43 +366,48 @@ impl Repository {
         id: &str,
         expected: Option<i64>,
     ) -> Result<(), RepoError> {
-        let schema = self.schema(scope, entity).await?;
-        super::validate::refuse_view_writes(&schema, "delete")?;
-        let current = self.read_current(scope, &schema, id).await?;
-        expect_version(&schema, &current, expected)?;
-        if docstatus(&current) == Some(1) {
-            return Err(RepoError::Invalid(vec![field_error(
-                "",
-                "document_submitted",
-                format!(
-                    "this {} is submitted; cancel it before deleting",
-                    schema.name
-                ),
-            )]));
-        }
-        self.authorize(scope, &schema, "delete", Some(&current))
-            .await?;
-        let doc = self
-            .run_hooks(
-                EntityEvent::BeforeDelete,
+        let span = super::repo_span("delete", scope, entity);
+        async {
+            let schema = self.schema(scope, entity).await?;
+            super::validate::refuse_view_writes(&schema, "delete")?;
+            let current = self.read_current(scope, &schema, id).await?;
+            expect_version(&schema, &current, expected)?;
+            if docstatus(&current) == Some(1) {
+                return Err(RepoError::Invalid(vec![field_error(
+                    "",
+                    "document_submitted",
+                    format!(
+                        "this {} is submitted; cancel it before deleting",
+                        schema.name
+                    ),
+                )]));
+            }
+            self.authorize(scope, &schema, "delete", Some(&current))
+                .await?;
+            let doc = self
+                .run_hooks(
+                    EntityEvent::BeforeDelete,
+                    scope,
+                    &schema,
+                    current.clone(),
+                    Some(&current),
+                )
+                .await?;
+            let version = stored_version(&current);
+            self.transition(scope, &schema, id, version, Transition::Delete, &doc)
+                .await
+                .map_err(|e| lost_race(e, expected))?;
+            self.run_after_hooks(
+                EntityEvent::AfterDelete,
                 scope,
                 &schema,
-                current.clone(),
+                &doc,
                 Some(&current),
             )
-            .await?;
-        let version = stored_version(&current);
-        self.transition(scope, &schema, id, version, Transition::Delete, &doc)
-            .await
-            .map_err(|e| lost_race(e, expected))?;
-        self.run_after_hooks(
-            EntityEvent::AfterDelete,
-            scope,
-            &schema,
-            &doc,
-            Some(&current),
-        )
-        .await;
-        Ok(())
+            .await;
+            Ok(())
+        }
+        .instrument(span)
+        .await
     }
 }
