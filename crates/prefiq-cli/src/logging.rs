@@ -9,7 +9,7 @@ use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, fmt, reload};
 
-type Filtered = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+type Filtered = Layered<SpanGate<reload::Layer<EnvFilter, Registry>>, Registry>;
 type Format = Box<dyn Layer<Filtered> + Send + Sync>;
 
 /// Switches the log level and format once the config is known.
@@ -45,6 +45,7 @@ fn format(format: LogFormat, span_list: bool) -> Format {
 /// Installs the subscriber: JSON at `initial_level` until [`LogControl::apply`].
 pub fn init(initial_level: &str) -> LogControl {
     let (filter_layer, filter_handle) = reload::Layer::new(filter(initial_level));
+    let filter_layer = SpanGate(filter_layer);
     let (format_layer, format_handle) = reload::Layer::new(format(LogFormat::Json, false));
     let installed = tracing_subscriber::registry()
         .with(filter_layer)
@@ -79,5 +80,122 @@ impl LogControl {
                 let _ = format_handle.reload(format(config.log.format, traced));
             }
         }
+    }
+}
+
+/// The log level's filter, except that while trace export is on it lets `info` spans
+/// through whatever the level (`warn` would otherwise leave traces empty). Events, the
+/// log lines, are filtered by the level alone.
+pub struct SpanGate<L>(L);
+
+impl<L> SpanGate<L> {
+    fn traces(metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.is_span() && *metadata.level() <= tracing::Level::INFO
+    }
+}
+
+impl<S, L> Layer<S> for SpanGate<L>
+where
+    S: tracing::Subscriber,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        let interest = self.0.register_callsite(metadata);
+        // Asked again on every span while export may be switched on.
+        if interest.is_never() && Self::traces(metadata) {
+            tracing::subscriber::Interest::sometimes()
+        } else {
+            interest
+        }
+    }
+
+    fn enabled(
+        &self,
+        metadata: &tracing::Metadata<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        self.0.enabled(metadata, ctx) || (Self::traces(metadata) && prefiq::telemetry::enabled())
+    }
+
+    fn max_level_hint(&self) -> Option<tracing_subscriber::filter::LevelFilter> {
+        // Read when the interest cache is rebuilt, which the filter's reload does after
+        // export started.
+        let hint = self.0.max_level_hint();
+        if prefiq::telemetry::enabled() {
+            hint.map(|level| level.max(tracing_subscriber::filter::LevelFilter::INFO))
+        } else {
+            hint
+        }
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(
+        &self,
+        span: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_record(span, values, ctx);
+    }
+
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_follows_from(span, follows, ctx);
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        self.0.event_enabled(event, ctx)
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_event(event, ctx);
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_id_change(old, new, ctx);
     }
 }
