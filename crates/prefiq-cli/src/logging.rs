@@ -199,3 +199,64 @@ where
         self.0.on_id_change(old, new, ctx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Counts the spans and events that reach it.
+    #[derive(Clone, Default)]
+    struct Seen {
+        spans: Arc<AtomicUsize>,
+        events: Arc<AtomicUsize>,
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Seen {
+        fn on_new_span(
+            &self,
+            _: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.spans.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn info_spans_pass_a_warn_level_only_while_traces_are_exported() {
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(SpanGate(EnvFilter::new("warn")))
+            .with(seen.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let emit = || {
+                let span = tracing::info_span!("request");
+                let _entered = span.enter();
+                tracing::info!("an info line");
+                tracing::warn!("a warning");
+                tracing::debug_span!("detail").in_scope(|| {});
+            };
+            emit();
+            assert_eq!(seen.spans.load(Ordering::Relaxed), 0);
+            assert_eq!(seen.events.load(Ordering::Relaxed), 1);
+            // What `LogControl::apply` does: export starts, then the filter's reload
+            // rebuilds the callsites' interest (and the level hint).
+            prefiq::telemetry::set_enabled(true);
+            tracing::callsite::rebuild_interest_cache();
+            emit();
+            prefiq::telemetry::set_enabled(false);
+            // The info span only: debug spans and info lines stay filtered.
+            assert_eq!(seen.spans.load(Ordering::Relaxed), 1);
+            assert_eq!(seen.events.load(Ordering::Relaxed), 2);
+        });
+    }
+}
