@@ -27,6 +27,7 @@ It exits non-zero naming what failed. Traffic stays on 127.0.0.1.
 import http.server
 import json
 import os
+import re
 import secrets
 import socket
 import statistics
@@ -264,9 +265,23 @@ def creates(token, label, count=40):
 def telemetry_off():
     start_server({}, "serve-off.log")
     _, session = call("POST", "/api/v1/auth/login", {"email": EMAIL, "password": PASSWORD})
+    with lock:
+        first = len(deliveries)
     times = creates(session["access_token"], "off")
     log(f"telemetry off: 40 creates, median {statistics.median(times) * 1000:.1f} ms, "
         f"max {max(times) * 1000:.1f} ms")
+    # Without export a webhook still names the write's trace, flagged not sampled.
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        with lock:
+            later = deliveries[first:]
+        if len(later) >= 40:
+            break
+        time.sleep(0.25)
+    if check(later, "no webhook was delivered with telemetry off"):
+        bad = [h.get("traceparent") for h, _ in later
+               if not re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", h.get("traceparent", ""))]
+        check(not bad, f"webhook requests without a valid unsampled traceparent: {bad[:3]}")
     stop_server()
     return times
 

@@ -409,10 +409,21 @@ impl Webhooks {
         let span = delivery_span(hook, event, &uri);
         let mut request = hyper::Request::post(uri);
         // The delivery's span is the receiver's parent: one trace from the write to here.
-        if let Some((traceparent, tracestate)) = prefiq::telemetry::headers_of(&span) {
-            request = request.header(prefiq::telemetry::TRACEPARENT, traceparent);
-            if let Some(tracestate) = tracestate {
-                request = request.header(prefiq::telemetry::TRACESTATE, tracestate);
+        // Without export the receiver still learns the write's trace id (not sampled).
+        match prefiq::telemetry::headers_of(&span) {
+            Some((traceparent, tracestate)) => {
+                request = request.header(prefiq::telemetry::TRACEPARENT, traceparent);
+                if let Some(tracestate) = tracestate {
+                    request = request.header(prefiq::telemetry::TRACESTATE, tracestate);
+                }
+            }
+            None => {
+                if let Some(trace) = prefiq::TraceId::parse(&event.trace_id) {
+                    request = request.header(
+                        prefiq::telemetry::TRACEPARENT,
+                        prefiq::telemetry::unsampled_traceparent(trace),
+                    );
+                }
             }
         }
         let request = request

@@ -139,6 +139,18 @@ pub fn headers_of(span: &tracing::Span) -> Option<(String, Option<String>)> {
     Some((traceparent, tracestate))
 }
 
+/// A `traceparent` naming `trace_id` with a fresh parent span id, flagged not sampled:
+/// for a request that leaves while spans are not exported, so that its receiver can still
+/// quote the trace id the logs carry.
+pub fn unsampled_traceparent(trace_id: TraceId) -> String {
+    let mut span = [0u8; 8];
+    while span == [0u8; 8] {
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut span);
+    }
+    let span: String = span.iter().map(|b| format!("{b:02x}")).collect();
+    format!("00-{trace_id}-{span}-00")
+}
+
 /// [`headers_of`] the current span.
 pub fn current_headers() -> Option<(String, Option<String>)> {
     if !enabled() {
@@ -209,6 +221,15 @@ mod tests {
             None
         );
         assert_eq!(trace_id_of_stored("nonsense"), None);
+    }
+
+    #[test]
+    fn unsampled_traceparents_are_valid_and_name_the_trace() {
+        let trace = TraceId::generate();
+        let parent = unsampled_traceparent(trace);
+        assert!(parent.ends_with("-00"), "{parent}");
+        assert_eq!(trace_id_of_traceparent(&parent), Some(trace));
+        assert_ne!(parent, unsampled_traceparent(trace));
     }
 
     #[test]
