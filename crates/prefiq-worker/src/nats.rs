@@ -65,10 +65,16 @@ impl NatsSink {
     /// Publishes `events` in order, at most `events.max_in_flight` unacknowledged at once;
     /// returns once every one is acknowledged, or at the first failure (the caller
     /// re-sends them all: those already stored are dropped as duplicates).
-    /// `origin` names the publishing process (see [`crate::live`]).
-    pub async fn publish(&self, events: &[Arc<Event>], origin: &str) -> Result<(), WorkerError> {
+    /// `origin` names the publishing process (see [`crate::live`]); `parents` holds each
+    /// event's `traceparent` (its delivery's span) when trace export is on.
+    pub async fn publish(
+        &self,
+        events: &[Arc<Event>],
+        parents: &[Option<String>],
+        origin: &str,
+    ) -> Result<(), WorkerError> {
         let mut acks = std::collections::VecDeque::with_capacity(self.max_in_flight);
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
             let body = serde_json::to_vec(event.as_ref())
                 .map_err(|e| WorkerError::Nats(format!("cannot encode event {}: {e}", event.id)))?;
             let message = jetstream::message::PublishMessage::build()
@@ -78,11 +84,14 @@ impl NatsSink {
                 .header(crate::live::ORIGIN_HEADER, origin)
                 .header(
                     prefiq::telemetry::TRACEPARENT,
-                    // The write's span when trace export was on; else a stand-in span id
-                    // (W3C forbids all zeros) that still names the trace.
-                    event
-                        .trace_parent
-                        .clone()
+                    // The delivery's span, or the write's, when trace export is on; else
+                    // a stand-in span id (W3C forbids all zeros) that still names the
+                    // trace.
+                    parents
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .or_else(|| event.trace_parent.clone())
                         .unwrap_or_else(|| format!("00-{}-0000000000000001-01", event.trace_id))
                         .as_str(),
                 );

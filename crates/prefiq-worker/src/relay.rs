@@ -344,13 +344,19 @@ impl Relay {
             self.nats = Some(NatsSink::connect(&self.config).await?);
             tracing::info!(target: "prefiq::relay", "connected to NATS JetStream");
         }
+        // Each event's delivery is a span of the write's trace (while export is on): NATS
+        // messages name it as their parent, and its subscribers run in it.
+        let spans: Vec<tracing::Span> = events.iter().map(|e| event_span(e)).collect();
         if let Some(nats) = &self.nats {
-            nats.publish(&events, &self.origin).await?;
+            let parents: Vec<Option<String>> = spans
+                .iter()
+                .map(|span| prefiq::telemetry::headers_of(span).map(|(parent, _)| parent))
+                .collect();
+            nats.publish(&events, &parents, &self.origin).await?;
         }
         let timeout = Duration::from_millis(self.config.subscriber_timeout_ms.max(1));
         let mut retries = Vec::new();
-        for event in &events {
-            let span = event_span(event);
+        for (event, span) in events.iter().zip(spans) {
             for subscription in self.bus.subscribers_of(event) {
                 let handler = subscription.handler.clone();
                 let input = event.clone();
