@@ -862,6 +862,6 @@ fn the_audit_section_of_a_platform_provider_is_a_known_config_section() {
         &[],
         &["boot", "--dry-run"],
         1,
-        "error: unknown config section `audt` from config/base.yaml (key `audt`); known sections: app, server, database, log, cortex, accounting, webhooks, plugins, memory, trade, crm, selling, buying, stock, audit, events, jobs, cache",
+        "error: unknown config section `audt` from config/base.yaml (key `audt`); known sections: app, server, database, log, telemetry, cortex, accounting, webhooks, plugins, memory, trade, crm, selling, buying, stock, audit, events, jobs, cache, backup",
     );
 }
