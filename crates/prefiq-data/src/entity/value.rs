@@ -103,48 +103,23 @@ pub fn format_scaled(value: i64, scale: u8) -> String {
     format!("{sign}{whole}.{fraction}")
 }
 
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
-fn parse_date(text: &str) -> Option<(i64, u32, u32)> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+/// Parses a stored date: exactly `YYYY-MM-DD`, a real day of years 1 to 9999.
+///
+/// The shape is checked here because jiff's parser also takes other ISO 8601 forms
+/// (`20261122`, `+002026-11-22`, a date with a time), and stored dates must be the one form
+/// whose text order is date order; jiff checks the calendar.
+fn parse_date(text: &str) -> Option<jiff::civil::Date> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if !shaped {
         return None;
     }
-    let year: i64 = text.get(0..4)?.parse().ok()?;
-    let month: u32 = text.get(5..7)?.parse().ok()?;
-    let day: u32 = text.get(8..10)?.parse().ok()?;
-    ((1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && year >= 1)
-        .then_some((year, month, day))
-}
-
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
+    let date: jiff::civil::Date = text.parse().ok()?;
+    (date.year() >= 1).then_some(date)
 }
 
 /// Parses RFC 3339 and returns it in UTC as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z`, whose text
@@ -155,16 +130,20 @@ pub fn normalize_datetime(text: &str) -> Option<String> {
     }
     // `get`, not `split_at`: byte 10 may fall inside a multi-byte character.
     let (date, rest) = (text.get(..10)?, text.get(10..)?);
-    let (year, month, day) = parse_date(date)?;
+    let date = parse_date(date)?;
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let b = rest.as_bytes();
     if b.len() < 9 || b[2] != b':' || b[5] != b':' {
         return None;
     }
-    let hour: i64 = rest.get(0..2)?.parse().ok()?;
-    let minute: i64 = rest.get(3..5)?.parse().ok()?;
-    let second: i64 = rest.get(6..8)?.parse().ok()?;
-    if hour > 23 || minute > 59 || second > 60 {
+    let hour: i8 = rest.get(0..2)?.parse().ok()?;
+    let minute: i8 = rest.get(3..5)?.parse().ok()?;
+    let second: i8 = rest.get(6..8)?.parse().ok()?;
+    if !rest.as_bytes()[..8]
+        .iter()
+        .enumerate()
+        .all(|(i, b)| i == 2 || i == 5 || b.is_ascii_digit())
+    {
         return None;
     }
     let mut tail = &rest[8..];
@@ -179,7 +158,7 @@ pub fn normalize_datetime(text: &str) -> Option<String> {
         micros = format!("{:0<6}", &frac[..end.min(6)]);
         tail = &frac[end..];
     }
-    let offset_minutes: i64 = match tail {
+    let offset_minutes: i32 = match tail {
         "Z" | "z" => 0,
         _ => {
             let sign = match tail.as_bytes().first()? {
@@ -191,33 +170,35 @@ pub fn normalize_datetime(text: &str) -> Option<String> {
             if t.len() != 5 || t.as_bytes()[2] != b':' {
                 return None;
             }
-            let h: i64 = t.get(0..2)?.parse().ok()?;
-            let m: i64 = t.get(3..5)?.parse().ok()?;
+            let h: i32 = t.get(0..2)?.parse().ok()?;
+            let m: i32 = t.get(3..5)?.parse().ok()?;
             if h > 23 || m > 59 {
                 return None;
             }
             sign * (h * 60 + m)
         }
     };
-    let total =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59)
-            - offset_minutes * 60;
-    let (y, mo, d) = civil_from_days(total.div_euclid(86_400));
-    if !(1..=9999).contains(&y) {
+    // RFC 3339 allows a leap second; jiff, like the stored form, has none, so `:60` is the
+    // last second of its minute.
+    if second > 60 {
         return None;
     }
-    let secs = total.rem_euclid(86_400);
+    let time = jiff::civil::Time::new(hour, minute, second.min(59), 0).ok()?;
+    // Civil arithmetic, not a `Timestamp`: jiff's timestamps end a day early to leave room
+    // for any offset, and a stored time may be as late as 9999-12-31T23:59:59Z.
+    let utc = date
+        .to_datetime(time)
+        .checked_sub(jiff::Span::new().try_minutes(offset_minutes).ok()?)
+        .ok()?;
+    if utc.year() < 1 {
+        return None;
+    }
     let fraction = if micros.is_empty() {
         String::new()
     } else {
         format!(".{micros}")
     };
-    Some(format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{fraction}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    ))
+    Some(format!("{}{fraction}Z", utc.strftime("%Y-%m-%dT%H:%M:%S")))
 }
 
 fn is_email(text: &str) -> bool {
@@ -379,18 +360,14 @@ pub fn to_json(field: &FieldDef, stored: &Stored) -> Value {
 
 /// Now, in UTC, as stored: `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
 pub fn civil_now() -> String {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
+    let now = jiff::Timestamp::now();
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
+        "{}.{:06}Z",
+        jiff::tz::Offset::UTC
+            .to_datetime(now)
+            .strftime("%Y-%m-%dT%H:%M:%S"),
+        // Now is after 1970, so the fraction is never negative.
+        now.subsec_microsecond().max(0)
     )
 }
 
@@ -398,6 +375,176 @@ pub fn civil_now() -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    // The hand-written calendar code this module had before jiff, kept only as the oracle
+    // that the jiff-based parsing accepts and normalises exactly the same text.
+    fn old_days_in_month(year: i64, month: u32) -> u32 {
+        match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+            _ => 28,
+        }
+    }
+
+    fn old_parse_date(text: &str) -> Option<(i64, u32, u32)> {
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let year: i64 = text.get(0..4)?.parse().ok()?;
+        let month: u32 = text.get(5..7)?.parse().ok()?;
+        let day: u32 = text.get(8..10)?.parse().ok()?;
+        ((1..=12).contains(&month)
+            && day >= 1
+            && day <= old_days_in_month(year, month)
+            && year >= 1)
+            .then_some((year, month, day))
+    }
+
+    /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+    fn old_days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (i64::from(m) + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn old_civil_from_days(z: i64) -> (i64, u32, u32) {
+        let z = z + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        (yoe + era * 400 + i64::from(m <= 2), m, d)
+    }
+
+    fn old_normalize_datetime(text: &str) -> Option<String> {
+        if text.len() < 20 || text.len() > 40 {
+            return None;
+        }
+        // `get`, not `split_at`: byte 10 may fall inside a multi-byte character.
+        let (date, rest) = (text.get(..10)?, text.get(10..)?);
+        let (year, month, day) = old_parse_date(date)?;
+        let rest = rest.strip_prefix(['T', 't', ' '])?;
+        let b = rest.as_bytes();
+        if b.len() < 9 || b[2] != b':' || b[5] != b':' {
+            return None;
+        }
+        let hour: i64 = rest.get(0..2)?.parse().ok()?;
+        let minute: i64 = rest.get(3..5)?.parse().ok()?;
+        let second: i64 = rest.get(6..8)?.parse().ok()?;
+        if hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        let mut tail = &rest[8..];
+        let mut micros = String::new();
+        if let Some(frac) = tail.strip_prefix('.') {
+            let end = frac
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(frac.len());
+            if end == 0 || end > 9 {
+                return None;
+            }
+            micros = format!("{:0<6}", &frac[..end.min(6)]);
+            tail = &frac[end..];
+        }
+        let offset_minutes: i64 = match tail {
+            "Z" | "z" => 0,
+            _ => {
+                let sign = match tail.as_bytes().first()? {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return None,
+                };
+                let t = &tail[1..];
+                if t.len() != 5 || t.as_bytes()[2] != b':' {
+                    return None;
+                }
+                let h: i64 = t.get(0..2)?.parse().ok()?;
+                let m: i64 = t.get(3..5)?.parse().ok()?;
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                sign * (h * 60 + m)
+            }
+        };
+        let total = old_days_from_civil(year, month, day) * 86_400
+            + hour * 3600
+            + minute * 60
+            + second.min(59)
+            - offset_minutes * 60;
+        let (y, mo, d) = old_civil_from_days(total.div_euclid(86_400));
+        if !(1..=9999).contains(&y) {
+            return None;
+        }
+        let secs = total.rem_euclid(86_400);
+        let fraction = if micros.is_empty() {
+            String::new()
+        } else {
+            format!(".{micros}")
+        };
+        Some(format!(
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}{fraction}Z",
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        ))
+    }
+
+    /// Text shaped like an RFC 3339 date-time, with fields that are often out of range.
+    fn datetime_text() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![
+                Just(0i64),
+                Just(1),
+                Just(1969),
+                Just(1970),
+                Just(2024),
+                Just(9999),
+                0i64..=9999
+            ],
+            0u32..=13,
+            0u32..=32,
+            prop::sample::select(vec!["T", "t", " ", "x"]),
+            (0u32..=25, 0u32..=60, 0u32..=61),
+            prop::sample::select(vec!["", ".5", ".123456", ".123456789", ".1234567890", "."]),
+            prop::sample::select(vec![
+                "Z", "z", "+00:00", "-00:00", "+05:30", "-08:00", "+23:59", "-23:59", "+24:00",
+                "+0530", "", "+05:60",
+            ]),
+        )
+            .prop_map(|(y, mo, d, sep, (h, mi, se), frac, off)| {
+                format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{se:02}{frac}{off}")
+            })
+    }
+
+    #[test]
+    fn datetime_edges_and_now() {
+        for (text, want) in [
+            ("9999-12-31T23:59:59Z", Some("9999-12-31T23:59:59Z")),
+            ("9999-12-31T23:59:59-00:01", None),
+            ("0001-01-01T00:30:00+01:00", None),
+            ("2016-12-31T23:59:60Z", Some("2016-12-31T23:59:59Z")),
+            ("2024-02-29T23:30:00-01:00", Some("2024-03-01T00:30:00Z")),
+            (
+                "1969-12-31T23:59:59.5+00:00",
+                Some("1969-12-31T23:59:59.500000Z"),
+            ),
+            ("2026-02-30T00:00:00Z", None),
+        ] {
+            assert_eq!(normalize_datetime(text).as_deref(), want, "{text}");
+        }
+        let now = civil_now();
+        assert_eq!(now.len(), 27, "{now}");
+        assert_eq!(normalize_datetime(&now), Some(now));
+    }
 
     fn field(kind: FieldKind) -> FieldDef {
         FieldDef {
@@ -575,6 +722,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
         #[test]
         fn scaled_decimals_round_trip(value in -1_000_000_000_000i64..1_000_000_000_000, scale in 0u8..=6) {
             let text = format_scaled(value, scale);
@@ -582,9 +731,14 @@ mod tests {
         }
 
         #[test]
-        fn civil_days_round_trip(days in -700_000i64..2_900_000) {
-            let (y, m, d) = civil_from_days(days);
-            prop_assert_eq!(days_from_civil(y, m, d), days);
+        fn datetimes_normalise_as_the_old_code_did(text in datetime_text()) {
+            prop_assert_eq!(normalize_datetime(&text), old_normalize_datetime(&text));
+        }
+
+        #[test]
+        fn dates_are_accepted_as_the_old_code_did(y in 0i64..=9999, m in 0u32..=13, d in 0u32..=32) {
+            let text = format!("{y:04}-{m:02}-{d:02}");
+            prop_assert_eq!(parse_date(&text).is_some(), old_parse_date(&text).is_some());
         }
     }
 }
