@@ -440,9 +440,13 @@ impl Books {
         let (Some(a), Some(b)) = (dates::parse(first), dates::parse(last)) else {
             return Ok(());
         };
-        for year in a.0..=b.0 {
-            let start = format!("{year:04}-01-01");
-            let end = format!("{year:04}-12-31");
+        for year in a.year()..=b.year() {
+            // Every year between two real dates is one jiff takes.
+            let Ok(first_day) = jiff::civil::Date::new(year, 1, 1) else {
+                continue;
+            };
+            let start = dates::format(first_day);
+            let end = dates::format(first_day.last_of_year());
             if periods.iter().any(|p| p.start <= end && p.end >= start) {
                 continue;
             }

@@ -258,10 +258,7 @@ pub fn register(cx: &mut RegisterContext<'_>, books: &Arc<Books>) {
                     }
                     // Its periods are made month by month: a year of centuries would make
                     // thousands of them in one request.
-                    let days = |date: &str| {
-                        crate::dates::parse(date)
-                            .map(|(y, m, d)| crate::dates::days_from_civil(y, m, d))
-                    };
+                    let days = |date: &str| crate::dates::parse(date).map(crate::dates::day_number);
                     if let (Some(a), Some(b)) = (days(&start), days(&end))
                         && b - a >= MAX_FISCAL_YEAR_DAYS
                     {

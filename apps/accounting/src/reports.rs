@@ -292,7 +292,11 @@ fn check_range(from: Option<&str>, to: &str) -> Result<(), RepoError> {
 
 /// Today's date in UTC.
 pub fn today() -> String {
-    prefiq_data::entity::value::civil_now()[..10].to_owned()
+    dates::format(
+        jiff::Timestamp::now()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date(),
+    )
 }
 
 /// The trial balance of a company over `from..=to` (`from` defaults to the start of the
@@ -518,7 +522,7 @@ pub async fn general_ledger(
                         let currency = cell_text(r.get(6)).unwrap_or_default();
                         let account = cell_text(r.get(1)).unwrap_or_default();
                         out.push(json!({
-                            "posting_date": crate::dates::format(crate::dates::civil_from_days(cell_int(r.first()))),
+                            "posting_date": crate::dates::format_day_number(cell_int(r.first())),
                             "account": account,
                             "account_path": paths.get(account.as_str()),
                             "journal_entry": cell_text(r.get(2)),

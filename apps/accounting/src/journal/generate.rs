@@ -4,6 +4,7 @@ use std::fmt::{self, Write as _};
 use std::io;
 
 use super::*;
+use jiff::ToSpan as _;
 
 /// Options of a generated journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,13 +228,18 @@ pub fn generate(out: &mut impl io::Write, options: &Generate) -> io::Result<Gene
             "generated dates must fall in the years 1 to 9999",
         ));
     }
-    let first_day = days_from_civil(start_year, 1, 1);
-    let end_day = days_from_civil(
-        start_year + months / 12,
-        1 + u32::try_from(months % 12).unwrap_or(0),
-        1,
-    );
-    let day_count = (end_day - first_day).max(1);
+    // The dates spread over whole months, from the first day of the first to the last day
+    // of the last; the years were checked to be 1 to 9999 above, so jiff takes them.
+    let first_date = jiff::civil::Date::new(i16::try_from(start_year).unwrap_or(1), 1, 1)
+        .map_err(|e| invalid_input(&e.to_string()))?;
+    let last_month = first_date
+        .checked_add((months - 1).months())
+        .map_err(|e| invalid_input(&e.to_string()))?;
+    let day_count = first_date
+        .until((jiff::Unit::Day, last_month.last_of_month()))
+        .map_err(|e| invalid_input(&e.to_string()))?
+        .get_days();
+    let day_count = (i64::from(day_count) + 1).max(1);
 
     let mut rng = SplitMix64(options.seed);
     let mut buffer = String::with_capacity(512);
@@ -267,8 +273,10 @@ pub fn generate(out: &mut impl io::Write, options: &Generate) -> io::Result<Gene
         })
         .collect();
     for month in 0..months {
-        let year = start_year + month / 12;
-        let date = format!("{year:04}-{:02}-01", month % 12 + 1);
+        let date = first_date
+            .checked_add(month.months())
+            .map(crate::dates::format)
+            .map_err(|e| invalid_input(&e.to_string()))?;
         for (commodity, rate) in commodities.iter().zip(rates.iter_mut()).skip(1) {
             let step = i128::from(u32::try_from(rng.below(401)).unwrap_or(200)) - 200;
             // Clamped so that even a walk of centuries stays a sane, representable rate.
@@ -307,8 +315,10 @@ pub fn generate(out: &mut impl io::Write, options: &Generate) -> io::Result<Gene
             count = if count == 4 { 3 } else { count + 1 };
         }
         let offset = (written as u128 * day_count as u128 / total as u128) as i64;
-        let (year, month, day) = civil_from_days(first_day + offset);
-        let date = format!("{year:04}-{month:02}-{day:02}");
+        let date = first_date
+            .checked_add(offset.days())
+            .map(crate::dates::format)
+            .map_err(|e| invalid_input(&e.to_string()))?;
 
         let commodity = commodities
             .get(rng.below(commodities.len()))

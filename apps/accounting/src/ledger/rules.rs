@@ -410,7 +410,7 @@ pub async fn reversal_voucher(
         .collect();
     let posting_date = rows
         .first()
-        .map(|r| crate::dates::format(crate::dates::civil_from_days(cell_int(r.get(1)))))
+        .map(|r| crate::dates::format_day_number(cell_int(r.get(1))))
         .unwrap_or_default();
     Ok((
         company,

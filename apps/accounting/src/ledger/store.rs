@@ -53,8 +53,7 @@ const IDS_PER_STATEMENT: usize = 500;
 
 /// The day number of an ISO date (days since 1970-01-01), as postings store it.
 pub fn day_number(date: &str) -> Option<i64> {
-    let (year, month, day) = dates::parse(date)?;
-    Some(dates::days_from_civil(year, month, day))
+    dates::parse(date).map(dates::day_number)
 }
 
 /// Per-tenant integer keys of the ids postings refer to: companies, accounts and periods
