@@ -154,6 +154,27 @@ mod tests {
         }
     }
 
+    /// Every day of years 1 to 9999, in order: the day number counts up by one and is the
+    /// one the old code gave, and the old code's date of that number is the same day.
+    #[test]
+    fn every_day_numbers_as_the_old_code_did() {
+        let mut date = parse("0001-01-01").unwrap();
+        let mut days = FIRST_DAY;
+        loop {
+            let (y, m, d) = parts(date);
+            assert_eq!(day_number(date), days, "{date}");
+            assert_eq!(from_day_number(days), Some(date), "{date}");
+            assert_eq!(old_days_from_civil(y, m, d), days, "{date}");
+            assert_eq!(old_civil_from_days(days), (y, m, d), "{date}");
+            let Ok(next) = date.tomorrow() else { break };
+            if next.year() > 9999 {
+                break;
+            }
+            (date, days) = (next, days + 1);
+        }
+        assert_eq!(days, LAST_DAY);
+    }
+
     #[test]
     fn every_leap_day_of_four_centuries_numbers_the_same() {
         for year in 1600..=2400 {
