@@ -273,6 +273,23 @@ fn migrate_then_doctor_then_tenant_config() {
         out.stderr.trim(),
         "error: invalid config value `app.locale` from tenant override (acme): `not a locale` is not a BCP 47 locale such as `en` or `de-CH`"
     );
+    let out = prefiq(
+        dir.path(),
+        &[
+            "config",
+            "set",
+            "--tenant",
+            "acme",
+            "app.timezone",
+            "Mars/Olympus",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr.trim(),
+        "error: invalid config value `app.timezone` from tenant override (acme): `Mars/Olympus` is not a time zone name such as `UTC` or `Europe/Zurich` (the time zone database has no zone of that name)"
+    );
     check_in(
         dir.path(),
         &["config", "show", "--tenant", "acme"],

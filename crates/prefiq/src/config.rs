@@ -617,11 +617,11 @@ impl Config {
                 ),
             ));
         }
-        if !is_timezone_name(&self.app.timezone) {
+        if let Err(why) = check_timezone(&self.app.timezone) {
             return Err(self.invalid(
                 "app.timezone",
                 format!(
-                    "`{}` is not a time zone name such as `UTC` or `Europe/Zurich`",
+                    "`{}` is not a time zone name such as `UTC` or `Europe/Zurich` ({why})",
                     self.app.timezone
                 ),
             ));
@@ -859,14 +859,27 @@ fn is_locale(text: &str) -> bool {
         && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
-fn is_timezone_name(text: &str) -> bool {
-    !text.is_empty()
+/// Checks that `text` names a zone of the time zone database jiff reads (on Linux the
+/// system's `/usr/share/zoneinfo`, or `TZDIR`; jiff never downloads one), and says why not.
+///
+/// The shape is checked first so that no text that could be a path (`../`) reaches the
+/// lookup, and so that a name is refused the same way wherever the database is read.
+fn check_timezone(text: &str) -> Result<(), String> {
+    let shaped = !text.is_empty()
         && text.len() <= 64
         && text.split('/').all(|p| {
             !p.is_empty()
+                && p != "."
+                && p != ".."
                 && p.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
-        })
+        });
+    if !shaped {
+        return Err("an IANA name has letters, digits, `_`, `+`, `-` and `/`".into());
+    }
+    jiff::tz::TimeZone::get(text)
+        .map(|_| ())
+        .map_err(|_| "the time zone database has no zone of that name".into())
 }
 
 /// `config/NAME` as a layer named after its file; a missing file is an empty layer, and a
@@ -1198,6 +1211,28 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "invalid config value `app.locale` from tenant override (acme): `not a locale` is not a BCP 47 locale such as `en` or `de-CH`"
+        );
+        let zone: BTreeMap<String, serde_json::Value> =
+            [("app.timezone".to_owned(), serde_json::json!("Mars/Olympus"))].into();
+        assert_eq!(
+            config
+                .for_tenant("acme", &zone, &modules)
+                .unwrap_err()
+                .to_string(),
+            "invalid config value `app.timezone` from tenant override (acme): `Mars/Olympus` is not a time zone name such as `UTC` or `Europe/Zurich` (the time zone database has no zone of that name)"
+        );
+        let zurich: BTreeMap<String, serde_json::Value> = [(
+            "app.timezone".to_owned(),
+            serde_json::json!("Europe/Zurich"),
+        )]
+        .into();
+        assert_eq!(
+            config
+                .for_tenant("acme", &zurich, &modules)
+                .unwrap()
+                .app
+                .timezone,
+            "Europe/Zurich"
         );
     }
 
