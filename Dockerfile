@@ -44,8 +44,10 @@ FROM ${RUNTIME_IMAGE} AS runtime
 # ca-certificates: NATS over TLS reads the system's roots (rustls-native-certs); the
 # webhook and OIDC clients carry their own (webpki-roots). No init process: `prefiq` runs
 # no child processes while serving and handles SIGTERM itself (drain, then exit 0).
+# tzdata: jiff reads /usr/share/zoneinfo, and `app.timezone`, a tenant's zone and every
+# schedule's zone must name a zone found there (only UTC works without it).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates tzdata \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --system --gid 10001 codexion \
  && useradd --system --uid 10001 --gid codexion --home-dir /srv/codexion --shell /usr/sbin/nologin codexion \
