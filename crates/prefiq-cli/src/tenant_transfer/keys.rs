@@ -45,59 +45,58 @@ fn global_key(table: &TableInfo) -> Option<&str> {
     (key != "tenant_id" && column.ty.to_ascii_lowercase().contains("int")).then_some(key.as_str())
 }
 
-/// The largest key the target holds (or has handed out) in `table.column`. On
-/// PostgreSQL the column's sequence says it, since row-level security hides the other
-/// tenants' rows from this transaction.
-async fn target_max(conn: &mut Conn<'_>, table: &str, column: &str) -> Result<i64, CliError> {
-    let largest = conn
-        .fetch(
-            &Sql::new(
-                format!("SELECT MAX({}) FROM {}", quote(column), quote(table)),
-                vec![],
-            ),
-            &[SqlType::Int],
-        )
+/// The first cell of the first row `sql` answers, if any.
+async fn first_cell(conn: &mut Conn<'_>, sql: Sql, ty: SqlType) -> Result<Option<Cell>, CliError> {
+    Ok(conn
+        .fetch(&sql, &[ty])
         .await
         .map_err(data)?
         .into_iter()
         .next()
-        .and_then(|row| row.into_iter().next())
-        .and_then(|cell| cell.as_int())
-        .unwrap_or(0);
+        .and_then(|row| row.into_iter().next()))
+}
+
+/// The largest key the target holds (or has handed out) in `table.column`. On
+/// PostgreSQL the column's sequence says it, since row-level security hides the other
+/// tenants' rows from this transaction.
+async fn target_max(conn: &mut Conn<'_>, table: &str, column: &str) -> Result<i64, CliError> {
+    let largest = first_cell(
+        conn,
+        Sql::new(
+            format!("SELECT MAX({}) FROM {}", quote(column), quote(table)),
+            vec![],
+        ),
+        SqlType::Int,
+    )
+    .await?
+    .and_then(|cell| cell.as_int())
+    .unwrap_or(0);
     if let Conn::Postgres(_) = conn {
-        let sequence = conn
-            .fetch(
-                &Sql::new(
-                    "SELECT pg_get_serial_sequence(quote_ident($1), $2)",
-                    vec![table.into(), column.into()],
-                ),
-                &[SqlType::Text],
-            )
-            .await
-            .map_err(data)?
-            .into_iter()
-            .next()
-            .and_then(|row| row.into_iter().next())
-            .and_then(Cell::into_text);
+        let sequence = first_cell(
+            conn,
+            Sql::new(
+                "SELECT pg_get_serial_sequence(quote_ident($1), $2)",
+                vec![table.into(), column.into()],
+            ),
+            SqlType::Text,
+        )
+        .await?
+        .and_then(Cell::into_text);
         if let Some(sequence) = sequence {
-            let handed_out = conn
-                .fetch(
-                    // A sequence not yet used holds its start with `is_called` false.
-                    &Sql::new(
-                        format!(
-                            "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}"
-                        ),
-                        vec![],
+            // A sequence not yet used holds its start with `is_called` false.
+            let handed_out = first_cell(
+                conn,
+                Sql::new(
+                    format!(
+                        "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {sequence}"
                     ),
-                    &[SqlType::Int],
-                )
-                .await
-                .map_err(data)?
-                .into_iter()
-                .next()
-                .and_then(|row| row.into_iter().next())
-                .and_then(|cell| cell.as_int())
-                .unwrap_or(0);
+                    vec![],
+                ),
+                SqlType::Int,
+            )
+            .await?
+            .and_then(|cell| cell.as_int())
+            .unwrap_or(0);
             return Ok(largest.max(handed_out));
         }
     }
